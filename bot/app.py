@@ -1,0 +1,102 @@
+"""Composition root: builds the python-telegram-bot Application from the settings it is given."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import Update
+from telegram.constants import ParseMode
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+
+from bot.context import AppContext
+from bot.render import Renderer, default_renderer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Deps:
+    """What handlers and jobs need, stored once in `application.bot_data`."""
+
+    ctx: AppContext
+    renderer: Renderer
+
+
+DEPS_KEY = "spondybot.deps"
+
+
+def deps(context: ContextTypes.DEFAULT_TYPE | Application[Any, Any, Any, Any, Any, Any]) -> Deps:
+    """The dependencies of a running application, from a handler's context or the app."""
+    value = context.bot_data[DEPS_KEY]
+    assert isinstance(value, Deps)
+    return value
+
+
+class MissingTokenError(RuntimeError):
+    """The bot cannot start without a token from @BotFather."""
+
+
+def build_application(
+    ctx: AppContext, *, renderer: Renderer | None = None, rate_limit: bool = True
+) -> Application[Any, Any, Any, Any, Any, Any]:
+    """Builds the bot: Bot API endpoint from settings, HTML by default, handlers registered.
+
+    Nothing global is touched: tests build as many applications as they like, each against
+    its own database and its own fake Bot API server.
+    """
+    settings = ctx.settings
+    if settings.telegram_bot_token is None:
+        raise MissingTokenError("TELEGRAM_BOT_TOKEN is not set")
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_bot_token.get_secret_value())
+        .base_url(settings.telegram_api_base_url)
+        .base_file_url(settings.telegram_file_base_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML))
+        .concurrent_updates(True)
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+    )
+    if rate_limit:
+        limiter: Any = AIORateLimiter(overall_max_rate=settings.send_rate_per_second, max_retries=3)
+        builder = builder.rate_limiter(limiter)
+    application = builder.build()
+    application.bot_data[DEPS_KEY] = Deps(ctx=ctx, renderer=renderer or default_renderer())
+
+    from bot import handlers
+
+    handlers.register_all(application)
+    application.add_error_handler(_on_error)
+    return application
+
+
+async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Runs once the bot is connected: announces the command list in every language."""
+    from bot import handlers
+
+    await handlers.on_startup(application)
+
+
+async def _post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Releases the database connections when the bot stops."""
+    deps(application).ctx.close()
+
+
+async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Logs an unexpected error without message content and tells the person to retry."""
+    error = context.error
+    logger.error(
+        "unhandled error while processing an update: %s",
+        type(error).__name__,
+        exc_info=(type(error), error, error.__traceback__) if error is not None else None,
+    )
+    if isinstance(update, Update) and update.effective_chat is not None:
+        user = update.effective_user
+        language = (user.language_code or "en")[:2] if user else "en"
+        text = deps(context).renderer.text("common.try_again", language)
+        try:
+            await context.bot.send_message(update.effective_chat.id, text)
+        except Exception:
+            logger.warning("could not tell the user about the error")

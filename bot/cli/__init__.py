@@ -1,0 +1,27 @@
+"""The `spondybot` command: staff tools, the bot itself, and operator commands."""
+
+from __future__ import annotations
+
+import typer
+
+from bot.cli import db, run, staff
+
+app = typer.Typer(
+    name="spondybot",
+    help=(
+        "spondybot: weekly BASDAI and ASDAS follow-up for axial spondyloarthritis over Telegram."
+        "\n\nExample: spondybot patient add --physician 1 --ref MRN-0042"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(staff.physician_app, name="physician")
+app.add_typer(staff.patient_app, name="patient")
+app.command("run")(run.run)
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

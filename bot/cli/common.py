@@ -1,0 +1,61 @@
+"""Helpers every CLI command shares: settings loading, one-line errors, JSON output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import typer
+from sqlalchemy.exc import OperationalError
+
+from bot.clock import Clock
+from bot.config import Settings, SettingsError, load_settings
+from bot.context import AppContext
+from storage import migrate
+
+USAGE_ERROR = 2
+
+
+def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
+    """Prints one line to stderr and exits; used for every expected, explainable failure."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_or_exit() -> Settings:
+    """The deployment's settings, or a one-line error naming the bad setting (exit code 2)."""
+    try:
+        return load_settings()
+    except SettingsError as error:
+        fail(str(error))
+
+
+@contextmanager
+def app_context(clock: Clock | None = None, *, check_schema: bool = True) -> Iterator[AppContext]:
+    """An `AppContext` for one CLI command, closed when the command ends.
+
+    Commands refuse to work on a database whose schema is behind this version, rather than
+    failing halfway with a database error.
+    """
+    ctx = AppContext.from_settings(settings_or_exit(), clock=clock)
+    try:
+        if check_schema:
+            try:
+                current = migrate.current_revision(ctx.engine)
+            except OperationalError as error:
+                fail(f"cannot open the database (DATABASE_URL): {error.orig}")
+            if current != migrate.head_revision():
+                fail("the database schema is not up to date: run `spondybot db upgrade` first")
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def echo_json(value: Any) -> None:
+    """Prints one JSON object for scripts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    typer.echo(json.dumps(value, default=str, ensure_ascii=False, sort_keys=True))

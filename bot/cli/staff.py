@@ -1,0 +1,192 @@
+"""`spondybot physician …` and `spondybot patient …`: records and one-time enrollment codes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from bot.cli.common import app_context, echo_json, fail
+from bot.services import staff
+
+physician_app = typer.Typer(
+    help="Manage physicians.\n\nExample: spondybot physician add --name 'Dr. Lee' --language zh",
+    no_args_is_help=True,
+)
+patient_app = typer.Typer(
+    help="Manage patients.\n\nExample: spondybot patient add --physician 1 --ref MRN-0042",
+    no_args_is_help=True,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+
+
+def _print_code(code: staff.IssuedCode) -> None:
+    typer.echo(f"one-time code: {code.code}")
+    typer.echo(f"link:          {code.link}")
+    typer.echo(f"valid until:   {code.expires_at}")
+
+
+@physician_app.command("add")
+def physician_add(
+    name: Annotated[str, typer.Option("--name", help="Name shown to staff.")],
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")
+    ] = None,
+    language: Annotated[str | None, typer.Option(help="en or zh.")] = None,
+    email: Annotated[str | None, typer.Option(help="Where the weekly digest is e-mailed.")] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="Clinic admin: sees every patient.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a physician and print the one-time code that links their Telegram account.
+
+    Example: spondybot physician add --name 'Dr. Lee' --language zh --timezone Asia/Shanghai
+    """
+    with app_context() as ctx:
+        try:
+            created = staff.add_physician(
+                ctx,
+                display_name=name,
+                timezone=timezone,
+                language=language,
+                email=email,
+                admin=admin,
+            )
+        except staff.StaffError as error:
+            fail(str(error))
+    if as_json:
+        echo_json(
+            {
+                "physician_id": created.physician_id,
+                "code": created.code.code,
+                "link": created.code.link,
+                "expires_at": created.code.expires_at,
+            }
+        )
+        return
+    typer.echo(f"physician {created.physician_id} added")
+    _print_code(created.code)
+
+
+@physician_app.command("code")
+def physician_code(
+    physician_id: Annotated[int, typer.Argument(help="The physician's id.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue a fresh one-time code for a physician; the previous one stops working.
+
+    Example: spondybot physician code 3
+    """
+    with app_context() as ctx:
+        try:
+            code = staff.new_physician_code(ctx, physician_id=physician_id)
+        except staff.StaffError as error:
+            fail(str(error))
+    if as_json:
+        echo_json(
+            {
+                "physician_id": physician_id,
+                "code": code.code,
+                "link": code.link,
+                "expires_at": code.expires_at,
+            }
+        )
+        return
+    _print_code(code)
+
+
+@patient_app.command("add")
+def patient_add(
+    physician: Annotated[int, typer.Option("--physician", help="Id of the treating physician.")],
+    ref: Annotated[str, typer.Option("--ref", help="The clinic's reference for the patient.")],
+    name: Annotated[str | None, typer.Option(help="Display name (identifying).")] = None,
+    language: Annotated[str | None, typer.Option(help="en or zh.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA time zone.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add a patient and print their one-time enrollment code and Telegram link.
+
+    Example: spondybot patient add --physician 1 --ref MRN-0042 --language zh
+    """
+    with app_context() as ctx:
+        try:
+            created = staff.add_patient(
+                ctx,
+                physician_id=physician,
+                clinic_ref=ref,
+                display_name=name,
+                language=language,
+                timezone=timezone,
+            )
+        except staff.StaffError as error:
+            fail(str(error))
+    if as_json:
+        echo_json(
+            {
+                "patient_id": created.patient_id,
+                "physician_id": created.physician_id,
+                "clinic_ref": created.clinic_ref,
+                "code": created.code.code,
+                "link": created.code.link,
+                "expires_at": created.code.expires_at,
+            }
+        )
+        return
+    typer.echo(f"patient {created.clinic_ref} added (id {created.patient_id})")
+    _print_code(created.code)
+
+
+@patient_app.command("list")
+def patient_list(
+    physician: Annotated[
+        int | None, typer.Option("--physician", help="Only this physician's.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List patients with their status and whether Telegram is linked.
+
+    Example: spondybot patient list --physician 1
+    """
+    with app_context() as ctx:
+        rows = staff.list_patients(ctx, physician_id=physician)
+    if as_json:
+        echo_json({"patients": [row.__dict__ for row in rows]})
+        return
+    if not rows:
+        typer.echo("no patients yet")
+        return
+    typer.echo(f"{'id':>5}  {'reference':<16} {'physician':>9}  {'status':<11} {'linked':<6} tz")
+    for row in rows:
+        typer.echo(
+            f"{row.patient_id:>5}  {row.clinic_ref:<16} {row.physician_id:>9}  "
+            f"{row.status:<11} {'yes' if row.linked else 'no':<6} {row.timezone}"
+        )
+
+
+@patient_app.command("code")
+def patient_code(
+    clinic_ref: Annotated[str, typer.Argument(help="The patient's clinic reference.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Issue a fresh one-time code for a patient; the previous one stops working.
+
+    Example: spondybot patient code MRN-0042
+    """
+    with app_context() as ctx:
+        try:
+            code = staff.new_patient_code(ctx, clinic_ref=clinic_ref)
+        except staff.StaffError as error:
+            fail(str(error))
+    if as_json:
+        echo_json(
+            {
+                "clinic_ref": clinic_ref,
+                "code": code.code,
+                "link": code.link,
+                "expires_at": code.expires_at,
+            }
+        )
+        return
+    _print_code(code)

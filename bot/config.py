@@ -1,0 +1,158 @@
+"""Typed settings, read from the environment and `.env`, refusing unsafe or malformed values."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from enum import StrEnum
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "zh")
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder", "xxx"}
+
+
+class PatientIdentifier(StrEnum):
+    """What names a patient in physician-facing messages (clinic's choice)."""
+
+    CLINIC_REF = "clinic_ref"
+    DISPLAY_NAME = "display_name"
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+def _check_language(value: str) -> str:
+    if value not in SUPPORTED_LANGUAGES:
+        raise ValueError(f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+    return value
+
+
+class Settings(BaseSettings):
+    """All configuration of one clinic's deployment; built once by the composition root."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_file_base_url: str = "https://api.telegram.org/file/bot"
+    telegram_bot_username: str = "spondybot"
+    telegram_webhook_secret: SecretStr | None = None
+
+    database_url: str = "sqlite:///spondybot.db"
+    pseudonym_key: SecretStr | None = None
+
+    clinic_timezone: str = "UTC"
+    clinic_language: str = "en"
+    patient_identifier: PatientIdentifier = PatientIdentifier.CLINIC_REF
+
+    enrollment_code_ttl_days: Annotated[int, Field(ge=1, le=365)] = 14
+    enrollment_max_failures_per_hour: Annotated[int, Field(ge=1, le=100)] = 5
+
+    default_questionnaire_weekday: Annotated[int, Field(ge=0, le=6)] = 0
+    default_questionnaire_time: time = time(18, 0)
+    reminder_after_hours: Annotated[int, Field(ge=1, le=168)] = 24
+    max_reminders: Annotated[int, Field(ge=0, le=10)] = 2
+    quiet_hours_start: time = time(22, 0)
+    quiet_hours_end: time = time(8, 0)
+    expiry_days: Annotated[int, Field(ge=1, le=14)] = 3
+    tick_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
+    send_rate_per_second: Annotated[float, Field(gt=0, le=1000)] = 25.0
+
+    lab_window_days: Annotated[int, Field(ge=0, le=90)] = 7
+    digest_no_crp_weeks: Annotated[int, Field(ge=1, le=104)] = 12
+
+    smtp_host: str | None = None
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str | None = None
+    smtp_starttls: bool = True
+
+    log_level: str = "INFO"
+
+    @field_validator("clinic_timezone")
+    @classmethod
+    def _timezone_exists(cls, value: str) -> str:
+        return _check_timezone(value)
+
+    @field_validator("clinic_language")
+    @classmethod
+    def _language_supported(cls, value: str) -> str:
+        return _check_language(value)
+
+    @field_validator("telegram_api_base_url", "telegram_file_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        """Normalise PostgreSQL URLs to the psycopg 3 driver we ship."""
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        if not (value.startswith("sqlite") or value.startswith("postgresql+psycopg://")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or value.get_secret_value() == "":
+            return None
+        if not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", value.get_secret_value()):
+            raise ValueError("must look like 123456:ABC-DEF (the token BotFather gave you)")
+        return value
+
+    @field_validator("pseudonym_key", "telegram_webhook_secret")
+    @classmethod
+    def _real_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 16:
+            raise ValueError("must be a real secret of at least 16 characters, not a placeholder")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return upper
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Reads settings, turning pydantic's report into one line that names the setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]).upper() or "settings"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"setting {name}: {message}") from None
+
+
+def check_timezone(value: str) -> str:
+    """Validates an IANA time zone name typed by a person; raises ValueError if unknown."""
+    return _check_timezone(value)

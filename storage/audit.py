@@ -1,0 +1,51 @@
+"""The append-only audit trail."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from storage.models import AuditEvent
+
+
+def record_event(
+    *,
+    session: Session,
+    at: datetime,
+    actor: str,
+    entity: str,
+    action: str,
+    entity_id: int | None = None,
+    patient_id: int | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Appends one change; values are stored as JSON text with decimals kept exact as strings."""
+    event = AuditEvent(
+        at=at,
+        actor=actor,
+        entity=entity,
+        entity_id=entity_id,
+        patient_id=patient_id,
+        action=action,
+        before=None if before is None else json.dumps(before, default=str, sort_keys=True),
+        after=None if after is None else json.dumps(after, default=str, sort_keys=True),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def list_events(
+    *, session: Session, entity: str | None = None, entity_id: int | None = None
+) -> list[AuditEvent]:
+    """Audit events in order, optionally for one entity."""
+    query = select(AuditEvent).order_by(col(AuditEvent.id))
+    if entity is not None:
+        query = query.where(AuditEvent.entity == entity)
+    if entity_id is not None:
+        query = query.where(AuditEvent.entity_id == entity_id)
+    return list(session.exec(query))

@@ -1,0 +1,136 @@
+"""One-time enrollment codes, failed-attempt counting, and the Telegram chat links."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode
+
+
+def issue_code(
+    *,
+    session: Session,
+    code_hash: str,
+    role: str,
+    now: datetime,
+    expires_at: datetime,
+    patient_id: int | None = None,
+    physician_id: int | None = None,
+) -> EnrollmentCode:
+    """Stores a new code's hash and revokes any earlier unused code of the same person."""
+    revoke = update(EnrollmentCode).where(
+        col(EnrollmentCode.used_at).is_(None), col(EnrollmentCode.revoked_at).is_(None)
+    )
+    if patient_id is not None:
+        revoke = revoke.where(col(EnrollmentCode.patient_id) == patient_id)
+    else:
+        revoke = revoke.where(col(EnrollmentCode.physician_id) == physician_id)
+    session.execute(revoke.values(revoked_at=now))
+    code = EnrollmentCode(
+        code_hash=code_hash,
+        role=role,
+        patient_id=patient_id,
+        physician_id=physician_id,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(code)
+    session.flush()
+    return code
+
+
+def claim_code(*, session: Session, code_hash: str, now: datetime) -> EnrollmentCode | None:
+    """Marks a valid code used and returns it; None if unknown, used, revoked or expired.
+
+    The conditional UPDATE makes the claim atomic: two accounts racing for one code,
+    or one update delivered twice, cannot both win.
+    """
+    result = session.execute(
+        update(EnrollmentCode)
+        .where(
+            col(EnrollmentCode.code_hash) == code_hash,
+            col(EnrollmentCode.used_at).is_(None),
+            col(EnrollmentCode.revoked_at).is_(None),
+            col(EnrollmentCode.expires_at) > now,
+        )
+        .values(used_at=now)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    return session.exec(select(EnrollmentCode).where(EnrollmentCode.code_hash == code_hash)).first()
+
+
+def record_failed_attempt(*, session: Session, account_hash: str, now: datetime) -> None:
+    """Remembers one wrong code entry for rate limiting."""
+    session.add(EnrollmentAttempt(account_hash=account_hash, attempted_at=now))
+    session.flush()
+
+
+def count_failed_attempts(*, session: Session, account_hash: str, since: datetime) -> int:
+    """Wrong code entries of one account since a moment."""
+    total = session.exec(
+        select(func.count())
+        .select_from(EnrollmentAttempt)
+        .where(
+            EnrollmentAttempt.account_hash == account_hash,
+            col(EnrollmentAttempt.attempted_at) >= since,
+        )
+    ).one()
+    return int(total)
+
+
+def purge_attempts(*, session: Session, before: datetime) -> None:
+    """Forgets failed attempts older than the rate-limit window."""
+    from sqlalchemy import delete
+
+    session.execute(delete(EnrollmentAttempt).where(col(EnrollmentAttempt.attempted_at) < before))
+
+
+def get_link_by_user(*, session: Session, telegram_user_id: int) -> ChatLink | None:
+    """The chat link of a Telegram account, or None if the account is not linked."""
+    return session.exec(
+        select(ChatLink).where(ChatLink.telegram_user_id == telegram_user_id)
+    ).first()
+
+
+def get_link_for_patient(*, session: Session, patient_id: int) -> ChatLink | None:
+    """Where to reach a patient, or None when they are not linked."""
+    return session.exec(select(ChatLink).where(ChatLink.patient_id == patient_id)).first()
+
+
+def get_link_for_physician(*, session: Session, physician_id: int) -> ChatLink | None:
+    """Where to reach a physician, or None when they are not linked."""
+    return session.exec(select(ChatLink).where(ChatLink.physician_id == physician_id)).first()
+
+
+def create_link(
+    *,
+    session: Session,
+    telegram_user_id: int,
+    chat_id: int,
+    now: datetime,
+    patient_id: int | None = None,
+    physician_id: int | None = None,
+) -> ChatLink:
+    """Links a Telegram account to one patient or one physician."""
+    link = ChatLink(
+        telegram_user_id=telegram_user_id,
+        chat_id=chat_id,
+        patient_id=patient_id,
+        physician_id=physician_id,
+        linked_at=now,
+    )
+    session.add(link)
+    session.flush()
+    return link
+
+
+def delete_link_for_patient(*, session: Session, patient_id: int) -> None:
+    """Removes the patient's Telegram link (used when they ask for their data to be deleted)."""
+    link = get_link_for_patient(session=session, patient_id=patient_id)
+    if link is not None:
+        session.delete(link)
+        session.flush()

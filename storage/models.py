@@ -1,0 +1,266 @@
+"""Table models: the single definition of spondybot's schema (Alembic migrations mirror it).
+
+Identifying data is confined: a patient's clinic reference and display name live on `Patient`,
+Telegram user and chat ids only on `ChatLink`. Everything else refers to the patient by row id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from decimal import Decimal
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, Time, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import ExactDecimal, UTCDateTime
+
+
+class Role(StrEnum):
+    """Who an enrollment code or a physician account is for."""
+
+    PATIENT = "patient"
+    PHYSICIAN = "physician"
+    ADMIN = "admin"
+
+
+class PatientStatus(StrEnum):
+    """Where a patient stands; only ACTIVE patients are sent questionnaires."""
+
+    INVITED = "invited"  # clinic created the record; Telegram not linked yet
+    ONBOARDING = "onboarding"  # linked; consent or preferences still missing
+    ACTIVE = "active"
+    PAUSED = "paused"
+    WITHDRAWN = "withdrawn"  # stopped, answers kept for the clinic
+    DELETED = "deleted"  # stopped, answers and link deleted
+
+
+class AdministrationStatus(StrEnum):
+    """Life of one questionnaire; MISSED keeps partial answers (reported as incomplete)."""
+
+    OPEN = "open"
+    COMPLETED = "completed"
+    MISSED = "missed"
+
+
+class AdministrationKind(StrEnum):
+    SCHEDULED = "scheduled"
+    CHECKIN = "checkin"
+
+
+class Analyte(StrEnum):
+    CRP = "crp"
+    ESR = "esr"
+
+
+class DeliveryStatus(StrEnum):
+    CLAIMED = "claimed"
+    SENT = "sent"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+
+
+def _dt(*, nullable: bool = True, index: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+def _dec(*, nullable: bool = True) -> Column[Decimal]:
+    return Column(ExactDecimal(), nullable=nullable)
+
+
+class Physician(SQLModel, table=True):
+    """A physician (or clinic admin) who follows patients and receives the digest."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    display_name: str = Field(max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    role: str = Field(default=Role.PHYSICIAN.value, max_length=16)
+    language: str = Field(default="en", max_length=8)
+    timezone: str = Field(default="UTC", max_length=64)
+    digest_weekday: int = Field(default=0)
+    digest_time: time = Field(default=time(8, 0), sa_column=Column(Time(), nullable=False))
+    alerts_enabled: bool = Field(default=False)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+
+
+class Patient(SQLModel, table=True):
+    """A patient followed by one physician; `clinic_ref` and `display_name` identify them."""
+
+    __table_args__ = (UniqueConstraint("clinic_ref", name="uq_patient_clinic_ref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    physician_id: int = Field(foreign_key="physician.id", index=True)
+    clinic_ref: str = Field(max_length=64)
+    display_name: str | None = Field(default=None, max_length=200)
+    research_id: str = Field(max_length=64, unique=True)
+    language: str = Field(default="en", max_length=8)
+    timezone: str = Field(default="UTC", max_length=64)
+    schedule_weekday: int = Field(default=0)
+    schedule_time: time = Field(default=time(18, 0), sa_column=Column(Time(), nullable=False))
+    status: str = Field(default=PatientStatus.INVITED.value, max_length=16, index=True)
+    onboarding_step: str | None = Field(default=None, max_length=32)
+    consent_version: str | None = Field(default=None, max_length=32)
+    consent_at: datetime | None = Field(default=None, sa_column=_dt())
+    paused_until: datetime | None = Field(default=None, sa_column=_dt())
+    unreachable_since: datetime | None = Field(default=None, sa_column=_dt())
+    withdrawn_at: datetime | None = Field(default=None, sa_column=_dt())
+    baseline_date: datetime | None = Field(default=None, sa_column=_dt())
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+
+
+class EnrollmentCode(SQLModel, table=True):
+    """A one-time code; only its SHA-256 is stored, so a database leak reveals no usable code."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)
+    physician_id: int | None = Field(default=None, foreign_key="physician.id", index=True)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    expires_at: datetime = Field(sa_column=_dt(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=_dt())
+    revoked_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
+class EnrollmentAttempt(SQLModel, table=True):
+    """A failed code entry, keyed by a keyed hash of the account so no Telegram id is kept here."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_hash: str = Field(max_length=64, index=True)
+    attempted_at: datetime = Field(sa_column=_dt(nullable=False, index=True))
+
+
+class ChatLink(SQLModel, table=True):
+    """The only table holding Telegram user and chat ids; one account links one person."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    telegram_user_id: int = Field(sa_column=Column(BigInteger(), nullable=False, unique=True))
+    chat_id: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", unique=True)
+    physician_id: int | None = Field(default=None, foreign_key="physician.id", unique=True)
+    linked_at: datetime = Field(sa_column=_dt(nullable=False))
+
+
+class Administration(SQLModel, table=True):
+    """One questionnaire sent to one patient for one slot; its row is the conversation state."""
+
+    __table_args__ = (
+        UniqueConstraint("patient_id", "kind", "slot_at", name="uq_administration_slot"),
+        Index("ix_administration_status_patient", "status", "patient_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    kind: str = Field(default=AdministrationKind.SCHEDULED.value, max_length=16)
+    slot_at: datetime = Field(sa_column=_dt(nullable=False))
+    status: str = Field(default=AdministrationStatus.OPEN.value, max_length=16)
+    current_item: str | None = Field(default=None, max_length=32)
+    return_to_summary: bool = Field(default=False)
+    instrument_version: str = Field(max_length=64)
+    language: str = Field(max_length=8)
+    opened_at: datetime = Field(sa_column=_dt(nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=_dt())
+    completed_at: datetime | None = Field(default=None, sa_column=_dt())
+    expires_at: datetime = Field(sa_column=_dt(nullable=False, index=True))
+    next_reminder_at: datetime | None = Field(default=None, sa_column=_dt(index=True))
+    reminders_sent: int = Field(default=0)
+    question_message_id: int | None = Field(default=None, sa_column=Column(BigInteger()))
+
+
+class Answer(SQLModel, table=True):
+    """One item's current answer; corrections update it and the audit trail keeps the history."""
+
+    __table_args__ = (UniqueConstraint("administration_id", "item_code", name="uq_answer_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    administration_id: int = Field(foreign_key="administration.id", index=True)
+    item_code: str = Field(max_length=32)
+    raw_value: Decimal = Field(sa_column=_dec(nullable=False))
+    score: Decimal = Field(sa_column=_dec(nullable=False))
+    version: int = Field(default=1)
+    answered_at: datetime = Field(sa_column=_dt(nullable=False))
+
+
+class LabResult(SQLModel, table=True):
+    """A CRP or ESR value from the clinic's lab; `value_normalised` is mg/L (CRP) or mm/h (ESR)."""
+
+    __table_args__ = (Index("ix_lab_patient_analyte_drawn", "patient_id", "analyte", "drawn_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    analyte: str = Field(max_length=8)
+    value: Decimal = Field(sa_column=_dec(nullable=False))
+    unit: str = Field(max_length=16)
+    value_normalised: Decimal = Field(sa_column=_dec(nullable=False))
+    below_detection_limit: bool = Field(default=False)
+    drawn_at: datetime = Field(sa_column=_dt(nullable=False))
+    source: str = Field(max_length=16)
+    source_key: str | None = Field(default=None, max_length=128, unique=True)
+    entered_by: str = Field(max_length=120)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    deleted_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
+class ScoreRecord(SQLModel, table=True):
+    """Scores of one administration with the lab values they used (provenance), recomputed
+    whenever an answer or a lab value in its window changes."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    administration_id: int = Field(foreign_key="administration.id", unique=True)
+    basdai: Decimal | None = Field(default=None, sa_column=_dec())
+    asdas_crp: Decimal | None = Field(default=None, sa_column=_dec())
+    asdas_crp_lab_id: int | None = Field(default=None, foreign_key="labresult.id")
+    crp_floored: bool = Field(default=False)
+    asdas_esr: Decimal | None = Field(default=None, sa_column=_dec())
+    asdas_esr_lab_id: int | None = Field(default=None, foreign_key="labresult.id")
+    computed_at: datetime = Field(sa_column=_dt(nullable=False))
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only trail of every change to answers, lab values and patient records."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_dt(nullable=False, index=True))
+    actor: str = Field(max_length=120)
+    entity: str = Field(max_length=32)
+    entity_id: int | None = Field(default=None)
+    patient_id: int | None = Field(default=None, index=True)
+    action: str = Field(max_length=32)
+    before: str | None = Field(default=None, sa_column=Column(Text()))
+    after: str | None = Field(default=None, sa_column=Column(Text()))
+
+
+class Delivery(SQLModel, table=True):
+    """One scheduled outgoing message, claimed by its dedupe key before it is sent."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=160, unique=True)
+    kind: str = Field(max_length=32)
+    patient_id: int | None = Field(default=None, foreign_key="patient.id", index=True)
+    physician_id: int | None = Field(default=None, foreign_key="physician.id", index=True)
+    administration_id: int | None = Field(default=None, foreign_key="administration.id")
+    status: str = Field(default=DeliveryStatus.CLAIMED.value, max_length=16, index=True)
+    claimed_at: datetime = Field(sa_column=_dt(nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=_dt())
+    attempts: int = Field(default=0)
+    error: str | None = Field(default=None, sa_column=Column(String(500)))
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """Telegram update ids already handled, so a re-delivered update changes nothing."""
+
+    update_id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
+    processed_at: datetime = Field(sa_column=_dt(nullable=False, index=True))
+
+
+class ExportAudit(SQLModel, table=True):
+    """Who exported what, when, and the SHA-256 of what left the clinic."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_dt(nullable=False))
+    by: str = Field(max_length=120)
+    format: str = Field(max_length=16)
+    filters: str = Field(sa_column=Column(Text(), nullable=False))
+    rows: int = Field(sa_column=Column(Integer(), nullable=False))
+    sha256: str = Field(max_length=64)
+    destination: str | None = Field(default=None, max_length=500)

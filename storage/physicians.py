@@ -1,0 +1,93 @@
+"""Physician records."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from sqlmodel import Session, col, select
+
+from storage.models import Patient, PatientStatus, Physician
+
+
+def create_physician(
+    *,
+    session: Session,
+    display_name: str,
+    now: datetime,
+    language: str,
+    timezone: str,
+    email: str | None = None,
+    role: str = "physician",
+) -> Physician:
+    """Adds a physician and returns it with its id."""
+    physician = Physician(
+        display_name=display_name,
+        email=email,
+        role=role,
+        language=language,
+        timezone=timezone,
+        created_at=now,
+    )
+    session.add(physician)
+    session.flush()
+    return physician
+
+
+def get_physician(*, session: Session, physician_id: int) -> Physician | None:
+    """The physician with this id, or None."""
+    return session.get(Physician, physician_id)
+
+
+def list_physicians(*, session: Session) -> list[Physician]:
+    """All physicians, oldest first."""
+    return list(session.exec(select(Physician).order_by(col(Physician.id))))
+
+
+def set_digest_schedule(
+    *, session: Session, physician_id: int, weekday: int, at: time
+) -> Physician | None:
+    """Changes when the physician's weekly digest is delivered."""
+    physician = session.get(Physician, physician_id)
+    if physician is None:
+        return None
+    physician.digest_weekday = weekday
+    physician.digest_time = at
+    session.add(physician)
+    session.flush()
+    return physician
+
+
+def update_physician(
+    *,
+    session: Session,
+    physician_id: int,
+    language: str | None = None,
+    timezone: str | None = None,
+    email: str | None = None,
+    alerts_enabled: bool | None = None,
+) -> Physician | None:
+    """Updates the given preferences of a physician; None leaves a field unchanged."""
+    physician = session.get(Physician, physician_id)
+    if physician is None:
+        return None
+    if language is not None:
+        physician.language = language
+    if timezone is not None:
+        physician.timezone = timezone
+    if email is not None:
+        physician.email = email
+    if alerts_enabled is not None:
+        physician.alerts_enabled = alerts_enabled
+    session.add(physician)
+    session.flush()
+    return physician
+
+
+def count_followed_patients(*, session: Session, physician_id: int) -> int:
+    """How many patients a physician follows who have not asked for deletion."""
+    rows = session.exec(
+        select(Patient.id).where(
+            Patient.physician_id == physician_id, Patient.status != PatientStatus.DELETED.value
+        )
+    )
+    return len(list(rows))

@@ -1,0 +1,83 @@
+"""Stored scores of administrations, with the lab values they were computed from."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlmodel import Session, col, select
+
+from storage.models import Administration, AdministrationStatus, ScoreRecord
+
+
+def upsert_score(
+    *,
+    session: Session,
+    administration_id: int,
+    basdai: Decimal | None,
+    asdas_crp: Decimal | None,
+    asdas_crp_lab_id: int | None,
+    crp_floored: bool,
+    asdas_esr: Decimal | None,
+    asdas_esr_lab_id: int | None,
+    now: datetime,
+) -> ScoreRecord:
+    """Writes the scores of one administration, replacing what was there."""
+    record = session.exec(
+        select(ScoreRecord).where(ScoreRecord.administration_id == administration_id)
+    ).first()
+    if record is None:
+        record = ScoreRecord(administration_id=administration_id, computed_at=now)
+    record.basdai = basdai
+    record.asdas_crp = asdas_crp
+    record.asdas_crp_lab_id = asdas_crp_lab_id
+    record.crp_floored = crp_floored
+    record.asdas_esr = asdas_esr
+    record.asdas_esr_lab_id = asdas_esr_lab_id
+    record.computed_at = now
+    session.add(record)
+    session.flush()
+    return record
+
+
+def get_score(*, session: Session, administration_id: int) -> ScoreRecord | None:
+    """The stored scores of one administration, or None."""
+    return session.exec(
+        select(ScoreRecord).where(ScoreRecord.administration_id == administration_id)
+    ).first()
+
+
+def scores_of_many(*, session: Session, administration_ids: list[int]) -> dict[int, ScoreRecord]:
+    """Stored scores of several administrations in one query."""
+    if not administration_ids:
+        return {}
+    rows = session.exec(
+        select(ScoreRecord).where(col(ScoreRecord.administration_id).in_(administration_ids))
+    )
+    return {row.administration_id: row for row in rows}
+
+
+def completed_near(
+    *, session: Session, patient_id: int, around: datetime, window: timedelta
+) -> list[Administration]:
+    """A patient's completed administrations finished within ±window of a moment."""
+    return list(
+        session.exec(
+            select(Administration).where(
+                Administration.patient_id == patient_id,
+                Administration.status == AdministrationStatus.COMPLETED.value,
+                col(Administration.completed_at) >= around - window,
+                col(Administration.completed_at) <= around + window,
+            )
+        )
+    )
+
+
+def delete_scores_of_patient(*, session: Session, patient_id: int) -> None:
+    """Removes every stored score of a patient (data deletion)."""
+    ids = select(Administration.id).where(Administration.patient_id == patient_id)
+    for record in session.exec(
+        select(ScoreRecord).where(col(ScoreRecord.administration_id).in_(ids))
+    ):
+        session.delete(record)
+    session.flush()

@@ -1,0 +1,56 @@
+"""Column types that behave identically on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Context, Decimal
+from typing import Any
+
+from sqlalchemy import DateTime, String
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+_STORAGE_CONTEXT = Context(prec=40)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A decimal kept as its exact text, so clinical values never pass through binary floats."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal):
+            value = Decimal(str(value))
+        if not value.is_finite():
+            raise ValueError("non-finite decimal cannot be stored")
+        # 40 significant digits: exact for every entered value and every threshold case;
+        # repeating fractions (50 min / 12) are cut far below any clinical relevance.
+        return format(_STORAGE_CONTEXT.plus(value).normalize(_STORAGE_CONTEXT), "f")
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases; naive values are refused to catch bugs early."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None:
+            raise ValueError("datetimes must be timezone-aware")
+        converted = value.astimezone(UTC)
+        # SQLite keeps text; storing naive UTC keeps its ordering lexical and correct.
+        return converted.replace(tzinfo=None) if dialect.name == "sqlite" else converted
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
