@@ -18,6 +18,10 @@ from bot.context import AppContext
 from storage import migrate
 from storage.db import make_engine
 
+# python-telegram-bot 22 warns on every RetryAfter unless durations are opted into timedeltas;
+# the product opts in at start-up (bot.cli.main), so the tests run the same way.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
+
 POSTGRES_URL_ENV = "SPONDYBOT_TEST_POSTGRES_URL"
 TEST_PSEUDONYM_KEY = "test-pseudonym-key-0123456789abcdef"
 TEST_TOKEN = "123456:TEST-TOKEN"

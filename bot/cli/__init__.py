@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from bot.cli import db, run, staff
@@ -24,4 +26,7 @@ app.command("run")(run.run)
 
 def main() -> None:
     """Console entry point."""
+    # Opt in to python-telegram-bot's timedelta durations (RetryAfter.retry_after and friends),
+    # which silences its deprecation warning on every 429.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     app()

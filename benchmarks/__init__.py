@@ -1,0 +1,1 @@
+"""Benchmarks: each module measures one target from the issues and reports figures."""

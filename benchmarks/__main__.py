@@ -1,0 +1,64 @@
+"""`python -m benchmarks [name ...]`: runs the benchmark suite and rewrites docs/benchmarks.md.
+
+Each benchmark module in SUITE exposes `run(quick: bool) -> Report`; the reports are collected
+into one Markdown document with the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks.report import Report
+
+# Benchmark modules in report order.
+SUITE: list[str] = []
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    """One line describing where the figures were measured."""
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("names", nargs="*", help=f"subset of: {', '.join(SUITE)}")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--no-write", action="store_true", help="print only; keep the doc")
+    args = parser.parse_args(argv)
+    names = args.names or SUITE
+    unknown = [name for name in names if name not in SUITE]
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
+    reports: list[Report] = []
+    for name in names:
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        module = importlib.import_module(f"benchmarks.{name}")
+        reports.append(module.run(quick=args.quick))
+    text = "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()}.",
+            "Reproduce with `make bench` (all) or `.venv/bin/python -m benchmarks NAME`.",
+            "",
+            *(report.markdown() for report in reports),
+        ]
+    )
+    print(text)
+    if not args.no_write and not args.quick:
+        DOC.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,24 @@
+"""Small helpers every handler module shares."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from telegram import Update
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+async def call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Runs a synchronous service in a worker thread, keeping the event loop responsive."""
+    return await asyncio.to_thread(function, *args, **kwargs)
+
+
+def user_language(update: Update, default: str = "en") -> str:
+    """The language Telegram reports for the user, if we support it (before we know better)."""
+    user = update.effective_user
+    code = (user.language_code or "") if user else ""
+    return "zh" if code.lower().startswith("zh") else ("en" if code else default)
