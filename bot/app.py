@@ -12,6 +12,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, Contex
 
 from bot.context import AppContext
 from bot.render import Renderer, default_renderer
+from bot.updates import PerUserUpdateProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class Deps:
 
 
 DEPS_KEY = "spondybot.deps"
+MAX_CONCURRENT_UPDATES = 256
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE | Application[Any, Any, Any, Any, Any, Any]) -> Deps:
@@ -55,7 +57,7 @@ def build_application(
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML))
-        .concurrent_updates(True)
+        .concurrent_updates(PerUserUpdateProcessor(MAX_CONCURRENT_UPDATES))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
     )
@@ -73,10 +75,12 @@ def build_application(
 
 
 async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Runs once the bot is connected: announces the command list in every language."""
-    from bot import handlers
+    """Runs once the bot is connected: announces the command list in every language and
+    starts the scheduler's repeating tick (`bot.jobs`)."""
+    from bot import handlers, jobs
 
     await handlers.on_startup(application)
+    jobs.install(application)
 
 
 async def _post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

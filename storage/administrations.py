@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -59,9 +59,15 @@ def get_administration(*, session: Session, administration_id: int) -> Administr
     ).first()
 
 
-def get_open_administration(*, session: Session, patient_id: int) -> Administration | None:
-    """The patient's open administration (the most recent one if several are open)."""
-    return session.exec(
+def get_open_administration(
+    *, session: Session, patient_id: int, now: datetime | None = None
+) -> Administration | None:
+    """The patient's open administration (the most recent one if several are open).
+
+    With `now`, one whose `expires_at` has passed no longer counts as open, even before the
+    scheduler has marked it missed.
+    """
+    query = (
         select(Administration)
         .where(
             Administration.patient_id == patient_id,
@@ -69,7 +75,73 @@ def get_open_administration(*, session: Session, patient_id: int) -> Administrat
         )
         .order_by(col(Administration.slot_at).desc())
         .execution_options(populate_existing=True)
-    ).first()
+    )
+    if now is not None:
+        query = query.where(col(Administration.expires_at) > now)
+    return session.exec(query).first()
+
+
+def count_administrations(
+    *, session: Session, patient_id: int, kind: str, slot_from: datetime, slot_until: datetime
+) -> int:
+    """How many administrations of one kind a patient has with a slot in [from, until)."""
+    total = session.exec(
+        select(func.count())
+        .select_from(Administration)
+        .where(
+            Administration.patient_id == patient_id,
+            Administration.kind == kind,
+            col(Administration.slot_at) >= slot_from,
+            col(Administration.slot_at) < slot_until,
+        )
+    ).one()
+    return int(total)
+
+
+def last_completed_before(
+    *, session: Session, patient_id: int, before: datetime, exclude_id: int | None = None
+) -> Administration | None:
+    """The patient's most recently completed administration that finished before a moment."""
+    query = (
+        select(Administration)
+        .where(
+            Administration.patient_id == patient_id,
+            Administration.status == AdministrationStatus.COMPLETED.value,
+            col(Administration.completed_at) <= before,
+        )
+        .order_by(col(Administration.completed_at).desc(), col(Administration.id).desc())
+    )
+    if exclude_id is not None:
+        query = query.where(Administration.id != exclude_id)
+    return session.exec(query).first()
+
+
+def completed_since(*, session: Session, patient_id: int, since: datetime) -> list[Administration]:
+    """A patient's administrations completed at or after `since`, oldest first."""
+    return list(
+        session.exec(
+            select(Administration)
+            .where(
+                Administration.patient_id == patient_id,
+                Administration.status == AdministrationStatus.COMPLETED.value,
+                col(Administration.completed_at) >= since,
+            )
+            .order_by(col(Administration.completed_at), col(Administration.id))
+        )
+    )
+
+
+def set_language_if_unstarted(*, session: Session, administration_id: int, language: str) -> None:
+    """Asks a questionnaire not yet started in the patient's current language."""
+    session.execute(
+        update(Administration)
+        .where(
+            col(Administration.id) == administration_id,
+            col(Administration.current_item).is_(None),
+            col(Administration.started_at).is_(None),
+        )
+        .values(language=language)
+    )
 
 
 def list_administrations(

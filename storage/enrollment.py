@@ -134,3 +134,11 @@ def delete_link_for_patient(*, session: Session, patient_id: int) -> None:
     if link is not None:
         session.delete(link)
         session.flush()
+
+
+def delete_link_for_physician(*, session: Session, physician_id: int) -> None:
+    """Removes the physician's Telegram link (when a fresh code links another account)."""
+    link = get_link_for_physician(session=session, physician_id=physician_id)
+    if link is not None:
+        session.delete(link)
+        session.flush()

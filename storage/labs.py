@@ -1,13 +1,19 @@
-"""Lab results (CRP, ESR) and the queries that match them to questionnaires."""
+"""Lab results (CRP, ESR), the queries that match them to questionnaires, and lab entries a
+physician has typed in chat but not yet confirmed."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlmodel import Session, col, select
+from sqlalchemy import update
+from sqlmodel import Session, col, or_, select
 
-from storage.models import LabResult
+from storage.models import LabResult, PendingLabEntry, ScoreRecord
+
+PENDING = "pending"
+SAVED = "saved"
+CANCELLED = "cancelled"
 
 
 def add_lab_result(
@@ -50,17 +56,158 @@ def get_lab_result(*, session: Session, lab_id: int) -> LabResult | None:
 
 
 def list_lab_results(
-    *, session: Session, patient_id: int, analyte: str | None = None
+    *,
+    session: Session,
+    patient_id: int,
+    analyte: str | None = None,
+    include_deleted: bool = False,
 ) -> list[LabResult]:
-    """A patient's current (not deleted) lab results, oldest first."""
+    """A patient's current (not deleted, unless asked) lab results, oldest first."""
     query = (
         select(LabResult)
-        .where(LabResult.patient_id == patient_id, col(LabResult.deleted_at).is_(None))
+        .where(LabResult.patient_id == patient_id)
         .order_by(col(LabResult.drawn_at), col(LabResult.id))
     )
+    if not include_deleted:
+        query = query.where(col(LabResult.deleted_at).is_(None))
     if analyte is not None:
         query = query.where(LabResult.analyte == analyte)
     return list(session.exec(query))
+
+
+def find_same_sample(
+    *, session: Session, patient_id: int, analyte: str, drawn_at: datetime
+) -> LabResult | None:
+    """The current lab result of one analyte drawn at exactly this instant, if any."""
+    return session.exec(
+        select(LabResult)
+        .where(
+            LabResult.patient_id == patient_id,
+            LabResult.analyte == analyte,
+            LabResult.drawn_at == drawn_at,
+            col(LabResult.deleted_at).is_(None),
+        )
+        .order_by(col(LabResult.id))
+    ).first()
+
+
+def get_by_source_key(*, session: Session, source_key: str) -> LabResult | None:
+    """The lab result imported under this key (deleted ones included), or None."""
+    return session.exec(select(LabResult).where(LabResult.source_key == source_key)).first()
+
+
+def latest_lab_result(*, session: Session, patient_id: int, analyte: str) -> LabResult | None:
+    """A patient's most recently drawn current result of one analyte, or None."""
+    return session.exec(
+        select(LabResult)
+        .where(
+            LabResult.patient_id == patient_id,
+            LabResult.analyte == analyte,
+            col(LabResult.deleted_at).is_(None),
+        )
+        .order_by(col(LabResult.drawn_at).desc(), col(LabResult.id).desc())
+    ).first()
+
+
+def change_lab_result(
+    *,
+    session: Session,
+    lab: LabResult,
+    value: Decimal,
+    unit: str,
+    value_normalised: Decimal,
+    below_detection_limit: bool,
+    drawn_at: datetime,
+) -> LabResult:
+    """Corrects a lab result in place (the caller records the old value in the audit trail)."""
+    lab.value = value
+    lab.unit = unit
+    lab.value_normalised = value_normalised
+    lab.below_detection_limit = below_detection_limit
+    lab.drawn_at = drawn_at
+    session.add(lab)
+    session.flush()
+    return lab
+
+
+def mark_deleted(*, session: Session, lab: LabResult, now: datetime) -> LabResult:
+    """Withdraws a lab result from every calculation; the row stays for scores' provenance."""
+    lab.deleted_at = now
+    session.add(lab)
+    session.flush()
+    return lab
+
+
+def administrations_using(*, session: Session, lab_id: int) -> list[int]:
+    """Ids of administrations whose stored ASDAS was computed from this lab result."""
+    rows = session.exec(
+        select(ScoreRecord.administration_id).where(
+            or_(
+                col(ScoreRecord.asdas_crp_lab_id) == lab_id,
+                col(ScoreRecord.asdas_esr_lab_id) == lab_id,
+            )
+        )
+    )
+    return sorted(rows)
+
+
+def create_pending_entry(
+    *,
+    session: Session,
+    physician_id: int,
+    patient_id: int,
+    crp_value: Decimal,
+    crp_unit: str,
+    crp_below_detection_limit: bool,
+    esr_value: Decimal | None,
+    drawn_at: datetime,
+    now: datetime,
+    expires_at: datetime,
+) -> PendingLabEntry:
+    """Remembers a lab entry shown to a physician for confirmation."""
+    entry = PendingLabEntry(
+        physician_id=physician_id,
+        patient_id=patient_id,
+        crp_value=crp_value,
+        crp_unit=crp_unit,
+        crp_below_detection_limit=crp_below_detection_limit,
+        esr_value=esr_value,
+        drawn_at=drawn_at,
+        status=PENDING,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def get_pending_entry(*, session: Session, entry_id: int) -> PendingLabEntry | None:
+    """The pending entry with this id (whatever its status), read fresh, or None."""
+    return session.exec(
+        select(PendingLabEntry)
+        .where(PendingLabEntry.id == entry_id)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def resolve_pending_entry(
+    *, session: Session, entry_id: int, physician_id: int, status: str, now: datetime
+) -> bool:
+    """Moves a physician's own, unexpired pending entry to `status`; False if it was not
+    pending any more (pressed twice, in two processes, or expired), in which case nothing
+    changes."""
+    result = session.execute(
+        update(PendingLabEntry)
+        .where(
+            col(PendingLabEntry.id) == entry_id,
+            col(PendingLabEntry.physician_id) == physician_id,
+            col(PendingLabEntry.status) == PENDING,
+            col(PendingLabEntry.expires_at) > now,
+        )
+        .values(status=status, resolved_at=now)
+    )
+    return getattr(result, "rowcount", 0) == 1
 
 
 def labs_in_window(

@@ -201,6 +201,27 @@ class LabResult(SQLModel, table=True):
     deleted_at: datetime | None = Field(default=None, sa_column=_dt())
 
 
+class PendingLabEntry(SQLModel, table=True):
+    """A lab entry a physician typed in chat, shown for confirmation and stored only on "Save".
+
+    Kept here rather than in process memory so the Save button works after a restart and from
+    any process; the button carries only this row's id.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    physician_id: int = Field(foreign_key="physician.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    crp_value: Decimal = Field(sa_column=_dec(nullable=False))
+    crp_unit: str = Field(max_length=16)
+    crp_below_detection_limit: bool = Field(default=False)
+    esr_value: Decimal | None = Field(default=None, sa_column=_dec())
+    drawn_at: datetime = Field(sa_column=_dt(nullable=False))
+    status: str = Field(default="pending", max_length=16)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    expires_at: datetime = Field(sa_column=_dt(nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
 class ScoreRecord(SQLModel, table=True):
     """Scores of one administration with the lab values they used (provenance), recomputed
     whenever an answer or a lab value in its window changes."""
@@ -244,6 +265,18 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_dt())
     attempts: int = Field(default=0)
     error: str | None = Field(default=None, sa_column=Column(String(500)))
+
+
+class SchedulerMark(SQLModel, table=True):
+    """How far in time the scheduler's due work has been handled by a completed tick.
+
+    Weekly slots up to `handled_until` were seen by a running scheduler; a slot after it fell
+    into downtime and is caught up once. This tells downtime apart from a patient who was
+    paused (or not yet active) at their slot, whose slot is rightly skipped.
+    """
+
+    name: str = Field(primary_key=True, max_length=32)
+    handled_until: datetime = Field(sa_column=_dt(nullable=False))
 
 
 class ProcessedUpdate(SQLModel, table=True):

@@ -5,9 +5,21 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, time
 
+from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
 
-from storage.models import Patient, PatientStatus
+from storage.models import (
+    Administration,
+    Answer,
+    AuditEvent,
+    ChatLink,
+    Delivery,
+    EnrollmentCode,
+    LabResult,
+    Patient,
+    PatientStatus,
+    ScoreRecord,
+)
 
 
 class DuplicateClinicRef(ValueError):
@@ -78,3 +90,55 @@ def save_patient(*, session: Session, patient: Patient) -> Patient:
     session.add(patient)
     session.flush()
     return patient
+
+
+def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> bool:
+    """Erases what a patient gave us, keeping only a row that says the record was deleted.
+
+    Removes answers, scores, administrations, the delivery log, lab results and the Telegram
+    link; revokes unused enrollment codes; strips the content (before/after) from the patient's
+    audit events while keeping the events themselves; clears the display name and marks the
+    patient DELETED. The clinic reference stays, so the clinic can see that the patient asked
+    for deletion. False if there is no such patient.
+    """
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        return False
+    administration_ids = select(Administration.id).where(Administration.patient_id == patient_id)
+    session.execute(
+        delete(Delivery).where(
+            or_(
+                col(Delivery.patient_id) == patient_id,
+                col(Delivery.administration_id).in_(administration_ids),
+            )
+        )
+    )
+    session.execute(
+        delete(ScoreRecord).where(col(ScoreRecord.administration_id).in_(administration_ids))
+    )
+    session.execute(delete(Answer).where(col(Answer.administration_id).in_(administration_ids)))
+    session.execute(delete(Administration).where(col(Administration.patient_id) == patient_id))
+    session.execute(delete(LabResult).where(col(LabResult.patient_id) == patient_id))
+    session.execute(delete(ChatLink).where(col(ChatLink.patient_id) == patient_id))
+    session.execute(
+        update(EnrollmentCode)
+        .where(
+            col(EnrollmentCode.patient_id) == patient_id,
+            col(EnrollmentCode.used_at).is_(None),
+            col(EnrollmentCode.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(AuditEvent)
+        .where(col(AuditEvent.patient_id) == patient_id)
+        .values(before=None, after=None)
+    )
+    patient.status = PatientStatus.DELETED.value
+    patient.display_name = None
+    patient.onboarding_step = None
+    patient.paused_until = None
+    patient.withdrawn_at = patient.withdrawn_at or now
+    session.add(patient)
+    session.flush()
+    return True

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,6 +18,9 @@ from bot.config import Settings, load_settings
 from bot.context import AppContext
 from storage import migrate
 from storage.db import make_engine
+
+if TYPE_CHECKING:
+    from tests.bot.e2e import RunningBot
 
 # python-telegram-bot 22 warns on every RetryAfter unless durations are opted into timedeltas;
 # the product opts in at start-up (bot.cli.main), so the tests run the same way.
@@ -98,3 +102,34 @@ def settings(database_url: str) -> Settings:
 def ctx(settings: Settings, migrated_engine: Engine, clock: FixedClock) -> AppContext:
     """Everything a service needs, on a fresh migrated database."""
     return AppContext(settings=settings, engine=migrated_engine, clock=clock)
+
+
+@pytest.fixture
+async def running_bot(
+    database_url: str, migrated_engine: Engine, clock: FixedClock
+) -> AsyncIterator[RunningBot]:
+    """The real bot polling a local fake Bot API, on a fresh database (see tests/bot/e2e.py).
+
+    Unpacks as `api, application, ctx = running_bot`; `running_bot.settle()` waits until every
+    queued update is handled, `running_bot.restart()` builds a new Application on the same data.
+    """
+    from tests.bot.e2e import RunningBot
+    from tests.fake_bot_api import FakeBotApi
+
+    with FakeBotApi(TEST_TOKEN) as api:
+        settings = make_settings(
+            database_url,
+            telegram_api_base_url=api.base_url,
+            telegram_file_base_url=api.base_file_url,
+        )
+        bot = RunningBot(
+            api=api,
+            ctx=AppContext(settings=settings, engine=migrated_engine, clock=clock),
+            clock=clock,
+        )
+        await bot.start()
+        try:
+            yield bot
+        finally:
+            await bot.stop()
+        assert api.server_errors == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from itertools import count
 
 from bot.context import AppContext
@@ -35,3 +36,45 @@ def make_patient(
         language=language,
         timezone=timezone,
     )
+
+
+def make_active_patient(
+    ctx: AppContext,
+    *,
+    physician_id: int,
+    telegram_user_id: int,
+    chat_id: int | None = None,
+    ref: str | None = None,
+    language: str = "en",
+    timezone: str = "Europe/Berlin",
+    weekday: int = 0,
+    at: time = time(18, 0),
+) -> int:
+    """An ACTIVE patient linked to a Telegram account, onboarded as the bot would do it:
+    the enrollment code is used, then language, consent, time zone, weekday and time are
+    chosen through the account service. Returns the patient id."""
+    from bot.services import enrollment, patients
+
+    created = make_patient(
+        ctx, physician_id=physician_id, ref=ref, language=language, timezone=timezone
+    )
+    linked = enrollment.enroll(
+        ctx,
+        telegram_user_id=telegram_user_id,
+        chat_id=telegram_user_id if chat_id is None else chat_id,
+        code_text=created.code.code,
+        language=language,
+    )
+    assert linked.outcome is enrollment.Outcome.PATIENT_LINKED, linked
+    for step, value in (
+        ("lang", language),
+        ("consent", "yes"),
+        ("tz", timezone),
+        ("day", str(weekday)),
+        ("time", at.strftime("%H:%M")),
+    ):
+        reply = patients.choose(ctx, telegram_user_id=telegram_user_id, step=step, value=value)
+        assert reply.notice != "stale", (step, value, reply)
+    assert reply.patient is not None
+    assert reply.patient.status == "active", reply
+    return created.patient_id

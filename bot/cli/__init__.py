@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from bot.cli import db, run, staff
+from bot.cli import audit, db, deliveries, demo, digest, export, lab, run, staff, tick
 
 app = typer.Typer(
     name="spondybot",
@@ -21,7 +21,14 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(staff.physician_app, name="physician")
 app.add_typer(staff.patient_app, name="patient")
+app.add_typer(lab.app, name="lab")
 app.command("run")(run.run)
+app.command("demo")(demo.demo)
+app.command("tick")(tick.tick)
+app.command("deliveries")(deliveries.deliveries)
+app.command("export")(export.export)
+app.add_typer(audit.app, name="audit")
+app.add_typer(digest.app, name="digest")
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ from telegram.ext import Application
 
 # Area modules, in registration order. Each has `register(application) -> None` and may have
 # `async on_startup(application) -> None`.
-AREAS: list[str] = []
+# "reminders" stays first, so its snooze buttons (z:…) are matched before any catch-all.
+AREAS: list[str] = ["reminders", "patient", "digest", "physician"]
 
 
 def _modules() -> list[Any]:

@@ -71,6 +71,11 @@ def upgrade() -> None:
     sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('schedulermark',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('handled_until', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('processedupdate',
     sa.Column('update_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('processed_at', storage.types.UTCDateTime(timezone=True), nullable=False),
@@ -226,6 +231,26 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_delivery_physician_id'), ['physician_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_status'), ['status'], unique=False)
 
+    op.create_table('pendinglabentry',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('physician_id', sa.Integer(), nullable=False),
+    sa.Column('patient_id', sa.Integer(), nullable=False),
+    sa.Column('crp_value', storage.types.ExactDecimal(length=64), nullable=False),
+    sa.Column('crp_unit', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('crp_below_detection_limit', sa.Boolean(), nullable=False),
+    sa.Column('esr_value', storage.types.ExactDecimal(length=64), nullable=True),
+    sa.Column('drawn_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
+    sa.ForeignKeyConstraint(['physician_id'], ['physician.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('pendinglabentry', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pendinglabentry_physician_id'), ['physician_id'], unique=False)
+
     op.create_table('scorerecord',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('administration_id', sa.Integer(), nullable=False),
@@ -246,6 +271,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('scorerecord')
+    with op.batch_alter_table('pendinglabentry', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pendinglabentry_physician_id'))
+
+    op.drop_table('pendinglabentry')
     with op.batch_alter_table('delivery', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delivery_status'))
         batch_op.drop_index(batch_op.f('ix_delivery_physician_id'))
@@ -282,6 +311,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_processedupdate_processed_at'))
 
     op.drop_table('processedupdate')
+    op.drop_table('schedulermark')
     op.drop_table('physician')
     op.drop_table('exportaudit')
     with op.batch_alter_table('enrollmentattempt', schema=None) as batch_op:

@@ -1,0 +1,170 @@
+"""`spondybot export`: pseudonymised research exports and their data dictionary."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any
+
+import typer
+
+from bot.cli.common import app_context, fail
+from bot.export.service import (
+    FORMATS,
+    ExportError,
+    ExportRequest,
+    check_request,
+    run_export,
+    write_dictionary,
+)
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} must be a date like 2026-03-31, not {value!r}")
+
+
+def _operator() -> str:
+    """Who runs the export, as the operating system knows them."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+class _RichProgress:
+    """A progress bar on standard error (only used on a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._progress = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> _RichProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._progress.__exit__(kind, error, trace)
+
+    def start(self, total: int) -> None:
+        self._task = self._progress.add_task("exporting", total=total)
+
+    def advance(self, count: int) -> None:
+        self._progress.advance(self._task, count)
+
+
+def export(
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help=f"One of {', '.join(FORMATS)}.", show_default=False),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="File to write (a new, empty directory for fhir). Without it, CSV goes to "
+            "standard output. With --dictionary: the directory for the dictionary files.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="First day (UTC, YYYY-MM-DD) of scheduled questionnaires.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last day (UTC, YYYY-MM-DD) of scheduled questionnaires.")
+    ] = None,
+    physician: Annotated[
+        int | None, typer.Option("--physician", help="Only this physician's patients.")
+    ] = None,
+    shift_dates: Annotated[
+        bool,
+        typer.Option(
+            "--shift-dates",
+            help="Move each patient's dates by one secret per-patient offset (intervals kept).",
+        ),
+    ] = False,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="Who exports, for the audit trail (default: your OS user)."),
+    ] = None,
+    dictionary: Annotated[
+        bool,
+        typer.Option(
+            "--dictionary",
+            help="Write the data dictionary (Markdown and CSV) instead of data.",
+        ),
+    ] = False,
+) -> None:
+    """Export pseudonymised research data: wide or long CSV, Parquet, or FHIR R4 NDJSON.
+
+    Every export is recorded in the audit trail (see `spondybot audit list`). Needs
+    PSEUDONYM_KEY. Example: spondybot export --format wide --since 2026-01-01 --out data.csv
+    """
+    if dictionary:
+        if out is None:
+            from bot.export.columns import dictionary_markdown
+
+            typer.echo(dictionary_markdown(), nl=False)
+            return
+        try:
+            written = write_dictionary(out)
+        except ExportError as error:
+            fail(str(error))
+        for path in written:
+            typer.echo(f"wrote {path}", err=True)
+        return
+    if format is None:
+        fail(f"--format is required: one of {', '.join(FORMATS)}")
+    request = ExportRequest(
+        format=format,
+        by=by if by is not None else _operator(),
+        out=out,
+        since=_day(since, "--since"),
+        until=_day(until, "--until"),
+        physician_id=physician,
+        shift_dates=shift_dates,
+    )
+    try:
+        check_request(request)
+    except ExportError as error:
+        fail(str(error))
+    with app_context() as ctx:
+        try:
+            if out is not None and sys.stderr.isatty():
+                with _RichProgress() as progress:
+                    result = run_export(ctx, request, progress=progress)
+            else:
+                result = run_export(ctx, request, stdout=sys.stdout.buffer)
+        except ExportError as error:
+            fail(str(error))
+        except OSError as error:
+            fail(f"could not write the export: {error.strerror or error}")
+    shifted = ", dates shifted" if result.dates_shifted else ""
+    typer.echo(
+        f"exported {result.rows} {'resources' if format == 'fhir' else 'rows'} "
+        f"({result.format}{shifted}) to {result.destination}; sha256 {result.sha256}; "
+        f"audit entry {result.audit_id}",
+        err=True,
+    )

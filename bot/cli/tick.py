@@ -1,0 +1,78 @@
+"""`spondybot tick`: the work due at one instant, done once, for cron, operators and tests."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from bot.cli.common import app_context, echo_json, fail
+from bot.clock import Clock, FixedClock, SystemClock
+
+NOT_CONFIGURED = 3
+TASK_FAILED = 1
+
+
+def _parse_instant(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"--at: not an ISO 8601 instant: {text!r} (e.g. 2026-03-29T07:00:00Z)")
+    if moment.tzinfo is None:
+        fail("--at needs a time zone, e.g. 2026-03-29T07:00:00Z or 2026-03-29T09:00:00+02:00")
+    return moment
+
+
+def tick(
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="The instant (ISO 8601 with zone) to act as now; default: now."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Do exactly the work due at one instant, once, and exit: open the weekly questionnaires
+    whose slot has come, send invitations and reminders, close expired questionnaires.
+
+    Running the same tick again sends nothing twice; several ticks may run at once. Use it
+    from cron instead of the scheduler inside `spondybot run`, or to replay an instant.
+
+    Example: spondybot tick --at 2026-03-29T07:00:00Z
+    """
+    from bot.app import MissingTokenError, build_application
+    from bot.jobs import run_tick
+    from bot.logging import configure_logging
+
+    clock: Clock = SystemClock() if at is None else FixedClock(_parse_instant(at))
+    with app_context(clock) as ctx:
+        configure_logging(ctx.settings.log_level)
+        try:
+            application = build_application(ctx)
+        except MissingTokenError:
+            fail(
+                "TELEGRAM_BOT_TOKEN is not set: put the token from @BotFather in .env",
+                NOT_CONFIGURED,
+            )
+
+        async def once() -> Any:
+            async with application:
+                return await run_tick(application, ctx, clock.now())
+
+        try:
+            report = asyncio.run(once())
+        except Exception as error:  # cannot reach Telegram or the database at all
+            fail(f"tick failed: {type(error).__name__}: {error}", TASK_FAILED)
+    if as_json:
+        echo_json(report)
+    else:
+        typer.echo(
+            f"tick at {report.at.isoformat()}: {report.opened} opened, {report.missed} missed, "
+            f"{report.invitations} invitations and {report.reminders} reminders claimed, "
+            f"{report.sent} sent, {report.failed} failed, {report.unreachable} unreachable, "
+            f"{report.expired} expired, {report.resumed} resumed, "
+            f"{report.deferred} reminders moved out of quiet hours"
+        )
+    if report.errors:
+        typer.echo(f"error: tick tasks failed: {', '.join(report.errors)}", err=True)
+        raise typer.Exit(TASK_FAILED)

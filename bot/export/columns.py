@@ -1,0 +1,601 @@
+"""Every exported column, defined once: name, type, unit, allowed values, meaning, source, the
+clinical spec reference, and how its value is read from an export record.
+
+The CSV and Parquet writers and the data dictionary (`spondybot export --dictionary`) are all
+generated from `WIDE_COLUMNS` and `LONG_COLUMNS`, so what is written and what is documented
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final, Generic, NamedTuple, TypeVar
+
+from bot.config import SUPPORTED_LANGUAGES
+from bot.domain import scoring
+from bot.export.records import ExportRecord, ExportStatus
+
+R = TypeVar("R")
+
+SPEC: Final = "docs/clinical.md"
+"""The clinical specification the `spec` references point into."""
+
+
+class ColumnType(StrEnum):
+    """Logical column types; how each is written is described in `TYPE_NOTES`."""
+
+    STRING = "string"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+
+
+TYPE_NOTES: Final[dict[ColumnType, str]] = {
+    ColumnType.STRING: "text; Parquet string",
+    ColumnType.INTEGER: "whole number; Parquet int64",
+    ColumnType.DECIMAL: (
+        "exact decimal, unrounded, written in plain notation in CSV (e.g. 3.8763...); "
+        "Parquet double"
+    ),
+    ColumnType.BOOLEAN: "true or false; Parquet boolean",
+    ColumnType.DATETIME: (
+        "UTC, ISO 8601 to the second, e.g. 2026-03-02T09:00:00Z; Parquet timestamp[us, UTC]"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class LongSource:
+    """How a wide column becomes rows of the long table: kind of record, time, version, flag."""
+
+    record_type: str
+    observed_at: Callable[[ExportRecord], datetime | None]
+    answer_version: Callable[[ExportRecord], int | None] = lambda record: None
+    crp_floored: Callable[[ExportRecord], bool | None] = lambda record: None
+
+
+@dataclass(frozen=True)
+class Column(Generic[R]):
+    """One exported column and its documentation."""
+
+    name: str
+    type: ColumnType
+    meaning: str
+    source: str
+    value: Callable[[R], object]
+    unit: str = ""
+    allowed: str = ""
+    spec: str = ""
+    long: LongSource | None = None
+
+
+# --- how values are read from a record ----------------------------------------------------
+
+
+def _answer_score(code: str) -> Callable[[ExportRecord], Decimal | None]:
+    def read(record: ExportRecord) -> Decimal | None:
+        return record.scores.get(code)
+
+    return read
+
+
+def _answer_time(code: str) -> Callable[[ExportRecord], datetime | None]:
+    def read(record: ExportRecord) -> datetime | None:
+        answer = record.answers.get(code)
+        return None if answer is None else answer.answered_at
+
+    return read
+
+
+def _answer_version(code: str) -> Callable[[ExportRecord], int | None]:
+    def read(record: ExportRecord) -> int | None:
+        answer = record.answers.get(code)
+        return None if answer is None else answer.version
+
+    return read
+
+
+def _answer_source(code: str) -> LongSource:
+    return LongSource("answer", _answer_time(code), _answer_version(code))
+
+
+def _state(score: Decimal | None) -> str | None:
+    return None if score is None else scoring.asdas_category(score).value
+
+
+def _active(score: Decimal | None) -> bool | None:
+    return None if score is None else scoring.basdai_active(score)
+
+
+_SCORE_SOURCE: Final = LongSource("score", lambda r: r.completed_at)
+_ZERO_TO_TEN: Final = "0–10"
+_ASDAS_STATES: Final = ", ".join(state.value for state in scoring.AsdasState)
+_BOOLEAN: Final = "true, false"
+_SHIFTED: Final = " Moved by the patient's secret offset when the export used --shift-dates."
+_ITEM_SOURCE: Final = "answer.score of item {code} (the patient's answer on the 0–10 scale)"
+
+
+def _item(code: str, name: str, meaning: str, instrument: str) -> Column[ExportRecord]:
+    return Column(
+        name,
+        ColumnType.DECIMAL,
+        f"{meaning}, over the last week ({instrument}); 0 = none, 10 = very severe.",
+        _ITEM_SOURCE.format(code=code),
+        _answer_score(code),
+        unit="score 0–10",
+        allowed=_ZERO_TO_TEN,
+        spec=f"{SPEC} §1",
+        long=_answer_source(code),
+    )
+
+
+WIDE_COLUMNS: Final[tuple[Column[ExportRecord], ...]] = (
+    Column(
+        "patient_pseudonym",
+        ColumnType.STRING,
+        "The patient under a pseudonym: HMAC-SHA256 of the patient's random research id under "
+        "PSEUDONYM_KEY, first 24 hex digits. Stable for a key (exports join), unlinkable under "
+        "another key.",
+        "patient.research_id, keyed with PSEUDONYM_KEY",
+        lambda r: r.pseudonym,
+        allowed="24 lowercase hexadecimal digits",
+        spec="docs/export.md, Pseudonyms",
+    ),
+    Column(
+        "administration_id",
+        ColumnType.INTEGER,
+        "The questionnaire administration (one per scheduled week or check-in); joins the "
+        "wide and long tables and the FHIR QuestionnaireResponse.",
+        "administration.id",
+        lambda r: r.administration_id,
+        allowed="positive integer",
+    ),
+    Column(
+        "scheduled_for",
+        ColumnType.DATETIME,
+        "When the questionnaire was scheduled (its weekly slot)." + _SHIFTED,
+        "administration.slot_at",
+        lambda r: r.scheduled_for,
+        unit="UTC",
+    ),
+    Column(
+        "completed_at",
+        ColumnType.DATETIME,
+        "When the patient confirmed the last answer; empty unless status is completed." + _SHIFTED,
+        "administration.completed_at",
+        lambda r: r.completed_at,
+        unit="UTC",
+    ),
+    Column(
+        "status",
+        ColumnType.STRING,
+        "completed: every item answered and confirmed. partial: some items answered, not "
+        "completed (expired after a partial answer, or still open). missed: expired without "
+        "any answer. Scores exist only for completed administrations.",
+        "administration.status and whether any answer exists",
+        lambda r: r.status.value,
+        allowed=", ".join(status.value for status in ExportStatus),
+    ),
+    Column(
+        "language",
+        ColumnType.STRING,
+        "Language the questions were asked in.",
+        "administration.language",
+        lambda r: r.language,
+        allowed=", ".join(SUPPORTED_LANGUAGES),
+        spec=f"{SPEC} §1 (licensing)",
+    ),
+    Column(
+        "instrument_version",
+        ColumnType.STRING,
+        "Version of the questionnaire wording and items the answers were given to.",
+        "administration.instrument_version",
+        lambda r: r.instrument_version,
+        spec=f"{SPEC} §1 (licensing)",
+    ),
+    _item("q1", "q1_fatigue", "Fatigue/tiredness", "BASDAI item 1"),
+    _item("q2", "q2_back_pain", "Neck, back or hip pain", "BASDAI item 2, ASDAS"),
+    _item(
+        "q3",
+        "q3_peripheral_pain",
+        "Pain/swelling in joints other than neck, back or hips",
+        "BASDAI item 3, ASDAS",
+    ),
+    _item(
+        "q4",
+        "q4_enthesitis",
+        "Discomfort from areas tender to touch or pressure",
+        "BASDAI item 4",
+    ),
+    _item(
+        "q5",
+        "q5_stiffness_severity",
+        "Severity of morning stiffness from waking",
+        "BASDAI item 5",
+    ),
+    Column(
+        "q6_stiffness_duration",
+        ColumnType.DECIMAL,
+        "Duration of morning stiffness on the 0–10 scale: minutes ÷ 12, capped at 10 "
+        "(2 h or more = 10) (BASDAI item 6, ASDAS).",
+        "answer.score of item q6 (derived from the minutes)",
+        _answer_score("q6"),
+        unit="score 0–10",
+        allowed=_ZERO_TO_TEN,
+        spec=f"{SPEC} §1",
+        long=_answer_source("q6"),
+    ),
+    Column(
+        "q6_stiffness_minutes",
+        ColumnType.DECIMAL,
+        "Duration of morning stiffness as the patient gave it, in minutes (120 = 2 h or more "
+        "when chosen by button).",
+        "answer.raw_value of item q6",
+        lambda r: r.stiffness_minutes,
+        unit="min",
+        allowed="0–1440",
+        spec=f"{SPEC} §1",
+        long=_answer_source("q6"),
+    ),
+    Column(
+        "patient_global",
+        ColumnType.DECIMAL,
+        "How active the spondylitis was on average over the last week (ASDAS patient global); "
+        "0 = not active, 10 = very active.",
+        _ITEM_SOURCE.format(code="patient_global"),
+        _answer_score("patient_global"),
+        unit="score 0–10",
+        allowed=_ZERO_TO_TEN,
+        spec=f"{SPEC} §1",
+        long=_answer_source("patient_global"),
+    ),
+    Column(
+        "basdai",
+        ColumnType.DECIMAL,
+        "BASDAI = (q1 + q2 + q3 + q4 + (q5 + q6) / 2) / 5, unrounded; empty unless completed.",
+        "scorerecord.basdai (stored scores, one code path)",
+        lambda r: r.basdai,
+        unit="score 0–10",
+        allowed=_ZERO_TO_TEN,
+        spec=f"{SPEC} §2",
+        long=_SCORE_SOURCE,
+    ),
+    Column(
+        "basdai_active",
+        ColumnType.BOOLEAN,
+        "BASDAI ≥ 4 (active disease), from the unrounded BASDAI; empty when basdai is empty.",
+        "derived from basdai",
+        lambda r: _active(r.basdai),
+        allowed=_BOOLEAN,
+        spec=f"{SPEC} §3",
+    ),
+    Column(
+        "crp_mg_l",
+        ColumnType.DECIMAL,
+        "The CRP that ASDAS-CRP was computed with, as measured, in mg/L (mg/dL converted on "
+        "entry). For a result reported below the detection limit it is the limit itself and "
+        "crp_floored is true. Empty when there is no ASDAS-CRP (no CRP is ever imputed).",
+        "labresult.value_normalised of scorerecord.asdas_crp_lab_id",
+        lambda r: None if r.crp is None else r.crp.value,
+        unit="mg/L",
+        allowed="≥ 0",
+        spec=f"{SPEC} §2, §4",
+        long=LongSource(
+            "lab",
+            lambda r: None if r.crp is None else r.crp.drawn_at,
+            crp_floored=lambda r: r.crp_floored,
+        ),
+    ),
+    Column(
+        "crp_drawn_at",
+        ColumnType.DATETIME,
+        "When the CRP sample was drawn (nearest to completion within the lab window)." + _SHIFTED,
+        "labresult.drawn_at of scorerecord.asdas_crp_lab_id",
+        lambda r: None if r.crp is None else r.crp.drawn_at,
+        unit="UTC",
+        spec=f"{SPEC} §4",
+    ),
+    Column(
+        "crp_floored",
+        ColumnType.BOOLEAN,
+        "Whether ASDAS-CRP used 2 mg/L instead of the measured CRP (CRP below 2 mg/L or below "
+        "the detection limit); empty when there is no ASDAS-CRP.",
+        "scorerecord.crp_floored",
+        lambda r: r.crp_floored,
+        allowed=_BOOLEAN,
+        spec=f"{SPEC} §2",
+    ),
+    Column(
+        "asdas_crp",
+        ColumnType.DECIMAL,
+        "ASDAS-CRP = 0.12·q2 + 0.06·q6 + 0.11·patient_global + 0.07·q3 + 0.58·ln(CRP + 1), "
+        "CRP in mg/L floored at 2, unrounded; empty without a CRP in the window.",
+        "scorerecord.asdas_crp (stored scores, one code path)",
+        lambda r: r.asdas_crp,
+        unit="score",
+        allowed="≥ 0",
+        spec=f"{SPEC} §2",
+        long=LongSource("score", lambda r: r.completed_at, crp_floored=lambda r: r.crp_floored),
+    ),
+    Column(
+        "asdas_crp_state",
+        ColumnType.STRING,
+        "Disease activity state of the unrounded ASDAS-CRP (< 1.3, ≥ 1.3 and < 2.1, "
+        "≥ 2.1 and ≤ 3.5, > 3.5); empty when asdas_crp is empty.",
+        "derived from asdas_crp",
+        lambda r: _state(r.asdas_crp),
+        allowed=_ASDAS_STATES,
+        spec=f"{SPEC} §3",
+    ),
+    Column(
+        "esr_mm_h",
+        ColumnType.DECIMAL,
+        "The ESR that ASDAS-ESR was computed with, in mm/h (no floor). Empty when there is no "
+        "ASDAS-ESR.",
+        "labresult.value_normalised of scorerecord.asdas_esr_lab_id",
+        lambda r: None if r.esr is None else r.esr.value,
+        unit="mm/h",
+        allowed="≥ 0",
+        spec=f"{SPEC} §2, §4",
+        long=LongSource("lab", lambda r: None if r.esr is None else r.esr.drawn_at),
+    ),
+    Column(
+        "esr_drawn_at",
+        ColumnType.DATETIME,
+        "When the ESR sample was drawn (nearest to completion within the lab window)." + _SHIFTED,
+        "labresult.drawn_at of scorerecord.asdas_esr_lab_id",
+        lambda r: None if r.esr is None else r.esr.drawn_at,
+        unit="UTC",
+        spec=f"{SPEC} §4",
+    ),
+    Column(
+        "asdas_esr",
+        ColumnType.DECIMAL,
+        "ASDAS-ESR = 0.08·q2 + 0.07·q6 + 0.11·patient_global + 0.09·q3 + 0.29·√ESR, ESR in "
+        "mm/h, unrounded; empty without an ESR in the window.",
+        "scorerecord.asdas_esr (stored scores, one code path)",
+        lambda r: r.asdas_esr,
+        unit="score",
+        allowed="≥ 0",
+        spec=f"{SPEC} §2",
+        long=_SCORE_SOURCE,
+    ),
+    Column(
+        "asdas_esr_state",
+        ColumnType.STRING,
+        "Disease activity state of the unrounded ASDAS-ESR (same thresholds as ASDAS-CRP); "
+        "empty when asdas_esr is empty.",
+        "derived from asdas_esr",
+        lambda r: _state(r.asdas_esr),
+        allowed=_ASDAS_STATES,
+        spec=f"{SPEC} §3",
+    ),
+)
+"""The wide table (wide CSV and Parquet): one row per administration, in this column order."""
+
+LONG_VARIABLES: Final[tuple[Column[ExportRecord], ...]] = tuple(
+    column for column in WIDE_COLUMNS if column.long is not None
+)
+"""Wide columns whose values become rows of the long table, in this order."""
+
+
+class LongRow(NamedTuple):
+    """One row of the long table: one answer, one lab value or one score."""
+
+    patient_pseudonym: str
+    administration_id: int
+    record_type: str
+    variable: str
+    value: object
+    unit: str
+    observed_at: datetime | None
+    answer_version: int | None
+    crp_floored: bool | None
+
+
+def long_rows(record: ExportRecord) -> Iterator[LongRow]:
+    """The long-table rows of one administration, in the wide table's column order (answers,
+    then BASDAI, CRP and ASDAS-CRP, ESR and ASDAS-ESR); a value that does not exist gives no
+    row."""
+    for column in LONG_VARIABLES:
+        source = column.long
+        assert source is not None
+        value = column.value(record)
+        if value is None:
+            continue
+        yield LongRow(
+            record.pseudonym,
+            record.administration_id,
+            source.record_type,
+            column.name,
+            value,
+            column.unit,
+            source.observed_at(record),
+            source.answer_version(record),
+            source.crp_floored(record),
+        )
+
+
+LONG_COLUMNS: Final[tuple[Column[LongRow], ...]] = (
+    Column(
+        "patient_pseudonym",
+        ColumnType.STRING,
+        "As in the wide table.",
+        "patient.research_id, keyed with PSEUDONYM_KEY",
+        lambda r: r.patient_pseudonym,
+        allowed="24 lowercase hexadecimal digits",
+        spec="docs/export.md, Pseudonyms",
+    ),
+    Column(
+        "administration_id",
+        ColumnType.INTEGER,
+        "The administration the row belongs to (joins the wide table).",
+        "administration.id",
+        lambda r: r.administration_id,
+        allowed="positive integer",
+    ),
+    Column(
+        "record_type",
+        ColumnType.STRING,
+        "What the row is: a patient's answer, a lab value used for ASDAS, or a stored score.",
+        "answer, labresult or scorerecord",
+        lambda r: r.record_type,
+        allowed="answer, lab, score",
+    ),
+    Column(
+        "variable",
+        ColumnType.STRING,
+        "Which value the row carries; each name means exactly what the wide column of that "
+        "name means. Derived flags and states (basdai_active, the ASDAS states) are only in "
+        "the wide table.",
+        "the wide table's column definitions",
+        lambda r: r.variable,
+        allowed=", ".join(column.name for column in LONG_VARIABLES),
+    ),
+    Column(
+        "value",
+        ColumnType.DECIMAL,
+        "The value, unrounded, in the unit of the next column.",
+        "as for the wide column named in variable",
+        lambda r: r.value,
+    ),
+    Column(
+        "unit",
+        ColumnType.STRING,
+        "Unit of value, as listed for the variable in the wide table.",
+        "the wide table's column definitions",
+        lambda r: r.unit,
+        allowed=", ".join(sorted({column.unit for column in LONG_VARIABLES})),
+    ),
+    Column(
+        "observed_at",
+        ColumnType.DATETIME,
+        "answer: when the current version of the answer was given; lab: when the sample was "
+        "drawn; score: when the administration was completed." + _SHIFTED,
+        "answer.answered_at, labresult.drawn_at or administration.completed_at",
+        lambda r: r.observed_at,
+        unit="UTC",
+    ),
+    Column(
+        "answer_version",
+        ColumnType.INTEGER,
+        "For answers: 1 if never corrected, n after n − 1 corrections (each correction is in "
+        "the audit trail); empty for labs and scores.",
+        "answer.version (corrections are audit events of entity answer)",
+        lambda r: r.answer_version,
+        allowed="positive integer",
+    ),
+    Column(
+        "crp_floored",
+        ColumnType.BOOLEAN,
+        "For crp_mg_l and asdas_crp rows: whether ASDAS-CRP used 2 mg/L instead of the "
+        "measured CRP; empty otherwise.",
+        "scorerecord.crp_floored",
+        lambda r: r.crp_floored,
+        allowed=_BOOLEAN,
+        spec=f"{SPEC} §2",
+    ),
+)
+"""The long table (long CSV): one row per answer, lab value and score."""
+
+TABLES: Final[dict[str, tuple[Column[ExportRecord], ...] | tuple[Column[LongRow], ...]]] = {
+    "wide": WIDE_COLUMNS,
+    "long": LONG_COLUMNS,
+}
+"""The tables by name; the Parquet file has the wide table's columns."""
+
+DICTIONARY_FIELDS: Final = (
+    "table",
+    "name",
+    "type",
+    "unit",
+    "allowed_values",
+    "meaning",
+    "source",
+    "spec_reference",
+)
+
+
+def dictionary_rows() -> list[dict[str, str]]:
+    """Every column of every table, as the data dictionary lists it."""
+    rows = []
+    for table, columns in TABLES.items():
+        for column in columns:
+            rows.append(
+                {
+                    "table": table,
+                    "name": column.name,
+                    "type": column.type.value,
+                    "unit": column.unit,
+                    "allowed_values": column.allowed,
+                    "meaning": column.meaning,
+                    "source": column.source,
+                    "spec_reference": column.spec,
+                }
+            )
+    return rows
+
+
+def dictionary_csv() -> str:
+    """The data dictionary as CSV, one row per column of each table."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=DICTIONARY_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(dictionary_rows())
+    return buffer.getvalue()
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+_TABLE_TITLES: Final = {
+    "wide": "Wide table: `--format wide` (CSV) and `--format parquet`; one row per administration",
+    "long": "Long table: `--format long` (CSV); one row per answer, lab value and score",
+}
+
+
+def dictionary_markdown() -> str:
+    """The data dictionary as Markdown: types, then one table per exported table."""
+    lines = [
+        "# spondybot research export: data dictionary",
+        "",
+        "Generated by `spondybot export --dictionary` from the column definitions the export "
+        "itself uses. Pseudonymisation, date shifting and the FHIR layout are explained in "
+        "docs/export.md; clinical references point into the clinical specification "
+        f"({SPEC}). An empty cell means the value does not exist.",
+        "",
+        "## Types",
+        "",
+        "| type | written as |",
+        "|---|---|",
+        *(f"| {kind.value} | {_cell(note)} |" for kind, note in TYPE_NOTES.items()),
+    ]
+    headers = ("name", "type", "unit", "allowed values", "meaning", "source", "spec reference")
+    for table, columns in TABLES.items():
+        lines += [
+            "",
+            f"## {_TABLE_TITLES[table]}",
+            "",
+            "| " + " | ".join(headers) + " |",
+            "|" + "---|" * len(headers),
+        ]
+        for column in columns:
+            cells = (
+                f"`{column.name}`",
+                column.type.value,
+                column.unit,
+                column.allowed,
+                column.meaning,
+                column.source,
+                column.spec,
+            )
+            lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"

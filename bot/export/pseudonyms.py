@@ -1,0 +1,58 @@
+"""Pseudonyms and per-patient date offsets, both keyed on PSEUDONYM_KEY (HMAC-SHA256).
+
+A patient's pseudonym is HMAC-SHA256(key, research_id), where `research_id` is the random id
+given to every patient at creation (never the clinic reference). It is the first 24 hex digits
+(96 bits) of the MAC: stable for a key, so repeated exports join; unlinkable under another key;
+and with 96 bits a collision among even a million patients has a probability below 1e-16.
+
+The date offset for `--shift-dates` is derived from a second HMAC under the same key with a
+distinct message prefix, so knowing a pseudonym reveals nothing about its offset. It is a
+whole number of days between -365 and +365, never 0, the same for all of a patient's dates, so
+intervals and times of day are preserved while calendar dates are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+from typing import Final
+
+PSEUDONYM_HEX_DIGITS: Final = 24
+MAX_SHIFT_DAYS: Final = 365
+_SHIFT_PREFIX: Final = b"spondybot-date-shift\x00"
+_CACHE_SIZE: Final = 50_000
+
+
+class Pseudonymizer:
+    """Turns research ids into pseudonyms and date offsets for one key."""
+
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise ValueError("the pseudonym key must not be empty")
+        self._key = key
+        self._cache: dict[str, tuple[str, timedelta]] = {}
+
+    def pseudonym(self, research_id: str) -> str:
+        """The patient's pseudonym: 24 lowercase hex digits of HMAC-SHA256(key, research_id)."""
+        return self._lookup(research_id)[0]
+
+    def date_offset(self, research_id: str) -> timedelta:
+        """The patient's secret date shift: ±1 to ±365 whole days, stable for the key."""
+        return self._lookup(research_id)[1]
+
+    def _lookup(self, research_id: str) -> tuple[str, timedelta]:
+        cached = self._cache.get(research_id)
+        if cached is not None:
+            return cached
+        if len(self._cache) >= _CACHE_SIZE:
+            # Bounded, so memory stays flat however many patients an export covers.
+            self._cache.clear()
+        message = research_id.encode("utf-8")
+        pseudonym = hmac.new(self._key, message, hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_DIGITS]
+        digest = hmac.new(self._key, _SHIFT_PREFIX + message, hashlib.sha256).digest()
+        draw = int.from_bytes(digest[:8], "big") % (2 * MAX_SHIFT_DAYS)
+        days = draw // 2 + 1
+        offset = timedelta(days=days if draw % 2 else -days)
+        self._cache[research_id] = (pseudonym, offset)
+        return pseudonym, offset

@@ -1,0 +1,224 @@
+"""Writers of the tabular formats: wide and long CSV, and the wide table as Parquet.
+
+Each writer takes an iterable of record batches and writes as it goes, so memory holds one
+batch (Parquet: one row group) whatever the size of the export.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, Final, TypeVar
+
+from bot.export.columns import (
+    LONG_COLUMNS,
+    WIDE_COLUMNS,
+    Column,
+    ColumnType,
+    long_rows,
+)
+from bot.export.records import ExportRecord
+
+R = TypeVar("R")
+
+SHIFTED_NOTICE: Final = (
+    "# dates shifted: every date of a patient is moved by one secret offset of 1 to 365 whole "
+    "days (either direction), so intervals are preserved but calendar dates are not; "
+    "see docs/export.md"
+)
+"""First line of a CSV export made with --shift-dates (read with comment='#')."""
+
+PARQUET_ROW_GROUP: Final = 16_384
+"""Rows per Parquet row group: large enough for efficient reading, small enough to keep the
+writer's memory flat."""
+
+
+def iso_utc(moment: datetime) -> str:
+    """A UTC time as ISO 8601 to the second with a Z, e.g. 2026-03-02T09:00:00Z."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    # isoformat() starts with YYYY-MM-DDTHH:MM:SS and is twice as fast as strftime.
+    return moment.isoformat()[:19] + "Z"
+
+
+def _text(value: object) -> str:
+    return "" if value is None else str(value)
+
+
+def _decimal(value: object) -> str:
+    if value is None:
+        return ""
+    assert isinstance(value, Decimal)
+    text = str(value)  # plain notation for every stored value, and faster than format()
+    return format(value, "f") if "E" in text else text
+
+
+def _boolean(value: object) -> str:
+    return "" if value is None else ("true" if value else "false")
+
+
+def _datetime(value: object) -> str:
+    if value is None:
+        return ""
+    assert isinstance(value, datetime)
+    return iso_utc(value)
+
+
+CSV_FORMATTERS: Final[dict[ColumnType, Callable[[object], str]]] = {
+    ColumnType.STRING: _text,
+    ColumnType.INTEGER: _text,
+    ColumnType.DECIMAL: _decimal,
+    ColumnType.BOOLEAN: _boolean,
+    ColumnType.DATETIME: _datetime,
+}
+
+
+class HashingWriter(io.RawIOBase):
+    """A binary sink that passes bytes on and keeps their SHA-256 and count."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        super().__init__()
+        self._target = target
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self._target.write(chunk)
+        self.sha256.update(chunk)
+        self.size += len(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+
+def _write_csv(
+    sink: IO[bytes],
+    columns: Sequence[Column[R]],
+    batches: Iterable[Iterable[R]],
+    *,
+    shifted: bool,
+) -> tuple[int, str]:
+    """Writes a header and one row per item; returns (rows, SHA-256 of the bytes written)."""
+    hashing = HashingWriter(sink)
+    buffered = io.BufferedWriter(hashing, buffer_size=1 << 16)
+    text = io.TextIOWrapper(buffered, encoding="utf-8", newline="", write_through=False)
+    writer = csv.writer(text, lineterminator="\n")
+    if shifted:
+        text.write(SHIFTED_NOTICE + "\n")
+    writer.writerow([column.name for column in columns])
+    cells = [(column.value, CSV_FORMATTERS[column.type]) for column in columns]
+    rows = 0
+    for batch in batches:
+        lines = [[fmt(read(item)) for read, fmt in cells] for item in batch]
+        writer.writerows(lines)
+        rows += len(lines)
+    text.flush()
+    text.detach()
+    buffered.flush()
+    buffered.detach()
+    return rows, hashing.sha256.hexdigest()
+
+
+def write_wide_csv(
+    sink: IO[bytes], batches: Iterable[list[ExportRecord]], *, shifted: bool
+) -> tuple[int, str]:
+    """The wide table as CSV: one row per administration; returns (rows, SHA-256)."""
+    return _write_csv(sink, WIDE_COLUMNS, batches, shifted=shifted)
+
+
+def write_long_csv(
+    sink: IO[bytes], batches: Iterable[list[ExportRecord]], *, shifted: bool
+) -> tuple[int, str]:
+    """The long table as CSV: one row per answer, lab value and score; returns (rows, SHA-256)."""
+    long_batches = ([row for record in batch for row in long_rows(record)] for batch in batches)
+    return _write_csv(sink, LONG_COLUMNS, long_batches, shifted=shifted)
+
+
+def parquet_schema(*, shifted: bool) -> Any:
+    """The Parquet schema of the wide table, each field documented from its column definition."""
+    import pyarrow as pa
+
+    types = {
+        ColumnType.STRING: pa.string(),
+        ColumnType.INTEGER: pa.int64(),
+        ColumnType.DECIMAL: pa.float64(),
+        ColumnType.BOOLEAN: pa.bool_(),
+        ColumnType.DATETIME: pa.timestamp("us", tz="UTC"),
+    }
+    fields = [
+        pa.field(
+            column.name,
+            types[column.type],
+            nullable=True,
+            metadata={"meaning": column.meaning, "unit": column.unit, "source": column.source},
+        )
+        for column in WIDE_COLUMNS
+    ]
+    metadata = {
+        "spondybot.table": "wide",
+        "spondybot.dates_shifted": "true" if shifted else "false",
+        "spondybot.dictionary": "spondybot export --dictionary; docs/export.md",
+    }
+    return pa.schema(fields, metadata=metadata)
+
+
+def _parquet_value(kind: ColumnType) -> Callable[[object], object]:
+    if kind is ColumnType.DECIMAL:
+        return lambda value: None if value is None else float(value)  # type: ignore[arg-type]
+    return lambda value: value
+
+
+def write_parquet(
+    path: Path, batches: Iterable[list[ExportRecord]], *, shifted: bool
+) -> tuple[int, str]:
+    """The wide table as Parquet with proper types, in row groups; returns (rows, SHA-256).
+
+    Decimals become doubles (about 16 significant digits), which is what analysis tools read;
+    the CSV keeps every digit.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = parquet_schema(shifted=shifted)
+    readers = [(column.value, _parquet_value(column.type)) for column in WIDE_COLUMNS]
+    pending: list[list[object]] = [[] for _ in WIDE_COLUMNS]
+    rows = 0
+
+    def flush(writer: Any) -> None:
+        arrays = [
+            pa.array(values, type=field.type) for values, field in zip(pending, schema, strict=True)
+        ]
+        writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+        for values in pending:
+            values.clear()
+
+    with pq.ParquetWriter(str(path), schema, compression="zstd") as writer:
+        for batch in batches:
+            for record in batch:
+                for values, (read, convert) in zip(pending, readers, strict=True):
+                    values.append(convert(read(record)))
+            rows += len(batch)
+            if len(pending[0]) >= PARQUET_ROW_GROUP:
+                flush(writer)
+        if pending[0] or rows == 0:
+            flush(writer)
+    return rows, file_sha256(path)
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

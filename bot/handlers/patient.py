@@ -1,0 +1,236 @@
+"""What a patient (or anyone not yet enrolled) experiences in Telegram.
+
+Enrollment by `/start <code>`, consent and onboarding, the questionnaire's buttons and typed
+answers, and the patient commands. Every handler parses the update, calls one service of
+`bot.services.conversation` (or history), and hands the reply to `bot.handlers.presenter`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import BotCommand, Update
+from telegram.ext import (
+    Application,
+    ApplicationHandlerStop,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot import digest_send
+from bot.app import deps
+from bot.charts import trend_chart_png
+from bot.config import SUPPORTED_LANGUAGES
+from bot.handlers.common import call, user_language
+from bot.handlers.presenter import answer_query, present
+from bot.screens import Presentation, Screen, history_screens
+from bot.screens import present as presentation_of
+from bot.services import conversation, history, updates
+from bot.services.conversation import PATIENT_COMMANDS, PATIENT_PREFIXES, Notice
+
+logger = logging.getLogger(__name__)
+
+MENU_COMMANDS = ("checkin", "history", "status", "settings", "language", "pause", "stop", "help")
+"""The command menu Telegram shows, in this order, described in templates/…/commands.toml."""
+
+GUARD_GROUP = -1
+FALLBACK_GROUP = 50
+
+
+async def skip_redelivered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Silently drops an update Telegram delivers a second time (same update id)."""
+    claimed = await call(updates.claim_update, deps(context).ctx, update_id=update.update_id)
+    if not claimed:
+        logger.info("redelivered update skipped", extra={"fields": {"update_id": update.update_id}})
+        raise ApplicationHandlerStop
+
+
+def _who(update: Update) -> tuple[int, int, str]:
+    user = update.effective_user
+    chat = update.effective_chat
+    assert user is not None
+    assert chat is not None
+    return user.id, chat.id, user_language(update)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Joins with the code of the clinic's link, or shows where the person stands."""
+    user_id, chat_id, language = _who(update)
+    code = " ".join(context.args or []) or None
+    replies = await call(
+        conversation.start,
+        deps(context).ctx,
+        telegram_user_id=user_id,
+        chat_id=chat_id,
+        code=code,
+        language=language,
+    )
+    await present(update, context, presentation_of(deps(context).renderer, replies))
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Records an answer or a choice; a stale or forged button is refused kindly."""
+    query = update.callback_query
+    assert query is not None
+    user_id, _chat_id, language = _who(update)
+    reply = await call(
+        conversation.press,
+        deps(context).ctx,
+        telegram_user_id=user_id,
+        data=query.data,
+        language=language,
+    )
+    await present(update, context, presentation_of(deps(context).renderer, reply))
+    # A confirmed questionnaire may alert the physician (only if they turned alerts on).
+    await digest_send.alert_if_completed(
+        context.bot, deps(context).ctx, deps(context).renderer, reply
+    )
+
+
+async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Takes a typed code, setup answer or questionnaire answer; explains how to join otherwise."""
+    message = update.effective_message
+    assert message is not None
+    assert message.text is not None
+    user_id, chat_id, language = _who(update)
+    replies = await call(
+        conversation.typed,
+        deps(context).ctx,
+        telegram_user_id=user_id,
+        chat_id=chat_id,
+        text=message.text,
+        language=language,
+    )
+    if (
+        len(replies) == 1
+        and isinstance(replies[0], Notice)
+        and replies[0].key == "enrollment.physician_intro"
+        and handled_elsewhere(update, context, own_group=0)
+    ):
+        return
+    await present(update, context, presentation_of(deps(context).renderer, replies))
+
+
+async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/checkin, /status, /settings, /language, /pause, /stop or /help."""
+    message = update.effective_message
+    assert message is not None
+    assert message.text is not None
+    name = message.text.split()[0].lstrip("/").split("@")[0].lower()
+    user_id, _chat_id, language = _who(update)
+    replies = await call(
+        conversation.command,
+        deps(context).ctx,
+        telegram_user_id=user_id,
+        name=name,
+        language=language,
+    )
+    await present(update, context, presentation_of(deps(context).renderer, replies))
+
+
+async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Sends the chart of the last 12 weeks and a short table of scores."""
+    user_id, chat_id, language = _who(update)
+    d = deps(context)
+    found = await call(history.my_history, d.ctx, telegram_user_id=user_id)
+    if found is None:
+        replies = await call(
+            conversation.command, d.ctx, telegram_user_id=user_id, name="help", language=language
+        )
+        await present(update, context, presentation_of(d.renderer, replies))
+        return
+    screens = history_screens(d.renderer, found)
+    if screens.empty is not None or screens.table is None:
+        await present(update, context, Presentation(primary=Screen(screens.empty or "")))
+        return
+    png = await call(
+        trend_chart_png,
+        screens.points,
+        labels=screens.labels,
+        lab_dates=[mark.drawn_at for mark in found.labs],
+        start=found.since,
+        end=found.until,
+        timezone=found.timezone,
+    )
+    await context.bot.send_photo(chat_id, png, caption=screens.caption)
+    await context.bot.send_message(chat_id, screens.table)
+
+
+def handled_elsewhere(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, own_group: int = FALLBACK_GROUP
+) -> bool:
+    """Whether a handler of another group also matches this update, i.e. another part of the
+    bot (such as the physician commands) answers it. Within one group only the first matching
+    handler runs, so the caller's own group is not searched; guards (negative groups, which see
+    every update) answer nothing."""
+    for group, handlers in context.application.handlers.items():
+        if group < 0 or group == own_group:
+            continue
+        for handler in handlers:
+            if handler.callback in _OWN_CALLBACKS:
+                continue
+            if handler.check_update(update) not in (None, False):
+                return True
+    return False
+
+
+async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answers a button nobody handles (malformed or forged data) so its spinner stops."""
+    query = update.callback_query
+    if query is None or handled_elsewhere(update, context):
+        return
+    _user_id, _chat_id, language = _who(update)
+    await answer_query(query, deps(context).renderer.text("questionnaire.not_yours", language))
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Answers a command nobody handles with the help that fits the account."""
+    if handled_elsewhere(update, context):
+        return
+    user_id, _chat_id, language = _who(update)
+    replies = await call(
+        conversation.command,
+        deps(context).ctx,
+        telegram_user_id=user_id,
+        name="help",
+        language=language,
+    )
+    await present(update, context, presentation_of(deps(context).renderer, replies))
+
+
+_OWN_CALLBACKS: set[Any] = {skip_redelivered, unknown_button, unknown_command}
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Registers the patient handlers; the redelivery guard runs before every other handler."""
+    private = filters.ChatType.PRIVATE
+    application.add_handler(TypeHandler(Update, skip_redelivered), group=GUARD_GROUP)
+    application.add_handler(CommandHandler("start", start, filters=private))
+    application.add_handler(CommandHandler("history", history_command, filters=private))
+    application.add_handler(
+        CommandHandler(list(PATIENT_COMMANDS), patient_command, filters=private)
+    )
+    prefixes = "|".join(prefix.rstrip(":") for prefix in PATIENT_PREFIXES)
+    application.add_handler(CallbackQueryHandler(button, pattern=rf"^(?:{prefixes}):"))
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & private, text))
+    application.add_handler(CallbackQueryHandler(unknown_button), group=FALLBACK_GROUP)
+    application.add_handler(
+        MessageHandler(filters.COMMAND & private, unknown_command), group=FALLBACK_GROUP
+    )
+
+
+async def on_startup(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """Publishes the command menu in every supported language (English is the default)."""
+    renderer = deps(application).renderer
+    for language in SUPPORTED_LANGUAGES:
+        commands = [
+            BotCommand(name, renderer.text(f"commands.{name}", language)) for name in MENU_COMMANDS
+        ]
+        await application.bot.set_my_commands(
+            commands, language_code=None if language == "en" else language
+        )

@@ -1,0 +1,89 @@
+"""Reminder buttons (snooze), and the guard that notices a patient who blocked the bot is back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from telegram import ChatMember, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest
+from telegram.ext import Application, CallbackQueryHandler, ContextTypes, TypeHandler
+
+from bot.app import deps
+from bot.callbacks import SnoozeButton, decode
+from bot.handlers.common import call, user_language
+from bot.jobs import start_keyboard
+from bot.services import scheduling
+from bot.services.scheduling import SnoozeStatus
+
+logger = logging.getLogger(__name__)
+
+# The contact guard gets a group of its own: within one group only the first matching handler
+# runs, so a catch-all guard sharing group -1 would hide the other guards there (or be hidden).
+CONTACT_GUARD_GROUP = -2
+
+
+async def notice_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A patient who had blocked the bot and writes again gets their questionnaires again."""
+    user = update.effective_user
+    if user is None or user.is_bot:
+        return
+    ctx = deps(context).ctx
+    member = update.my_chat_member
+    if member is not None and member.new_chat_member.status == ChatMember.BANNED:
+        await call(scheduling.note_blocked, ctx, telegram_user_id=user.id)
+        return
+    await call(scheduling.restore_contact, ctx, telegram_user_id=user.id)
+
+
+async def snooze(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The patient taps "Remind me in 2 hours" or "Tomorrow" and is told when it comes back."""
+    query = update.callback_query
+    user = update.effective_user
+    if query is None or user is None:
+        return
+    button = decode(query.data)
+    dependencies = deps(context)
+    renderer = dependencies.renderer
+    if not isinstance(button, SnoozeButton):
+        await query.answer(renderer.text("schedule.not_available", user_language(update)))
+        return
+    result = await call(
+        scheduling.snooze_reminder,
+        dependencies.ctx,
+        telegram_user_id=user.id,
+        administration_id=button.administration_id,
+        choice=button.choice,
+    )
+    language = result.language or user_language(update)
+    if result.status is SnoozeStatus.UNKNOWN:
+        await query.answer(renderer.text("schedule.not_available", language))
+        return
+    await query.answer()
+    markup: InlineKeyboardMarkup | None = None
+    if result.status is SnoozeStatus.SNOOZED:
+        text = renderer.text("schedule.snoozed", language, remind_at=result.remind_at)
+        markup = start_keyboard(
+            renderer, language, button.administration_id, label="schedule.button_start_now"
+        )
+    elif result.status is SnoozeStatus.CLOSES_FIRST:
+        text = renderer.text("schedule.snooze_too_late", language, until=result.closes_at)
+        markup = start_keyboard(
+            renderer, language, button.administration_id, label="schedule.button_start_now"
+        )
+    else:
+        text = renderer.text("schedule.closed", language)
+    try:
+        await query.edit_message_text(text, reply_markup=markup)
+    except BadRequest as error:
+        # A double tap edits to the same text; Telegram refuses that and nothing is lost.
+        if "not modified" not in str(error):
+            raise
+
+
+def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+    """The contact guard (own low group, runs alongside everything) and the snooze buttons."""
+    application.add_handler(
+        TypeHandler(Update, notice_contact, block=False), group=CONTACT_GUARD_GROUP
+    )
+    application.add_handler(CallbackQueryHandler(snooze, pattern=r"^z:"))

@@ -1,0 +1,157 @@
+"""What a press, a typed message or `/start` from a Telegram account means, as one service.
+
+The Telegram handlers and the terminal demo both go through here, so they share every rule:
+which account is speaking, which step it is at, and which service answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot import callbacks
+from bot.context import AppContext
+from bot.services import enrollment, history, patients, questionnaire
+from bot.services.enrollment import EnrollmentResult
+from bot.services.history import StatusView
+from bot.services.patients import AccountReply
+from bot.services.questionnaire import QuestionnaireReply
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message with nothing behind it: `key` names its template."""
+
+    key: str
+    language: str
+
+
+Reply = QuestionnaireReply | AccountReply | EnrollmentResult | StatusView | Notice
+
+PATIENT_PREFIXES = ("a:", "b:", "s:", "c:", "e:", "o:")
+"""Callback data this module answers; other prefixes belong to other parts of the bot."""
+
+
+def press(ctx: AppContext, *, telegram_user_id: int, data: str | None, language: str) -> Reply:
+    """A button press. Malformed or forged data is refused without touching anything."""
+    button = callbacks.decode(data)
+    match button:
+        case callbacks.AnswerButton(administration_id, item, value):
+            return questionnaire.answer(
+                ctx,
+                telegram_user_id=telegram_user_id,
+                administration_id=administration_id,
+                item=item,
+                value=value,
+            )
+        case callbacks.BackButton(administration_id, item):
+            return questionnaire.back(
+                ctx,
+                telegram_user_id=telegram_user_id,
+                administration_id=administration_id,
+                item=item,
+            )
+        case callbacks.StartButton(administration_id):
+            return questionnaire.start(
+                ctx, telegram_user_id=telegram_user_id, administration_id=administration_id
+            )
+        case callbacks.ConfirmButton(administration_id):
+            return questionnaire.confirm(
+                ctx, telegram_user_id=telegram_user_id, administration_id=administration_id
+            )
+        case callbacks.ChangeButton(administration_id, item):
+            return questionnaire.change(
+                ctx,
+                telegram_user_id=telegram_user_id,
+                administration_id=administration_id,
+                item=item,
+            )
+        case callbacks.OptionButton("first", _):
+            return questionnaire.checkin(ctx, telegram_user_id=telegram_user_id)
+        case callbacks.OptionButton(step, value):
+            return patients.choose(ctx, telegram_user_id=telegram_user_id, step=step, value=value)
+    return QuestionnaireReply(questionnaire.Outcome.NOT_YOURS, language=language)
+
+
+def typed(
+    ctx: AppContext, *, telegram_user_id: int, chat_id: int, text: str, language: str
+) -> list[Reply]:
+    """A typed message: a code from an unknown account, a setup answer, or a questionnaire
+    answer from a patient."""
+    account = enrollment.identify(ctx, telegram_user_id=telegram_user_id, language=language)
+    if account.kind == "unknown":
+        if not enrollment.looks_like_code(text):
+            return [Notice("enrollment.how_to_join", language)]
+        return _enrolled(ctx, telegram_user_id, chat_id, text, language)
+    if account.kind == "physician":
+        return [Notice("enrollment.physician_intro", account.language)]
+    setup = patients.typed_during_setup(ctx, telegram_user_id=telegram_user_id, text=text)
+    if setup is not None:
+        return [setup]
+    return [questionnaire.answer_typed(ctx, telegram_user_id=telegram_user_id, text=text)]
+
+
+def _enrolled(
+    ctx: AppContext, telegram_user_id: int, chat_id: int, code: str, language: str
+) -> list[Reply]:
+    """Enrolls with a code; a linked patient is shown their first setup step straight away."""
+    result = enrollment.enroll(
+        ctx, telegram_user_id=telegram_user_id, chat_id=chat_id, code_text=code, language=language
+    )
+    if result.outcome is enrollment.Outcome.PATIENT_LINKED:
+        where = patients.current_screen(ctx, telegram_user_id=telegram_user_id)
+        if where is not None:
+            return [result, where]
+    return [result]
+
+
+def start(
+    ctx: AppContext, *, telegram_user_id: int, chat_id: int, code: str | None, language: str
+) -> list[Reply]:
+    """`/start`, with the code of a clinic's link or without: links an unknown account, or
+    shows a linked one where it stands."""
+    account = enrollment.identify(ctx, telegram_user_id=telegram_user_id, language=language)
+    if account.kind == "unknown":
+        if not code:
+            return [Notice("enrollment.ask_code", language)]
+        return _enrolled(ctx, telegram_user_id, chat_id, code, language)
+    replies: list[Reply] = []
+    if code:
+        replies.append(EnrollmentResult(enrollment.Outcome.ALREADY_LINKED, account.language))
+    if account.kind == "physician":
+        replies.append(Notice("enrollment.physician_intro", account.language))
+        return replies
+    where = patients.current_screen(ctx, telegram_user_id=telegram_user_id)
+    if where is not None and where.screen == "account.home":
+        status = history.my_status(ctx, telegram_user_id=telegram_user_id)
+        if status is not None:
+            replies.append(status)
+            return replies
+    if where is not None:
+        replies.append(where)
+    return replies or [Notice("enrollment.how_to_join", language)]
+
+
+PATIENT_COMMANDS = ("checkin", "status", "settings", "language", "pause", "stop", "help")
+"""Commands answered by `command`, in the order of Telegram's command menu (with history)."""
+
+
+def command(ctx: AppContext, *, telegram_user_id: int, name: str, language: str) -> list[Reply]:
+    """A patient command (`/checkin`, `/status`, `/settings`, `/language`, `/pause`, `/stop`,
+    `/help`): unknown accounts get the how-to-join text, physicians their introduction."""
+    account = enrollment.identify(ctx, telegram_user_id=telegram_user_id, language=language)
+    if account.kind == "unknown":
+        return [Notice("enrollment.how_to_join", language)]
+    if account.kind == "physician":
+        return [Notice("enrollment.physician_intro", account.language)]
+    if name == "help":
+        return [Notice("help.patient", account.language)]
+    if name == "checkin":
+        return [questionnaire.checkin(ctx, telegram_user_id=telegram_user_id)]
+    if name == "status":
+        status = history.my_status(ctx, telegram_user_id=telegram_user_id)
+        return [status] if status is not None else [Notice("enrollment.how_to_join", language)]
+    return [
+        patients.open_menu(
+            ctx, telegram_user_id=telegram_user_id, menu=name, language=account.language
+        )
+    ]

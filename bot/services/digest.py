@@ -1,0 +1,648 @@
+"""The weekly physician digest: who needs attention, who is improving, every patient's line.
+
+`build_digest` reads a physician's panel with a fixed number of queries (storage.digest) and
+judges each patient with the pure rules of `bot.domain.attention`. The week covered is an ISO
+week in the physician's time zone: a digest delivered in week W covers week W-1, the last
+complete week. Delivery is claimed per physician, channel and week in the delivery log, so
+it goes out once however many processes tick (`due_digests`, `claim_digest`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from bot.config import PatientIdentifier
+from bot.context import AppContext
+from bot.domain import attention, scoring
+from storage import administrations, deliveries, physicians
+from storage import digest as digest_storage
+from storage.models import (
+    AdministrationKind,
+    AdministrationStatus,
+    Patient,
+    PatientStatus,
+    Physician,
+)
+
+# Re-exported, so senders record outcomes without importing storage themselves.
+from storage.models import DeliveryStatus as DeliveryStatus
+
+LISTED_STATUSES: Final = (PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value)
+"""Patients a digest lists: enrolled and not withdrawn (paused ones are marked as such)."""
+
+CHART_WEEKS: Final = 12
+COMPLETION_WEEKS: Final = 4
+TELEGRAM_KIND: Final = "digest"
+EMAIL_KIND: Final = "digest_email"
+ALERT_KIND: Final = "alert"
+_WEEK_RE = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
+
+
+class DigestError(ValueError):
+    """A digest request that cannot be carried out; the message is shown as is."""
+
+
+@dataclass(frozen=True, order=True)
+class IsoWeek:
+    """An ISO 8601 week (Monday to Sunday), written like 2026-W14."""
+
+    year: int
+    week: int
+
+    @classmethod
+    def parse(cls, text: str) -> IsoWeek:
+        """The week written as "2026-W14" (or "2026W14"); ValueError when malformed."""
+        match = _WEEK_RE.match(text.strip())
+        if match is None:
+            raise ValueError(f"week must look like 2026-W14, got {text!r}")
+        year, week = int(match.group(1)), int(match.group(2))
+        try:
+            date.fromisocalendar(year, week, 1)
+        except ValueError:
+            raise ValueError(f"{year} has no ISO week {week}") from None
+        return cls(year, week)
+
+    @classmethod
+    def containing(cls, day: date) -> IsoWeek:
+        year, week, _ = day.isocalendar()
+        return cls(year, week)
+
+    def monday(self) -> date:
+        return date.fromisocalendar(self.year, self.week, 1)
+
+    def sunday(self) -> date:
+        return self.monday() + timedelta(days=6)
+
+    def previous(self) -> IsoWeek:
+        return IsoWeek.containing(self.monday() - timedelta(days=7))
+
+    def next(self) -> IsoWeek:
+        return IsoWeek.containing(self.monday() + timedelta(days=7))
+
+    def start(self, timezone: str) -> datetime:
+        """Monday 00:00 in the time zone, as aware UTC."""
+        local = datetime.combine(self.monday(), time(0, 0), tzinfo=ZoneInfo(timezone))
+        return local.astimezone(UTC)
+
+    def end(self, timezone: str) -> datetime:
+        """The next Monday 00:00 in the time zone (exclusive), as aware UTC."""
+        return self.next().start(timezone)
+
+    def __str__(self) -> str:
+        return f"{self.year}-W{self.week:02d}"
+
+
+def covered_week(now: datetime, timezone: str) -> IsoWeek:
+    """The week a digest built at `now` covers: the last complete ISO week in the time zone."""
+    return IsoWeek.containing(now.astimezone(ZoneInfo(timezone)).date()).previous()
+
+
+def due_at(week: IsoWeek, *, weekday: int, at: time, timezone: str) -> datetime:
+    """When a physician's digest falls due in a given week: weekday and local time, in UTC."""
+    day = week.monday() + timedelta(days=weekday)
+    return datetime.combine(day, at, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+class WeekStatus(StrEnum):
+    """How a patient did in one week's scheduled questionnaire."""
+
+    COMPLETED = "completed"
+    MISSED = "missed"
+    OPEN = "open"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class PatientLine:
+    """One patient in the digest: latest scores with their states, changes and flags.
+
+    Changes are since the previous score of the same kind; `basdai_at` and `asdas_at` are
+    the questionnaire slots the scores come from (ASDAS needs a CRP, so it can be older than
+    the latest BASDAI).
+    """
+
+    patient_id: int
+    identifier: str
+    clinic_ref: str
+    paused: bool
+    basdai: Decimal | None
+    basdai_at: datetime | None
+    basdai_active: bool
+    basdai_change: Decimal | None
+    asdas: Decimal | None
+    asdas_state: scoring.AsdasState | None
+    asdas_at: datetime | None
+    asdas_change: Decimal | None
+    trend: attention.Trend
+    last_weeks: tuple[WeekStatus, ...]
+    concerns: tuple[attention.Flag, ...]
+    progress: tuple[attention.Flag, ...]
+    history: tuple[attention.Observation, ...]
+    severity: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A physician's digest for one ISO week, ready to be rendered in their language."""
+
+    physician_id: int
+    language: str
+    timezone: str
+    email: str | None
+    week: IsoWeek
+    first_day: date
+    last_day: date
+    patients_active: int
+    patients_paused: int
+    completed: int
+    missed: int
+    pending: int
+    completion_rate: int | None
+    attention: tuple[PatientLine, ...]
+    improving: tuple[PatientLine, ...]
+    patients: tuple[PatientLine, ...]
+    no_crp_weeks: int
+    chart_weeks: int = CHART_WEEKS
+
+
+def identifier_of(patient: Patient, choice: PatientIdentifier) -> str:
+    """How physician-facing messages name a patient, per the clinic's setting."""
+    if choice is PatientIdentifier.DISPLAY_NAME and patient.display_name:
+        return patient.display_name
+    return patient.clinic_ref
+
+
+def _percent(part: int, whole: int) -> int | None:
+    if whole == 0:
+        return None
+    return int((Decimal(100 * part) / Decimal(whole)).quantize(Decimal(1), ROUND_HALF_UP))
+
+
+def _observation(row: digest_storage.AdministrationRow) -> attention.Observation:
+    return attention.Observation(at=row.slot_at, basdai=row.basdai, asdas=row.asdas_crp)
+
+
+def _week_status(rows: list[digest_storage.AdministrationRow]) -> WeekStatus:
+    statuses = {row.status for row in rows}
+    for status, result in (
+        (AdministrationStatus.COMPLETED.value, WeekStatus.COMPLETED),
+        (AdministrationStatus.OPEN.value, WeekStatus.OPEN),
+        (AdministrationStatus.MISSED.value, WeekStatus.MISSED),
+    ):
+        if status in statuses:
+            return result
+    return WeekStatus.NONE
+
+
+def _patient_line(
+    patient: Patient,
+    rows: list[digest_storage.AdministrationRow],
+    *,
+    last_crp_at: datetime | None,
+    week: IsoWeek,
+    timezone: str,
+    identifier: PatientIdentifier,
+    no_crp_weeks: int,
+) -> PatientLine:
+    as_of = week.end(timezone)
+    completed = [row for row in rows if row.status == AdministrationStatus.COMPLETED.value]
+    scheduled = [row for row in rows if row.kind == AdministrationKind.SCHEDULED.value]
+    facts = attention.PatientFacts(
+        as_of=as_of,
+        observations=[_observation(row) for row in completed],
+        scheduled_missed=[
+            row.status == AdministrationStatus.MISSED.value
+            for row in scheduled
+            if row.status != AdministrationStatus.OPEN.value
+        ],
+        unreachable_since=patient.unreachable_since,
+        last_crp_at=last_crp_at,
+        baseline_at=patient.baseline_date,
+    )
+    judged = attention.assess(facts, no_crp_weeks=no_crp_weeks)
+    weeks = [week]
+    for _ in range(COMPLETION_WEEKS - 1):
+        weeks.insert(0, weeks[0].previous())
+    by_week: dict[IsoWeek, list[digest_storage.AdministrationRow]] = defaultdict(list)
+    zone = ZoneInfo(timezone)
+    for row in scheduled:
+        by_week[IsoWeek.containing(row.slot_at.astimezone(zone).date())].append(row)
+    chart_from = week.start(timezone) - timedelta(weeks=CHART_WEEKS - 1)
+    latest_basdai, previous_basdai = judged.latest_basdai, judged.previous_basdai
+    latest_asdas, previous_asdas = judged.latest_asdas, judged.previous_asdas
+    asdas_value = None if latest_asdas is None else latest_asdas.asdas
+    basdai_value = None if latest_basdai is None else latest_basdai.basdai
+    return PatientLine(
+        patient_id=patient.id or 0,
+        identifier=identifier_of(patient, identifier),
+        clinic_ref=patient.clinic_ref,
+        paused=patient.status == PatientStatus.PAUSED.value,
+        basdai=basdai_value,
+        basdai_at=None if latest_basdai is None else latest_basdai.at,
+        basdai_active=basdai_value is not None and scoring.basdai_active(basdai_value),
+        basdai_change=_change(latest_basdai, previous_basdai, "basdai"),
+        asdas=asdas_value,
+        asdas_state=None if asdas_value is None else scoring.asdas_category(asdas_value),
+        asdas_at=None if latest_asdas is None else latest_asdas.at,
+        asdas_change=_change(latest_asdas, previous_asdas, "asdas"),
+        trend=judged.trend,
+        last_weeks=tuple(_week_status(by_week.get(each, [])) for each in weeks),
+        concerns=judged.concerns,
+        progress=judged.progress,
+        history=tuple(
+            observation
+            for observation in facts.observations
+            if chart_from <= observation.at < as_of
+        ),
+        severity=judged.severity_key(),
+    )
+
+
+def _change(
+    latest: attention.Observation | None,
+    previous: attention.Observation | None,
+    attribute: str,
+) -> Decimal | None:
+    if latest is None or previous is None:
+        return None
+    after, before = getattr(latest, attribute), getattr(previous, attribute)
+    if after is None or before is None:
+        return None
+    return attention.difference(after, before)
+
+
+def _attention_order(line: PatientLine) -> tuple[object, ...]:
+    """Most severe first; among equals, higher ASDAS, then higher BASDAI, then by name."""
+    asdas = line.asdas if line.asdas is not None else Decimal(-1)
+    basdai = line.basdai if line.basdai is not None else Decimal(-1)
+    return (line.severity, -asdas, -basdai, line.identifier.casefold())
+
+
+_PROGRESS_RANK = {kind: rank for rank, kind in enumerate(attention.Progress)}
+
+
+def _improving_order(line: PatientLine) -> tuple[object, ...]:
+    best = min(_PROGRESS_RANK[attention.Progress(flag.kind)] for flag in line.progress)
+    return (best, line.identifier.casefold())
+
+
+def build_digest(
+    ctx: AppContext, *, physician_id: int, week: IsoWeek | None = None
+) -> Digest | None:
+    """The physician's digest for `week` (default: the last complete week in their time
+    zone); None when they have no enrolled patients yet, who would get an empty digest."""
+    with ctx.session() as session:
+        physician = physicians.get_physician(session=session, physician_id=physician_id)
+        if physician is None:
+            raise DigestError(f"no physician with id {physician_id}")
+        timezone = physician.timezone
+        week = week or covered_week(ctx.clock.now(), timezone)
+        end = week.end(timezone)
+        panel = digest_storage.patients_of(
+            session=session, physician_id=physician_id, statuses=LISTED_STATUSES
+        )
+        if not panel:
+            return None
+        history = digest_storage.administration_history(
+            session=session, before=end, physician_id=physician_id, statuses=LISTED_STATUSES
+        )
+        crp = digest_storage.last_crp_drawn(session=session, physician_id=physician_id, before=end)
+
+    rows_of: dict[int, list[digest_storage.AdministrationRow]] = defaultdict(list)
+    for row in history:
+        rows_of[row.patient_id].append(row)
+    settings = ctx.settings
+    lines = [
+        _patient_line(
+            patient,
+            rows_of.get(patient.id or 0, []),
+            last_crp_at=crp.get(patient.id or 0),
+            week=week,
+            timezone=timezone,
+            identifier=settings.patient_identifier,
+            no_crp_weeks=settings.digest_no_crp_weeks,
+        )
+        for patient in panel
+    ]
+    start = week.start(timezone)
+    this_week = [
+        row
+        for row in history
+        if row.kind == AdministrationKind.SCHEDULED.value and start <= row.slot_at < end
+    ]
+    completed = sum(row.status == AdministrationStatus.COMPLETED.value for row in this_week)
+    missed = sum(row.status == AdministrationStatus.MISSED.value for row in this_week)
+    return Digest(
+        physician_id=physician_id,
+        language=physician.language,
+        timezone=timezone,
+        email=physician.email,
+        week=week,
+        first_day=week.monday(),
+        last_day=week.sunday(),
+        patients_active=sum(not line.paused for line in lines),
+        patients_paused=sum(line.paused for line in lines),
+        completed=completed,
+        missed=missed,
+        pending=len(this_week) - completed - missed,
+        completion_rate=_percent(completed, completed + missed),
+        attention=tuple(sorted((ln for ln in lines if ln.concerns), key=_attention_order)),
+        improving=tuple(sorted((ln for ln in lines if ln.progress), key=_improving_order)),
+        patients=tuple(sorted(lines, key=lambda ln: (ln.identifier.casefold(), ln.patient_id))),
+        no_crp_weeks=settings.digest_no_crp_weeks,
+    )
+
+
+# -- delivery --------------------------------------------------------------------------------
+
+
+class Channel(StrEnum):
+    TELEGRAM = "telegram"
+    EMAIL = "email"
+
+
+def dedupe_key(physician_id: int, week: IsoWeek, channel: Channel) -> str:
+    """The delivery-log key that makes a digest go out once per physician, week and channel."""
+    prefix = "digest" if channel is Channel.TELEGRAM else "digest-email"
+    return f"{prefix}:{physician_id}:{week}"
+
+
+@dataclass(frozen=True)
+class DueDigest:
+    """A physician whose digest for `week` is due and not yet claimed on some channel."""
+
+    physician_id: int
+    week: IsoWeek
+    language: str
+    chat_id: int | None
+    email: str | None
+
+
+def due_digests(ctx: AppContext, now: datetime) -> list[DueDigest]:
+    """Physicians whose weekly digest time has passed this week (in their own time zone),
+    who have enrolled patients, and whose digest for the week is still unclaimed on a
+    channel they can be reached on (Telegram, or e-mail when SMTP is configured)."""
+    smtp = _email_configured(ctx)
+    candidates: list[tuple[Physician, int | None, IsoWeek]] = []
+    with ctx.session() as session:
+        sizes = digest_storage.panel_sizes(session=session, statuses=LISTED_STATUSES)
+        for row in digest_storage.physicians_with_chats(session=session):
+            physician = row.physician
+            if physician.id is None or sizes.get(physician.id, 0) == 0:
+                continue
+            local_week = IsoWeek.containing(now.astimezone(ZoneInfo(physician.timezone)).date())
+            moment = due_at(
+                local_week,
+                weekday=physician.digest_weekday,
+                at=physician.digest_time,
+                timezone=physician.timezone,
+            )
+            if now >= moment:
+                candidates.append((physician, row.chat_id, local_week.previous()))
+        keys = [
+            dedupe_key(physician.id or 0, week, channel)
+            for physician, _, week in candidates
+            for channel in Channel
+        ]
+        taken = digest_storage.existing_keys(session=session, dedupe_keys=keys)
+    due = []
+    for physician, chat_id, week in candidates:
+        physician_id = physician.id or 0
+        chat = (
+            chat_id
+            if chat_id is not None and dedupe_key(physician_id, week, Channel.TELEGRAM) not in taken
+            else None
+        )
+        email = (
+            physician.email
+            if smtp
+            and physician.email
+            and dedupe_key(physician_id, week, Channel.EMAIL) not in taken
+            else None
+        )
+        if chat is not None or email is not None:
+            due.append(DueDigest(physician_id, week, physician.language, chat, email))
+    return due
+
+
+def claim_digest(
+    ctx: AppContext, *, physician_id: int, week: IsoWeek, channel: Channel, now: datetime
+) -> int | None:
+    """Claims one physician's digest for a week on one channel; the delivery id, or None
+    when another process (or an earlier run) already has it."""
+    with ctx.session() as session:
+        claimed = deliveries.claim_delivery(
+            session=session,
+            dedupe_key=dedupe_key(physician_id, week, channel),
+            kind=TELEGRAM_KIND if channel is Channel.TELEGRAM else EMAIL_KIND,
+            now=now,
+            physician_id=physician_id,
+        )
+        return None if claimed is None else claimed.id
+
+
+def finish_delivery(
+    ctx: AppContext,
+    *,
+    delivery_id: int,
+    status: DeliveryStatus,
+    attempts: int = 1,
+    error: str | None = None,
+) -> None:
+    """Records how a claimed digest or alert ended."""
+    with ctx.session() as session:
+        deliveries.finish_delivery(
+            session=session,
+            delivery_id=delivery_id,
+            status=status,
+            now=ctx.clock.now(),
+            attempts=attempts,
+            error=error,
+        )
+
+
+@dataclass(frozen=True)
+class Recipients:
+    """Where a physician's digest goes: their Telegram chat and, when e-mail is configured,
+    their e-mail address (either may be None)."""
+
+    physician_id: int
+    chat_id: int | None
+    email: str | None
+
+
+def recipients(ctx: AppContext, *, physician_id: int) -> Recipients:
+    """Where a physician can receive the digest; DigestError if there is no such physician."""
+    with ctx.session() as session:
+        rows = digest_storage.physicians_with_chats(session=session, physician_id=physician_id)
+    if not rows:
+        raise DigestError(f"no physician with id {physician_id}")
+    physician = rows[0].physician
+    return Recipients(
+        physician_id=physician_id,
+        chat_id=rows[0].chat_id,
+        email=physician.email if _email_configured(ctx) and physician.email else None,
+    )
+
+
+def _email_configured(ctx: AppContext) -> bool:
+    settings = ctx.settings
+    return bool(settings.smtp_host) and bool(settings.smtp_from or settings.smtp_user)
+
+
+# -- the /digest settings --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DigestSchedule:
+    """When a physician's digest arrives, and whether immediate alerts are on."""
+
+    physician_id: int
+    language: str
+    timezone: str
+    weekday: int
+    at: time
+    alerts_enabled: bool
+    chat_id: int | None
+
+
+def _schedule(row: digest_storage.PhysicianRow) -> DigestSchedule:
+    physician = row.physician
+    return DigestSchedule(
+        physician_id=physician.id or 0,
+        language=physician.language,
+        timezone=physician.timezone,
+        weekday=physician.digest_weekday,
+        at=physician.digest_time,
+        alerts_enabled=physician.alerts_enabled,
+        chat_id=row.chat_id,
+    )
+
+
+def schedule_for_account(ctx: AppContext, *, telegram_user_id: int) -> DigestSchedule | None:
+    """The digest schedule of the physician this Telegram account belongs to; None for
+    anyone who is not a physician."""
+    with ctx.session() as session:
+        row = digest_storage.physician_of_account(
+            session=session, telegram_user_id=telegram_user_id
+        )
+        return None if row is None else _schedule(row)
+
+
+def change_schedule(
+    ctx: AppContext,
+    *,
+    telegram_user_id: int,
+    weekday: int | None = None,
+    at: time | None = None,
+    alerts_enabled: bool | None = None,
+) -> DigestSchedule | None:
+    """Changes the weekday, the local time or the alerts of the account's physician; None
+    for anyone who is not a physician."""
+    if weekday is not None and not 0 <= weekday <= 6:
+        raise DigestError("weekday must be 0 (Monday) to 6 (Sunday)")
+    with ctx.session() as session:
+        row = digest_storage.physician_of_account(
+            session=session, telegram_user_id=telegram_user_id
+        )
+        if row is None or row.physician.id is None:
+            return None
+        physician, physician_id = row.physician, row.physician.id
+        if weekday is not None or at is not None:
+            physicians.set_digest_schedule(
+                session=session,
+                physician_id=physician_id,
+                weekday=physician.digest_weekday if weekday is None else weekday,
+                at=physician.digest_time if at is None else at,
+            )
+        if alerts_enabled is not None:
+            physicians.update_physician(
+                session=session, physician_id=physician_id, alerts_enabled=alerts_enabled
+            )
+        return _schedule(digest_storage.PhysicianRow(physician=physician, chat_id=row.chat_id))
+
+
+# -- immediate alerts ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One short message for a physician about a questionnaire just completed."""
+
+    physician_id: int
+    chat_id: int
+    language: str
+    administration_id: int
+    patient_identifier: str
+    flags: tuple[attention.Flag, ...]
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"alert:{self.administration_id}"
+
+
+def alerts_for_completion(ctx: AppContext, administration_id: int) -> list[Alert]:
+    """Alerts a completed questionnaire raises: very high activity (ASDAS > 3.5) or a
+    clinically important worsening (ASDAS up ≥ 0.9), for a physician who turned alerts on
+    and whose Telegram is linked (clinical spec §3). Empty when nothing is to be said."""
+    with ctx.session() as session:
+        administration = administrations.get_administration(
+            session=session, administration_id=administration_id
+        )
+        if administration is None or administration.status != AdministrationStatus.COMPLETED.value:
+            return []
+        patient = session.get(Patient, administration.patient_id)
+        if patient is None:
+            return []
+        rows = digest_storage.physicians_with_chats(
+            session=session, physician_id=patient.physician_id
+        )
+        if not rows or not rows[0].physician.alerts_enabled or rows[0].chat_id is None:
+            return []
+        history = digest_storage.administration_history(
+            session=session,
+            before=administration.slot_at + timedelta(microseconds=1),
+            patient_id=patient.id,
+        )
+    completed = [
+        _observation(row)
+        for row in history
+        if row.status == AdministrationStatus.COMPLETED.value
+        and row.administration_id != administration_id
+    ]
+    this = next(row for row in history if row.administration_id == administration_id)
+    flags = attention.completion_alerts([*completed, _observation(this)])
+    if not flags:
+        return []
+    physician, chat_id = rows[0].physician, rows[0].chat_id
+    return [
+        Alert(
+            physician_id=physician.id or 0,
+            chat_id=chat_id,
+            language=physician.language,
+            administration_id=administration_id,
+            patient_identifier=identifier_of(patient, ctx.settings.patient_identifier),
+            flags=flags,
+        )
+    ]
+
+
+def claim_alert(ctx: AppContext, alert: Alert) -> int | None:
+    """Claims an alert so it is sent once even if the completion is processed twice."""
+    with ctx.session() as session:
+        claimed = deliveries.claim_delivery(
+            session=session,
+            dedupe_key=alert.dedupe_key,
+            kind=ALERT_KIND,
+            now=ctx.clock.now(),
+            physician_id=alert.physician_id,
+            administration_id=alert.administration_id,
+        )
+        return None if claimed is None else claimed.id

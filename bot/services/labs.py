@@ -1,0 +1,586 @@
+"""Entering, importing, correcting and deleting lab values: one path for every route.
+
+The command line, the CSV import and the physician's chat all store through
+`store_measurement`, which in the caller's transaction recognises a sample already stored,
+stores the new one, appends it to the audit trail and recomputes the scores of every
+administration it can affect (clinical spec §4: a late lab completes earlier ASDAS; a changed
+or deleted one recomputes what depended on it). Scores themselves are computed only by
+`bot.services.scores`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from bot.context import AppContext
+from bot.domain import labs as lab_rules
+from bot.domain.labs import LabInputError, Measurement
+from bot.domain.scoring import CRP_FLOOR_MG_L
+from bot.services import scores as score_service
+from storage import audit, labs, patients
+from storage.models import LabResult, Patient, PatientStatus
+
+logger = logging.getLogger(__name__)
+
+SOURCE_CLI = "cli"
+SOURCE_CSV = "csv"
+SOURCE_CHAT = "chat"
+
+STORED = "stored"
+DUPLICATE = "duplicate"
+REFUSED = "refused"
+
+AUDIT_ENTITY = "lab"
+
+
+@dataclass(frozen=True)
+class LabView:
+    """One lab value as staff see it, with the administrations whose ASDAS it feeds."""
+
+    lab_id: int
+    patient_id: int
+    clinic_ref: str
+    analyte: str
+    value: Decimal
+    unit: str
+    value_normalised: Decimal
+    below_detection_limit: bool
+    drawn_at: datetime
+    source: str
+    entered_by: str
+    deleted: bool
+    used_by: tuple[int, ...] = ()
+
+    @property
+    def floored(self) -> bool:
+        """Whether ASDAS-CRP uses 2 mg/L instead of this value (clinical spec §2)."""
+        return self.analyte == lab_rules.CRP and (
+            self.below_detection_limit or self.value_normalised < CRP_FLOOR_MG_L
+        )
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    """What happened to one value: `stored`, or `duplicate` of an identical stored sample."""
+
+    status: str
+    lab: LabView
+    recomputed: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChangeOutcome:
+    """A corrected or deleted value: before and after, and the administrations recomputed."""
+
+    before: LabView
+    after: LabView
+    recomputed: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    """The fate of one line of a lab file; `reason` and `params` say why it was not stored."""
+
+    line: int
+    outcome: str
+    clinic_ref: str = ""
+    analyte: str = ""
+    reason: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    lab_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """Every line of a lab file with its outcome; nothing was written when `dry_run`."""
+
+    rows: tuple[ImportRow, ...]
+    dry_run: bool
+    recomputed: int
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for row in self.rows if row.outcome == outcome)
+
+    @property
+    def stored(self) -> int:
+        return self.count(STORED)
+
+    @property
+    def duplicate(self) -> int:
+        return self.count(DUPLICATE)
+
+    @property
+    def refused(self) -> int:
+        return self.count(REFUSED)
+
+
+def window(ctx: AppContext) -> timedelta:
+    """The lab matching window, ±`LAB_WINDOW_DAYS` (clinical spec §4)."""
+    return timedelta(days=ctx.settings.lab_window_days)
+
+
+def view(session: Session, lab: LabResult, clinic_ref: str) -> LabView:
+    """A stored lab result as a plain value."""
+    assert lab.id is not None
+    return LabView(
+        lab_id=lab.id,
+        patient_id=lab.patient_id,
+        clinic_ref=clinic_ref,
+        analyte=lab.analyte,
+        value=lab.value,
+        unit=lab.unit,
+        value_normalised=lab.value_normalised,
+        below_detection_limit=lab.below_detection_limit,
+        drawn_at=lab.drawn_at,
+        source=lab.source,
+        entered_by=lab.entered_by,
+        deleted=lab.deleted_at is not None,
+        used_by=tuple(labs.administrations_using(session=session, lab_id=lab.id)),
+    )
+
+
+def _audit_values(lab: LabResult) -> dict[str, Any]:
+    return {
+        "analyte": lab.analyte,
+        "value": lab.value,
+        "unit": lab.unit,
+        "value_normalised": lab.value_normalised,
+        "below_detection_limit": lab.below_detection_limit,
+        "drawn_at": lab.drawn_at.isoformat(),
+        "source": lab.source,
+        "entered_by": lab.entered_by,
+    }
+
+
+def find_patient(session: Session, clinic_ref: str) -> Patient:
+    """The patient a clinic reference names; deleted patients take no more lab values."""
+    ref = clinic_ref.strip()
+    if not ref:
+        raise LabInputError("patient_missing")
+    patient = patients.get_patient_by_ref(session=session, clinic_ref=ref)
+    if patient is None or patient.status == PatientStatus.DELETED.value:
+        raise LabInputError("patient_unknown", ref=ref[:64])
+    return patient
+
+
+def recompute(
+    session: Session,
+    *,
+    patient_id: int,
+    moments: Iterable[datetime],
+    administration_ids: Iterable[int] = (),
+    window: timedelta,
+    now: datetime,
+) -> tuple[int, ...]:
+    """Recomputes every completed administration within ±window of the given draw times, and
+    the listed administrations (those that used a value before it changed)."""
+    done: set[int] = set()
+    for moment in moments:
+        for record in score_service.recompute_around_lab(
+            session, patient_id=patient_id, drawn_at=moment, window=window, now=now
+        ):
+            done.add(record.administration_id)
+    for administration_id in administration_ids:
+        if administration_id not in done:
+            score_service.recompute_administration(
+                session, administration_id=administration_id, window=window, now=now
+            )
+            done.add(administration_id)
+    return tuple(sorted(done))
+
+
+def _same_value(lab: LabResult, measurement: Measurement) -> bool:
+    return (
+        lab.value_normalised == measurement.value_normalised
+        and lab.below_detection_limit == measurement.below_detection_limit
+    )
+
+
+def store_measurement(
+    session: Session,
+    *,
+    patient: Patient,
+    measurement: Measurement,
+    drawn_at: datetime,
+    source: str,
+    entered_by: str,
+    now: datetime,
+    window: timedelta,
+    source_key: str | None = None,
+    note: dict[str, Any] | None = None,
+) -> StoreOutcome:
+    """Stores one value, audits it and recomputes the scores it can affect, in `session`.
+
+    The same sample (patient, analyte and draw time) already stored with the same value is a
+    duplicate and changes nothing; with a different value it is refused, since silently
+    keeping either would hide a discrepancy: `lab fix` corrects a stored value. A value
+    imported before under the same `source_key` is a duplicate even if it was later corrected
+    or deleted, so re-importing a file never undoes staff's corrections.
+    """
+    assert patient.id is not None
+    if source_key is not None:
+        imported = labs.get_by_source_key(session=session, source_key=source_key)
+        if imported is not None:
+            return StoreOutcome(DUPLICATE, view(session, imported, patient.clinic_ref))
+    same = labs.find_same_sample(
+        session=session, patient_id=patient.id, analyte=measurement.analyte, drawn_at=drawn_at
+    )
+    if same is not None:
+        if _same_value(same, measurement):
+            return StoreOutcome(DUPLICATE, view(session, same, patient.clinic_ref))
+        raise LabInputError(
+            "same_sample_differs",
+            lab_id=str(same.id),
+            stored=f"{lab_rules.display_value(same.value)} {same.unit}",
+        )
+    try:
+        with session.begin_nested():
+            lab = labs.add_lab_result(
+                session=session,
+                patient_id=patient.id,
+                analyte=measurement.analyte,
+                value=measurement.value,
+                unit=measurement.unit,
+                value_normalised=measurement.value_normalised,
+                below_detection_limit=measurement.below_detection_limit,
+                drawn_at=drawn_at,
+                source=source,
+                entered_by=entered_by,
+                now=now,
+                source_key=source_key,
+            )
+    except IntegrityError:
+        # Another process imported the same line a moment ago.
+        assert source_key is not None
+        raced = labs.get_by_source_key(session=session, source_key=source_key)
+        assert raced is not None
+        return StoreOutcome(DUPLICATE, view(session, raced, patient.clinic_ref))
+    assert lab.id is not None
+    audit.record_event(
+        session=session,
+        at=now,
+        actor=entered_by,
+        entity=AUDIT_ENTITY,
+        entity_id=lab.id,
+        patient_id=patient.id,
+        action="create",
+        after={**_audit_values(lab), **(note or {})},
+    )
+    recomputed = recompute(
+        session, patient_id=patient.id, moments=[drawn_at], window=window, now=now
+    )
+    logger.info(
+        "lab value stored",
+        extra={"fields": {"lab_id": lab.id, "source": source, "recomputed": len(recomputed)}},
+    )
+    return StoreOutcome(STORED, view(session, lab, patient.clinic_ref), recomputed)
+
+
+def add_lab_values(
+    ctx: AppContext,
+    *,
+    clinic_ref: str,
+    drawn: str,
+    entered_by: str,
+    crp: str | None = None,
+    crp_unit: str | None = lab_rules.CRP_UNIT_MG_L,
+    crp_below_detection_limit: bool = False,
+    esr: str | None = None,
+    source: str = SOURCE_CLI,
+) -> list[StoreOutcome]:
+    """Stores a CRP and/or ESR of one sample in one transaction; refuses all if one is bad.
+
+    A date without a time is noon clinic time (`bot.domain.labs.DATE_ONLY_TIME`).
+    """
+    if crp is None and esr is None:
+        raise LabInputError("values_missing")
+    now = ctx.clock.now()
+    measurements: list[Measurement] = []
+    if crp is not None:
+        measurements.append(
+            lab_rules.read_measurement(
+                lab_rules.CRP, crp, crp_unit, below_detection_limit=crp_below_detection_limit
+            )
+        )
+    if esr is not None:
+        measurements.append(lab_rules.read_measurement(lab_rules.ESR, esr, None))
+    drawn_at = lab_rules.drawn_instant(drawn, timezone=ctx.settings.clinic_timezone, now=now)
+    with ctx.session() as session:
+        patient = find_patient(session, clinic_ref)
+        return [
+            store_measurement(
+                session,
+                patient=patient,
+                measurement=measurement,
+                drawn_at=drawn_at,
+                source=source,
+                entered_by=entered_by,
+                now=now,
+                window=window(ctx),
+            )
+            for measurement in measurements
+        ]
+
+
+def _source_key(patient_id: int, row: lab_rules.FileRow, measurement: Measurement) -> str:
+    """What identifies one imported line across re-imports: its patient, test, sample time
+    and value as the lab wrote them (not the file name or line number, which change)."""
+    text = "|".join(
+        [
+            "csv",
+            str(patient_id),
+            measurement.analyte,
+            row.drawn.strip(),
+            lab_rules.display_value(measurement.value),
+            measurement.unit,
+            str(measurement.below_detection_limit),
+        ]
+    )
+    return "csv:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _import_row(
+    ctx: AppContext, session: Session, row: lab_rules.FileRow, entered_by: str, now: datetime
+) -> tuple[ImportRow, tuple[int, ...]]:
+    ref = row.patient.strip()[:64]
+    if row.error is not None:
+        refused = ImportRow(
+            line=row.line,
+            outcome=REFUSED,
+            clinic_ref=ref,
+            reason=row.error.code,
+            params=row.error.params,
+        )
+        return refused, ()
+    analyte = ""
+    try:
+        analyte = lab_rules.parse_analyte(row.test)
+        measurement = lab_rules.read_measurement(analyte, row.value, row.unit)
+        drawn_at = lab_rules.drawn_instant(
+            row.drawn, timezone=ctx.settings.clinic_timezone, now=now
+        )
+        patient = find_patient(session, row.patient)
+        assert patient.id is not None
+        outcome = store_measurement(
+            session,
+            patient=patient,
+            measurement=measurement,
+            drawn_at=drawn_at,
+            source=SOURCE_CSV,
+            entered_by=entered_by,
+            now=now,
+            window=window(ctx),
+            source_key=_source_key(patient.id, row, measurement),
+            note={"line": row.line},
+        )
+    except LabInputError as error:
+        refused = ImportRow(
+            line=row.line,
+            outcome=REFUSED,
+            clinic_ref=ref,
+            analyte=analyte,
+            reason=error.code,
+            params=error.params,
+        )
+        return refused, ()
+    reason = "deleted_earlier" if outcome.status == DUPLICATE and outcome.lab.deleted else None
+    result = ImportRow(
+        line=row.line,
+        outcome=outcome.status,
+        clinic_ref=ref,
+        analyte=analyte,
+        reason=reason,
+        lab_id=outcome.lab.lab_id,
+    )
+    return result, outcome.recomputed
+
+
+def import_lab_file(
+    ctx: AppContext, *, data: bytes, entered_by: str, dry_run: bool = False
+) -> ImportReport:
+    """Imports a lab file (format in README, "Lab values"): good lines are stored, bad ones
+    reported with their line number and reason, lines already imported are duplicates.
+
+    The whole file is one transaction, so an interrupted import stores nothing and can simply
+    be run again. A dry run goes through exactly the same steps and then rolls back, so its
+    report is what the real import would do. A file that cannot be read as a lab file at all
+    raises `LabInputError`.
+    """
+    lab_file = lab_rules.read_lab_file(data)
+    now = ctx.clock.now()
+    rows: list[ImportRow] = []
+    recomputed: set[int] = set()
+    with ctx.session() as session:
+        for row in lab_file.rows:
+            result, administrations = _import_row(ctx, session, row, entered_by, now)
+            rows.append(result)
+            recomputed.update(administrations)
+        if dry_run:
+            session.rollback()
+    logger.info(
+        "lab file imported",
+        extra={
+            "fields": {
+                "rows": len(rows),
+                "stored": sum(1 for r in rows if r.outcome == STORED),
+                "dry_run": dry_run,
+            }
+        },
+    )
+    return ImportReport(rows=tuple(rows), dry_run=dry_run, recomputed=len(recomputed))
+
+
+def _lab_for_change(session: Session, lab_id: int) -> tuple[LabResult, Patient]:
+    lab = labs.get_lab_result(session=session, lab_id=lab_id)
+    if lab is None:
+        raise LabInputError("lab_unknown", lab_id=str(lab_id))
+    if lab.deleted_at is not None:
+        raise LabInputError("lab_deleted", lab_id=str(lab_id))
+    patient = patients.get_patient(session=session, patient_id=lab.patient_id)
+    assert patient is not None
+    return lab, patient
+
+
+def fix_lab_value(
+    ctx: AppContext,
+    *,
+    lab_id: int,
+    actor: str,
+    value: str | None = None,
+    unit: str | None = None,
+    drawn: str | None = None,
+    below_detection_limit: bool | None = None,
+    reason: str | None = None,
+) -> ChangeOutcome:
+    """Corrects a stored value; the old one stays in the audit trail.
+
+    A new `value` is read like any entry ("<0.5" marks it below the detection limit); a new
+    `unit` alone re-reads the stored number in that unit (the usual mg/L–mg/dL mix-up).
+    Every administration the value fed, or can feed at its old or new draw time, is
+    recomputed in the same transaction (clinical spec §4).
+    """
+    if value is None and unit is None and drawn is None and below_detection_limit is None:
+        raise LabInputError("fix_nothing")
+    now = ctx.clock.now()
+    with ctx.session() as session:
+        lab, patient = _lab_for_change(session, lab_id)
+        assert patient.id is not None
+        before = view(session, lab, patient.clinic_ref)
+        before_values = _audit_values(lab)
+        if value is not None:
+            reading = lab_rules.parse_reading(value)
+        else:
+            reading = lab_rules.Reading(lab.value, lab.below_detection_limit)
+        if below_detection_limit is not None:
+            reading = lab_rules.Reading(reading.value, below_detection_limit)
+        new_unit = lab_rules.parse_unit(lab.analyte, unit if unit is not None else lab.unit)
+        measurement = lab_rules.measurement(lab.analyte, reading, new_unit)
+        drawn_at = (
+            lab.drawn_at
+            if drawn is None
+            else lab_rules.drawn_instant(drawn, timezone=ctx.settings.clinic_timezone, now=now)
+        )
+        if drawn_at != lab.drawn_at:
+            other = labs.find_same_sample(
+                session=session, patient_id=patient.id, analyte=lab.analyte, drawn_at=drawn_at
+            )
+            if other is not None:
+                raise LabInputError(
+                    "same_sample_differs",
+                    lab_id=str(other.id),
+                    stored=f"{lab_rules.display_value(other.value)} {other.unit}",
+                )
+        old_drawn_at = lab.drawn_at
+        labs.change_lab_result(
+            session=session,
+            lab=lab,
+            value=measurement.value,
+            unit=measurement.unit,
+            value_normalised=measurement.value_normalised,
+            below_detection_limit=measurement.below_detection_limit,
+            drawn_at=drawn_at,
+        )
+        after_values = _audit_values(lab)
+        if after_values == before_values:
+            raise LabInputError("fix_nothing")
+        audit.record_event(
+            session=session,
+            at=now,
+            actor=actor,
+            entity=AUDIT_ENTITY,
+            entity_id=lab_id,
+            patient_id=patient.id,
+            action="correct",
+            before=before_values,
+            after={**after_values, **({"reason": reason} if reason else {})},
+        )
+        recomputed = recompute(
+            session,
+            patient_id=patient.id,
+            moments=[old_drawn_at, drawn_at],
+            administration_ids=before.used_by,
+            window=window(ctx),
+            now=now,
+        )
+        return ChangeOutcome(
+            before=before, after=view(session, lab, patient.clinic_ref), recomputed=recomputed
+        )
+
+
+def delete_lab_value(
+    ctx: AppContext, *, lab_id: int, actor: str, reason: str | None = None
+) -> ChangeOutcome:
+    """Withdraws a value from every score; it stays in the audit trail and in the table (marked
+    deleted), and every administration it fed or could feed is recomputed (clinical spec §4)."""
+    now = ctx.clock.now()
+    with ctx.session() as session:
+        lab, patient = _lab_for_change(session, lab_id)
+        assert patient.id is not None
+        before = view(session, lab, patient.clinic_ref)
+        labs.mark_deleted(session=session, lab=lab, now=now)
+        audit.record_event(
+            session=session,
+            at=now,
+            actor=actor,
+            entity=AUDIT_ENTITY,
+            entity_id=lab_id,
+            patient_id=patient.id,
+            action="delete",
+            before=_audit_values(lab),
+            after={"reason": reason} if reason else None,
+        )
+        recomputed = recompute(
+            session,
+            patient_id=patient.id,
+            moments=[lab.drawn_at],
+            administration_ids=before.used_by,
+            window=window(ctx),
+            now=now,
+        )
+        return ChangeOutcome(
+            before=before, after=view(session, lab, patient.clinic_ref), recomputed=recomputed
+        )
+
+
+def list_lab_values(
+    ctx: AppContext, *, clinic_ref: str, include_deleted: bool = False
+) -> list[LabView]:
+    """A patient's lab values, oldest first, with the administrations each one feeds."""
+    with ctx.session() as session:
+        patient = find_patient(session, clinic_ref)
+        assert patient.id is not None
+        return [
+            view(session, lab, patient.clinic_ref)
+            for lab in labs.list_lab_results(
+                session=session, patient_id=patient.id, include_deleted=include_deleted
+            )
+        ]

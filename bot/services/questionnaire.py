@@ -1,0 +1,586 @@
+"""Answering a questionnaire: start or resume, answer, go back, review, change, confirm.
+
+Each call is one transaction on the administration row (clinical spec §1 for the items and
+their values). The row's `current_item` is moved with a compare-and-set UPDATE before an answer
+is written, so a stale, duplicated or forged press, or a second process handling the same
+update, records nothing. Every answer and correction leaves an audit event; confirming computes
+the scores through `bot.services.scores.recompute_administration` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final
+
+from sqlmodel import Session
+
+from bot.context import AppContext
+from bot.domain import flow, instruments, scoring
+from bot.domain.schedule import local_day_bounds, next_slot_after
+from bot.services.patients import linked_patient
+from bot.services.scores import recompute_administration
+from storage import administrations, audit, patients, scores
+from storage.models import (
+    Administration,
+    AdministrationKind,
+    AdministrationStatus,
+    Patient,
+    PatientStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECKINS_PER_DAY: Final = 1
+ACTOR: Final = "patient"
+_ANSWERING: Final = {PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value}
+
+
+class Outcome(StrEnum):
+    """What became of a questionnaire action."""
+
+    SHOW = "show"  # the view is where the questionnaire now stands
+    STALE = "stale"  # the press did not fit the current step: nothing recorded
+    HINT = "hint"  # typed text that is no answer to the current question
+    CLOSED = "closed"  # the questionnaire was missed or has expired
+    ALREADY_COMPLETED = "already_completed"
+    NOT_YOURS = "not_yours"  # unknown administration, another patient's, or forged
+    COMPLETED = "completed"  # confirmed just now; `result` holds the scores
+    NO_OPEN = "no_open"  # nothing to answer at the moment
+    CHECKIN_LIMIT = "checkin_limit"  # one extra questionnaire per local day
+    NOT_ACTIVE = "not_active"  # onboarding not finished, or stopped
+    PICKER = "picker"  # which answer to change
+
+
+@dataclass(frozen=True)
+class QuestionnaireView:
+    """Where one administration stands and what has been answered (raw values: q6 in minutes)."""
+
+    administration_id: int
+    kind: str
+    language: str
+    instrument_version: str
+    timezone: str
+    position: str | None
+    return_to_summary: bool
+    can_go_back: bool
+    answers: dict[str, Decimal]
+    question_message_id: int | None
+    slot_at: datetime
+
+
+@dataclass(frozen=True)
+class ResultView:
+    """The scores a patient sees after confirming (clinical spec §2–§3)."""
+
+    completed_at: datetime
+    basdai: Decimal | None
+    previous_basdai: Decimal | None
+    previous_completed_at: datetime | None
+    asdas: Decimal | None = None
+    asdas_kind: str | None = None  # "CRP" or "ESR"
+
+    @property
+    def basdai_display(self) -> str | None:
+        return None if self.basdai is None else scoring.display_round(self.basdai)
+
+    @property
+    def previous_display(self) -> str | None:
+        return None if self.previous_basdai is None else scoring.display_round(self.previous_basdai)
+
+    @property
+    def active(self) -> bool:
+        """BASDAI ≥ 4 means active disease (clinical spec §3)."""
+        return self.basdai is not None and scoring.basdai_active(self.basdai)
+
+    @property
+    def trend(self) -> str | None:
+        """ "lower", "higher" or "same" against last time, on the displayed values."""
+        if self.basdai_display is None or self.previous_display is None:
+            return None
+        now, before = Decimal(self.basdai_display), Decimal(self.previous_display)
+        return "same" if now == before else ("lower" if now < before else "higher")
+
+
+@dataclass(frozen=True)
+class QuestionnaireReply:
+    """The outcome of one action, with what to show."""
+
+    outcome: Outcome
+    language: str
+    timezone: str = "UTC"
+    view: QuestionnaireView | None = None
+    result: ResultView | None = None
+    next_slot: datetime | None = None
+    recorded: bool = False
+    resumed: bool = False
+    new_message: bool = False  # show it in a new message (a check-in), not in the pressed one
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _view(session: Session, patient: Patient, administration: Administration) -> QuestionnaireView:
+    assert administration.id is not None
+    stored = administrations.answers_of(session=session, administration_id=administration.id)
+    state = flow.State(administration.current_item, administration.return_to_summary)
+    return QuestionnaireView(
+        administration_id=administration.id,
+        kind=administration.kind,
+        language=administration.language,
+        instrument_version=administration.instrument_version,
+        timezone=patient.timezone,
+        position=administration.current_item,
+        return_to_summary=administration.return_to_summary,
+        can_go_back=flow.can_go_back(state),
+        answers={code: answer.raw_value for code, answer in stored.items()},
+        question_message_id=administration.question_message_id,
+        slot_at=administration.slot_at,
+    )
+
+
+def next_scheduled_slot(patient: Patient, now: datetime) -> datetime | None:
+    """When the patient's next weekly questionnaire is due; None once they have stopped."""
+    if patient.status not in _ANSWERING:
+        return None
+    after = now
+    if patient.status == PatientStatus.PAUSED.value and patient.paused_until is not None:
+        after = max(now, patient.paused_until)
+    return next_slot_after(after, patient.schedule_weekday, patient.schedule_time, patient.timezone)
+
+
+class _Refused(Exception):
+    """Ends a transaction early with a reply (the transaction still commits what it read)."""
+
+    def __init__(self, reply: QuestionnaireReply) -> None:
+        self.reply = reply
+
+
+def _reply(patient: Patient, outcome: Outcome, **values: object) -> QuestionnaireReply:
+    return QuestionnaireReply(
+        outcome=outcome,
+        language=patient.language,
+        timezone=patient.timezone,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def _answering_patient(session: Session, telegram_user_id: int, now: datetime) -> Patient:
+    patient = linked_patient(session, telegram_user_id=telegram_user_id, now=now)
+    if patient is None:
+        raise _Refused(QuestionnaireReply(Outcome.NOT_YOURS, language="en"))
+    if patient.status not in _ANSWERING:
+        raise _Refused(_reply(patient, Outcome.NOT_ACTIVE))
+    return patient
+
+
+def _own_open_administration(
+    session: Session, patient: Patient, administration_id: int, now: datetime
+) -> Administration:
+    """The administration a button names, if it is this patient's and still open."""
+    administration = administrations.get_administration(
+        session=session, administration_id=administration_id
+    )
+    if administration is None or administration.patient_id != patient.id:
+        raise _Refused(_reply(patient, Outcome.NOT_YOURS))
+    if administration.status == AdministrationStatus.COMPLETED.value:
+        raise _Refused(_reply(patient, Outcome.ALREADY_COMPLETED))
+    if administration.status != AdministrationStatus.OPEN.value or administration.expires_at <= now:
+        raise _Refused(_reply(patient, Outcome.CLOSED))
+    return administration
+
+
+def _stale(session: Session, patient: Patient, administration_id: int) -> QuestionnaireReply:
+    fresh = administrations.get_administration(session=session, administration_id=administration_id)
+    assert fresh is not None
+    if fresh.status != AdministrationStatus.OPEN.value:
+        outcome = (
+            Outcome.ALREADY_COMPLETED
+            if fresh.status == AdministrationStatus.COMPLETED.value
+            else Outcome.CLOSED
+        )
+        return _reply(patient, outcome)
+    return _reply(patient, Outcome.STALE, view=_view(session, patient, fresh))
+
+
+def _run(
+    ctx: AppContext, action: Callable[[Session, datetime], QuestionnaireReply]
+) -> QuestionnaireReply:
+    """Runs `action(session, now)` in one unit of work, turning a refusal into its reply."""
+    now = ctx.clock.now()
+    with ctx.session() as session:
+        try:
+            return action(session, now)
+        except _Refused as refused:
+            return refused.reply
+
+
+def _begin(
+    session: Session, patient: Patient, administration: Administration, now: datetime
+) -> None:
+    """Moves an unstarted administration to its first question, in the patient's language."""
+    if administration.current_item is not None:
+        return
+    assert administration.id is not None
+    administrations.set_language_if_unstarted(
+        session=session, administration_id=administration.id, language=patient.language
+    )
+    administrations.move_current_item(
+        session=session,
+        administration_id=administration.id,
+        expected_item=None,
+        new_item=flow.first_position(),
+        return_to_summary=False,
+        now=now,
+    )
+
+
+def start(ctx: AppContext, *, telegram_user_id: int, administration_id: int) -> QuestionnaireReply:
+    """The Start button of an invitation or reminder: begins the questionnaire, or resumes it
+    exactly where it stands."""
+
+    def action(session: Session, now: datetime) -> QuestionnaireReply:
+        patient = _answering_patient(session, telegram_user_id, now)
+        administration = _own_open_administration(session, patient, administration_id, now)
+        _begin(session, patient, administration, now)
+        fresh = administrations.get_administration(
+            session=session, administration_id=administration_id
+        )
+        assert fresh is not None
+        return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh))
+
+    return _run(ctx, action)
+
+
+def resume(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
+    """The patient's open questionnaire where it stands (started if it was not), or NO_OPEN."""
+
+    def action(session: Session, now: datetime) -> QuestionnaireReply:
+        patient = _answering_patient(session, telegram_user_id, now)
+        assert patient.id is not None
+        administration = administrations.get_open_administration(
+            session=session, patient_id=patient.id, now=now
+        )
+        if administration is None:
+            return _reply(patient, Outcome.NO_OPEN, next_slot=next_scheduled_slot(patient, now))
+        assert administration.id is not None
+        _begin(session, patient, administration, now)
+        fresh = administrations.get_administration(
+            session=session, administration_id=administration.id
+        )
+        assert fresh is not None
+        return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh), resumed=True)
+
+    return _run(ctx, action)
+
+
+def _record(
+    session: Session,
+    patient: Patient,
+    administration: Administration,
+    item: str,
+    parsed: instruments.ParsedAnswer,
+    now: datetime,
+) -> QuestionnaireReply:
+    """Moves past `item` (compare-and-set) and stores its answer, or reports a stale press."""
+    assert administration.id is not None
+    assert patient.id is not None
+    stored = administrations.answers_of(session=session, administration_id=administration.id)
+    state = flow.State(administration.current_item, administration.return_to_summary)
+    after = flow.step(state, flow.Answer(item), stored)
+    if not isinstance(after, flow.State):
+        return _stale(session, patient, administration.id)
+    moved = administrations.move_current_item(
+        session=session,
+        administration_id=administration.id,
+        expected_item=item,
+        new_item=after.position,
+        return_to_summary=after.return_to_summary,
+        now=now,
+    )
+    if not moved:
+        return _stale(session, patient, administration.id)
+    answer, previous = administrations.save_answer(
+        session=session,
+        administration_id=administration.id,
+        item_code=item,
+        raw_value=parsed.raw_value,
+        score=parsed.score,
+        now=now,
+    )
+    audit.record_event(
+        session=session,
+        at=now,
+        actor=ACTOR,
+        entity="answer",
+        entity_id=answer.id,
+        patient_id=patient.id,
+        action="answer" if previous is None else "correct",
+        before=None
+        if previous is None
+        else {"item": item, "raw_value": previous.raw_value, "version": previous.version},
+        after={
+            "administration_id": administration.id,
+            "item": item,
+            "raw_value": parsed.raw_value,
+            "score": parsed.score,
+            "version": answer.version,
+            "instrument_version": administration.instrument_version,
+            "language": administration.language,
+        },
+    )
+    logger.info(
+        "answer recorded",
+        extra={"fields": {"administration_id": administration.id, "item": item}},
+    )
+    fresh = administrations.get_administration(session=session, administration_id=administration.id)
+    assert fresh is not None
+    return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh), recorded=True)
+
+
+def answer(
+    ctx: AppContext, *, telegram_user_id: int, administration_id: int, item: str, value: int
+) -> QuestionnaireReply:
+    """An answer button (0–10, or minutes for item 6): recorded once, then the next step."""
+
+    def action(session: Session, now: datetime) -> QuestionnaireReply:
+        patient = _answering_patient(session, telegram_user_id, now)
+        administration = _own_open_administration(session, patient, administration_id, now)
+        parsed = instruments.button_answer(item, value)
+        if parsed is None:
+            return _stale(session, patient, administration_id)
+        return _record(session, patient, administration, item, parsed, now)
+
+    return _run(ctx, action)
+
+
+def answer_typed(ctx: AppContext, *, telegram_user_id: int, text: str) -> QuestionnaireReply:
+    """A typed answer to the current question of the open questionnaire.
+
+    "7" answers a 0–10 item, "45 min" or "1.5 h" item 6 (clinical spec §1). Text that is no
+    answer gets a HINT and the question stays. An open questionnaire not yet started is started
+    (its first question shown); with none open, NO_OPEN says when the next one comes.
+    """
+
+    def action(session: Session, now: datetime) -> QuestionnaireReply:
+        patient = _answering_patient(session, telegram_user_id, now)
+        assert patient.id is not None
+        administration = administrations.get_open_administration(
+            session=session, patient_id=patient.id, now=now
+        )
+        if administration is None:
+            return _reply(patient, Outcome.NO_OPEN, next_slot=next_scheduled_slot(patient, now))
+        assert administration.id is not None
+        item = administration.current_item
+        if item is None:
+            _begin(session, patient, administration, now)
+            fresh = administrations.get_administration(
+                session=session, administration_id=administration.id
+            )
+            assert fresh is not None
+            return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh), resumed=True)
+        view = _view(session, patient, administration)
+        if item == flow.SUMMARY:
+            return _reply(patient, Outcome.HINT, view=view)
+        parsed = instruments.parse_typed_answer(item, text)
+        if parsed is None:
+            return _reply(patient, Outcome.HINT, view=view)
+        return _record(session, patient, administration, item, parsed, now)
+
+    return _run(ctx, action)
+
+
+def _move(
+    ctx: AppContext, telegram_user_id: int, administration_id: int, event: flow.Event
+) -> QuestionnaireReply:
+    def action(session: Session, now: datetime) -> QuestionnaireReply:
+        patient = _answering_patient(session, telegram_user_id, now)
+        administration = _own_open_administration(session, patient, administration_id, now)
+        stored = administrations.answers_of(session=session, administration_id=administration_id)
+        state = flow.State(administration.current_item, administration.return_to_summary)
+        after = flow.step(state, event, stored)
+        if not isinstance(after, flow.State):
+            return _stale(session, patient, administration_id)
+        moved = administrations.move_current_item(
+            session=session,
+            administration_id=administration_id,
+            expected_item=administration.current_item,
+            new_item=after.position,
+            return_to_summary=after.return_to_summary,
+            now=now,
+        )
+        if not moved:
+            return _stale(session, patient, administration_id)
+        fresh = administrations.get_administration(
+            session=session, administration_id=administration_id
+        )
+        assert fresh is not None
+        return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh))
+
+    return _run(ctx, action)
+
+
+def back(
+    ctx: AppContext, *, telegram_user_id: int, administration_id: int, item: str
+) -> QuestionnaireReply:
+    """The Back button under `item`: the previous question again, to correct its answer."""
+    return _move(ctx, telegram_user_id, administration_id, flow.Back(item))
+
+
+def change(
+    ctx: AppContext, *, telegram_user_id: int, administration_id: int, item: str | None
+) -> QuestionnaireReply:
+    """ "Change an answer" on the summary: without an item, the picker; with one, that question
+    (after it, back to the summary)."""
+    if item is not None:
+        return _move(ctx, telegram_user_id, administration_id, flow.Change(item))
+
+    def action(session: Session, now: datetime) -> QuestionnaireReply:
+        patient = _answering_patient(session, telegram_user_id, now)
+        administration = _own_open_administration(session, patient, administration_id, now)
+        if administration.current_item != flow.SUMMARY:
+            return _stale(session, patient, administration_id)
+        return _reply(patient, Outcome.PICKER, view=_view(session, patient, administration))
+
+    return _run(ctx, action)
+
+
+def confirm(
+    ctx: AppContext, *, telegram_user_id: int, administration_id: int
+) -> QuestionnaireReply:
+    """Confirm on the summary: completes the questionnaire and computes its scores."""
+
+    def action(session: Session, now: datetime) -> QuestionnaireReply:
+        patient = _answering_patient(session, telegram_user_id, now)
+        administration = _own_open_administration(session, patient, administration_id, now)
+        stored = administrations.answers_of(session=session, administration_id=administration_id)
+        state = flow.State(administration.current_item, administration.return_to_summary)
+        if not isinstance(flow.step(state, flow.Confirm(), stored), flow.Completed):
+            return _stale(session, patient, administration_id)
+        view = _view(session, patient, administration)
+        if not administrations.complete_administration(
+            session=session,
+            administration_id=administration_id,
+            expected_item=flow.SUMMARY,
+            now=now,
+        ):
+            return _stale(session, patient, administration_id)
+        record = recompute_administration(
+            session,
+            administration_id=administration_id,
+            window=timedelta(days=ctx.settings.lab_window_days),
+            now=now,
+        )
+        assert patient.id is not None
+        if patient.baseline_date is None:
+            patient.baseline_date = now
+            patients.save_patient(session=session, patient=patient)
+        audit.record_event(
+            session=session,
+            at=now,
+            actor=ACTOR,
+            entity="administration",
+            entity_id=administration_id,
+            patient_id=patient.id,
+            action="complete",
+        )
+        logger.info(
+            "questionnaire completed", extra={"fields": {"administration_id": administration_id}}
+        )
+        previous = administrations.last_completed_before(
+            session=session, patient_id=patient.id, before=now, exclude_id=administration_id
+        )
+        previous_score = (
+            None
+            if previous is None or previous.id is None
+            else scores.get_score(session=session, administration_id=previous.id)
+        )
+        asdas, kind = (None, None)
+        if record is not None and record.asdas_crp is not None:
+            asdas, kind = record.asdas_crp, "CRP"
+        elif record is not None and record.asdas_esr is not None:
+            asdas, kind = record.asdas_esr, "ESR"
+        result = ResultView(
+            completed_at=now,
+            basdai=None if record is None else record.basdai,
+            previous_basdai=None if previous_score is None else previous_score.basdai,
+            previous_completed_at=None if previous is None else previous.completed_at,
+            asdas=asdas,
+            asdas_kind=kind,
+        )
+        return _reply(patient, Outcome.COMPLETED, view=view, result=result)
+
+    return _run(ctx, action)
+
+
+def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
+    """`/checkin`: an extra questionnaire now (say, during a flare).
+
+    An open questionnaire is resumed instead (at most one open at a time), and only one extra
+    questionnaire may be started per local calendar day.
+    """
+
+    def action(session: Session, now: datetime) -> QuestionnaireReply:
+        patient = _answering_patient(session, telegram_user_id, now)
+        assert patient.id is not None
+        administration = administrations.get_open_administration(
+            session=session, patient_id=patient.id, now=now
+        )
+        if administration is None:
+            day_start, day_end = local_day_bounds(now, patient.timezone)
+            extras = administrations.count_administrations(
+                session=session,
+                patient_id=patient.id,
+                kind=AdministrationKind.CHECKIN.value,
+                slot_from=day_start,
+                slot_until=day_end,
+            )
+            if extras >= CHECKINS_PER_DAY:
+                return _reply(
+                    patient, Outcome.CHECKIN_LIMIT, next_slot=next_scheduled_slot(patient, now)
+                )
+            administration = administrations.create_administration(
+                session=session,
+                patient_id=patient.id,
+                kind=AdministrationKind.CHECKIN.value,
+                slot_at=now,
+                now=now,
+                expires_at=now + timedelta(days=ctx.settings.expiry_days),
+                instrument_version=instruments.INSTRUMENT_VERSION,
+                language=patient.language,
+            )
+            if administration is None:
+                raise _Refused(_reply(patient, Outcome.CHECKIN_LIMIT))
+            resumed = False
+            logger.info(
+                "check-in opened", extra={"fields": {"administration_id": administration.id}}
+            )
+        else:
+            resumed = True
+        assert administration.id is not None
+        _begin(session, patient, administration, now)
+        fresh = administrations.get_administration(
+            session=session, administration_id=administration.id
+        )
+        assert fresh is not None
+        return _reply(
+            patient,
+            Outcome.SHOW,
+            view=_view(session, patient, fresh),
+            resumed=resumed,
+            new_message=True,
+        )
+
+    return _run(ctx, action)
+
+
+def remember_question_message(
+    ctx: AppContext, *, administration_id: int, message_id: int | None
+) -> None:
+    """Stores which chat message shows the administration's current question."""
+    with ctx.session() as session:
+        administrations.set_question_message(
+            session=session, administration_id=administration_id, message_id=message_id
+        )

@@ -1,0 +1,23 @@
+"""Telegram updates already handled: a redelivered update (same update_id) is acted on once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+from bot.context import AppContext
+from storage import updates
+
+KEEP_FOR: Final = timedelta(days=2)
+"""Telegram keeps an unconfirmed update for at most 24 hours; ids older than this are dropped."""
+PURGE_EVERY: Final = 500
+
+
+def claim_update(ctx: AppContext, *, update_id: int) -> bool:
+    """True the first time an update id is seen (handle it), False for a redelivery (skip)."""
+    now = ctx.clock.now()
+    with ctx.session() as session:
+        claimed = updates.claim_update(session=session, update_id=update_id, now=now)
+        if claimed and update_id % PURGE_EVERY == 0:
+            updates.forget_updates(session=session, before=now - KEEP_FOR)
+        return claimed

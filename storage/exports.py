@@ -1,0 +1,417 @@
+"""Research export queries: keyset-paginated batches of administrations with what they reference,
+and the export audit trail.
+
+Every query here takes the same `ExportScope`, so the administrations, the patients and the lab
+values of one export always agree. Batches are fetched by keyset (`id > :after ORDER BY id LIMIT
+:n`) on primary keys, so each batch is one short, index-driven query whatever the size of the
+database, and a caller can use one short transaction per batch instead of one long read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_
+from sqlalchemy import select as core_select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, select
+
+from storage.models import (
+    Administration,
+    AdministrationStatus,
+    Answer,
+    ExportAudit,
+    LabResult,
+    Patient,
+    PatientStatus,
+    ScoreRecord,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportScope:
+    """Which administrations an export covers: slots in [since, until), one physician or all.
+
+    Patients who asked for their data to be deleted are never covered; a withdrawn patient is
+    covered up to the moment of withdrawal (slots and lab draws after it are left out).
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    physician_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LabRow:
+    """A lab value as exported: normalised value (CRP mg/L, ESR mm/h) and when it was drawn."""
+
+    lab_id: int
+    patient_id: int
+    research_id: str
+    analyte: str
+    value: Decimal
+    below_detection_limit: bool
+    drawn_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRow:
+    """One item's current answer; `version` counts corrections (1 = never corrected)."""
+
+    item_code: str
+    raw_value: Decimal
+    score: Decimal
+    version: int | None = None
+    answered_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class AdministrationRow:
+    """One administration with its answers, stored scores and the lab values those used."""
+
+    administration_id: int
+    patient_id: int
+    research_id: str
+    slot_at: datetime
+    completed_at: datetime | None
+    status: str
+    language: str
+    instrument_version: str
+    basdai: Decimal | None
+    asdas_crp: Decimal | None
+    crp_floored: bool
+    asdas_esr: Decimal | None
+    has_score: bool
+    crp: LabRow | None
+    esr: LabRow | None
+    scores: dict[str, Decimal] = field(default_factory=dict)
+    """Each answered item's 0–10 value, by item code."""
+    duration_raw: Decimal | None = None
+    """The duration item's answer as given (minutes), if answered."""
+    answers: dict[str, AnswerRow] = field(default_factory=dict)
+    """Every answer with its version and time; filled only when details are asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class PatientRow:
+    """A covered patient: only the row id and the random research id (never identifying data)."""
+
+    patient_id: int
+    research_id: str
+
+
+def _not_after_withdrawal(moment: Any) -> ColumnElement[bool]:
+    """True unless the patient withdrew before `moment`."""
+    return or_(
+        col(Patient.status) != PatientStatus.WITHDRAWN.value,
+        col(Patient.withdrawn_at).is_(None),
+        moment <= col(Patient.withdrawn_at),
+    )
+
+
+def _covered(scope: ExportScope) -> list[ColumnElement[bool]]:
+    """Conditions on Administration joined with Patient for one export scope.
+
+    An open administration without any answer is not reported yet (nothing happened so far).
+    """
+    answered = exists().where(col(Answer.administration_id) == col(Administration.id))
+    conditions: list[ColumnElement[bool]] = [
+        col(Patient.status) != PatientStatus.DELETED.value,
+        _not_after_withdrawal(col(Administration.slot_at)),
+        or_(col(Administration.status) != AdministrationStatus.OPEN.value, answered),
+    ]
+    if scope.since is not None:
+        conditions.append(col(Administration.slot_at) >= scope.since)
+    if scope.until is not None:
+        conditions.append(col(Administration.slot_at) < scope.until)
+    if scope.physician_id is not None:
+        conditions.append(col(Patient.physician_id) == scope.physician_id)
+    return conditions
+
+
+def _usable_lab(lab: Any) -> ColumnElement[bool]:
+    """A referenced lab value is exported unless deleted or drawn after a withdrawal."""
+    return and_(lab.deleted_at.is_(None), _not_after_withdrawal(lab.drawn_at))
+
+
+def count_administrations(*, session: Session, scope: ExportScope) -> int:
+    """How many administrations an export of this scope covers."""
+    query = (
+        select(func.count())
+        .select_from(Administration)
+        .join(Patient, col(Patient.id) == col(Administration.patient_id))
+        .where(*_covered(scope))
+    )
+    return int(session.exec(query).one())
+
+
+def fetch_administration_batch(
+    *,
+    session: Session,
+    scope: ExportScope,
+    after_id: int,
+    limit: int,
+    item_codes: tuple[str, ...],
+    duration_item: str,
+    answer_details: bool = False,
+) -> list[AdministrationRow]:
+    """The next `limit` covered administrations with id above `after_id`, in id order.
+
+    Two queries per batch: administrations joined with their patient, stored scores and the
+    lab values those scores used; then the answers of exactly these administrations: pivoted
+    by the database into one row each (`item_codes` as columns, plus the raw answer of
+    `duration_item`), or, with `answer_details`, one row per answer with its version and time.
+    """
+    crp = aliased(LabResult, name="crp")
+    esr = aliased(LabResult, name="esr")
+    query = (
+        core_select(
+            col(Administration.id),
+            col(Administration.patient_id),
+            col(Patient.research_id),
+            col(Administration.slot_at),
+            col(Administration.completed_at),
+            col(Administration.status),
+            col(Administration.language),
+            col(Administration.instrument_version),
+            col(ScoreRecord.id),
+            col(ScoreRecord.basdai),
+            col(ScoreRecord.asdas_crp),
+            col(ScoreRecord.crp_floored),
+            col(ScoreRecord.asdas_esr),
+            col(crp.id),
+            col(crp.value_normalised),
+            col(crp.below_detection_limit),
+            col(crp.drawn_at),
+            col(esr.id),
+            col(esr.value_normalised),
+            col(esr.drawn_at),
+        )
+        .select_from(Administration)
+        .join(Patient, col(Patient.id) == col(Administration.patient_id))
+        .outerjoin(
+            ScoreRecord,
+            and_(
+                col(ScoreRecord.administration_id) == col(Administration.id),
+                # Redundant, but lets PostgreSQL start its merge join at the batch, not at 0.
+                col(ScoreRecord.administration_id) > after_id,
+            ),
+        )
+        .outerjoin(crp, and_(col(crp.id) == col(ScoreRecord.asdas_crp_lab_id), _usable_lab(crp)))
+        .outerjoin(esr, and_(col(esr.id) == col(ScoreRecord.asdas_esr_lab_id), _usable_lab(esr)))
+        .where(col(Administration.id) > after_id, *_covered(scope))
+        .order_by(col(Administration.id))
+        .limit(limit)
+    )
+    # Core execution: plain tuples, without the ORM's per-row result machinery.
+    connection = session.connection()
+    rows: dict[int, AdministrationRow] = {}
+    fetched: list[Any] = list(connection.execute(query).all())
+    for row in fetched:
+        (admin_id, patient_id, research_id, slot_at, completed_at, status, language, version) = row[
+            :8
+        ]
+        score_id, basdai, asdas_crp, crp_floored, asdas_esr = row[8:13]
+        crp_id, crp_value, crp_below, crp_drawn, esr_id, esr_value, esr_drawn = row[13:]
+        rows[admin_id] = AdministrationRow(
+            administration_id=admin_id,
+            patient_id=patient_id,
+            research_id=research_id,
+            slot_at=slot_at,
+            completed_at=completed_at,
+            status=status,
+            language=language,
+            instrument_version=version,
+            basdai=basdai,
+            asdas_crp=asdas_crp,
+            crp_floored=bool(crp_floored),
+            asdas_esr=asdas_esr,
+            has_score=score_id is not None,
+            crp=None
+            if crp_id is None
+            else LabRow(
+                crp_id, patient_id, research_id, "crp", crp_value, bool(crp_below), crp_drawn
+            ),
+            esr=None
+            if esr_id is None
+            else LabRow(esr_id, patient_id, research_id, "esr", esr_value, False, esr_drawn),
+        )
+    if not rows:
+        return []
+    # The batch is selected again as a subquery rather than sent as thousands of parameters:
+    # one short statement whatever the batch size, and the same text every batch; the id range
+    # lets the database read just this batch's stretch of the answer index.
+    batch = (
+        core_select(col(Administration.id))
+        .join(Patient, col(Patient.id) == col(Administration.patient_id))
+        .where(col(Administration.id) > after_id, *_covered(scope))
+        .order_by(col(Administration.id))
+        .limit(limit)
+    )
+    in_batch = (
+        col(Answer.administration_id) > after_id,
+        col(Answer.administration_id) <= max(rows),
+        col(Answer.administration_id).in_(batch.scalar_subquery()),
+    )
+    if answer_details:
+        answers = core_select(
+            col(Answer.administration_id),
+            col(Answer.item_code),
+            col(Answer.raw_value),
+            col(Answer.score),
+            col(Answer.version),
+            col(Answer.answered_at),
+        ).where(*in_batch)
+        for answer in connection.execute(answers).all():
+            owner = rows.get(answer[0])
+            if owner is not None:  # covered only after the first query ran
+                item = AnswerRow(*answer[1:])
+                owner.answers[item.item_code] = item
+                owner.scores[item.item_code] = item.score
+                if item.item_code == duration_item:
+                    owner.duration_raw = item.raw_value
+        return list(rows.values())
+    # Without details, the database pivots the answers: one row per administration.
+    pivot = (
+        core_select(
+            col(Answer.administration_id),
+            func.max(case((col(Answer.item_code) == duration_item, col(Answer.raw_value)))),
+            *(
+                func.max(case((col(Answer.item_code) == code, col(Answer.score))))
+                for code in item_codes
+            ),
+        )
+        .where(*in_batch)
+        .group_by(col(Answer.administration_id))
+    )
+    for admin_id, duration_raw, *values in connection.execute(pivot).all():
+        owner = rows.get(admin_id)
+        if owner is not None:
+            owner.duration_raw = duration_raw
+            owner.scores = {
+                code: value
+                for code, value in zip(item_codes, values, strict=True)
+                if value is not None
+            }
+    return list(rows.values())
+
+
+def fetch_patient_batch(
+    *, session: Session, scope: ExportScope, after_id: int, limit: int
+) -> list[PatientRow]:
+    """The next `limit` patients (id above `after_id`) with at least one covered administration."""
+    covered = (
+        exists()
+        .where(col(Administration.patient_id) == col(Patient.id), *_covered(scope))
+        .correlate(Patient)
+    )
+    query = (
+        select(col(Patient.id), col(Patient.research_id))
+        .where(col(Patient.id) > after_id, covered)
+        .order_by(col(Patient.id))
+        .limit(limit)
+    )
+    return [PatientRow(*row) for row in session.execute(query)]
+
+
+def fetch_referenced_lab_batch(
+    *, session: Session, scope: ExportScope, after_id: int, limit: int
+) -> list[LabRow]:
+    """The next `limit` lab values (id above `after_id`) used by a covered administration's score.
+
+    A lab value that fed several administrations comes once.
+    """
+    used = (
+        exists()
+        .where(
+            col(Administration.id) == col(ScoreRecord.administration_id),
+            col(Patient.id) == col(Administration.patient_id),
+            or_(
+                col(ScoreRecord.asdas_crp_lab_id) == col(LabResult.id),
+                col(ScoreRecord.asdas_esr_lab_id) == col(LabResult.id),
+            ),
+            *_covered(scope),
+        )
+        .correlate(LabResult)
+    )
+    owner = aliased(Patient, name="owner")
+    query = (
+        core_select(
+            col(LabResult.id),
+            col(LabResult.patient_id),
+            col(owner.research_id),
+            col(LabResult.analyte),
+            col(LabResult.value_normalised),
+            col(LabResult.below_detection_limit),
+            col(LabResult.drawn_at),
+        )
+        .join(owner, col(owner.id) == col(LabResult.patient_id))
+        .where(
+            col(LabResult.id) > after_id,
+            col(LabResult.deleted_at).is_(None),
+            or_(
+                col(owner.status) != PatientStatus.WITHDRAWN.value,
+                col(owner.withdrawn_at).is_(None),
+                col(LabResult.drawn_at) <= col(owner.withdrawn_at),
+            ),
+            used,
+        )
+        .order_by(col(LabResult.id))
+        .limit(limit)
+    )
+    return [
+        LabRow(lab_id, patient_id, research_id, analyte, value, bool(below), drawn_at)
+        for lab_id, patient_id, research_id, analyte, value, below, drawn_at in session.execute(
+            query
+        )
+    ]
+
+
+def instrument_versions(*, session: Session, scope: ExportScope) -> list[str]:
+    """The distinct instrument versions of the covered administrations, sorted."""
+    query = (
+        select(col(Administration.instrument_version))
+        .join(Patient, col(Patient.id) == col(Administration.patient_id))
+        .where(*_covered(scope))
+        .distinct()
+        .order_by(col(Administration.instrument_version))
+    )
+    return list(session.exec(query))
+
+
+def record_export(
+    *,
+    session: Session,
+    at: datetime,
+    by: str,
+    format: str,
+    filters: dict[str, Any],
+    rows: int,
+    sha256: str,
+    destination: str | None,
+) -> ExportAudit:
+    """Appends one export to the audit trail (filters stored as sorted JSON)."""
+    entry = ExportAudit(
+        at=at,
+        by=by,
+        format=format,
+        filters=json.dumps(filters, sort_keys=True, default=str),
+        rows=rows,
+        sha256=sha256,
+        destination=destination,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def list_exports(*, session: Session, limit: int | None = None) -> list[ExportAudit]:
+    """Audited exports, most recent first."""
+    query = select(ExportAudit).order_by(col(ExportAudit.id).desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query))

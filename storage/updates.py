@@ -1,0 +1,36 @@
+"""Telegram update ids already handled, so an update delivered twice is acted on once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col
+
+from storage.models import ProcessedUpdate
+
+
+def claim_update(*, session: Session, update_id: int, now: datetime) -> bool:
+    """Records an update id as handled; False if it was already recorded (a redelivery).
+
+    An INSERT that does nothing on conflict, so two processes receiving the same update agree
+    on which one handles it.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(ProcessedUpdate)
+        .values(update_id=update_id, processed_at=now)
+        .on_conflict_do_nothing(index_elements=["update_id"])
+        .returning(col(ProcessedUpdate.update_id))
+    )
+    return session.execute(statement).scalar() is not None
+
+
+def forget_updates(*, session: Session, before: datetime) -> int:
+    """Drops ids handled before a moment (Telegram keeps undelivered updates for 24 hours)."""
+    result = session.execute(
+        delete(ProcessedUpdate).where(col(ProcessedUpdate.processed_at) < before)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,217 @@
+"""Screens, keyboards, charts and update ordering, without Telegram."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from telegram import Chat, Message, Update, User
+
+from bot import callbacks as cb
+from bot.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
+from bot.domain.instruments import INSTRUMENT_VERSION, ITEM_CODES, STIFFNESS_CHOICES_MINUTES
+from bot.keyboards import markup
+from bot.render import TELEGRAM_TEXT_LIMIT, default_renderer
+from bot.screens import Screen, fit, instrument_text, present, questionnaire_screen
+from bot.services.patients import CONSENT_VERSION, AccountReply, PatientView
+from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
+from bot.updates import PerUserUpdateProcessor
+
+
+def view(position: str | None, language: str = "en", **answers: int) -> QuestionnaireView:
+    return QuestionnaireView(
+        administration_id=42,
+        kind="checkin",
+        language=language,
+        instrument_version=INSTRUMENT_VERSION,
+        timezone="Europe/Berlin",
+        position=position,
+        return_to_summary=False,
+        can_go_back=position not in (None, "q1", "summary"),
+        answers={code: Decimal(value) for code, value in answers.items()},
+        question_message_id=7,
+        slot_at=datetime(2026, 3, 2, tzinfo=UTC),
+    )
+
+
+class TestQuestionScreens:
+    @pytest.mark.parametrize("language", ["en", "zh"])
+    @pytest.mark.parametrize("item", ITEM_CODES)
+    def test_every_question_fits_and_carries_its_buttons(self, language: str, item: str) -> None:
+        """Each question renders in both languages with answer buttons under 64 bytes."""
+        screen = questionnaire_screen(default_renderer(), view(item, language, q1=3))
+        assert len(screen.text) <= TELEGRAM_TEXT_LIMIT
+        data = [button.data for row in screen.buttons for button in row]
+        assert all(len(d.encode()) <= cb.MAX_CALLBACK_BYTES for d in data)
+        answers = [cb.decode(d) for d in data if d.startswith("a:")]
+        assert all(isinstance(a, cb.AnswerButton) and a.item_code == item for a in answers)
+        assert len(answers) == (9 if item == "q6" else 11)
+        assert screen.live_administration_id == 42
+        assert screen.previous_message_id == 7
+
+    def test_current_answer_is_marked(self) -> None:
+        """Going back shows the earlier answer in the text and marks its button."""
+        screen = questionnaire_screen(default_renderer(), view("q1", q1=7))
+        assert "Your answer so far: <b>7</b>" in screen.text
+        assert "·7·" in [button.label for row in screen.buttons for button in row]
+
+    def test_chinese_questions_are_labelled_informal(self) -> None:
+        """The shipped Chinese wording says it is not the licensed translation."""
+        screen = questionnaire_screen(default_renderer(), view("q2", "zh"))
+        assert "非正式译文" in screen.text
+        assert "您的颈部、背部或髋关节的整体疼痛程度" in screen.text
+
+    def test_summary_lists_every_answer(self) -> None:
+        """The summary shows each item with the duration as chosen, then Confirm and Change."""
+        answers = dict(q1=4, q2=5, q3=0, q4=3, q5=4, q6=105, patient_global=5)
+        screen = questionnaire_screen(default_renderer(), view("summary", **answers))
+        assert "6. Morning stiffness (how long): <b>1¾ h</b>" in screen.text
+        assert [button.data for row in screen.buttons for button in row] == ["c:42", "e:42"]
+
+    def test_refusals_are_short_notices(self) -> None:
+        """A closed questionnaire is a notice only; nothing else is shown or edited."""
+        shown = present(default_renderer(), QuestionnaireReply(Outcome.CLOSED, language="en"))
+        assert shown.toast == "This questionnaire has closed."
+        assert shown.primary is None
+
+
+class TestAccountScreens:
+    def test_typed_text_is_escaped_when_quoted(self) -> None:
+        """A patient's typed time zone is quoted back escaped and shortened."""
+        patient = PatientView(
+            1, "en", "onboarding", "timezone", "UTC", 0, time(18), "UTC", None, True
+        )
+        reply = AccountReply(
+            "onboarding.timezone", patient, "invalid_timezone", echo="<b>x</b>" * 30
+        )
+        text = present(default_renderer(), reply).primary
+        assert text is not None
+        assert "&lt;b&gt;x&lt;/b&gt;" in text.text
+        assert "<b>x</b>" not in text.text
+        assert "…" in text.text
+
+    def test_fit_keeps_messages_within_telegram_limit(self) -> None:
+        """A text longer than 4096 characters is cut with an ellipsis."""
+        assert len(fit("x" * 5000)) == TELEGRAM_TEXT_LIMIT
+        assert fit("short") == "short"
+
+
+class TestKeyboards:
+    def test_markup_mirrors_the_rows(self) -> None:
+        """Button rows become inline keyboard rows; no buttons, no keyboard."""
+        screen = questionnaire_screen(default_renderer(), view("q3"))
+        keyboard = markup(screen)
+        assert keyboard is not None
+        assert [len(row) for row in keyboard.inline_keyboard] == [6, 5, 1]
+        assert markup(Screen("plain")) is None
+
+
+class TestCharts:
+    def test_png_with_asdas_bands(self) -> None:
+        """The chart is a PNG, taller when ASDAS values are drawn under BASDAI."""
+        start = datetime(2026, 1, 5, tzinfo=UTC)
+        points = [
+            TrendPoint(
+                start + timedelta(weeks=week),
+                Decimal(week % 6),
+                Decimal("1.2") + Decimal(week) / 10,
+            )
+            for week in range(12)
+        ]
+        labels = ChartLabels(title="Scores")
+        both = trend_chart_png(points, labels=labels, lab_dates=[start], timezone="Asia/Shanghai")
+        only_basdai = trend_chart_png([TrendPoint(p.at, p.basdai) for p in points], labels=labels)
+        assert both.startswith(b"\x89PNG")
+        height = int.from_bytes(both[20:24], "big")
+        assert height > int.from_bytes(only_basdai[20:24], "big")
+        assert int.from_bytes(both[16:20], "big") >= 1000  # wide enough to read on a phone
+
+    def test_no_points_still_draws(self) -> None:
+        """An empty history draws empty axes rather than failing."""
+        assert trend_chart_png([], labels=ChartLabels(title="Empty")).startswith(b"\x89PNG")
+
+    def test_font_coverage(self) -> None:
+        """Latin labels are always drawable; the check looks at every character."""
+        assert can_render(["BASDAI 4 – very high disease activity"])
+        assert not can_render(["\U000e0001"])
+
+
+def update_from(user_id: int, update_id: int) -> Update:
+    user = User(user_id, "P", is_bot=False)
+    chat = Chat(user_id, "private")
+    message = Message(update_id, datetime.now(UTC), chat, from_user=user, text=str(update_id))
+    return Update(update_id, message=message)
+
+
+class TestPerUserOrdering:
+    async def test_one_person_in_order_others_in_parallel(self) -> None:
+        """Updates of one user run one after another; another user's run alongside."""
+        processor = PerUserUpdateProcessor(16)
+        log: list[tuple[str, int]] = []
+
+        async def work(tag: str, delay: float) -> None:
+            log.append(("start", int(tag)))
+            await asyncio.sleep(delay)
+            log.append(("end", int(tag)))
+
+        async def run(user: int, tag: str, delay: float) -> Any:
+            await processor.process_update(update_from(user, int(tag)), work(tag, delay))
+
+        await asyncio.gather(run(1, "1", 0.05), run(1, "2", 0.0), run(2, "3", 0.0))
+        assert log.index(("end", 1)) < log.index(("start", 2))
+        assert log.index(("end", 3)) < log.index(("end", 1))
+
+
+SPEC_WORDING = {
+    "en": {
+        "q1": "How would you describe the overall level of fatigue/tiredness you have experienced?",
+        "q2": "How would you describe the overall level of AS neck, back or hip pain you have had?",
+        "q3": "How would you describe the overall level of pain/swelling in joints other than "
+        "neck, back or hips you have had?",
+        "q4": "How would you describe the overall level of discomfort you have had from any "
+        "areas tender to touch or pressure?",
+        "q5": "How would you describe the overall level of morning stiffness you have had from "
+        "the time you wake up?",
+        "q6": "How long does your morning stiffness last from the time you wake up?",
+        "patient_global": "How active was your spondylitis, on average, during the last week?",
+    },
+    "zh": {
+        "q1": "您身体疲倦的总体程度",
+        "q2": "您的颈部、背部或髋关节的整体疼痛程度",
+        "q3": "除颈部、背部或髋关节外，您的其他关节疼痛或肿胀的整体程度",
+        "q4": "您身体的触痛或压痛部位的整体不适程度",
+        "q5": "您起床时腰背部的整体僵硬程度",
+        "q6": "从起床开始计算，您腰背部僵硬持续的时间",
+        "patient_global": "过去一周，您的脊柱炎平均活动程度如何？",
+    },
+}
+
+
+class TestInstrumentTexts:
+    @pytest.mark.parametrize("language", ["en", "zh"])
+    def test_wording_is_the_clinical_spec(self, language: str) -> None:
+        """Item texts are exactly those of clinical spec §1, with one label per duration button."""
+        wording = instrument_text(default_renderer(), INSTRUMENT_VERSION, language)
+        assert wording["instrument_version"] == INSTRUMENT_VERSION
+        assert {code: item["text"] for code, item in wording["items"].items()} == SPEC_WORDING[
+            language
+        ]
+        assert sorted(int(minutes) for minutes in wording["durations"]) == list(
+            STIFFNESS_CHOICES_MINUTES
+        )
+
+    def test_only_the_licensed_wording_goes_unlabelled(self) -> None:
+        """The informal Chinese rendering is labelled; the English original is not."""
+        english = instrument_text(default_renderer(), INSTRUMENT_VERSION, "en")
+        chinese = instrument_text(default_renderer(), INSTRUMENT_VERSION, "zh")
+        assert english["note"] == ""
+        assert chinese["licensed_translation"] is False
+        assert "非正式译文" in chinese["note"]
+
+    def test_consent_version_matches_the_text(self) -> None:
+        """The version stored with a consent is the one written in the consent templates."""
+        for language in ("en", "zh"):
+            assert default_renderer().text("consent.version", language) == CONSENT_VERSION

@@ -1,0 +1,1 @@
+"""Tests of the weekly physician digest: rules, building, rendering, delivery, e-mail."""

@@ -1,0 +1,209 @@
+"""Weekly delivery in Telegram: on the physician's own schedule, exactly once per week."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from bot.context import AppContext
+from bot.delivery import RetryPolicy
+from bot.digest_render import render_digest
+from bot.digest_send import deliver_due_digests, send_to_chat
+from bot.jobs import TICK_TASKS, run_tick
+from bot.services.digest import DeliveryStatus
+from storage import deliveries, physicians
+from storage.db import make_engine
+from tests.bot.e2e import RunningBot
+from tests.digest import builders as b
+from tests.digest import samples
+from tests.fake_bot_api import FakeUser
+
+FAST = RetryPolicy(attempts=3, first_backoff=0.01, max_backoff=0.05, read_timeout=5.0)
+# Monday 2 March 2026: 08:00 in Berlin is 07:00 UTC.
+DUE = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+
+
+def slot(weeks_before: int = 0) -> datetime:
+    return datetime(2026, 2, 23, 17, 0, tzinfo=UTC) - timedelta(weeks=weeks_before)
+
+
+async def physician_with_panel(running_bot: RunningBot, **kwargs: Any) -> tuple[FakeUser, int]:
+    """A linked physician with one flaring and one quiet patient."""
+    user, doctor = await running_bot.linked_physician(**kwargs)
+    ctx = running_bot.ctx
+    flaring = b.patient(ctx, doctor, ref="MRN-42")
+    b.crp(ctx, flaring, slot(1), 2)
+    b.completed(ctx, flaring, slot(1), item=2)
+    b.crp(ctx, flaring, slot(), 60)
+    b.completed(ctx, flaring, slot(), item=7, patient_global=8)
+    quiet = b.patient(ctx, doctor, ref="MRN-43")
+    b.crp(ctx, quiet, slot(), 1)
+    b.completed(ctx, quiet, slot(), item=1)
+    return user, doctor
+
+
+def digests_in(user: FakeUser) -> list[dict[str, Any]]:
+    return [m for m in user.messages() if "Weekly digest" in m.get("text", "")]
+
+
+def photos_in(user: FakeUser) -> list[dict[str, Any]]:
+    return [m for m in user.messages() if "photo" in m]
+
+
+async def deliver(ctx: AppContext, running_bot: RunningBot, now: datetime) -> Any:
+    return await deliver_due_digests(
+        running_bot.application.bot, ctx, running_bot.renderer, now, FAST
+    )
+
+
+class TestWeeklyDelivery:
+    async def test_arrives_at_the_physicians_time_with_its_chart(
+        self, running_bot: RunningBot
+    ) -> None:
+        """Not a minute before Monday 08:00 local time; then the text and the chart photo."""
+        user, _ = await physician_with_panel(running_bot)
+        early = await deliver(running_bot.ctx, running_bot, DUE - timedelta(minutes=1))
+        assert early.physicians == []
+        assert digests_in(user) == []
+        run = await deliver(running_bot.ctx, running_bot, DUE)
+        assert run.sent == 1
+        (text,) = digests_in(user)
+        assert "2026-W09" in text["text"]
+        assert "MRN-42: very high disease activity" in text["text"]
+        (photo,) = photos_in(user)
+        assert "Needs attention 1–1 of 1" in photo["caption"]
+
+    async def test_the_tick_sends_it_once(self, running_bot: RunningBot) -> None:
+        """The scheduler's tick includes the digest; ticking again sends nothing twice."""
+        assert "bot.digest_send:send_due_digests" in TICK_TASKS
+        user, _ = await physician_with_panel(running_bot)
+        for minutes in (0, 0, 1, 60):
+            report = await run_tick(
+                running_bot.application,
+                running_bot.ctx,
+                DUE + timedelta(minutes=minutes),
+                policy=FAST,
+            )
+            assert report.errors == []
+        assert len(digests_in(user)) == 1
+        assert len(photos_in(user)) == 1
+
+    async def test_a_restart_does_not_send_it_again(
+        self, running_bot: RunningBot, database_url: str
+    ) -> None:
+        """After a restart (new process, new connections) the week's digest is not repeated."""
+        user, doctor = await physician_with_panel(running_bot)
+        await deliver(running_bot.ctx, running_bot, DUE)
+        await running_bot.restart()
+        engine = make_engine(running_bot.ctx.settings.database_url)
+        try:
+            fresh = AppContext(settings=running_bot.ctx.settings, engine=engine)
+            run = await deliver(fresh, running_bot, DUE + timedelta(hours=2))
+        finally:
+            engine.dispose()
+        assert run.physicians == []
+        assert len(digests_in(user)) == 1
+        with running_bot.ctx.session() as session:
+            record = deliveries.get_delivery(
+                session=session, dedupe_key=f"digest:{doctor}:2026-W09"
+            )
+        assert record is not None
+        assert record.status == DeliveryStatus.SENT.value
+
+    async def test_two_processes_at_once_send_it_once(self, running_bot: RunningBot) -> None:
+        """Two schedulers ticking at the same moment on the same database: one digest."""
+        user, _ = await physician_with_panel(running_bot)
+        engine = make_engine(running_bot.ctx.settings.database_url)
+        try:
+            other = AppContext(settings=running_bot.ctx.settings, engine=engine)
+            runs = await asyncio.gather(
+                deliver(running_bot.ctx, running_bot, DUE), deliver(other, running_bot, DUE)
+            )
+        finally:
+            engine.dispose()
+        assert sorted(run.sent for run in runs) == [0, 1]
+        assert len(digests_in(user)) == 1
+
+    async def test_the_next_week_has_its_own_digest(self, running_bot: RunningBot) -> None:
+        """A week later the new week's digest goes out."""
+        user, _ = await physician_with_panel(running_bot)
+        await deliver(running_bot.ctx, running_bot, DUE)
+        await deliver(running_bot.ctx, running_bot, DUE + timedelta(days=7))
+        weeks = [m["text"].split("\n")[0] for m in digests_in(user)]
+        assert weeks == [
+            "Weekly digest · 2026-W09 (23 Feb – 1 Mar 2026)",
+            "Weekly digest · 2026-W10 (2 Mar – 8 Mar 2026)",
+        ]
+
+    async def test_own_weekday_time_and_time_zone(self, running_bot: RunningBot) -> None:
+        """Wednesday 17:00 in Shanghai is 09:00 UTC; the digest waits for it."""
+        user, doctor = await physician_with_panel(running_bot)
+        with running_bot.ctx.session() as session:
+            physicians.update_physician(
+                session=session, physician_id=doctor, timezone="Asia/Shanghai"
+            )
+            physicians.set_digest_schedule(
+                session=session, physician_id=doctor, weekday=2, at=time(17, 0)
+            )
+        wednesday = datetime(2026, 3, 4, 9, 0, tzinfo=UTC)
+        for moment in (DUE, wednesday - timedelta(seconds=1)):
+            assert (await deliver(running_bot.ctx, running_bot, moment)).physicians == []
+        assert (await deliver(running_bot.ctx, running_bot, wednesday)).sent == 1
+        assert len(digests_in(user)) == 1
+
+    async def test_no_patients_no_digest(self, running_bot: RunningBot) -> None:
+        """A physician with no enrolled patients gets nothing, and nothing is claimed."""
+        user, doctor = await running_bot.linked_physician()
+        b.patient(running_bot.ctx, doctor, status=b.PatientStatus.INVITED)
+        run = await deliver(running_bot.ctx, running_bot, DUE)
+        assert run.physicians == []
+        assert digests_in(user) == []
+        with running_bot.ctx.session() as session:
+            assert (
+                deliveries.get_delivery(session=session, dedupe_key=f"digest:{doctor}:2026-W09")
+                is None
+            )
+
+    async def test_a_blocked_physician_is_recorded_unreachable(
+        self, running_bot: RunningBot
+    ) -> None:
+        """When the physician has blocked the bot the digest is recorded as unreachable."""
+        user, doctor = await physician_with_panel(running_bot)
+        user.block_bot()
+        run = await deliver(running_bot.ctx, running_bot, DUE)
+        assert run.unreachable == 1
+        with running_bot.ctx.session() as session:
+            record = deliveries.get_delivery(
+                session=session, dedupe_key=f"digest:{doctor}:2026-W09"
+            )
+        assert record is not None
+        assert record.status == DeliveryStatus.UNREACHABLE.value
+
+    async def test_a_passing_failure_is_retried(self, running_bot: RunningBot) -> None:
+        """A Telegram server error is retried and the digest still arrives once."""
+        user, _ = await physician_with_panel(running_bot)
+        running_bot.api.fail_next("sendMessage", 502, chat_id=user.chat_id)
+        run = await deliver(running_bot.ctx, running_bot, DUE)
+        assert run.sent == 1
+        assert len(digests_in(user)) == 1
+
+
+class TestLongDigests:
+    async def test_a_very_long_digest_goes_as_summary_and_document(
+        self, running_bot: RunningBot
+    ) -> None:
+        """Four hundred patients: one summary message, the full HTML file, then the charts."""
+        user = running_bot.api.new_user("Lee")
+        rendered = render_digest(samples.mixed_panel(400), running_bot.renderer)
+        result = await send_to_chat(running_bot.application.bot, user.chat_id, rendered, FAST)
+        assert result.status is DeliveryStatus.SENT
+        kinds = [
+            "document" if "document" in m else "photo" if "photo" in m else "text"
+            for m in user.messages()
+        ]
+        assert kinds == ["text", "document", *["photo"] * len(rendered.charts)]
+        (upload,) = running_bot.api.calls("sendDocument")
+        content = upload.files["document"].content.decode()
+        assert "MRN-00400" in content
+        assert content.count("data:image/png;base64,") == len(rendered.charts)

@@ -1,0 +1,224 @@
+"""Rendering a digest: both languages, Telegram's limits, the HTML document and the charts."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+
+import pytest
+from matplotlib.image import imread
+
+from bot.config import SUPPORTED_LANGUAGES
+from bot.digest_charts import PANELS_PER_IMAGE
+from bot.digest_render import (
+    MAX_MESSAGES,
+    html_to_text,
+    render_digest,
+    signed,
+    split_message,
+)
+from bot.render import TELEGRAM_TEXT_LIMIT, default_renderer
+from tests.digest import samples
+from tests.fake_bot_api import format_text, image_size
+
+
+def telegram_accepts(text: str) -> None:
+    """Parses `text` as Telegram's HTML parse mode does; raises on invalid markup."""
+    plain, _ = format_text(text, "HTML", None)
+    assert 0 < len(plain) <= TELEGRAM_TEXT_LIMIT
+
+
+class TestSplitMessage:
+    def test_short_text_is_one_message(self) -> None:
+        """A text within the limit is sent as it is."""
+        assert split_message("a\nb\n\nc") == ["a\nb\n\nc"]
+
+    def test_splits_only_between_lines(self) -> None:
+        """Every message ends at a line end and the lines come out unchanged, in order."""
+        lines = [f"line {i:03d} " + "x" * (i % 40) for i in range(400)]
+        parts = split_message("\n".join(lines), limit=500)
+        assert all(len(part) <= 500 for part in parts)
+        assert [ln for part in parts for ln in part.split("\n")] == lines
+
+    def test_keeps_a_paragraph_together_when_it_fits(self) -> None:
+        """A heading is not left alone at the end of a message."""
+        first = "\n".join(["x" * 50] * 5)
+        second = "HEADING\n" + "\n".join(["y" * 50] * 3)
+        parts = split_message(first + "\n\n" + second, limit=320)
+        assert parts == [first, second]
+
+    def test_exactly_at_the_limit(self) -> None:
+        """A text of exactly the limit fits in one message; one character more does not."""
+        text = "a" * 10 + "\n" + "b" * 9
+        assert split_message(text, limit=20) == [text]
+        assert split_message(text + "b", limit=20) == ["a" * 10, "b" * 10]
+
+    def test_a_line_longer_than_the_limit_is_refused(self) -> None:
+        """A single line that cannot fit is a template error, never cut mid-line."""
+        with pytest.raises(ValueError, match="longer than"):
+            split_message("a" * 21, limit=20)
+
+
+class TestSigned:
+    @pytest.mark.parametrize(
+        ("value", "shown"),
+        [("1.25", "+1.3"), ("-0.45", "\u22120.5"), ("0.04", "\u00b10.0"), ("-0.04", "\u00b10.0")],
+    )
+    def test_changes_show_their_sign(self, value: str, shown: str) -> None:
+        """Changes are rounded half away from zero and carry a plus, a true minus or ±."""
+        from decimal import Decimal
+
+        assert signed(Decimal(value)) == shown
+
+
+class TestRenderDigest:
+    @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+    def test_every_part_renders_in_both_languages(self, language: str) -> None:
+        """Text, summary-free messages, HTML and subject render and are valid Telegram HTML."""
+        rendered = render_digest(samples.mixed_panel(12, language=language), default_renderer())
+        assert rendered.document is None
+        for message in rendered.messages:
+            telegram_accepts(message)
+        assert "2026-W14" in rendered.subject
+        assert rendered.email_html.startswith("<!DOCTYPE html>")
+        assert "MRN-00005" in rendered.email_html
+        assert "<b>" not in rendered.email_text
+        assert "&lt;" not in rendered.email_text
+
+    def test_english_wording(self) -> None:
+        """The reasons name the state and the numbers, in the physician's language."""
+        lines = [
+            samples.line(1, basdai=["3.0", "5.5"], asdas=["2.0", "3.8"]),
+            samples.line(2, unreachable=True, missed=3),
+            samples.line(3, crp=False),
+        ]
+        text = "\n".join(render_digest(samples.digest(lines), default_renderer()).messages)
+        assert "very high disease activity (ASDAS 3.8)" in text
+        assert "clinically important worsening (ASDAS 2.0 → 3.8, +1.8)" in text
+        assert "BASDAI up +2.5 (3.0 → 5.5)" in text
+        assert "3 questionnaires missed in a row" in text
+        assert "no CRP in the last 12 weeks, so no ASDAS" in text
+        assert "Weekly digest · 2026-W14" in text
+        assert "(30 Mar – 5 Apr 2026)" in text
+
+    def test_chinese_wording(self) -> None:
+        """The same digest in Simplified Chinese uses the Chinese terms throughout."""
+        lines = [samples.line(1, basdai=["3.0", "5.5"], asdas=["2.0", "3.8"])]
+        text = "\n".join(
+            render_digest(samples.digest(lines, language="zh"), default_renderer()).messages
+        )
+        assert "极高疾病活动（ASDAS 3.8）" in text
+        assert "每周摘要 · 2026-W14" in text
+        assert "very high" not in text
+
+    def test_patient_text_is_escaped(self) -> None:
+        """An identifier with markup characters is shown literally, not as HTML."""
+        lines = [samples.line(1, identifier="<b>Ann & Bo</b>")]
+        rendered = render_digest(samples.digest(lines), default_renderer())
+        assert "&lt;b&gt;Ann &amp; Bo&lt;/b&gt;" in rendered.messages[0]
+        assert "<b>Ann & Bo</b>" in rendered.email_text
+        telegram_accepts(rendered.messages[0])
+
+    def test_a_long_digest_is_split_at_patient_lines(self) -> None:
+        """Forty patients take more than one message; every patient line arrives whole, once."""
+        value = samples.mixed_panel(40)
+        rendered = render_digest(value, default_renderer())
+        assert 1 < len(rendered.messages) <= MAX_MESSAGES
+        assert rendered.document is None
+        for message in rendered.messages:
+            telegram_accepts(message)
+        every = "\n".join(rendered.messages)
+        for patient in value.patients:
+            lines = [
+                ln for ln in every.split("\n") if ln.startswith(f"<code>{patient.identifier}<")
+            ]
+            assert len(lines) == 1, patient.identifier
+            assert "ASDAS-CRP" in lines[0]
+
+    def test_a_very_long_digest_becomes_a_summary_and_a_document(self) -> None:
+        """Beyond four messages: one short summary message plus the full digest as HTML."""
+        value = samples.mixed_panel(400)
+        rendered = render_digest(value, default_renderer(), charts=False)
+        assert len(rendered.messages) == 1
+        telegram_accepts(rendered.messages[0])
+        assert "more in the attached document" in rendered.messages[0]
+        assert "every patient (400)" in rendered.messages[0]
+        assert rendered.document is not None
+        document = rendered.document.decode()
+        assert all(f"<b>{line.identifier}</b>" in document for line in value.patients)
+        assert rendered.document_name == "digest-2026-W14.html"
+
+    def test_no_one_needs_attention(self) -> None:
+        """A quiet week says so instead of listing nobody, and draws no chart."""
+        rendered = render_digest(samples.digest([samples.line(1)]), default_renderer())
+        assert "No one needs attention this week." in rendered.messages[0]
+        assert rendered.charts == ()
+
+
+class TestCharts:
+    def test_one_panel_per_attention_patient(self) -> None:
+        """Attention patients with scores get a panel each, eight to an image, in order."""
+        value = samples.mixed_panel(60)
+        with_history = [line for line in value.attention if line.history]
+        rendered = render_digest(value, default_renderer())
+        assert len(rendered.charts) == math.ceil(len(with_history) / PANELS_PER_IMAGE)
+        first = rendered.charts[0]
+        assert (first.first, first.last) == (1, PANELS_PER_IMAGE)
+        size = image_size(first.png)
+        assert size is not None
+        width, height = size
+        assert 600 <= width <= 1280
+        assert height > width
+        assert re.search(r"1–8 of \d+", first.caption)
+
+    @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+    def test_caption_in_the_physician_language(self, language: str) -> None:
+        """The caption explaining lines and bands is in the physician's language."""
+        lines = [samples.line(1, basdai=["3.0", "5.5"], asdas=["2.0", "3.8"])]
+        rendered = render_digest(samples.digest(lines, language=language), default_renderer())
+        assert len(rendered.charts) == 1
+        caption = rendered.charts[0].caption
+        assert ("very high" in caption) is (language == "en")
+        assert ("极高" in caption) is (language == "zh")
+
+    def test_images_do_not_carry_over_earlier_patients(self) -> None:
+        """Drawing other patients in between leaves no trace: the same panels give the same
+        image, and an odd panel count leaves the last place empty."""
+        from datetime import timedelta
+        from decimal import Decimal
+
+        from bot.digest_charts import ChartPanel, ChartPoint, panel_image
+
+        def panel(number: int, asdas: str) -> ChartPanel:
+            points = [
+                ChartPoint(samples.END - timedelta(weeks=w, days=3), Decimal(w % 7), Decimal(asdas))
+                for w in range(12)
+            ]
+            return ChartPanel(number=number, title=f"MRN-{number}", points=points)
+
+        eight = [panel(n, "2.5") for n in range(1, 9)]
+        three = [panel(n, "7.5") for n in range(1, 4)]  # above the 0–6 scale: drawn at the top
+        first = panel_image(eight, end=samples.END, weeks=12)
+        odd = panel_image(three, end=samples.END, weeks=12)
+        assert panel_image(eight, end=samples.END, weeks=12) == first
+        pixels = imread(io.BytesIO(odd), format="png")
+        height, width = pixels.shape[:2]
+        empty_place = pixels[int(height * 0.62) :, int(width * 0.55) :, :3]
+        assert empty_place.min() == 1.0  # white: nothing of the earlier eight shows through
+        left_place = pixels[int(height * 0.62) :, : int(width * 0.45), :3]
+        assert left_place.min() < 1.0
+        four = imread(io.BytesIO(panel_image([*three, panel(4, "2.5")], end=samples.END, weeks=12)))
+        assert four[int(height * 0.62) :, int(width * 0.55) :, :3].min() < 1.0
+
+    def test_names_the_font_cannot_draw_fall_back_to_the_reference(self) -> None:
+        """A name in a script the chart font lacks is replaced by the clinic reference."""
+        from bot.digest_charts import ChartPanel, _title, drawable
+
+        assert drawable("MRN-00001")
+        panel = ChartPanel(number=3, title="李伟", points=[], fallback_title="MRN-00001")
+        assert _title(panel) == ("3. 李伟" if drawable("李伟") else "3. MRN-00001")
+
+    def test_email_text_is_plain(self) -> None:
+        """The e-mail's text part is the digest without any markup."""
+        assert html_to_text("<b>A &amp; B</b> &lt;1.3") == "A & B <1.3"
