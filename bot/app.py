@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from telegram import Update
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.error import TelegramError
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    ApplicationHandlerStop,
+    ContextTypes,
+    Defaults,
+)
 
 from bot.context import AppContext
 from bot.render import Renderer, default_renderer
@@ -89,18 +98,30 @@ async def _post_shutdown(application: Application[Any, Any, Any, Any, Any, Any])
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Logs an unexpected error without message content and tells the person to retry."""
+    """Logs an unexpected error without message content and tells the person to retry.
+
+    The person is told once, and the update goes no further: its other handlers would meet
+    the same trouble (a database outage, say) and each would apologise again. An error of a
+    background handler (`block=False`, such as the contact guard) is only logged, since the
+    update's own handler answers the person.
+    """
     error = context.error
     logger.error(
         "unhandled error while processing an update: %s",
         type(error).__name__,
         exc_info=(type(error), error, error.__traceback__) if error is not None else None,
     )
-    if isinstance(update, Update) and update.effective_chat is not None:
+    if not isinstance(update, Update) or context.coroutine is not None:
+        return
+    if update.effective_chat is not None:
         user = update.effective_user
         language = (user.language_code or "en")[:2] if user else "en"
         text = deps(context).renderer.text("common.try_again", language)
         try:
+            if update.callback_query is not None:
+                with contextlib.suppress(TelegramError):  # already answered, or expired
+                    await update.callback_query.answer()
             await context.bot.send_message(update.effective_chat.id, text)
         except Exception:
             logger.warning("could not tell the user about the error")
+    raise ApplicationHandlerStop

@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 
 MAX_CALLBACK_BYTES = 64
+MAX_ID = 2**31 - 1
+"""Row ids are 32-bit integers in the database: a button naming a larger one is forged."""
 _ITEM = r"(?:q[1-6]|pg)"
 # `patient_global` is abbreviated to keep answer buttons well under 64 bytes.
 _ITEM_ABBREVIATIONS = {"patient_global": "pg"}
@@ -140,6 +142,8 @@ def decode(data: str | None) -> Button | None:
         if match is None:
             continue
         groups = match.groups()
+        if kind not in ("option", "physician") and int(groups[0]) > MAX_ID:
+            return None
         if kind == "answer":
             return AnswerButton(int(groups[0]), _full(groups[1]), int(groups[2]))
         if kind == "back":

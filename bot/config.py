@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
 
     database_url: str = "sqlite:///spondybot.db"
+    sqlite_busy_timeout_ms: Annotated[int, Field(ge=100, le=600_000)] = 15_000
     pseudonym_key: SecretStr | None = None
 
     clinic_timezone: str = "UTC"

@@ -27,7 +27,9 @@ class AppContext:
         """Opens the engine for `settings.database_url`; call `close()` at shutdown."""
         return cls(
             settings=settings,
-            engine=make_engine(settings.database_url),
+            engine=make_engine(
+                settings.database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms
+            ),
             clock=clock or SystemClock(),
         )
 

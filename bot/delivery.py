@@ -43,7 +43,9 @@ from bot.services.scheduling import DeliveryResult, Outcome
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONCURRENCY = 64
+# Enough to keep the limiter busy at Telegram rates while some sends wait out a retry; many more
+# only make httpx juggle a bigger connection pool.
+DEFAULT_CONCURRENCY = 16
 _ERROR_LENGTH = 300
 
 

@@ -52,5 +52,9 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # At DEBUG python-telegram-bot logs every request's parameters and every update it
+    # receives: message texts, answers, names. LOG_LEVEL=DEBUG is for spondybot's own lines.
+    logging.getLogger("telegram").setLevel(max(logging.INFO, root.level))
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

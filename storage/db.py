@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -15,11 +17,11 @@ from sqlmodel import Session, create_engine
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+def _configure_sqlite(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     """WAL for concurrent readers, foreign keys on, a busy timeout instead of instant failure."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -30,8 +32,14 @@ def _begin_immediate(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Creates an engine for `url`; SQLite gets WAL, foreign keys and a busy timeout."""
+def make_engine(
+    url: str, *, echo: bool = False, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
+) -> Engine:
+    """Creates an engine for `url`; SQLite gets WAL, foreign keys and a busy timeout.
+
+    `sqlite_busy_timeout_ms` is how long a unit of work waits for another process's write lock
+    before it fails (the person is then asked to try again in a moment).
+    """
     if url.startswith("sqlite"):
         memory = url in {"sqlite://", "sqlite:///:memory:"}
         if not memory:
@@ -41,11 +49,15 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(
             url,
             echo=echo,
-            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout_ms / 1000},
             poolclass=StaticPool if memory else None,
         )
         # pysqlite's own transaction handling is disabled so BEGIN IMMEDIATE can be issued.
-        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(
+            engine,
+            "connect",
+            lambda dbapi_conn, _rec: _configure_sqlite(dbapi_conn, sqlite_busy_timeout_ms),
+        )
         event.listen(
             engine,
             "connect",
@@ -56,13 +68,33 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+_sqlite_writers: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+_sqlite_writers_guard = threading.Lock()
+
+
+def _in_process_writer_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """Queues this process's SQLite units of work on a lock that wakes the next one at once.
+
+    SQLite allows one writer; a waiting connection polls with sleeps that grow to 100 ms, so
+    dozens of concurrent updates would spend most of their time asleep. Within one process a
+    lock hands the database over immediately; other processes still meet the busy timeout.
+    """
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _sqlite_writers_guard:
+        lock = _sqlite_writers.get(engine)
+        if lock is None:
+            lock = _sqlite_writers[engine] = threading.RLock()
+    return lock
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """One unit of work: commits when the block succeeds, rolls back when it raises.
 
     A new session is opened for each call and is not shared between threads or tasks.
     """
-    with Session(engine, expire_on_commit=False) as session:
+    with _in_process_writer_lock(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()

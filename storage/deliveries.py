@@ -1,7 +1,9 @@
 """The delivery log: every scheduled outgoing message is claimed by its dedupe key first.
 
 A claim is an INSERT that does nothing when the key exists, so of several processes racing for
-the same message exactly one gets the row and sends; the others see None and move on.
+the same message exactly one gets the row and sends; the others see None and move on. The claim
+is committed before the message is sent, so a process that dies in between leaves a row that
+stays `claimed` and is never sent by anyone (at-most-once; see `bot.services.scheduling`).
 """
 
 from __future__ import annotations

@@ -45,7 +45,9 @@ class ExportScope:
     physician_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Result rows are read-only by convention; not frozen because frozen dataclasses are markedly
+# slower to construct, and an export builds hundreds of thousands of them.
+@dataclass(slots=True)
 class LabRow:
     """A lab value as exported: normalised value (CRP mg/L, ESR mm/h) and when it was drawn."""
 
@@ -58,7 +60,7 @@ class LabRow:
     drawn_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AnswerRow:
     """One item's current answer; `version` counts corrections (1 = never corrected)."""
 
@@ -85,7 +87,6 @@ class AdministrationRow:
     asdas_crp: Decimal | None
     crp_floored: bool
     asdas_esr: Decimal | None
-    has_score: bool
     crp: LabRow | None
     esr: LabRow | None
     scores: dict[str, Decimal] = field(default_factory=dict)
@@ -178,7 +179,6 @@ def fetch_administration_batch(
             col(Administration.status),
             col(Administration.language),
             col(Administration.instrument_version),
-            col(ScoreRecord.id),
             col(ScoreRecord.basdai),
             col(ScoreRecord.asdas_crp),
             col(ScoreRecord.crp_floored),
@@ -215,8 +215,8 @@ def fetch_administration_batch(
         (admin_id, patient_id, research_id, slot_at, completed_at, status, language, version) = row[
             :8
         ]
-        score_id, basdai, asdas_crp, crp_floored, asdas_esr = row[8:13]
-        crp_id, crp_value, crp_below, crp_drawn, esr_id, esr_value, esr_drawn = row[13:]
+        basdai, asdas_crp, crp_floored, asdas_esr = row[8:12]
+        crp_id, crp_value, crp_below, crp_drawn, esr_id, esr_value, esr_drawn = row[12:]
         rows[admin_id] = AdministrationRow(
             administration_id=admin_id,
             patient_id=patient_id,
@@ -230,7 +230,6 @@ def fetch_administration_batch(
             asdas_crp=asdas_crp,
             crp_floored=bool(crp_floored),
             asdas_esr=asdas_esr,
-            has_score=score_id is not None,
             crp=None
             if crp_id is None
             else LabRow(
@@ -325,18 +324,22 @@ def fetch_referenced_lab_batch(
 
     A lab value that fed several administrations comes once.
     """
-    used = (
-        exists()
-        .where(
-            col(Administration.id) == col(ScoreRecord.administration_id),
-            col(Patient.id) == col(Administration.patient_id),
-            or_(
-                col(ScoreRecord.asdas_crp_lab_id) == col(LabResult.id),
-                col(ScoreRecord.asdas_esr_lab_id) == col(LabResult.id),
-            ),
-            *_covered(scope),
+
+    def used_as(reference: Any) -> ColumnElement[bool]:
+        # One EXISTS per reference column, so each can use its index.
+        return (
+            exists()
+            .where(
+                reference == col(LabResult.id),
+                col(Administration.id) == col(ScoreRecord.administration_id),
+                col(Patient.id) == col(Administration.patient_id),
+                *_covered(scope),
+            )
+            .correlate(LabResult)
         )
-        .correlate(LabResult)
+
+    used = or_(
+        used_as(col(ScoreRecord.asdas_crp_lab_id)), used_as(col(ScoreRecord.asdas_esr_lab_id))
     )
     owner = aliased(Patient, name="owner")
     query = (

@@ -10,7 +10,17 @@ from datetime import datetime, time
 from decimal import Decimal
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, Time, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from storage.types import ExactDecimal, UTCDateTime
@@ -184,7 +194,20 @@ class Answer(SQLModel, table=True):
 class LabResult(SQLModel, table=True):
     """A CRP or ESR value from the clinic's lab; `value_normalised` is mg/L (CRP) or mm/h (ESR)."""
 
-    __table_args__ = (Index("ix_lab_patient_analyte_drawn", "patient_id", "analyte", "drawn_at"),)
+    __table_args__ = (
+        Index("ix_lab_patient_analyte_drawn", "patient_id", "analyte", "drawn_at"),
+        # One current value per sample (patient, analyte, draw time), even with two writers;
+        # a deleted value no longer blocks entering the right one.
+        Index(
+            "uq_lab_current_sample",
+            "patient_id",
+            "analyte",
+            "drawn_at",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     patient_id: int = Field(foreign_key="patient.id")
@@ -230,10 +253,11 @@ class ScoreRecord(SQLModel, table=True):
     administration_id: int = Field(foreign_key="administration.id", unique=True)
     basdai: Decimal | None = Field(default=None, sa_column=_dec())
     asdas_crp: Decimal | None = Field(default=None, sa_column=_dec())
-    asdas_crp_lab_id: int | None = Field(default=None, foreign_key="labresult.id")
+    # Indexed: "which scores used this lab value" is asked on lab changes and by the export.
+    asdas_crp_lab_id: int | None = Field(default=None, foreign_key="labresult.id", index=True)
     crp_floored: bool = Field(default=False)
     asdas_esr: Decimal | None = Field(default=None, sa_column=_dec())
-    asdas_esr_lab_id: int | None = Field(default=None, foreign_key="labresult.id")
+    asdas_esr_lab_id: int | None = Field(default=None, foreign_key="labresult.id", index=True)
     computed_at: datetime = Field(sa_column=_dt(nullable=False))
 
 
@@ -280,9 +304,15 @@ class SchedulerMark(SQLModel, table=True):
 
 
 class ProcessedUpdate(SQLModel, table=True):
-    """Telegram update ids already handled, so a re-delivered update changes nothing."""
+    """Telegram update ids already handled, so a re-delivered update changes nothing.
+
+    `message_key` names what the update carries (`m:<chat>:<message>` for a message,
+    `q:<callback query id>` for a button press), so the same message delivered again under a
+    new update id is recognised too.
+    """
 
     update_id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
+    message_key: str | None = Field(default=None, max_length=64, unique=True)
     processed_at: datetime = Field(sa_column=_dt(nullable=False, index=True))
 
 

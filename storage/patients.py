@@ -70,6 +70,8 @@ def get_patient_for_update(*, session: Session, patient_id: int) -> Patient | No
 
 def get_patient_by_ref(*, session: Session, clinic_ref: str) -> Patient | None:
     """The patient with this clinic reference, or None."""
+    if "\x00" in clinic_ref:  # no reference holds NUL, and PostgreSQL refuses to compare one
+        return None
     return session.exec(select(Patient).where(Patient.clinic_ref == clinic_ref)).first()
 
 

@@ -7,8 +7,9 @@ Every query is bounded (a page of rows, keyset-paginated by id) and runs on an i
 
 Row locks use `FOR UPDATE SKIP LOCKED` so that several processes ticking at once on PostgreSQL
 take disjoint pages instead of queueing behind each other; SQLite ignores the clause (its
-`BEGIN IMMEDIATE` already serialises writers). Locks are a throughput measure only: what makes
-each message go out once is the unique key of the administration and of the delivery claim.
+`BEGIN IMMEDIATE` already serialises writers). Locks also keep a page's rows from changing
+between reading and writing them; what makes each message go out once, though, is the unique
+key of the administration and of the delivery claim.
 """
 
 from __future__ import annotations

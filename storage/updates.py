@@ -11,18 +11,22 @@ from sqlmodel import Session, col
 from storage.models import ProcessedUpdate
 
 
-def claim_update(*, session: Session, update_id: int, now: datetime) -> bool:
+def claim_update(
+    *, session: Session, update_id: int, now: datetime, message_key: str | None = None
+) -> bool:
     """Records an update id as handled; False if it was already recorded (a redelivery).
 
-    An INSERT that does nothing on conflict, so two processes receiving the same update agree
-    on which one handles it.
+    `message_key` names the message or button press the update carries; when given, a second
+    update carrying the same one is a redelivery too, whatever its id. An INSERT that does
+    nothing on any conflict, so two processes receiving the same update agree on which one
+    handles it.
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
         insert(ProcessedUpdate)
-        .values(update_id=update_id, processed_at=now)
-        .on_conflict_do_nothing(index_elements=["update_id"])
+        .values(update_id=update_id, processed_at=now, message_key=message_key)
+        .on_conflict_do_nothing()
         .returning(col(ProcessedUpdate.update_id))
     )
     return session.execute(statement).scalar() is not None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Annotated, Any
 
 import typer
@@ -38,6 +41,24 @@ def _operator() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid:{os.getuid()}"
+
+
+TERMINATED = 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """Turns SIGTERM into SystemExit while the export runs, so its temporary output is removed
+    like after Ctrl-C instead of being left behind by an abrupt stop."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(TERMINATED)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _RichProgress:
@@ -150,7 +171,7 @@ def export(
         check_request(request)
     except ExportError as error:
         fail(str(error))
-    with app_context() as ctx:
+    with app_context() as ctx, terminate_cleanly():
         try:
             if out is not None and sys.stderr.isatty():
                 with _RichProgress() as progress:

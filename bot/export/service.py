@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -153,6 +154,22 @@ def _pseudonymizer(ctx: AppContext) -> Pseudonymizer:
     return Pseudonymizer(key.get_secret_value().encode("utf-8"))
 
 
+def _fetch(
+    ctx: AppContext, scope: exports.ExportScope, after: int, *, details: bool, batch_size: int
+) -> list[exports.AdministrationRow]:
+    """One batch after `after`, in its own short transaction."""
+    with ctx.session() as session:
+        return exports.fetch_administration_batch(
+            session=session,
+            scope=scope,
+            after_id=after,
+            limit=batch_size,
+            item_codes=ITEM_CODES,
+            duration_item=DURATION_ITEM,
+            answer_details=details,
+        )
+
+
 def _batches(
     ctx: AppContext,
     scope: exports.ExportScope,
@@ -162,25 +179,32 @@ def _batches(
     progress: Progress | None,
     batch_size: int,
 ) -> Iterator[list[ExportRecord]]:
-    """Export records in batches; one short transaction per batch (keyset pagination)."""
-    after = 0
-    while True:
-        with ctx.session() as session:
-            rows = exports.fetch_administration_batch(
-                session=session,
-                scope=scope,
-                after_id=after,
-                limit=batch_size,
-                item_codes=ITEM_CODES,
-                duration_item=DURATION_ITEM,
-                answer_details=details,
-            )
-        if not rows:
-            return
-        after = rows[-1].administration_id
-        yield [builder.record(row) for row in rows]
-        if progress is not None:
-            progress.advance(len(rows))
+    """Export records in batches (keyset pagination, one short transaction per batch).
+
+    The next batch is read on a worker thread while this one is written, so the database's
+    work (SQLite's row stepping, a PostgreSQL round trip) overlaps with formatting; at most two
+    batches are in memory.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-fetch") as pool:
+        pending = pool.submit(_fetch, ctx, scope, 0, details=details, batch_size=batch_size)
+        try:
+            while True:
+                rows = pending.result()
+                if not rows:
+                    return
+                pending = pool.submit(
+                    _fetch,
+                    ctx,
+                    scope,
+                    rows[-1].administration_id,
+                    details=details,
+                    batch_size=batch_size,
+                )
+                yield [builder.record(row) for row in rows]
+                if progress is not None:
+                    progress.advance(len(rows))
+        finally:
+            pending.cancel()
 
 
 @contextlib.contextmanager

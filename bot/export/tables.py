@@ -46,30 +46,30 @@ def iso_utc(moment: datetime) -> str:
     return moment.isoformat()[:19] + "Z"
 
 
-def _text(value: object) -> str:
+# The formatters run once per cell (millions of times), so they take `Any` rather than
+# narrowing with isinstance: the column type already says what the value is.
+
+
+def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _decimal(value: object) -> str:
+def _decimal(value: Decimal | None) -> str:
     if value is None:
         return ""
-    assert isinstance(value, Decimal)
     text = str(value)  # plain notation for every stored value, and faster than format()
     return format(value, "f") if "E" in text else text
 
 
-def _boolean(value: object) -> str:
+def _boolean(value: bool | None) -> str:
     return "" if value is None else ("true" if value else "false")
 
 
-def _datetime(value: object) -> str:
-    if value is None:
-        return ""
-    assert isinstance(value, datetime)
-    return iso_utc(value)
+def _datetime(value: datetime | None) -> str:
+    return "" if value is None else iso_utc(value)
 
 
-CSV_FORMATTERS: Final[dict[ColumnType, Callable[[object], str]]] = {
+CSV_FORMATTERS: Final[dict[ColumnType, Callable[[Any], str]]] = {
     ColumnType.STRING: _text,
     ColumnType.INTEGER: _text,
     ColumnType.DECIMAL: _decimal,
@@ -119,9 +119,10 @@ def _write_csv(
     cells = [(column.value, CSV_FORMATTERS[column.type]) for column in columns]
     rows = 0
     for batch in batches:
-        lines = [[fmt(read(item)) for read, fmt in cells] for item in batch]
-        writer.writerows(lines)
-        rows += len(lines)
+        # Column by column with map(), then transposed: markedly faster than a cell loop.
+        items = list(batch)
+        writer.writerows(zip(*(map(fmt, map(read, items)) for read, fmt in cells), strict=True))
+        rows += len(items)
     text.flush()
     text.detach()
     buffered.flush()

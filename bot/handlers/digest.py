@@ -114,8 +114,13 @@ async def _show(update: Update, text: str, markup: InlineKeyboardMarkup | None) 
     try:
         await query.edit_message_text(text, reply_markup=markup)
     except BadRequest as error:
-        if "not modified" not in str(error).lower():
+        if "not modified" in str(error).lower():
+            return
+        # The menu can no longer be edited (deleted, or inaccessible): show it anew.
+        chat = update.effective_chat
+        if chat is None:
             raise
+        await chat.send_message(text, reply_markup=markup)
 
 
 async def digest_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

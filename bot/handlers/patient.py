@@ -42,9 +42,26 @@ GUARD_GROUP = -1
 FALLBACK_GROUP = 50
 
 
+def message_key(update: Update) -> str | None:
+    """What identifies the message or button press an update carries, whatever its update id:
+    a typed "5" delivered twice must not answer two questions."""
+    if update.callback_query is not None:
+        return f"q:{update.callback_query.id}"
+    message = update.message
+    if message is not None:
+        return f"m:{message.chat.id}:{message.message_id}"
+    return None
+
+
 async def skip_redelivered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Silently drops an update Telegram delivers a second time (same update id)."""
-    claimed = await call(updates.claim_update, deps(context).ctx, update_id=update.update_id)
+    """Silently drops an update Telegram delivers a second time (same update id, or the same
+    message or button press under a new one)."""
+    claimed = await call(
+        updates.claim_update,
+        deps(context).ctx,
+        update_id=update.update_id,
+        message_key=message_key(update),
+    )
     if not claimed:
         logger.info("redelivered update skipped", extra={"fields": {"update_id": update.update_id}})
         raise ApplicationHandlerStop

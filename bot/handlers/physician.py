@@ -40,6 +40,7 @@ from bot.services.physician import (
 logger = logging.getLogger(__name__)
 
 PAGE, SAVE, CANCEL = "page", "save", "cancel"
+INDENT = "    "  # the catalogue strips outer spaces, so indentation is added here
 DATE_FORMAT = "%Y-%m-%d"
 DATE_TIME_FORMAT = "%Y-%m-%d %H:%M"
 
@@ -91,7 +92,7 @@ def _row(r: Renderer, lang: str, row: PatientSummary, no_crp_weeks: int) -> str:
     )
     if not row.flags:
         return line
-    return line + "\n" + _flags(r, lang, row.flags, no_crp_weeks)
+    return line + "\n" + INDENT + _flags(r, lang, row.flags, no_crp_weeks)
 
 
 def _flags(r: Renderer, lang: str, flags: tuple[str, ...], no_crp_weeks: int) -> str:
@@ -144,12 +145,14 @@ def list_keyboard(r: Renderer, found: PatientList) -> InlineKeyboardMarkup | Non
 def _lab_text(r: Renderer, lang: str, lab: LabLine, timezone: str) -> str:
     values = {"value": lab.value, "unit": lab.unit, "date": _drawn(lab.drawn_at, timezone)}
     if lab.analyte == "esr":
-        return r.text("physician.detail.esr", lang, **values)
-    if lab.below_detection_limit:
-        return r.text("physician.detail.crp_below_limit", lang, **values)
-    if lab.floored:
-        return r.text("physician.detail.crp_floored", lang, **values)
-    return r.text("physician.detail.crp", lang, **values)
+        key = "physician.detail.esr"
+    elif lab.below_detection_limit:
+        key = "physician.detail.crp_below_limit"
+    elif lab.floored:
+        key = "physician.detail.crp_floored"
+    else:
+        key = "physician.detail.crp"
+    return INDENT + r.text(key, lang, **values)
 
 
 def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_weeks: int) -> str:
@@ -198,7 +201,7 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
         if detail.esr is not None:
             lines.append(_lab_text(r, lang, detail.esr, zone))
     if summary.flags:
-        lines.append(_flags(r, lang, summary.flags, no_crp_weeks).strip())
+        lines.append(_flags(r, lang, summary.flags, no_crp_weeks))
     if detail.answers:
         lines.append("")
         lines.append(r.text("physician.detail.answers", lang))
@@ -435,7 +438,11 @@ async def physician_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     user_id, chat_id = _who(update)
     d = deps(context)
     button = callbacks.decode(query.data)
-    if not isinstance(button, callbacks.PhysicianButton) or not button.argument.isdigit():
+    if (
+        not isinstance(button, callbacks.PhysicianButton)
+        or not button.argument.isdigit()
+        or int(button.argument) > callbacks.MAX_ID  # no row has such an id: forged
+    ):
         await _answer(query, d.renderer.text("common.not_available", user_language(update)))
         return
     number = int(button.argument)

@@ -77,8 +77,13 @@ async def snooze(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.edit_message_text(text, reply_markup=markup)
     except BadRequest as error:
         # A double tap edits to the same text; Telegram refuses that and nothing is lost.
-        if "not modified" not in str(error):
+        if "not modified" in str(error):
+            return
+        # The reminder can no longer be edited (deleted, or inaccessible): answer anew.
+        chat = update.effective_chat
+        if chat is None:
             raise
+        await context.bot.send_message(chat.id, text, reply_markup=markup)
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

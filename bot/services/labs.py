@@ -128,8 +128,8 @@ def window(ctx: AppContext) -> timedelta:
     return timedelta(days=ctx.settings.lab_window_days)
 
 
-def view(session: Session, lab: LabResult, clinic_ref: str) -> LabView:
-    """A stored lab result as a plain value."""
+def view(session: Session, lab: LabResult, clinic_ref: str, *, usage: bool = True) -> LabView:
+    """A stored lab result as a plain value (with the administrations it feeds if `usage`)."""
     assert lab.id is not None
     return LabView(
         lab_id=lab.id,
@@ -144,7 +144,7 @@ def view(session: Session, lab: LabResult, clinic_ref: str) -> LabView:
         source=lab.source,
         entered_by=lab.entered_by,
         deleted=lab.deleted_at is not None,
-        used_by=tuple(labs.administrations_using(session=session, lab_id=lab.id)),
+        used_by=tuple(labs.administrations_using(session=session, lab_id=lab.id)) if usage else (),
     )
 
 
@@ -198,6 +198,15 @@ def recompute(
     return tuple(sorted(done))
 
 
+def _differs(stored: LabResult) -> LabInputError:
+    """The refusal of a second, different value for a sample already stored."""
+    return LabInputError(
+        "same_sample_differs",
+        lab_id=str(stored.id),
+        stored=f"{lab_rules.display_value(stored.value)} {stored.unit}",
+    )
+
+
 def _same_value(lab: LabResult, measurement: Measurement) -> bool:
     return (
         lab.value_normalised == measurement.value_normalised
@@ -217,6 +226,7 @@ def store_measurement(
     window: timedelta,
     source_key: str | None = None,
     note: dict[str, Any] | None = None,
+    usage: bool = True,
 ) -> StoreOutcome:
     """Stores one value, audits it and recomputes the scores it can affect, in `session`.
 
@@ -230,18 +240,14 @@ def store_measurement(
     if source_key is not None:
         imported = labs.get_by_source_key(session=session, source_key=source_key)
         if imported is not None:
-            return StoreOutcome(DUPLICATE, view(session, imported, patient.clinic_ref))
+            return StoreOutcome(DUPLICATE, view(session, imported, patient.clinic_ref, usage=usage))
     same = labs.find_same_sample(
         session=session, patient_id=patient.id, analyte=measurement.analyte, drawn_at=drawn_at
     )
     if same is not None:
         if _same_value(same, measurement):
-            return StoreOutcome(DUPLICATE, view(session, same, patient.clinic_ref))
-        raise LabInputError(
-            "same_sample_differs",
-            lab_id=str(same.id),
-            stored=f"{lab_rules.display_value(same.value)} {same.unit}",
-        )
+            return StoreOutcome(DUPLICATE, view(session, same, patient.clinic_ref, usage=usage))
+        raise _differs(same)
     try:
         with session.begin_nested():
             lab = labs.add_lab_result(
@@ -259,11 +265,23 @@ def store_measurement(
                 source_key=source_key,
             )
     except IntegrityError:
-        # Another process imported the same line a moment ago.
-        assert source_key is not None
-        raced = labs.get_by_source_key(session=session, source_key=source_key)
-        assert raced is not None
-        return StoreOutcome(DUPLICATE, view(session, raced, patient.clinic_ref))
+        # Another writer stored this sample, or imported this line, a moment ago.
+        raced = (
+            None
+            if source_key is None
+            else labs.get_by_source_key(session=session, source_key=source_key)
+        )
+        if raced is None:
+            raced = labs.find_same_sample(
+                session=session,
+                patient_id=patient.id,
+                analyte=measurement.analyte,
+                drawn_at=drawn_at,
+            )
+            assert raced is not None
+            if not _same_value(raced, measurement):
+                raise _differs(raced) from None
+        return StoreOutcome(DUPLICATE, view(session, raced, patient.clinic_ref, usage=usage))
     assert lab.id is not None
     audit.record_event(
         session=session,
@@ -282,7 +300,7 @@ def store_measurement(
         "lab value stored",
         extra={"fields": {"lab_id": lab.id, "source": source, "recomputed": len(recomputed)}},
     )
-    return StoreOutcome(STORED, view(session, lab, patient.clinic_ref), recomputed)
+    return StoreOutcome(STORED, view(session, lab, patient.clinic_ref, usage=usage), recomputed)
 
 
 def add_lab_values(
@@ -349,7 +367,13 @@ def _source_key(patient_id: int, row: lab_rules.FileRow, measurement: Measuremen
 
 
 def _import_row(
-    ctx: AppContext, session: Session, row: lab_rules.FileRow, entered_by: str, now: datetime
+    ctx: AppContext,
+    session: Session,
+    row: lab_rules.FileRow,
+    *,
+    entered_by: str,
+    now: datetime,
+    known: dict[str, Patient],
 ) -> tuple[ImportRow, tuple[int, ...]]:
     ref = row.patient.strip()[:64]
     if row.error is not None:
@@ -368,7 +392,8 @@ def _import_row(
         drawn_at = lab_rules.drawn_instant(
             row.drawn, timezone=ctx.settings.clinic_timezone, now=now
         )
-        patient = find_patient(session, row.patient)
+        patient = known.get(ref) or find_patient(session, row.patient)
+        known[ref] = patient
         assert patient.id is not None
         outcome = store_measurement(
             session,
@@ -381,6 +406,7 @@ def _import_row(
             window=window(ctx),
             source_key=_source_key(patient.id, row, measurement),
             note={"line": row.line},
+            usage=False,
         )
     except LabInputError as error:
         refused = ImportRow(
@@ -419,9 +445,12 @@ def import_lab_file(
     now = ctx.clock.now()
     rows: list[ImportRow] = []
     recomputed: set[int] = set()
+    known: dict[str, Patient] = {}
     with ctx.session() as session:
         for row in lab_file.rows:
-            result, administrations = _import_row(ctx, session, row, entered_by, now)
+            result, administrations = _import_row(
+                ctx, session, row, entered_by=entered_by, now=now, known=known
+            )
             rows.append(result)
             recomputed.update(administrations)
         if dry_run:
@@ -494,21 +523,26 @@ def fix_lab_value(
                 session=session, patient_id=patient.id, analyte=lab.analyte, drawn_at=drawn_at
             )
             if other is not None:
-                raise LabInputError(
-                    "same_sample_differs",
-                    lab_id=str(other.id),
-                    stored=f"{lab_rules.display_value(other.value)} {other.unit}",
-                )
+                raise _differs(other)
         old_drawn_at = lab.drawn_at
-        labs.change_lab_result(
-            session=session,
-            lab=lab,
-            value=measurement.value,
-            unit=measurement.unit,
-            value_normalised=measurement.value_normalised,
-            below_detection_limit=measurement.below_detection_limit,
-            drawn_at=drawn_at,
-        )
+        try:
+            with session.begin_nested():
+                labs.change_lab_result(
+                    session=session,
+                    lab=lab,
+                    value=measurement.value,
+                    unit=measurement.unit,
+                    value_normalised=measurement.value_normalised,
+                    below_detection_limit=measurement.below_detection_limit,
+                    drawn_at=drawn_at,
+                )
+        except IntegrityError:
+            # Another writer stored a value for the new draw time a moment ago.
+            other = labs.find_same_sample(
+                session=session, patient_id=patient.id, analyte=lab.analyte, drawn_at=drawn_at
+            )
+            assert other is not None
+            raise _differs(other) from None
         after_values = _audit_values(lab)
         if after_values == before_values:
             raise LabInputError("fix_nothing")

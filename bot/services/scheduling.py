@@ -95,7 +95,6 @@ class ScheduledMessage:
     administration_id: int
     language: str
     closes_at: str
-    reminder_number: int = 0
     started: bool = False
 
 
@@ -371,7 +370,6 @@ def claim_reminders(
                     administration_id=row.administration_id,
                     language=row.language,
                     closes_at=timing.local_label(row.expires_at, row.timezone),
-                    reminder_number=row.reminders_sent + 1,
                     started=row.started,
                 )
             )

@@ -13,11 +13,14 @@ KEEP_FOR: Final = timedelta(days=2)
 PURGE_EVERY: Final = 500
 
 
-def claim_update(ctx: AppContext, *, update_id: int) -> bool:
-    """True the first time an update id is seen (handle it), False for a redelivery (skip)."""
+def claim_update(ctx: AppContext, *, update_id: int, message_key: str | None = None) -> bool:
+    """True the first time an update id (and the message or press it carries, `message_key`)
+    is seen (handle it), False for a redelivery (skip)."""
     now = ctx.clock.now()
     with ctx.session() as session:
-        claimed = updates.claim_update(session=session, update_id=update_id, now=now)
+        claimed = updates.claim_update(
+            session=session, update_id=update_id, now=now, message_key=message_key
+        )
         if claimed and update_id % PURGE_EVERY == 0:
             updates.forget_updates(session=session, before=now - KEEP_FOR)
         return claimed

@@ -13,7 +13,7 @@ class TestCallbackData:
     @pytest.mark.parametrize(
         "button",
         [
-            cb.AnswerButton(123456789012, "patient_global", 10),
+            cb.AnswerButton(cb.MAX_ID, "patient_global", 10),
             cb.AnswerButton(1, "q6", 120),
             cb.BackButton(7, "q2"),
             cb.StartButton(7),
@@ -43,6 +43,7 @@ class TestCallbackData:
             "s:",
             None,
             "a:" + "9" * 70 + ":q1:1",
+            f"c:{cb.MAX_ID + 1}",  # no database row can have this id
         ],
     )
     def test_malformed_data_is_refused(self, data: str | None) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.main import get_command
 from typer.testing import CliRunner
 
 from bot.cli import app
@@ -146,14 +147,16 @@ class TestStaffCli:
         assert result.output.strip().startswith("error: setting CLINIC_LANGUAGE")
 
     def test_help_has_an_example_at_every_level(self) -> None:
-        """Each command group and command shows an example in its help."""
-        for args in (
-            ["--help"],
-            ["patient", "--help"],
-            ["patient", "add", "--help"],
-            ["physician", "--help"],
-            ["db", "--help"],
-        ):
-            result = runner.invoke(app, args)
-            assert result.exit_code == 0
+        """Every command group and every command of `spondybot` shows an example in its help."""
+        root = get_command(app)
+        assert hasattr(root, "commands")
+        paths: list[list[str]] = [[]]
+        for name, command in root.commands.items():
+            paths.append([name])
+            if hasattr(command, "commands"):
+                paths.extend([name, sub] for sub in command.commands)
+        assert len(paths) > 10
+        for args in paths:
+            result = runner.invoke(app, [*args, "--help"])
+            assert result.exit_code == 0, args
             assert "Example" in result.output, args

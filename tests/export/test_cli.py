@@ -5,14 +5,19 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.cli.export import terminate_cleanly
 from bot.context import AppContext
 from bot.export.columns import dictionary_csv, dictionary_markdown
+from bot.export.service import ExportRequest, list_export_audit, run_export
 from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.export.conftest import Dataset
 
@@ -203,3 +208,35 @@ class TestAuditList:
         result = runner.invoke(app, ["audit", "list"])
         assert result.exit_code == 0
         assert "no exports yet" in result.stdout
+
+
+class SignallingProgress:
+    """Sends this process SIGTERM once the export is under way, as `kill` would."""
+
+    def start(self, total: int) -> None:
+        self.total = total
+
+    def advance(self, count: int) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)  # the handler runs here at the latest
+
+
+class TestTermination:
+    def test_sigterm_midway_leaves_nothing(
+        self, ctx: AppContext, dataset: Dataset, tmp_path: Path
+    ) -> None:
+        """A terminated export exits with 143 and removes its temporary file; nothing audited."""
+        out_dir = tmp_path / "out"
+        out_dir.mkdir()
+        before = signal.getsignal(signal.SIGTERM)
+        with pytest.raises(SystemExit) as stopped, terminate_cleanly():
+            run_export(
+                ctx,
+                ExportRequest(format="long", by="r", out=out_dir / "long.csv"),
+                progress=SignallingProgress(),
+                batch_size=2,
+            )
+        assert stopped.value.code == 143
+        assert list(out_dir.iterdir()) == []
+        assert list_export_audit(ctx) == []
+        assert signal.getsignal(signal.SIGTERM) == before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,8 +17,11 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from bot.context import AppContext
 from bot.domain import scoring
+from bot.export import fhir
 from bot.export.columns import LONG_COLUMNS, WIDE_COLUMNS
+from bot.export.records import ExportRecord, ExportStatus, LabValue
 from bot.export.service import ExportRequest, run_export
+from storage.exports import AnswerRow
 from tests.export.conftest import (
     BASELINE_ASDAS_CRP,
     BASELINE_BASDAI,
@@ -401,3 +404,61 @@ class TestFhir:
                 assert item["subject"]["reference"] in known
                 for reference in item.get("derivedFrom", []):
                     assert reference["reference"] in known
+
+
+class TestFhirResponseStatus:
+    def record(self, *, completed: bool, corrected_after: bool) -> ExportRecord:
+        """A completed (or missed) administration whose q1 may have changed afterwards."""
+        done = datetime(2026, 3, 2, 19, 0, tzinfo=UTC)
+        answered = done + timedelta(hours=2) if corrected_after else done - timedelta(minutes=5)
+        answer = AnswerRow("q1", Decimal(4), Decimal(4), 2, answered)
+        return ExportRecord(
+            pseudonym="0" * 24,
+            administration_id=41,
+            scheduled_for=done - timedelta(hours=1),
+            completed_at=done if completed else None,
+            status=ExportStatus.COMPLETED if completed else ExportStatus.PARTIAL,
+            stored_status="completed" if completed else "missed",
+            language="en",
+            instrument_version="basdai-1994+asdas-pg-v1",
+            scores={"q1": Decimal(4)},
+            stiffness_minutes=None,
+            answers={"q1": answer},
+            basdai=None,
+            asdas_crp=None,
+            crp_floored=None,
+            asdas_esr=None,
+            crp=None,
+            esr=None,
+        )
+
+    def test_answer_changed_after_completion_is_amended(self) -> None:
+        """A response corrected after it was completed says "amended" and still validates."""
+        resource = fhir.questionnaire_response(self.record(completed=True, corrected_after=True))
+        assert resource["status"] == "amended"
+        QuestionnaireResponse.model_validate_json(fhir.dumps(resource))
+
+    def test_completed_without_later_change(self) -> None:
+        """Answers given before completion leave the response "completed"."""
+        resource = fhir.questionnaire_response(self.record(completed=True, corrected_after=False))
+        assert resource["status"] == "completed"
+        assert resource["authored"] == "2026-03-02T19:00:00Z"
+
+    def test_partial_missed_is_stopped_and_authored_at_last_answer(self) -> None:
+        """A missed response with answers is "stopped", authored when last answered."""
+        resource = fhir.questionnaire_response(self.record(completed=False, corrected_after=False))
+        assert resource["status"] == "stopped"
+        assert resource["authored"] == "2026-03-02T18:55:00Z"
+
+
+class TestFhirDecimals:
+    def test_at_most_seventeen_fractional_digits(self) -> None:
+        """Unrounded scores are cut to FHIR's 17 fractional digits, written as JSON numbers."""
+        value = Decimal("3.876473903651025147360266234427734798785")
+        assert fhir.fhir_decimal(value) == "3.87647390365102515"
+        lab = LabValue(7, "crp", value, False, datetime(2026, 3, 2, tzinfo=UTC))
+        line = fhir.dumps(fhir.lab_observation("0" * 24, lab))
+        assert '"valueQuantity":{"value":3.87647390365102515,"unit":"mg/L"' in line
+        Observation.model_validate_json(line)
+        assert fhir.fhir_decimal(Decimal("2.500")) == "2.5"
+        assert fhir.fhir_decimal(Decimal("0E-5")) == "0"

@@ -79,7 +79,9 @@ def upgrade() -> None:
     op.create_table('processedupdate',
     sa.Column('update_id', sa.BigInteger(), autoincrement=False, nullable=False),
     sa.Column('processed_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('update_id')
+    sa.Column('message_key', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('update_id'),
+    sa.UniqueConstraint('message_key')
     )
     with op.batch_alter_table('processedupdate', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_processedupdate_processed_at'), ['processed_at'], unique=False)
@@ -192,6 +194,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('labresult', schema=None) as batch_op:
         batch_op.create_index('ix_lab_patient_analyte_drawn', ['patient_id', 'analyte', 'drawn_at'], unique=False)
+        batch_op.create_index('uq_lab_current_sample', ['patient_id', 'analyte', 'drawn_at'], unique=True, sqlite_where=sa.text('deleted_at IS NULL'), postgresql_where=sa.text('deleted_at IS NULL'))
 
     op.create_table('answer',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -267,9 +270,16 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('administration_id')
     )
+    with op.batch_alter_table('scorerecord', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_scorerecord_asdas_crp_lab_id'), ['asdas_crp_lab_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_scorerecord_asdas_esr_lab_id'), ['asdas_esr_lab_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('scorerecord', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_scorerecord_asdas_esr_lab_id'))
+        batch_op.drop_index(batch_op.f('ix_scorerecord_asdas_crp_lab_id'))
+
     op.drop_table('scorerecord')
     with op.batch_alter_table('pendinglabentry', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pendinglabentry_physician_id'))
@@ -286,6 +296,7 @@ def downgrade() -> None:
 
     op.drop_table('answer')
     with op.batch_alter_table('labresult', schema=None) as batch_op:
+        batch_op.drop_index('uq_lab_current_sample', sqlite_where=sa.text('deleted_at IS NULL'), postgresql_where=sa.text('deleted_at IS NULL'))
         batch_op.drop_index('ix_lab_patient_analyte_drawn')
 
     op.drop_table('labresult')
