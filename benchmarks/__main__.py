@@ -1,7 +1,8 @@
 """`python -m benchmarks [name ...]`: runs the benchmark suite and rewrites docs/benchmarks.md.
 
-Each benchmark module in SUITE exposes `run(quick: bool) -> Report`; the reports are collected
-into one Markdown document with the machine and the date.
+Each benchmark module in SUITE exposes `run(quick: bool) -> Report`; each report replaces its
+own section of docs/benchmarks.md (sections of benchmarks not run are kept), under a header
+with the machine and the date.
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ def machine() -> str:
     )
 
 
+def _sections(text: str) -> dict[str, str]:
+    """The "## Title" sections of the report, by title, so a partial run replaces only its own."""
+    sections: dict[str, str] = {}
+    title = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            title = line[3:].strip()
+            sections[title] = ""
+        if title is not None:
+            sections[title] += line + "\n"
+    return sections
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"subset of: {', '.join(SUITE)}")
@@ -44,19 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {name} …", file=sys.stderr, flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
         reports.append(module.run(quick=args.quick))
-    text = "\n".join(
-        [
-            "# Benchmarks",
-            "",
-            f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()}.",
-            "Reproduce with `make bench` (all) or `.venv/bin/python -m benchmarks NAME`.",
-            "",
-            *(report.markdown() for report in reports),
-        ]
-    )
-    print(text)
+    header = [
+        "# Benchmarks",
+        "",
+        f"Last run {datetime.now(UTC):%Y-%m-%d} on {machine()}.",
+        "Reproduce with `make bench` (all) or `.venv/bin/python -m benchmarks NAME`.",
+        "",
+    ]
+    sections = _sections(DOC.read_text(encoding="utf-8")) if DOC.exists() else {}
+    for report in reports:
+        sections[report.title] = report.markdown()
+    text = "\n".join([*header, *sections.values()])
+    print("\n".join(report.markdown() for report in reports))
     if not args.no_write and not args.quick:
-        DOC.write_text(text + "\n", encoding="utf-8")
+        DOC.write_text(text.rstrip() + "\n", encoding="utf-8")
     return 0
 
 

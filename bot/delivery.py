@@ -96,7 +96,8 @@ class DeliveryStats:
             self.failed += 1
 
 
-def _reason(error: BaseException) -> str:
+def error_reason(error: BaseException) -> str:
+    """A short, log-safe reason: the error class and Telegram's description (no content)."""
     text = getattr(error, "message", None) or str(error)
     return f"{type(error).__name__}: {text}"[:_ERROR_LENGTH]
 
@@ -105,45 +106,58 @@ def _seconds(retry_after: int | float | timedelta) -> float:
     return retry_after.total_seconds() if isinstance(retry_after, timedelta) else float(retry_after)
 
 
-async def send_one(
-    bot: Bot, message: Outgoing, policy: RetryPolicy = DEFAULT_POLICY
-) -> DeliveryResult:
-    """Sends one message by the rules in the module docstring; never raises for Telegram."""
+async def call_with_retries(
+    call: Callable[[], Awaitable[object]], policy: RetryPolicy = DEFAULT_POLICY
+) -> tuple[Outcome, int, str | None]:
+    """Runs one Bot API call by the rules in the module docstring: (outcome, attempts, reason).
+
+    Every scheduled send (invitations, reminders, digests with their photos and documents)
+    goes through this one loop, so they all treat Telegram's answers alike.
+    """
     attempts = 0
     transient_failures = 0
     floods = 0
     while True:
         attempts += 1
         try:
-            await bot.send_message(
-                chat_id=message.chat_id,
-                text=message.text,
-                reply_markup=message.reply_markup,
-                read_timeout=policy.read_timeout,
-            )
+            await call()
         except RetryAfter as error:
             floods += 1
             if floods > policy.flood_retries:
-                return DeliveryResult(message.delivery_id, Outcome.FAILED, attempts, _reason(error))
+                return Outcome.FAILED, attempts, error_reason(error)
             await asyncio.sleep(_seconds(error.retry_after))
         except Forbidden as error:
-            return DeliveryResult(
-                message.delivery_id, Outcome.UNREACHABLE, attempts, _reason(error)
-            )
+            return Outcome.UNREACHABLE, attempts, error_reason(error)
         except BadRequest as error:  # a subclass of NetworkError, but final
-            return DeliveryResult(message.delivery_id, Outcome.FAILED, attempts, _reason(error))
+            return Outcome.FAILED, attempts, error_reason(error)
         except NetworkError as error:  # 5xx, connection trouble, timeouts
             transient_failures += 1
             if transient_failures >= policy.attempts:
-                return DeliveryResult(message.delivery_id, Outcome.FAILED, attempts, _reason(error))
+                return Outcome.FAILED, attempts, error_reason(error)
             await asyncio.sleep(policy.backoff(transient_failures))
         except TelegramError as error:  # invalid token, chat migrated, …: not ours to retry
-            return DeliveryResult(message.delivery_id, Outcome.FAILED, attempts, _reason(error))
+            return Outcome.FAILED, attempts, error_reason(error)
         except Exception as error:
             logger.exception("unexpected error while sending")
-            return DeliveryResult(message.delivery_id, Outcome.FAILED, attempts, _reason(error))
+            return Outcome.FAILED, attempts, error_reason(error)
         else:
-            return DeliveryResult(message.delivery_id, Outcome.SENT, attempts)
+            return Outcome.SENT, attempts, None
+
+
+async def send_one(
+    bot: Bot, message: Outgoing, policy: RetryPolicy = DEFAULT_POLICY
+) -> DeliveryResult:
+    """Sends one message by the rules in the module docstring; never raises for Telegram."""
+    outcome, attempts, reason = await call_with_retries(
+        lambda: bot.send_message(
+            chat_id=message.chat_id,
+            text=message.text,
+            reply_markup=message.reply_markup,
+            read_timeout=policy.read_timeout,
+        ),
+        policy,
+    )
+    return DeliveryResult(message.delivery_id, outcome, attempts, reason)
 
 
 RecordFn = Callable[[list[DeliveryResult]], Awaitable[object]]

@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from telegram import Bot, InputFile
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot import email
 from bot.context import AppContext
-from bot.delivery import DEFAULT_POLICY, RetryPolicy
+from bot.delivery import DEFAULT_POLICY, RetryPolicy, call_with_retries, error_reason
 from bot.digest_render import RenderedDigest, number, render_digest
 from bot.domain.attention import Concern
 from bot.render import Renderer
@@ -70,39 +69,12 @@ class DigestRun:
             self.failed += 1
 
 
-def _reason(error: BaseException) -> str:
-    text = getattr(error, "message", None) or str(error)
-    return f"{type(error).__name__}: {text}"[:_ERROR_LENGTH]
-
-
 async def _with_retries(
     call: Callable[[], Awaitable[Any]], policy: RetryPolicy
 ) -> tuple[SendResult, int]:
     """Runs one Bot API call by `bot.delivery`'s rules; (result, attempts used)."""
-    attempts = transient = floods = 0
-    while True:
-        attempts += 1
-        try:
-            await call()
-        except RetryAfter as error:
-            floods += 1
-            if floods > policy.flood_retries:
-                return SendResult(DeliveryStatus.FAILED, attempts, _reason(error)), attempts
-            wait = error.retry_after
-            await asyncio.sleep(wait if isinstance(wait, int | float) else wait.total_seconds())
-        except Forbidden as error:
-            return SendResult(DeliveryStatus.UNREACHABLE, attempts, _reason(error)), attempts
-        except BadRequest as error:
-            return SendResult(DeliveryStatus.FAILED, attempts, _reason(error)), attempts
-        except NetworkError as error:
-            transient += 1
-            if transient >= policy.attempts:
-                return SendResult(DeliveryStatus.FAILED, attempts, _reason(error)), attempts
-            await asyncio.sleep(policy.backoff(transient))
-        except TelegramError as error:
-            return SendResult(DeliveryStatus.FAILED, attempts, _reason(error)), attempts
-        else:
-            return SendResult(DeliveryStatus.SENT, attempts), attempts
+    outcome, attempts, reason = await call_with_retries(call, policy)
+    return SendResult(DeliveryStatus(outcome.value), attempts, reason), attempts
 
 
 async def send_to_chat(
@@ -244,7 +216,7 @@ async def deliver_due(
         logger.exception(
             "digest could not be built", extra={"fields": {"physician_id": item.physician_id}}
         )
-        rendered, failure = None, _reason(error)
+        rendered, failure = None, error_reason(error)
     else:
         failure = "no enrolled patients"
     results = []

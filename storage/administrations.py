@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, update
+from sqlalchemy import func, literal, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.models import Administration, AdministrationStatus, Answer
+from storage.types import UTCDateTime
 
 
 def create_administration(
@@ -187,19 +188,16 @@ def move_current_item(
             col(Administration.status) == AdministrationStatus.OPEN.value,
             condition,
         )
-        .values(current_item=new_item, return_to_summary=return_to_summary)
-    )
-    moved = getattr(result, "rowcount", 0) == 1
-    if moved:
-        session.execute(
-            update(Administration)
-            .where(
-                col(Administration.id) == administration_id,
-                col(Administration.started_at).is_(None),
-            )
-            .values(started_at=now)
+        .values(
+            current_item=new_item,
+            return_to_summary=return_to_summary,
+            # The first move starts the administration; later moves keep its start time.
+            started_at=func.coalesce(
+                col(Administration.started_at), literal(now, type_=UTCDateTime())
+            ),
         )
-    return moved
+    )
+    return getattr(result, "rowcount", 0) == 1
 
 
 def save_answer(

@@ -2618,6 +2618,8 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = True  # server_close() joins every handler thread
     allow_reuse_address = True
+    # socketserver's default backlog of 5 resets connections when a bot opens dozens at once.
+    request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], api: FakeBotApi) -> None:
         self.api = api

@@ -56,11 +56,15 @@ def message_key(update: Update) -> str | None:
 async def skip_redelivered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Silently drops an update Telegram delivers a second time (same update id, or the same
     message or button press under a new one)."""
+    person = update.effective_user
+    wrote = update.message is not None or update.callback_query is not None
     claimed = await call(
         updates.claim_update,
         deps(context).ctx,
         update_id=update.update_id,
         message_key=message_key(update),
+        # A patient who had blocked the bot and writes again is reachable again.
+        contact_from=person.id if wrote and person is not None and not person.is_bot else None,
     )
     if not claimed:
         logger.info("redelivered update skipped", extra={"fields": {"update_id": update.update_id}})

@@ -7,7 +7,7 @@ from typing import Any
 
 from telegram import ChatMember, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
-from telegram.ext import Application, CallbackQueryHandler, ContextTypes, TypeHandler
+from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, ContextTypes
 
 from bot.app import deps
 from bot.callbacks import SnoozeButton, decode
@@ -24,16 +24,19 @@ CONTACT_GUARD_GROUP = -2
 
 
 async def notice_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A patient who had blocked the bot and writes again gets their questionnaires again."""
+    """Telegram's notice that a patient blocked the bot marks them unreachable at once; one
+    who unblocks and writes again is restored by the update guard (`updates.claim_update`)."""
     user = update.effective_user
     if user is None or user.is_bot:
         return
     ctx = deps(context).ctx
     member = update.my_chat_member
-    if member is not None and member.new_chat_member.status == ChatMember.BANNED:
-        await call(scheduling.note_blocked, ctx, telegram_user_id=user.id)
+    if member is None:
         return
-    await call(scheduling.restore_contact, ctx, telegram_user_id=user.id)
+    if member.new_chat_member.status == ChatMember.BANNED:
+        await call(scheduling.note_blocked, ctx, telegram_user_id=user.id)
+    else:
+        await call(scheduling.restore_contact, ctx, telegram_user_id=user.id)
 
 
 async def snooze(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -89,6 +92,7 @@ async def snooze(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """The contact guard (own low group, runs alongside everything) and the snooze buttons."""
     application.add_handler(
-        TypeHandler(Update, notice_contact, block=False), group=CONTACT_GUARD_GROUP
+        ChatMemberHandler(notice_contact, ChatMemberHandler.MY_CHAT_MEMBER, block=False),
+        group=CONTACT_GUARD_GROUP,
     )
     application.add_handler(CallbackQueryHandler(snooze, pattern=r"^z:"))

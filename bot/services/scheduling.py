@@ -490,12 +490,17 @@ def snooze_reminder(
 def restore_contact(ctx: AppContext, *, telegram_user_id: int) -> bool:
     """A patient marked unreachable wrote to the bot again: scheduled messages resume.
     True if there was a mark to clear."""
-    now = ctx.clock.now()
     with ctx.session() as session:
-        patient_id = schedule.mark_reachable(session=session, telegram_user_id=telegram_user_id)
-        if patient_id is None:
-            return False
-        _audit_reachability(session, patient_id, now, actor="patient", reachable=True)
+        return restore_contact_in(session, telegram_user_id=telegram_user_id, now=ctx.clock.now())
+
+
+def restore_contact_in(session: Session, *, telegram_user_id: int, now: datetime) -> bool:
+    """`restore_contact` inside the caller's unit of work (the update guard runs it together
+    with the redelivery check, so every update costs one transaction, not two)."""
+    patient_id = schedule.mark_reachable(session=session, telegram_user_id=telegram_user_id)
+    if patient_id is None:
+        return False
+    _audit_reachability(session, patient_id, now, actor="patient", reachable=True)
     logger.info("patient reachable again", extra={"fields": {"patient_id": patient_id}})
     return True
 
