@@ -64,27 +64,50 @@ def make_engine(
             lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None),
         )
         event.listen(engine, "begin", _begin_immediate)
+        with _sqlite_writers_guard:
+            _sqlite_writers[engine] = _WriterLock(sqlite_busy_timeout_ms / 1000)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
-_sqlite_writers: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+class DatabaseBusyError(RuntimeError):
+    """The database stayed locked by another process longer than the busy timeout."""
+
+
+class _WriterLock:
+    """This process's queue for SQLite's single writer, waiting no longer than the busy timeout.
+
+    SQLite allows one writer; a waiting connection polls with sleeps that grow to 100 ms, so
+    dozens of concurrent updates would spend most of their time asleep. Within one process this
+    lock hands the database over at once. It is re-entrant, and a unit of work that cannot get
+    it within the busy timeout (another process holds the database) fails like SQLite itself
+    would, instead of queueing behind every other waiter.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self._lock = threading.RLock()
+        self._timeout_s = timeout_s
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(timeout=self._timeout_s):
+            raise DatabaseBusyError("the database is busy; try again in a moment")
+
+    def __exit__(self, *_exc: object) -> None:
+        self._lock.release()
+
+
+_sqlite_writers: WeakKeyDictionary[Engine, _WriterLock] = WeakKeyDictionary()
 _sqlite_writers_guard = threading.Lock()
 
 
 def _in_process_writer_lock(engine: Engine) -> AbstractContextManager[Any]:
-    """Queues this process's SQLite units of work on a lock that wakes the next one at once.
-
-    SQLite allows one writer; a waiting connection polls with sleeps that grow to 100 ms, so
-    dozens of concurrent updates would spend most of their time asleep. Within one process a
-    lock hands the database over immediately; other processes still meet the busy timeout.
-    """
+    """The writer queue of a SQLite engine (see `_WriterLock`); nothing for PostgreSQL."""
     if engine.dialect.name != "sqlite":
         return nullcontext()
     with _sqlite_writers_guard:
         lock = _sqlite_writers.get(engine)
         if lock is None:
-            lock = _sqlite_writers[engine] = threading.RLock()
+            lock = _sqlite_writers[engine] = _WriterLock(SQLITE_BUSY_TIMEOUT_MS / 1000)
     return lock
 
 

@@ -471,8 +471,13 @@ async def physician_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     if reply is None:
         await _answer(query, d.renderer.text("common.not_available", user_language(update)))
         return
-    await _answer(query)
     text = render_pending(d.renderer, reply, d.ctx.settings.lab_window_days)
+    if reply.outcome is PendingOutcome.GONE:
+        # A second tap on Save or Cancel: the message already says what happened, so it stays
+        # as it is and the tap is answered with a short notice.
+        await _answer(query, text)
+        return
+    await _answer(query)
     if reply.outcome is PendingOutcome.REFUSED:
         await context.bot.send_message(chat_id, text)
         return

@@ -276,7 +276,8 @@ class TestCrpCommand:
     async def test_save_works_after_a_restart(
         self, running_bot: RunningBot, dr_a: FakeUser
     ) -> None:
-        """A preview made before a restart is saved by a new process, once."""
+        """A preview made before a restart is saved by a new process, once; a second tap
+        leaves the confirmation in place and is answered with a short notice."""
         await ask(running_bot, dr_a, "/crp", "MRN-0001", "7.59")
         save = dr_a.buttons()[0][1]
         await running_bot.restart()
@@ -284,7 +285,9 @@ class TestCrpCommand:
         await running_bot.settle()
         dr_a.press(save, force=True)
         await running_bot.settle()
-        assert "no longer open" in str(dr_a.messages()[-1]["text"])
+        assert "Saved" in str(dr_a.messages()[-1]["text"])
+        notice = running_bot.api.calls("answerCallbackQuery")[-1].params.get("text", "")
+        assert "no longer open" in str(notice)
         assert len(labs.list_lab_values(running_bot.ctx, clinic_ref="MRN-0001")) == 1
 
     async def test_mistakes_are_explained(self, running_bot: RunningBot, dr_a: FakeUser) -> None:

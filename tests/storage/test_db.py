@@ -89,3 +89,37 @@ class TestColumnTypes:
             raise RuntimeError("boom")
         with session_scope(migrated_engine) as session:
             assert session.exec(select(Physician)).all() == []
+
+
+class TestSqliteWriterQueue:
+    def test_waiting_longer_than_the_busy_timeout_fails_clearly(self, tmp_path: object) -> None:
+        """A unit of work that cannot get the database within the busy timeout gives up with
+        DatabaseBusyError instead of queueing behind every other waiter."""
+        import threading
+        import time
+
+        from storage.db import DatabaseBusyError
+
+        engine = make_engine(f"sqlite:///{tmp_path}/q.db", sqlite_busy_timeout_ms=200)
+        holding = threading.Event()
+        release = threading.Event()
+
+        def hold() -> None:
+            with session_scope(engine):
+                holding.set()
+                release.wait(5)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(5)
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusyError):
+            with session_scope(engine):
+                pass
+        waited = time.monotonic() - started
+        release.set()
+        holder.join(5)
+        assert 0.15 <= waited < 2
+        with session_scope(engine) as session:
+            session.exec(text("SELECT 1")).one()
+        engine.dispose()
