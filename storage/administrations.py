@@ -208,13 +208,22 @@ def save_answer(
     raw_value: Decimal,
     score: Decimal,
     now: datetime,
+    current: dict[str, Answer] | None = None,
 ) -> tuple[Answer, Answer | None]:
-    """Writes an item's answer (a correction raises its version); returns (new, previous)."""
-    existing = session.exec(
-        select(Answer)
-        .where(Answer.administration_id == administration_id, Answer.item_code == item_code)
-        .execution_options(populate_existing=True)
-    ).first()
+    """Writes an item's answer (a correction raises its version); returns (new, previous).
+
+    `current` is the administration's answers as `answers_of` just loaded them in this unit of
+    work (after its compare-and-set move, so no one else can have changed them); passing it
+    saves reading them again.
+    """
+    if current is not None:
+        existing = current.get(item_code)
+    else:
+        existing = session.exec(
+            select(Answer)
+            .where(Answer.administration_id == administration_id, Answer.item_code == item_code)
+            .execution_options(populate_existing=True)
+        ).first()
     if existing is None:
         answer = Answer(
             administration_id=administration_id,

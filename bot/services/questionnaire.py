@@ -125,17 +125,32 @@ class QuestionnaireReply:
 def _view(session: Session, patient: Patient, administration: Administration) -> QuestionnaireView:
     assert administration.id is not None
     stored = administrations.answers_of(session=session, administration_id=administration.id)
-    state = flow.State(administration.current_item, administration.return_to_summary)
+    return _view_at(
+        patient,
+        administration,
+        flow.State(administration.current_item, administration.return_to_summary),
+        {code: answer.raw_value for code, answer in stored.items()},
+    )
+
+
+def _view_at(
+    patient: Patient,
+    administration: Administration,
+    state: flow.State,
+    answers: dict[str, Decimal],
+) -> QuestionnaireView:
+    """The view of an administration standing at `state` with `answers` (raw values)."""
+    assert administration.id is not None
     return QuestionnaireView(
         administration_id=administration.id,
         kind=administration.kind,
         language=administration.language,
         instrument_version=administration.instrument_version,
         timezone=patient.timezone,
-        position=administration.current_item,
-        return_to_summary=administration.return_to_summary,
+        position=state.position,
+        return_to_summary=state.return_to_summary,
         can_go_back=flow.can_go_back(state),
-        answers={code: answer.raw_value for code, answer in stored.items()},
+        answers=answers,
         question_message_id=administration.question_message_id,
         slot_at=administration.slot_at,
     )
@@ -302,6 +317,7 @@ def _record(
     )
     if not moved:
         return _stale(session, patient, administration.id)
+    raw_answers = {code: stored_answer.raw_value for code, stored_answer in stored.items()}
     answer, previous = administrations.save_answer(
         session=session,
         administration_id=administration.id,
@@ -309,6 +325,7 @@ def _record(
         raw_value=parsed.raw_value,
         score=parsed.score,
         now=now,
+        current=stored,
     )
     audit.record_event(
         session=session,
@@ -335,9 +352,10 @@ def _record(
         "answer recorded",
         extra={"fields": {"administration_id": administration.id, "item": item}},
     )
-    fresh = administrations.get_administration(session=session, administration_id=administration.id)
-    assert fresh is not None
-    return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh), recorded=True)
+    # The compare-and-set above moved the administration to `after`; its answers are the ones
+    # read at the start plus this one, so the view needs no second read.
+    view = _view_at(patient, administration, after, {**raw_answers, item: parsed.raw_value})
+    return _reply(patient, Outcome.SHOW, view=view, recorded=True)
 
 
 def answer(
