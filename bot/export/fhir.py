@@ -83,7 +83,7 @@ def fhir_decimal(value: Decimal) -> str:
 
 
 def _marked(value: Decimal) -> str:
-    """A placeholder that `dumps` turns into a bare JSON number with every digit kept."""
+    """A marker that `dumps` turns into a bare JSON number with every digit kept."""
     return _DECIMAL_MARK + fhir_decimal(value)
 
 
