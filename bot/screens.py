@@ -6,7 +6,7 @@ screens; `bot.keyboards` turns the button rows into Telegram inline keyboards.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from decimal import Decimal
@@ -685,11 +685,22 @@ class HistoryScreens:
     empty: str | None = None
 
 
-def chart_labels(renderer: Renderer, language: str, weeks: int) -> ChartLabels:
-    """Every text on a trend chart, in `language`; English when no installed font can draw
-    that language (a server without CJK fonts would otherwise draw empty boxes)."""
+def chart_labels(
+    renderer: Renderer,
+    language: str,
+    weeks: int,
+    title: Callable[[str], str] | None = None,
+) -> ChartLabels:
+    """Every text on a trend chart (the patient's `/history` and the physician's `/patient`),
+    in `language`; English when no installed font can draw that language (a server without
+    CJK fonts would otherwise draw empty boxes). `title(language)` replaces the patient's
+    title, e.g. with the physician's one naming the patient."""
     labels = ChartLabels(
-        title=renderer.text("history.title", language, weeks=weeks),
+        title=(
+            title(language)
+            if title is not None
+            else renderer.text("history.title", language, weeks=weeks)
+        ),
         basdai=renderer.text("history.basdai", language),
         asdas=renderer.text("history.asdas", language),
         lab=renderer.text("history.lab", language),
@@ -701,7 +712,7 @@ def chart_labels(renderer: Renderer, language: str, weeks: int) -> ChartLabels:
         date_format=renderer.text("history.chart_date_format", language),
     )
     if language != "en" and not can_render(labels.texts()):
-        return chart_labels(renderer, "en", weeks)
+        return chart_labels(renderer, "en", weeks, title)
     return labels
 
 

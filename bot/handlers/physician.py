@@ -19,9 +19,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot import callbacks
+from bot import callbacks, screens
 from bot.app import deps
-from bot.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
+from bot.charts import ChartLabels, TrendPoint, trend_chart_png
 from bot.handlers.common import call, user_language
 from bot.render import Renderer
 from bot.services import physician
@@ -222,29 +222,16 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
     return "\n".join(lines)
 
 
-def chart_labels(
-    r: Renderer, detail: PatientDetail, weeks: int, lang: str | None = None
-) -> ChartLabels:
-    """Every text on the chart in the physician's language; English if no installed font can
-    draw that language."""
-    lang = lang or detail.language
-    labels = ChartLabels(
-        title=r.text(
+def chart_labels(r: Renderer, detail: PatientDetail, weeks: int) -> ChartLabels:
+    """The trend chart's texts in the physician's language, titled with the patient."""
+    return screens.chart_labels(
+        r,
+        detail.language,
+        weeks,
+        title=lambda lang: r.text(
             "physician.detail.chart_title", lang, name=detail.summary.identifier, weeks=weeks
         ),
-        basdai=r.text("physician.detail.basdai_axis", lang),
-        asdas=r.text("physician.detail.asdas_axis", lang),
-        lab=r.text("physician.detail.lab_marker", lang),
-        active_line=r.text("physician.detail.active_line", lang),
-        inactive=r.text("physician.state.inactive", lang),
-        low=r.text("physician.state.low", lang),
-        high=r.text("physician.state.high", lang),
-        very_high=r.text("physician.state.very_high", lang),
-        date_format=r.text("physician.detail.date_format", lang),
     )
-    if lang != "en" and not can_render(labels.texts()):
-        return chart_labels(r, detail, weeks, "en")
-    return labels
 
 
 def _preview_line(r: Renderer, lang: str, lab: LabLine, converted: str | None) -> str:
