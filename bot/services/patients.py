@@ -9,6 +9,7 @@ confirmation, changes nothing and the current step is shown again.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import cache
@@ -286,20 +287,38 @@ def _choose_timezone(
     return _apply_timezone(ctx, session, patient, zone)
 
 
+def _apply_preference(
+    ctx: AppContext,
+    session: Session,
+    patient: Patient,
+    step: str,
+    apply: Callable[[Patient], None],
+) -> AccountReply | None:
+    """One schedule choice: during onboarding it must be the current step and moves on to the
+    next; once active (from /settings) it is saved and the settings menu shown again. None
+    when the patient is in neither state (a stale button)."""
+    if _onboarding(patient) and patient.onboarding_step == step:
+        apply(patient)
+        _next_onboarding_step(patient)
+        _save(session, patient)
+        screen = "onboarding.done" if _in_settings(patient) else onboarding_screen(patient)
+        return AccountReply(screen, view_of(ctx, patient))
+    if not _in_settings(patient):
+        return None
+    apply(patient)
+    _save(session, patient)
+    return AccountReply("settings.menu", view_of(ctx, patient), "saved")
+
+
 def _apply_timezone(
     ctx: AppContext, session: Session, patient: Patient, zone: str
 ) -> AccountReply | None:
-    if _onboarding(patient) and patient.onboarding_step == STEP_TIMEZONE:
-        patient.timezone = zone
-        _next_onboarding_step(patient)
-        _save(session, patient)
-        return AccountReply(onboarding_screen(patient), view_of(ctx, patient))
-    if not _in_settings(patient):
-        return None
-    patient.timezone = zone
-    patient.onboarding_step = None
-    _save(session, patient)
-    return AccountReply("settings.menu", view_of(ctx, patient), "saved")
+    def apply(chosen: Patient) -> None:
+        chosen.timezone = zone
+        if not _onboarding(chosen):
+            chosen.onboarding_step = None  # a typed zone name is no longer awaited
+
+    return _apply_preference(ctx, session, patient, STEP_TIMEZONE, apply)
 
 
 def _choose_weekday(
@@ -307,16 +326,12 @@ def _choose_weekday(
 ) -> AccountReply | None:
     if not value.isdigit() or not 0 <= int(value) <= 6:
         return None
-    if _onboarding(patient) and patient.onboarding_step == STEP_WEEKDAY:
-        patient.schedule_weekday = int(value)
-        _next_onboarding_step(patient)
-        _save(session, patient)
-        return AccountReply(onboarding_screen(patient), view_of(ctx, patient))
-    if not _in_settings(patient):
-        return None
-    patient.schedule_weekday = int(value)
-    _save(session, patient)
-    return AccountReply("settings.menu", view_of(ctx, patient), "saved")
+    weekday = int(value)
+
+    def apply(chosen: Patient) -> None:
+        chosen.schedule_weekday = weekday
+
+    return _apply_preference(ctx, session, patient, STEP_WEEKDAY, apply)
 
 
 def _choose_time(
@@ -331,16 +346,11 @@ def _choose_time(
 def _apply_time(
     ctx: AppContext, session: Session, patient: Patient, chosen: time
 ) -> AccountReply | None:
-    if _onboarding(patient) and patient.onboarding_step == STEP_TIME:
-        patient.schedule_time = chosen
-        _next_onboarding_step(patient)
-        _save(session, patient)
-        return AccountReply("onboarding.done", view_of(ctx, patient))
-    if not _in_settings(patient):
-        return None
-    patient.schedule_time = chosen
-    _save(session, patient)
-    return AccountReply("settings.menu", view_of(ctx, patient), "saved")
+
+    def apply(target: Patient) -> None:
+        target.schedule_time = chosen
+
+    return _apply_preference(ctx, session, patient, STEP_TIME, apply)
 
 
 def _choose_setting(
