@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, literal, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from storage.models import Administration, AdministrationStatus, Answer
+from storage.db import cached_row, run_prepared, sync_cached
+from storage.models import Administration, AdministrationStatus, Answer, table_of
 from storage.types import UTCDateTime
 
 
@@ -51,13 +53,16 @@ def create_administration(
     return administration
 
 
+_BY_ID = (
+    select(Administration)
+    .where(col(Administration.id) == bindparam("administration_id"))
+    .execution_options(populate_existing=True)
+)
+
+
 def get_administration(*, session: Session, administration_id: int) -> Administration | None:
     """The administration with this id, read fresh from the database."""
-    return session.exec(
-        select(Administration)
-        .where(Administration.id == administration_id)
-        .execution_options(populate_existing=True)
-    ).first()
+    return session.exec(_BY_ID, params={"administration_id": administration_id}).first()
 
 
 def get_open_administration(
@@ -165,6 +170,31 @@ def list_administrations(
     return list(session.exec(query))
 
 
+_ADMINISTRATION = table_of(Administration)
+_OPEN_WITH_ID = (
+    _ADMINISTRATION.c.id == bindparam("administration_id"),
+    _ADMINISTRATION.c.status == AdministrationStatus.OPEN.value,
+)
+_MOVE_VALUES = {
+    "current_item": bindparam("new_item"),
+    "return_to_summary": bindparam("return_to_summary"),
+    # The first move starts the administration; later moves keep its start time.
+    "started_at": func.coalesce(
+        _ADMINISTRATION.c.started_at, bindparam("now", type_=UTCDateTime())
+    ),
+}
+_MOVE_FROM_UNSTARTED = (
+    update(_ADMINISTRATION)
+    .where(*_OPEN_WITH_ID, _ADMINISTRATION.c.current_item.is_(None))
+    .values(_MOVE_VALUES)
+)
+_MOVE_FROM_ITEM = (
+    update(_ADMINISTRATION)
+    .where(*_OPEN_WITH_ID, _ADMINISTRATION.c.current_item == bindparam("expected_item"))
+    .values(_MOVE_VALUES)
+)
+
+
 def move_current_item(
     *,
     session: Session,
@@ -176,28 +206,38 @@ def move_current_item(
 ) -> bool:
     """Moves an open administration from `expected_item` to `new_item`; False if it was not
     there any more (a stale or duplicate press), in which case nothing changes."""
-    condition = (
-        col(Administration.current_item).is_(None)
-        if expected_item is None
-        else col(Administration.current_item) == expected_item
+    params = {
+        "administration_id": administration_id,
+        "new_item": new_item,
+        "return_to_summary": return_to_summary,
+        "now": now,
+    }
+    if expected_item is None:
+        result = run_prepared(session, _MOVE_FROM_UNSTARTED, params)
+    else:
+        result = run_prepared(session, _MOVE_FROM_ITEM, {**params, "expected_item": expected_item})
+    if result.rowcount != 1:
+        return False
+    moved: dict[str, object] = {"current_item": new_item, "return_to_summary": return_to_summary}
+    cached = cached_row(session, Administration, administration_id)
+    if cached is not None and cached.started_at is None:
+        moved["started_at"] = now
+    sync_cached(session, Administration, administration_id, **moved)
+    return True
+
+
+_ANSWER = table_of(Answer)
+_INSERT_ANSWER = insert(_ANSWER).returning(_ANSWER.c.id)
+_CORRECT_ANSWER = (
+    update(_ANSWER)
+    .where(_ANSWER.c.id == bindparam("answer_id"))
+    .values(
+        raw_value=bindparam("raw_value", type_=_ANSWER.c.raw_value.type),
+        score=bindparam("score", type_=_ANSWER.c.score.type),
+        version=bindparam("version"),
+        answered_at=bindparam("answered_at", type_=UTCDateTime()),
     )
-    result = session.execute(
-        update(Administration)
-        .where(
-            col(Administration.id) == administration_id,
-            col(Administration.status) == AdministrationStatus.OPEN.value,
-            condition,
-        )
-        .values(
-            current_item=new_item,
-            return_to_summary=return_to_summary,
-            # The first move starts the administration; later moves keep its start time.
-            started_at=func.coalesce(
-                col(Administration.started_at), literal(now, type_=UTCDateTime())
-            ),
-        )
-    )
-    return getattr(result, "rowcount", 0) == 1
+)
 
 
 def save_answer(
@@ -214,7 +254,8 @@ def save_answer(
 
     `current` is the administration's answers as `answers_of` just loaded them in this unit of
     work (after its compare-and-set move, so no one else can have changed them); passing it
-    saves reading them again.
+    saves reading them again. The returned answers are records of what was written, not
+    objects to change and save.
     """
     if current is not None:
         existing = current.get(item_code)
@@ -225,29 +266,35 @@ def save_answer(
             .execution_options(populate_existing=True)
         ).first()
     if existing is None:
-        answer = Answer(
-            administration_id=administration_id,
-            item_code=item_code,
-            raw_value=raw_value,
-            score=score,
-            answered_at=now,
-        )
-        session.add(answer)
-        session.flush()
-        return answer, None
+        values: dict[str, Any] = {
+            "administration_id": administration_id,
+            "item_code": item_code,
+            "raw_value": raw_value,
+            "score": score,
+            "version": 1,
+            "answered_at": now,
+        }
+        answer_id = run_prepared(session, _INSERT_ANSWER, values).scalar_one()
+        return Answer(id=answer_id, **values), None
+    assert existing.id is not None
     previous = Answer.model_validate(existing.model_dump())
-    existing.raw_value = raw_value
-    existing.score = score
-    existing.version = existing.version + 1
-    existing.answered_at = now
-    session.add(existing)
-    session.flush()
-    return existing, previous
+    changes = {
+        "raw_value": raw_value,
+        "score": score,
+        "version": existing.version + 1,
+        "answered_at": now,
+    }
+    run_prepared(session, _CORRECT_ANSWER, {"answer_id": existing.id, **changes})
+    sync_cached(session, Answer, existing.id, **changes)
+    return Answer.model_validate({**previous.model_dump(), **changes}), previous
+
+
+_ANSWERS_OF = select(Answer).where(col(Answer.administration_id) == bindparam("administration_id"))
 
 
 def answers_of(*, session: Session, administration_id: int) -> dict[str, Answer]:
     """The current answers of one administration, by item code."""
-    rows = session.exec(select(Answer).where(Answer.administration_id == administration_id))
+    rows = session.exec(_ANSWERS_OF, params={"administration_id": administration_id})
     return {answer.item_code: answer for answer in rows}
 
 
@@ -264,34 +311,50 @@ def answers_of_many(
     return result
 
 
+_COMPLETE = (
+    update(_ADMINISTRATION)
+    .where(*_OPEN_WITH_ID, _ADMINISTRATION.c.current_item == bindparam("expected_item"))
+    .values(
+        status=AdministrationStatus.COMPLETED.value,
+        completed_at=bindparam("now", type_=UTCDateTime()),
+        current_item=None,
+        return_to_summary=False,
+        next_reminder_at=None,
+    )
+)
+
+
 def complete_administration(
     *, session: Session, administration_id: int, expected_item: str, now: datetime
 ) -> bool:
     """Marks an open administration completed if it still stands at `expected_item`."""
-    result = session.execute(
-        update(Administration)
-        .where(
-            col(Administration.id) == administration_id,
-            col(Administration.status) == AdministrationStatus.OPEN.value,
-            col(Administration.current_item) == expected_item,
-        )
-        .values(
-            status=AdministrationStatus.COMPLETED.value,
-            completed_at=now,
-            current_item=None,
-            return_to_summary=False,
-            next_reminder_at=None,
-        )
+    params = {"administration_id": administration_id, "expected_item": expected_item, "now": now}
+    if run_prepared(session, _COMPLETE, params).rowcount != 1:
+        return False
+    sync_cached(
+        session,
+        Administration,
+        administration_id,
+        status=AdministrationStatus.COMPLETED.value,
+        completed_at=now,
+        current_item=None,
+        return_to_summary=False,
+        next_reminder_at=None,
     )
-    return getattr(result, "rowcount", 0) == 1
+    return True
+
+
+_SET_QUESTION_MESSAGE = (
+    update(_ADMINISTRATION)
+    .where(_ADMINISTRATION.c.id == bindparam("administration_id"))
+    .values(question_message_id=bindparam("message_id"))
+)
 
 
 def set_question_message(
     *, session: Session, administration_id: int, message_id: int | None
 ) -> None:
     """Remembers which chat message shows the current question, so it can be edited in place."""
-    session.execute(
-        update(Administration)
-        .where(col(Administration.id) == administration_id)
-        .values(question_message_id=message_id)
-    )
+    params = {"administration_id": administration_id, "message_id": message_id}
+    run_prepared(session, _SET_QUESTION_MESSAGE, params)
+    sync_cached(session, Administration, administration_id, question_message_id=message_id)

@@ -6,9 +6,14 @@ import json
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from storage.models import AuditEvent
+from storage.db import run_prepared
+from storage.models import AuditEvent, table_of
+
+_EVENT = table_of(AuditEvent)
+_INSERT_EVENT = insert(_EVENT).returning(_EVENT.c.id)
 
 
 def record_event(
@@ -23,20 +28,21 @@ def record_event(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Appends one change; values are stored as JSON text with decimals kept exact as strings."""
-    event = AuditEvent(
-        at=at,
-        actor=actor,
-        entity=entity,
-        entity_id=entity_id,
-        patient_id=patient_id,
-        action=action,
-        before=None if before is None else json.dumps(before, default=str, sort_keys=True),
-        after=None if after is None else json.dumps(after, default=str, sort_keys=True),
-    )
-    session.add(event)
-    session.flush()
-    return event
+    """Appends one change; values are stored as JSON text with decimals kept exact as strings.
+
+    Returns a record of what was appended (the trail is never changed afterwards)."""
+    values: dict[str, Any] = {
+        "at": at,
+        "actor": actor,
+        "entity": entity,
+        "entity_id": entity_id,
+        "patient_id": patient_id,
+        "action": action,
+        "before": None if before is None else json.dumps(before, default=str, sort_keys=True),
+        "after": None if after is None else json.dumps(after, default=str, sort_keys=True),
+    }
+    event_id = run_prepared(session, _INSERT_EVENT, values).scalar_one()
+    return AuditEvent(id=event_id, **values)
 
 
 def list_events(

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, or_, select
 
 from storage.models import LabResult, PendingLabEntry, ScoreRecord
+from storage.types import UTCDateTime
 
 PENDING = "pending"
 SAVED = "saved"
@@ -210,18 +211,23 @@ def resolve_pending_entry(
     return getattr(result, "rowcount", 0) == 1
 
 
+_IN_WINDOW = select(LabResult).where(
+    col(LabResult.patient_id) == bindparam("patient_id"),
+    col(LabResult.analyte) == bindparam("analyte"),
+    col(LabResult.deleted_at).is_(None),
+    col(LabResult.drawn_at) >= bindparam("start", type_=UTCDateTime()),
+    col(LabResult.drawn_at) <= bindparam("end", type_=UTCDateTime()),
+)
+
+
 def labs_in_window(
     *, session: Session, patient_id: int, analyte: str, around: datetime, window: timedelta
 ) -> list[LabResult]:
     """Current lab results of one analyte drawn within ±window of a moment."""
-    return list(
-        session.exec(
-            select(LabResult).where(
-                LabResult.patient_id == patient_id,
-                LabResult.analyte == analyte,
-                col(LabResult.deleted_at).is_(None),
-                col(LabResult.drawn_at) >= around - window,
-                col(LabResult.drawn_at) <= around + window,
-            )
-        )
-    )
+    params = {
+        "patient_id": patient_id,
+        "analyte": analyte,
+        "start": around - window,
+        "end": around + window,
+    }
+    return list(session.exec(_IN_WINDOW, params=params))

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     Time,
     UniqueConstraint,
@@ -327,3 +328,11 @@ class ExportAudit(SQLModel, table=True):
     rows: int = Field(sa_column=Column(Integer(), nullable=False))
     sha256: str = Field(max_length=64)
     destination: str | None = Field(default=None, max_length=500)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for statements built once at import (SQLModel does not
+    declare `__table__` to type checkers)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, time
 
-from sqlalchemy import delete, or_, update
+from sqlalchemy import bindparam, delete, or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -66,6 +66,20 @@ def get_patient(*, session: Session, patient_id: int) -> Patient | None:
 def get_patient_for_update(*, session: Session, patient_id: int) -> Patient | None:
     """The patient row, locked for this transaction on PostgreSQL (SQLite locks the database)."""
     return session.exec(select(Patient).where(Patient.id == patient_id).with_for_update()).first()
+
+
+_LINKED_FOR_UPDATE = (
+    select(Patient)
+    .join(ChatLink, col(ChatLink.patient_id) == col(Patient.id))
+    .where(col(ChatLink.telegram_user_id) == bindparam("telegram_user_id"))
+    .with_for_update(of=Patient)
+)
+
+
+def get_linked_patient_for_update(*, session: Session, telegram_user_id: int) -> Patient | None:
+    """The patient a Telegram account is linked to (None for none or a physician), locked for
+    this transaction on PostgreSQL; one query, since every press and message starts here."""
+    return session.exec(_LINKED_FOR_UPDATE, params={"telegram_user_id": telegram_user_id}).first()
 
 
 def get_patient_by_ref(*, session: Session, clinic_ref: str) -> Patient | None:

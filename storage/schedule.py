@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlalchemy import ColumnElement, Exists, exists, func, update
+from sqlalchemy import ColumnElement, Exists, bindparam, exists, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from storage.db import run_prepared, sync_cached
 from storage.models import (
     Administration,
     AdministrationKind,
@@ -30,6 +31,7 @@ from storage.models import (
     Patient,
     PatientStatus,
     SchedulerMark,
+    table_of,
 )
 
 
@@ -380,22 +382,31 @@ def mark_unreachable(*, session: Session, patient_ids: list[int], now: datetime)
     return sorted(int(row[0]) for row in result)
 
 
+_PATIENT = table_of(Patient)
+_LINK = table_of(ChatLink)
+_MARK_REACHABLE = (
+    update(_PATIENT)
+    .where(
+        _PATIENT.c.id
+        == sa_select(_LINK.c.patient_id)
+        .where(_LINK.c.telegram_user_id == bindparam("telegram_user_id"))
+        .scalar_subquery(),
+        _PATIENT.c.unreachable_since.is_not(None),
+    )
+    .values(unreachable_since=None)
+    .returning(_PATIENT.c.id)
+)
+
+
 def mark_reachable(*, session: Session, telegram_user_id: int) -> int | None:
     """Clears the unreachable mark of the patient linked to this account; the patient's id if
     there was a mark to clear, else None. One indexed UPDATE, cheap enough for every update."""
-    linked = (
-        select(col(ChatLink.patient_id))
-        .where(col(ChatLink.telegram_user_id) == telegram_user_id)
-        .scalar_subquery()
-    )
-    result = session.execute(
-        update(Patient)
-        .where(col(Patient.id) == linked, col(Patient.unreachable_since).is_not(None))
-        .values(unreachable_since=None)
-        .returning(col(Patient.id))
-    )
-    row = result.first()
-    return None if row is None else int(row[0])
+    row = run_prepared(session, _MARK_REACHABLE, {"telegram_user_id": telegram_user_id}).first()
+    if row is None:
+        return None
+    patient_id = int(row[0])
+    sync_cached(session, Patient, patient_id, unreachable_since=None)
+    return patient_id
 
 
 def patient_of_account(*, session: Session, telegram_user_id: int) -> int | None:

@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from storage.models import Administration, AdministrationStatus, ScoreRecord
+
+_SCORE_OF = select(ScoreRecord).where(
+    col(ScoreRecord.administration_id) == bindparam("administration_id")
+)
 
 
 def upsert_score(
@@ -23,9 +28,7 @@ def upsert_score(
     now: datetime,
 ) -> ScoreRecord:
     """Writes the scores of one administration, replacing what was there."""
-    record = session.exec(
-        select(ScoreRecord).where(ScoreRecord.administration_id == administration_id)
-    ).first()
+    record = get_score(session=session, administration_id=administration_id)
     if record is None:
         record = ScoreRecord(administration_id=administration_id, computed_at=now)
     record.basdai = basdai
@@ -42,9 +45,7 @@ def upsert_score(
 
 def get_score(*, session: Session, administration_id: int) -> ScoreRecord | None:
     """The stored scores of one administration, or None."""
-    return session.exec(
-        select(ScoreRecord).where(ScoreRecord.administration_id == administration_id)
-    ).first()
+    return session.exec(_SCORE_OF, params={"administration_id": administration_id}).first()
 
 
 def scores_of_many(*, session: Session, administration_ids: list[int]) -> dict[int, ScoreRecord]:

@@ -8,7 +8,17 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
-from storage.models import ProcessedUpdate
+from storage.db import run_prepared
+from storage.models import ProcessedUpdate, table_of
+
+_PROCESSED = table_of(ProcessedUpdate)
+# One INSERT that does nothing on any conflict, per dialect (the clause is dialect-specific).
+_CLAIM = {
+    "postgresql": postgresql.insert(_PROCESSED)
+    .on_conflict_do_nothing()
+    .returning(_PROCESSED.c.update_id),
+    "sqlite": sqlite.insert(_PROCESSED).on_conflict_do_nothing().returning(_PROCESSED.c.update_id),
+}
 
 
 def claim_update(
@@ -21,15 +31,9 @@ def claim_update(
     nothing on any conflict, so two processes receiving the same update agree on which one
     handles it.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (
-        insert(ProcessedUpdate)
-        .values(update_id=update_id, processed_at=now, message_key=message_key)
-        .on_conflict_do_nothing()
-        .returning(col(ProcessedUpdate.update_id))
-    )
-    return session.execute(statement).scalar() is not None
+    statement = _CLAIM[session.get_bind().dialect.name]
+    values = {"update_id": update_id, "processed_at": now, "message_key": message_key}
+    return run_prepared(session, statement, values).scalar() is not None
 
 
 def forget_updates(*, session: Session, before: datetime) -> int:

@@ -118,10 +118,9 @@ def linked_patient(session: Session, *, telegram_user_id: int, now: datetime) ->
 
     A pause whose end has passed is lifted here, so the patient never has to resume by hand.
     """
-    link = enrollment.get_link_by_user(session=session, telegram_user_id=telegram_user_id)
-    if link is None or link.patient_id is None:
-        return None
-    patient = patients.get_patient_for_update(session=session, patient_id=link.patient_id)
+    patient = patients.get_linked_patient_for_update(
+        session=session, telegram_user_id=telegram_user_id
+    )
     if patient is None or patient.status not in _LINKED:
         return None
     if (
