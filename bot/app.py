@@ -19,7 +19,7 @@ from telegram.ext import (
     Defaults,
 )
 
-from bot.context import AppContext
+from bot.context import AppContext, RedeliveredUpdate
 from bot.render import Renderer, default_renderer
 from bot.updates import PerUserUpdateProcessor
 
@@ -36,6 +36,8 @@ class Deps:
 
 DEPS_KEY = "spondybot.deps"
 MAX_CONCURRENT_UPDATES = 256
+POOL_TIMEOUT_S = 30.0
+"""How long a Bot API request waits for a free connection before it counts as timed out."""
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE | Application[Any, Any, Any, Any, Any, Any]) -> Deps:
@@ -66,6 +68,8 @@ def build_application(
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML))
+        .connection_pool_size(settings.telegram_connections)
+        .pool_timeout(POOL_TIMEOUT_S)
         .concurrent_updates(PerUserUpdateProcessor(MAX_CONCURRENT_UPDATES))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
@@ -100,12 +104,17 @@ async def _post_shutdown(application: Application[Any, Any, Any, Any, Any, Any])
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Logs an unexpected error without message content and tells the person to retry.
 
-    The person is told once, and the update goes no further: its other handlers would meet
+    A redelivered update (`bot.context.RedeliveredUpdate`) is dropped without a word. Otherwise
+    the person is told once, and the update goes no further: its other handlers would meet
     the same trouble (a database outage, say) and each would apologise again. An error of a
     background handler (`block=False`, such as the contact guard) is only logged, since the
     update's own handler answers the person.
     """
     error = context.error
+    if isinstance(error, RedeliveredUpdate):
+        fields = {"update_id": update.update_id if isinstance(update, Update) else None}
+        logger.info("redelivered update skipped", extra={"fields": fields})
+        raise ApplicationHandlerStop
     logger.error(
         "unhandled error while processing an update: %s",
         type(error).__name__,

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     expiry_days: Annotated[int, Field(ge=1, le=14)] = 3
     tick_interval_seconds: Annotated[int, Field(ge=1, le=3600)] = 60
     send_rate_per_second: Annotated[float, Field(gt=0, le=1000)] = 25.0
+    telegram_connections: Annotated[int, Field(ge=1, le=256)] = 8
 
     lab_window_days: Annotated[int, Field(ge=0, le=90)] = 7
     digest_no_crp_weeks: Annotated[int, Field(ge=1, le=104)] = 12

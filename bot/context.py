@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -12,6 +14,50 @@ from sqlmodel import Session
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from storage.db import make_engine, session_scope
+
+
+class RedeliveredUpdate(Exception):
+    """The update being handled was handled before: nothing it asks for is done again."""
+
+
+class UpdateClaim:
+    """The claim that the update being handled is handled once, made in the same transaction
+    as the first unit of work its handler opens.
+
+    Claim and effect then commit or roll back together: an answer is recorded exactly once even
+    when the process dies between the two, and a press costs one transaction, not two. `take`
+    records the claim in a session and says whether this is the first time.
+    """
+
+    def __init__(self, take: Callable[[Session], bool]) -> None:
+        self._take = take
+        self._lock = threading.Lock()
+        self.settled = False
+
+    @contextmanager
+    def joined(
+        self, open_session: Callable[[], AbstractContextManager[Session]]
+    ) -> Iterator[Session]:
+        """A unit of work that carries the claim, unless an earlier one already committed it.
+
+        Raises `RedeliveredUpdate` (rolling back) when the update was handled before. Units of
+        work of one update that run at the same time wait here until the claim is settled.
+        """
+        with self._lock:
+            if self.settled:
+                with open_session() as session:
+                    yield session
+                return
+            with open_session() as session:
+                if not self._take(session):
+                    raise RedeliveredUpdate("this update was handled before")
+                yield session
+            self.settled = True
+
+
+CURRENT_CLAIM: ContextVar[UpdateClaim | None] = ContextVar("spondybot_update_claim", default=None)
+"""The claim of the update this task is handling (set by the update guard, copied into the
+worker threads its services run in); None outside update handling."""
 
 
 @dataclass
@@ -35,8 +81,14 @@ class AppContext:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One unit of work against the database (see `storage.db.session_scope`)."""
-        with session_scope(self.engine) as session:
+        """One unit of work against the database (see `storage.db.session_scope`); while an
+        update is handled, its first unit of work also carries the update's claim."""
+        claim = CURRENT_CLAIM.get()
+        if claim is None or claim.settled:
+            with session_scope(self.engine) as session:
+                yield session
+            return
+        with claim.joined(lambda: session_scope(self.engine)) as session:
             yield session
 
     def close(self) -> None:

@@ -13,7 +13,6 @@ from typing import Any
 from telegram import BotCommand, Update
 from telegram.ext import (
     Application,
-    ApplicationHandlerStop,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -26,6 +25,7 @@ from bot import digest_send
 from bot.app import deps
 from bot.charts import trend_chart_png
 from bot.config import SUPPORTED_LANGUAGES
+from bot.context import CURRENT_CLAIM
 from bot.handlers.common import call, user_language
 from bot.handlers.presenter import answer_query, present
 from bot.screens import Presentation, Screen, history_screens
@@ -40,6 +40,7 @@ MENU_COMMANDS = ("checkin", "history", "status", "settings", "language", "pause"
 
 GUARD_GROUP = -1
 FALLBACK_GROUP = 50
+SETTLE_GROUP = 100
 
 
 def message_key(update: Update) -> str | None:
@@ -53,22 +54,29 @@ def message_key(update: Update) -> str | None:
     return None
 
 
-async def skip_redelivered(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Silently drops an update Telegram delivers a second time (same update id, or the same
-    message or button press under a new one)."""
+async def claim_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Prepares the claim that this update is handled once. It commits with the first unit of
+    work the update's handler opens (`bot.context.UpdateClaim`), or on its own at the end
+    (`settle_claim`); a redelivery (same update id, or the same message or button press under
+    a new one) is then dropped silently (`bot.app`'s error handler)."""
     person = update.effective_user
     wrote = update.message is not None or update.callback_query is not None
-    claimed = await call(
-        updates.claim_update,
-        deps(context).ctx,
-        update_id=update.update_id,
-        message_key=message_key(update),
-        # A patient who had blocked the bot and writes again is reachable again.
-        contact_from=person.id if wrote and person is not None and not person.is_bot else None,
+    CURRENT_CLAIM.set(
+        updates.update_claim(
+            deps(context).ctx,
+            update_id=update.update_id,
+            message_key=message_key(update),
+            # A patient who had blocked the bot and writes again is reachable again.
+            contact_from=person.id if wrote and person is not None and not person.is_bot else None,
+        )
     )
-    if not claimed:
-        logger.info("redelivered update skipped", extra={"fields": {"update_id": update.update_id}})
-        raise ApplicationHandlerStop
+
+
+async def settle_claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Commits the update's claim if no handler opened a unit of work for it."""
+    claim = CURRENT_CLAIM.get()
+    if claim is not None and not claim.settled:
+        await call(updates.settle_claim, deps(context).ctx)
 
 
 def _who(update: Update) -> tuple[int, int, str]:
@@ -187,8 +195,8 @@ def handled_elsewhere(
 ) -> bool:
     """Whether a handler of another group also matches this update, i.e. another part of the
     bot (such as the physician commands) answers it. Within one group only the first matching
-    handler runs, so the caller's own group is not searched; guards (negative groups, which see
-    every update) answer nothing."""
+    handler runs, so the caller's own group is not searched; guards (negative groups, and the
+    claim settled last, which see every update) answer nothing."""
     for group, handlers in context.application.handlers.items():
         if group < 0 or group == own_group:
             continue
@@ -224,13 +232,15 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await present(update, context, presentation_of(deps(context).renderer, replies))
 
 
-_OWN_CALLBACKS: set[Any] = {skip_redelivered, unknown_button, unknown_command}
+_OWN_CALLBACKS: set[Any] = {claim_update, settle_claim, unknown_button, unknown_command}
 
 
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Registers the patient handlers; the redelivery guard runs before every other handler."""
+    """Registers the patient handlers; the redelivery claim is prepared before every other
+    handler runs and settled after them."""
     private = filters.ChatType.PRIVATE
-    application.add_handler(TypeHandler(Update, skip_redelivered), group=GUARD_GROUP)
+    application.add_handler(TypeHandler(Update, claim_update), group=GUARD_GROUP)
+    application.add_handler(TypeHandler(Update, settle_claim), group=SETTLE_GROUP)
     application.add_handler(CommandHandler("start", start, filters=private))
     application.add_handler(CommandHandler("history", history_command, filters=private))
     application.add_handler(

@@ -25,7 +25,7 @@ CONTACT_GUARD_GROUP = -2
 
 async def notice_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Telegram's notice that a patient blocked the bot marks them unreachable at once; one
-    who unblocks and writes again is restored by the update guard (`updates.claim_update`)."""
+    who unblocks and writes again is restored by the update claim (`updates.update_claim`)."""
     user = update.effective_user
     if user is None or user.is_bot:
         return

@@ -495,8 +495,8 @@ def restore_contact(ctx: AppContext, *, telegram_user_id: int) -> bool:
 
 
 def restore_contact_in(session: Session, *, telegram_user_id: int, now: datetime) -> bool:
-    """`restore_contact` inside the caller's unit of work (the update guard runs it together
-    with the redelivery check, so every update costs one transaction, not two)."""
+    """`restore_contact` inside the caller's unit of work (the update claim runs it together
+    with the redelivery check, in the update's first unit of work)."""
     patient_id = schedule.mark_reachable(session=session, telegram_user_id=telegram_user_id)
     if patient_id is None:
         return False

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Final
 
-from bot.context import AppContext
+from sqlmodel import Session
+
+from bot.context import AppContext, UpdateClaim
 from bot.services import scheduling
 from storage import updates
 
@@ -14,21 +16,25 @@ KEEP_FOR: Final = timedelta(days=2)
 PURGE_EVERY: Final = 500
 
 
-def claim_update(
+def update_claim(
     ctx: AppContext,
     *,
     update_id: int,
     message_key: str | None = None,
     contact_from: int | None = None,
-) -> bool:
-    """True the first time an update id (and the message or press it carries, `message_key`)
-    is seen (handle it), False for a redelivery (skip).
+) -> UpdateClaim:
+    """The claim that an update is handled once, to be made in the first unit of work its
+    handler opens (see `bot.context.UpdateClaim`).
 
-    `contact_from` is the Telegram account that wrote or pressed: a patient it belongs to who
-    was marked unreachable gets scheduled messages again, in the same unit of work.
+    Taking it records the update id (and `message_key`, the message or button press the update
+    carries) and is refused for a redelivery: the same update id, or the same message or press
+    under a new one. `contact_from` is the Telegram account that wrote or pressed: a patient it
+    belongs to who was marked unreachable gets scheduled messages again, in the same unit of
+    work.
     """
-    now = ctx.clock.now()
-    with ctx.session() as session:
+
+    def take(session: Session) -> bool:
+        now = ctx.clock.now()
         claimed = updates.claim_update(
             session=session, update_id=update_id, now=now, message_key=message_key
         )
@@ -37,3 +43,12 @@ def claim_update(
         if claimed and contact_from is not None:
             scheduling.restore_contact_in(session, telegram_user_id=contact_from, now=now)
         return claimed
+
+    return UpdateClaim(take)
+
+
+def settle_claim(ctx: AppContext) -> None:
+    """Commits the pending claim of the update being handled on its own, for an update whose
+    handlers opened no unit of work; raises `RedeliveredUpdate` for a redelivery."""
+    with ctx.session():
+        pass

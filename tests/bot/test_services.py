@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -9,9 +10,9 @@ from decimal import Decimal
 import pytest
 
 from bot.clock import FixedClock
-from bot.context import AppContext
+from bot.context import CURRENT_CLAIM, AppContext, RedeliveredUpdate
 from bot.domain.instruments import INSTRUMENT_VERSION
-from bot.services import enrollment, history, labs, patients, questionnaire, staff
+from bot.services import enrollment, history, labs, patients, questionnaire, staff, updates
 from bot.services.enrollment import Outcome as Enrolled
 from bot.services.questionnaire import Outcome
 from storage import administrations
@@ -317,3 +318,69 @@ def _patient(ctx: AppContext) -> int:
     found = enrollment.identify(ctx, telegram_user_id=USER, language="en").patient_id
     assert found is not None
     return found
+
+
+def _answer_first_item(ctx: AppContext, administration_id: int) -> None:
+    reply = questionnaire.answer(
+        ctx, telegram_user_id=USER, administration_id=administration_id, item="q1", value=4
+    )
+    assert reply.recorded, reply
+
+
+class TestUpdateClaim:
+    """The claim that an update is handled once commits with the first unit of work it joins."""
+
+    def _claimed(self, ctx: AppContext, update_id: int, key: str) -> contextvars.Context:
+        context = contextvars.copy_context()
+        claim = updates.update_claim(ctx, update_id=update_id, message_key=key)
+        context.run(CURRENT_CLAIM.set, claim)
+        return context
+
+    def test_claim_and_answer_commit_together(self, ctx: AppContext) -> None:
+        """The answer that carried the claim is stored once; the same press delivered again
+        (same update, or the same press under a new update id) is refused and stores nothing."""
+        active_patient(ctx)
+        opened = questionnaire.checkin(ctx, telegram_user_id=USER)
+        assert opened.view is not None
+        administration_id = opened.view.administration_id
+        first = self._claimed(ctx, 10, "q:press-1")
+        first.run(_answer_first_item, ctx, administration_id)
+        claim = first.run(CURRENT_CLAIM.get)
+        assert claim is not None
+        assert claim.settled
+        for update_id in (10, 11):
+            again = self._claimed(ctx, update_id, "q:press-1")
+            with pytest.raises(RedeliveredUpdate):
+                again.run(_answer_first_item, ctx, administration_id)
+        assert {
+            item: answer.version for item, answer in answers_of(ctx, administration_id).items()
+        } == {"q1": 1}
+
+    def test_a_failed_unit_of_work_leaves_the_update_unclaimed(self, ctx: AppContext) -> None:
+        """When the work carrying the claim fails, both roll back: the redelivered update is
+        handled then, instead of being skipped with its answer lost."""
+        active_patient(ctx)
+        opened = questionnaire.checkin(ctx, telegram_user_id=USER)
+        assert opened.view is not None
+        administration_id = opened.view.administration_id
+
+        def fails() -> None:
+            with ctx.session():
+                raise RuntimeError("the database went away")
+
+        failing = self._claimed(ctx, 20, "q:press-2")
+        with pytest.raises(RuntimeError):
+            failing.run(fails)
+        claim = failing.run(CURRENT_CLAIM.get)
+        assert claim is not None
+        assert not claim.settled
+        redelivered = self._claimed(ctx, 20, "q:press-2")
+        redelivered.run(_answer_first_item, ctx, administration_id)
+        assert set(answers_of(ctx, administration_id)) == {"q1"}
+
+    def test_an_update_without_work_is_claimed_on_its_own(self, ctx: AppContext) -> None:
+        """An update whose handlers opened no unit of work is claimed at the end, once."""
+        context = self._claimed(ctx, 30, "m:1:1")
+        context.run(updates.settle_claim, ctx)
+        with pytest.raises(RedeliveredUpdate):
+            self._claimed(ctx, 31, "m:1:1").run(updates.settle_claim, ctx)

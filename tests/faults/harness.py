@@ -352,10 +352,16 @@ def completed_in_chat(user: FakeUser) -> bool:
 
 
 async def answer_through_trouble(
-    api: FakeBotApi, patient: SimulatedPatient, *, pause: float = 0.3, max_presses: int = 120
+    api: FakeBotApi,
+    patient: SimulatedPatient,
+    *,
+    pause: float = 0.3,
+    think: float = 0.3,
+    max_presses: int = 120,
 ) -> None:
-    """Answers as planned until thanked; a "try again in a moment" is followed by a short
-    pause and the same press again, as a patient would do."""
+    """Answers as planned until thanked, reading each question for `think` seconds (so the
+    load lasts as long as the trouble, however fast the bot is); a "try again in a moment" is
+    followed by a short pause and the same press again, as a patient would do."""
     for _ in range(max_presses):
         if completed_in_chat(patient.user):
             patient.done = True
@@ -378,4 +384,5 @@ async def answer_through_trouble(
                 assert item is not None
                 patient.observed[item] = patient.plan[item]
                 patient.progress_at.append(time.monotonic())
+                await asyncio.sleep(think)
     raise AssertionError(f"not finished after {max_presses} presses:\n{patient.user.transcript()}")
