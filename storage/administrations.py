@@ -65,6 +65,20 @@ def get_administration(*, session: Session, administration_id: int) -> Administr
     return session.exec(_BY_ID, params={"administration_id": administration_id}).first()
 
 
+_OPEN_OF_PATIENT = (
+    select(Administration)
+    .where(
+        col(Administration.patient_id) == bindparam("patient_id"),
+        col(Administration.status) == AdministrationStatus.OPEN.value,
+    )
+    .order_by(col(Administration.slot_at).desc())
+    .execution_options(populate_existing=True)
+)
+_OPEN_OF_PATIENT_NOW = _OPEN_OF_PATIENT.where(
+    col(Administration.expires_at) > bindparam("now", type_=UTCDateTime())
+)
+
+
 def get_open_administration(
     *, session: Session, patient_id: int, now: datetime | None = None
 ) -> Administration | None:
@@ -73,35 +87,35 @@ def get_open_administration(
     With `now`, one whose `expires_at` has passed no longer counts as open, even before the
     scheduler has marked it missed.
     """
-    query = (
-        select(Administration)
-        .where(
-            Administration.patient_id == patient_id,
-            Administration.status == AdministrationStatus.OPEN.value,
-        )
-        .order_by(col(Administration.slot_at).desc())
-        .execution_options(populate_existing=True)
+    if now is None:
+        return session.exec(_OPEN_OF_PATIENT, params={"patient_id": patient_id}).first()
+    params = {"patient_id": patient_id, "now": now}
+    return session.exec(_OPEN_OF_PATIENT_NOW, params=params).first()
+
+
+_COUNT_OF_KIND = (
+    select(func.count())
+    .select_from(Administration)
+    .where(
+        col(Administration.patient_id) == bindparam("patient_id"),
+        col(Administration.kind) == bindparam("kind"),
+        col(Administration.slot_at) >= bindparam("slot_from", type_=UTCDateTime()),
+        col(Administration.slot_at) < bindparam("slot_until", type_=UTCDateTime()),
     )
-    if now is not None:
-        query = query.where(col(Administration.expires_at) > now)
-    return session.exec(query).first()
+)
 
 
 def count_administrations(
     *, session: Session, patient_id: int, kind: str, slot_from: datetime, slot_until: datetime
 ) -> int:
     """How many administrations of one kind a patient has with a slot in [from, until)."""
-    total = session.exec(
-        select(func.count())
-        .select_from(Administration)
-        .where(
-            Administration.patient_id == patient_id,
-            Administration.kind == kind,
-            col(Administration.slot_at) >= slot_from,
-            col(Administration.slot_at) < slot_until,
-        )
-    ).one()
-    return int(total)
+    params = {
+        "patient_id": patient_id,
+        "kind": kind,
+        "slot_from": slot_from,
+        "slot_until": slot_until,
+    }
+    return int(session.exec(_COUNT_OF_KIND, params=params).one())
 
 
 def last_completed_before(
@@ -139,15 +153,9 @@ def completed_since(*, session: Session, patient_id: int, since: datetime) -> li
 
 def set_language_if_unstarted(*, session: Session, administration_id: int, language: str) -> None:
     """Asks a questionnaire not yet started in the patient's current language."""
-    session.execute(
-        update(Administration)
-        .where(
-            col(Administration.id) == administration_id,
-            col(Administration.current_item).is_(None),
-            col(Administration.started_at).is_(None),
-        )
-        .values(language=language)
-    )
+    params = {"administration_id": administration_id, "language": language}
+    if run_prepared(session, _SET_LANGUAGE_IF_UNSTARTED, params).rowcount == 1:
+        sync_cached(session, Administration, administration_id, language=language)
 
 
 def list_administrations(
@@ -192,6 +200,17 @@ _MOVE_FROM_ITEM = (
     update(_ADMINISTRATION)
     .where(*_OPEN_WITH_ID, _ADMINISTRATION.c.current_item == bindparam("expected_item"))
     .values(_MOVE_VALUES)
+)
+
+
+_SET_LANGUAGE_IF_UNSTARTED = (
+    update(_ADMINISTRATION)
+    .where(
+        _ADMINISTRATION.c.id == bindparam("administration_id"),
+        _ADMINISTRATION.c.current_item.is_(None),
+        _ADMINISTRATION.c.started_at.is_(None),
+    )
+    .values(language=bindparam("language"))
 )
 
 

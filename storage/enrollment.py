@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
 
 from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode
@@ -89,11 +89,14 @@ def purge_attempts(*, session: Session, before: datetime) -> None:
     session.execute(delete(EnrollmentAttempt).where(col(EnrollmentAttempt.attempted_at) < before))
 
 
+_LINK_OF_USER = select(ChatLink).where(
+    col(ChatLink.telegram_user_id) == bindparam("telegram_user_id")
+)
+
+
 def get_link_by_user(*, session: Session, telegram_user_id: int) -> ChatLink | None:
     """The chat link of a Telegram account, or None if the account is not linked."""
-    return session.exec(
-        select(ChatLink).where(ChatLink.telegram_user_id == telegram_user_id)
-    ).first()
+    return session.exec(_LINK_OF_USER, params={"telegram_user_id": telegram_user_id}).first()
 
 
 def get_link_for_patient(*, session: Session, patient_id: int) -> ChatLink | None:
