@@ -5,6 +5,10 @@ Every query here takes the same `ExportScope`, so the administrations, the patie
 values of one export always agree. Batches are fetched by keyset (`id > :after ORDER BY id LIMIT
 :n`) on primary keys, so each batch is one short, index-driven query whatever the size of the
 database, and a caller can use one short transaction per batch instead of one long read.
+
+Administrations are read either typed (`Decimal`, aware `datetime`) or as the text CSV writes:
+exact decimals as their stored text and times as ISO 8601 UTC text made by the database, so a
+CSV value is never converted to a Python object only to be formatted back.
 """
 
 from __future__ import annotations
@@ -13,11 +17,28 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    or_,
+    type_coerce,
+)
 from sqlalchemy import select as core_select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -43,6 +64,28 @@ class ExportScope:
     since: datetime | None = None
     until: datetime | None = None
     physician_id: int | None = None
+
+
+class _IsoUtcText(FunctionElement[str]):
+    """A UTC timestamp column as ISO 8601 text to the second with a Z, made by the database
+    (the fraction of a second is cut, as Python's `isoformat()[:19]` cuts it)."""
+
+    type = String()
+    name = "iso_utc_text"
+    inherit_cache = True
+
+
+@compiles(_IsoUtcText, "postgresql")
+def _iso_utc_text_postgresql(element: _IsoUtcText, compiler: SQLCompiler, **kw: Any) -> str:
+    moment = compiler.process(element.clauses, **kw)
+    return f"""to_char(({moment}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+
+
+@compiles(_IsoUtcText, "sqlite")
+def _iso_utc_text_sqlite(element: _IsoUtcText, compiler: SQLCompiler, **kw: Any) -> str:
+    # Stored as naive UTC text (storage.types.UTCDateTime); the format has no bind marks.
+    moment = compiler.process(element.clauses, **kw)
+    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {moment})"
 
 
 # Result rows are read-only by convention; not frozen because frozen dataclasses are markedly
@@ -150,27 +193,71 @@ def count_administrations(*, session: Session, scope: ExportScope) -> int:
     return int(session.exec(query).one())
 
 
-def fetch_administration_batch(
-    *,
-    session: Session,
-    scope: ExportScope,
-    after_id: int,
-    limit: int,
-    item_codes: tuple[str, ...],
-    duration_item: str,
-    answer_details: bool = False,
-) -> list[AdministrationRow]:
-    """The next `limit` covered administrations with id above `after_id`, in id order.
+class AdministrationText(NamedTuple):
+    """One administration read as the text CSV writes: exact decimals as their stored text
+    (plain notation, every digit: storage.types.ExactDecimal), times as ISO 8601 UTC text to
+    the second, made by the database. Its answers are read apart (`fetch_answer_text_batch`).
 
-    Two queries per batch: administrations joined with their patient, stored scores and the
-    lab values those scores used; then the answers of exactly these administrations: pivoted
-    by the database into one row each (`item_codes` as columns, plus the raw answer of
-    `duration_item`), or, with `answer_details`, one row per answer with its version and time.
+    A lab value and its draw time are None when the value is not exported (deleted, or drawn
+    after the patient withdrew), as `AdministrationRow.crp` and `.esr` are then None.
     """
+
+    administration_id: int
+    research_id: str
+    slot_at: str
+    completed_at: str | None
+    status: str
+    language: str
+    instrument_version: str
+    basdai: str | None
+    asdas_crp: str | None
+    crp_floored: bool | None
+    asdas_esr: str | None
+    crp_value: str | None
+    crp_drawn_at: str | None
+    esr_value: str | None
+    esr_drawn_at: str | None
+
+
+_AFTER_ID = bindparam("after_id", type_=Integer())
+_LIMIT = bindparam("limit", type_=Integer())
+_LAST_ID = bindparam("last_id", type_=Integer())
+# Batch statements are built once per export, with the batch as these parameters: building a
+# statement of this size and its cache key takes milliseconds of Python time, every batch.
+
+
+def _text(column: Any) -> Any:
+    """An exact decimal column as its stored text (String has no result processing, where
+    ExactDecimal would build a Decimal)."""
+    return type_coerce(column, String())
+
+
+@lru_cache(maxsize=8)
+def _administrations_statement(scope: ExportScope, as_text: bool) -> Executable:
+    """The batch of `limit` covered administrations after `after_id`, with their patient, stored
+    scores and the lab values those used; as text, only what the wide table shows."""
     crp = aliased(LabResult, name="crp")
     esr = aliased(LabResult, name="esr")
-    query = (
-        core_select(
+    columns: tuple[Any, ...] = (
+        (
+            col(Administration.id),
+            col(Patient.research_id),
+            _IsoUtcText(col(Administration.slot_at)),
+            _IsoUtcText(col(Administration.completed_at)),
+            col(Administration.status),
+            col(Administration.language),
+            col(Administration.instrument_version),
+            _text(col(ScoreRecord.basdai)),
+            _text(col(ScoreRecord.asdas_crp)),
+            col(ScoreRecord.crp_floored),
+            _text(col(ScoreRecord.asdas_esr)),
+            _text(col(crp.value_normalised)),
+            _IsoUtcText(col(crp.drawn_at)),
+            _text(col(esr.value_normalised)),
+            _IsoUtcText(col(esr.drawn_at)),
+        )
+        if as_text
+        else (
             col(Administration.id),
             col(Administration.patient_id),
             col(Patient.research_id),
@@ -191,6 +278,9 @@ def fetch_administration_batch(
             col(esr.value_normalised),
             col(esr.drawn_at),
         )
+    )
+    return (
+        core_select(*columns)
         .select_from(Administration)
         .join(Patient, col(Patient.id) == col(Administration.patient_id))
         .outerjoin(
@@ -198,19 +288,108 @@ def fetch_administration_batch(
             and_(
                 col(ScoreRecord.administration_id) == col(Administration.id),
                 # Redundant, but lets PostgreSQL start its merge join at the batch, not at 0.
-                col(ScoreRecord.administration_id) > after_id,
+                col(ScoreRecord.administration_id) > _AFTER_ID,
             ),
         )
         .outerjoin(crp, and_(col(crp.id) == col(ScoreRecord.asdas_crp_lab_id), _usable_lab(crp)))
         .outerjoin(esr, and_(col(esr.id) == col(ScoreRecord.asdas_esr_lab_id), _usable_lab(esr)))
-        .where(col(Administration.id) > after_id, *_covered(scope))
+        .where(col(Administration.id) > _AFTER_ID, *_covered(scope))
         .order_by(col(Administration.id))
-        .limit(limit)
+        .limit(_LIMIT)
     )
-    # Core execution: plain tuples, without the ORM's per-row result machinery.
+
+
+@lru_cache(maxsize=8)
+def _answers_statement(
+    scope: ExportScope,
+    item_codes: tuple[str, ...],
+    duration_item: str,
+    answer_details: bool,
+    as_text: bool,
+) -> Executable:
+    """The answers of the batch after `after_id` whose last administration is `last_id`: one
+    row per answer with its version and time, or (without details) pivoted by the database
+    into one row per administration: the raw answer of `duration_item`, then the score of each
+    of `item_codes`.
+
+    The answers are those of the batch's stretch of ids, read by their index. A full export
+    covers nearly every administration in that stretch (not those of patients who asked for
+    deletion, nor slots after a withdrawal; callers ignore their answers), so the range alone
+    selects them. A narrowed export selects its batch again, as a subquery rather than
+    thousands of parameters, so as not to pivot every other patient's answers.
+    """
+    in_batch: list[ColumnElement[bool]] = [
+        col(Answer.administration_id) > _AFTER_ID,
+        col(Answer.administration_id) <= _LAST_ID,
+    ]
+    if scope.physician_id is not None or scope.since is not None or scope.until is not None:
+        batch = (
+            core_select(col(Administration.id))
+            .join(Patient, col(Patient.id) == col(Administration.patient_id))
+            .where(col(Administration.id) > _AFTER_ID, *_covered(scope))
+            .order_by(col(Administration.id))
+            .limit(_LIMIT)
+        )
+        in_batch.append(col(Answer.administration_id).in_(batch.scalar_subquery()))
+    if answer_details:
+        return core_select(
+            col(Answer.administration_id),
+            col(Answer.item_code),
+            col(Answer.raw_value),
+            col(Answer.score),
+            col(Answer.version),
+            col(Answer.answered_at),
+        ).where(*in_batch)
+    raw_value = _text(col(Answer.raw_value)) if as_text else col(Answer.raw_value)
+    score = _text(col(Answer.score)) if as_text else col(Answer.score)
+    return (
+        core_select(
+            col(Answer.administration_id),
+            func.max(case((col(Answer.item_code) == duration_item, raw_value))),
+            *(func.max(case((col(Answer.item_code) == code, score))) for code in item_codes),
+        )
+        .where(*in_batch)
+        .group_by(col(Answer.administration_id))
+    )
+
+
+def _batch_connection(session: Session) -> Connection:
+    """The session's connection, with PostgreSQL told to plan each batch for its own bounds.
+
+    psycopg prepares a statement it has run five times, and PostgreSQL may then switch to a
+    generic plan, which cannot tell a batch's stretch of ids (`id > :after_id ... LIMIT`) from
+    the whole table: each batch then costs several times as much, and more as the table grows.
+    """
     connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+    return connection
+
+
+def fetch_administration_batch(
+    *,
+    session: Session,
+    scope: ExportScope,
+    after_id: int,
+    limit: int,
+    item_codes: tuple[str, ...],
+    duration_item: str,
+    answer_details: bool = False,
+) -> list[AdministrationRow]:
+    """The next `limit` covered administrations with id above `after_id`, in id order.
+
+    Two queries per batch: administrations joined with their patient, stored scores and the
+    lab values those scores used; then the answers of exactly these administrations: pivoted
+    by the database into one row each (`item_codes` as columns, plus the raw answer of
+    `duration_item`), or, with `answer_details`, one row per answer with its version and time.
+    """
+    # Core execution: plain tuples, without the ORM's per-row result machinery.
+    connection = _batch_connection(session)
     rows: dict[int, AdministrationRow] = {}
-    fetched: list[Any] = list(connection.execute(query).all())
+    bounds = {"after_id": after_id, "limit": limit}
+    fetched: list[Any] = list(
+        connection.execute(_administrations_statement(scope, False), bounds).all()
+    )
     for row in fetched:
         (admin_id, patient_id, research_id, slot_at, completed_at, status, language, version) = row[
             :8
@@ -241,53 +420,19 @@ def fetch_administration_batch(
         )
     if not rows:
         return []
-    # The batch is selected again as a subquery rather than sent as thousands of parameters:
-    # one short statement whatever the batch size, and the same text every batch; the id range
-    # lets the database read just this batch's stretch of the answer index.
-    batch = (
-        core_select(col(Administration.id))
-        .join(Patient, col(Patient.id) == col(Administration.patient_id))
-        .where(col(Administration.id) > after_id, *_covered(scope))
-        .order_by(col(Administration.id))
-        .limit(limit)
-    )
-    in_batch = (
-        col(Answer.administration_id) > after_id,
-        col(Answer.administration_id) <= max(rows),
-        col(Answer.administration_id).in_(batch.scalar_subquery()),
-    )
+    statement = _answers_statement(scope, item_codes, duration_item, answer_details, False)
+    answers = connection.execute(statement, {**bounds, "last_id": max(rows)}).all()
     if answer_details:
-        answers = core_select(
-            col(Answer.administration_id),
-            col(Answer.item_code),
-            col(Answer.raw_value),
-            col(Answer.score),
-            col(Answer.version),
-            col(Answer.answered_at),
-        ).where(*in_batch)
-        for answer in connection.execute(answers).all():
+        for answer in answers:
             owner = rows.get(answer[0])
-            if owner is not None:  # covered only after the first query ran
+            if owner is not None:  # not covered, or covered only after the first query ran
                 item = AnswerRow(*answer[1:])
                 owner.answers[item.item_code] = item
                 owner.scores[item.item_code] = item.score
                 if item.item_code == duration_item:
                     owner.duration_raw = item.raw_value
         return list(rows.values())
-    # Without details, the database pivots the answers: one row per administration.
-    pivot = (
-        core_select(
-            col(Answer.administration_id),
-            func.max(case((col(Answer.item_code) == duration_item, col(Answer.raw_value)))),
-            *(
-                func.max(case((col(Answer.item_code) == code, col(Answer.score))))
-                for code in item_codes
-            ),
-        )
-        .where(*in_batch)
-        .group_by(col(Answer.administration_id))
-    )
-    for admin_id, duration_raw, *values in connection.execute(pivot).all():
+    for admin_id, duration_raw, *values in answers:
         owner = rows.get(admin_id)
         if owner is not None:
             owner.duration_raw = duration_raw
@@ -297,6 +442,41 @@ def fetch_administration_batch(
                 if value is not None
             }
     return list(rows.values())
+
+
+def fetch_administration_text_batch(
+    *, session: Session, scope: ExportScope, after_id: int, limit: int
+) -> list[AdministrationText]:
+    """The administrations `fetch_administration_batch` reads, as text; their answers come
+    from `fetch_answer_text_batch`, so both queries can run at once on two connections.
+
+    Nothing is converted in Python: the wide CSV writes the stored decimal text and the
+    database's time text as they are, which would otherwise be most of an export's work.
+    """
+    connection = _batch_connection(session)
+    bounds = {"after_id": after_id, "limit": limit}
+    fetched = connection.execute(_administrations_statement(scope, True), bounds).all()
+    # tuple.__new__ makes each row an AdministrationText in C; _make is a Python call per row.
+    return [tuple.__new__(AdministrationText, row) for row in fetched]
+
+
+def fetch_answer_text_batch(
+    *,
+    session: Session,
+    scope: ExportScope,
+    after_id: int,
+    last_id: int,
+    limit: int,
+    item_codes: tuple[str, ...],
+    duration_item: str,
+) -> dict[int, tuple[str | None, ...]]:
+    """The answers of the text batch after `after_id` ending at `last_id`, pivoted as text: by
+    administration id, the raw answer of `duration_item`, then the score of each of
+    `item_codes` (None where unanswered). An administration without answers is absent."""
+    connection = _batch_connection(session)
+    statement = _answers_statement(scope, item_codes, duration_item, False, True)
+    bounds = {"after_id": after_id, "last_id": last_id, "limit": limit}
+    return {row[0]: tuple(row[1:]) for row in connection.execute(statement, bounds).all()}
 
 
 def fetch_patient_batch(
@@ -314,6 +494,7 @@ def fetch_patient_batch(
         .order_by(col(Patient.id))
         .limit(limit)
     )
+    _batch_connection(session)
     return [PatientRow(*row) for row in session.execute(query)]
 
 
@@ -366,6 +547,7 @@ def fetch_referenced_lab_batch(
         .order_by(col(LabResult.id))
         .limit(limit)
     )
+    _batch_connection(session)
     return [
         LabRow(lab_id, patient_id, research_id, analyte, value, bool(below), drawn_at)
         for lab_id, patient_id, research_id, analyte, value, below, drawn_at in session.execute(
