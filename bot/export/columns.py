@@ -3,7 +3,8 @@ clinical spec reference, and how its value is read from an export record.
 
 The CSV and Parquet writers and the data dictionary (`spondybot export --dictionary`) are all
 generated from `WIDE_COLUMNS` and `LONG_COLUMNS`, so what is written and what is documented
-cannot drift apart.
+cannot drift apart. The wide CSV writes `WideText` rows (bot.export.records), whose fields
+are these columns by name and in order.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Final, Generic, NamedTuple, TypeVar
 
 from bot.config import SUPPORTED_LANGUAGES
 from bot.domain import scoring
-from bot.export.records import ExportRecord, ExportStatus
+from bot.export.records import ExportRecord, ExportStatus, asdas_state, basdai_flag
 
 R = TypeVar("R")
 
@@ -104,14 +105,6 @@ def _answer_version(code: str) -> Callable[[ExportRecord], int | None]:
 
 def _answer_source(code: str) -> LongSource:
     return LongSource("answer", _answer_time(code), _answer_version(code))
-
-
-def _state(score: Decimal | None) -> str | None:
-    return None if score is None else scoring.asdas_category(score).value
-
-
-def _active(score: Decimal | None) -> bool | None:
-    return None if score is None else scoring.basdai_active(score)
 
 
 _SCORE_SOURCE: Final = LongSource("score", lambda r: r.completed_at)
@@ -272,7 +265,7 @@ WIDE_COLUMNS: Final[tuple[Column[ExportRecord], ...]] = (
         ColumnType.BOOLEAN,
         "BASDAI ≥ 4 (active disease), from the unrounded BASDAI; empty when basdai is empty.",
         "derived from basdai",
-        lambda r: _active(r.basdai),
+        lambda r: basdai_flag(r.basdai),
         allowed=_BOOLEAN,
         spec=f"{SPEC} §3",
     ),
@@ -330,7 +323,7 @@ WIDE_COLUMNS: Final[tuple[Column[ExportRecord], ...]] = (
         "Disease activity state of the unrounded ASDAS-CRP (< 1.3, ≥ 1.3 and < 2.1, "
         "≥ 2.1 and ≤ 3.5, > 3.5); empty when asdas_crp is empty.",
         "derived from asdas_crp",
-        lambda r: _state(r.asdas_crp),
+        lambda r: asdas_state(r.asdas_crp),
         allowed=_ASDAS_STATES,
         spec=f"{SPEC} §3",
     ),
@@ -373,7 +366,7 @@ WIDE_COLUMNS: Final[tuple[Column[ExportRecord], ...]] = (
         "Disease activity state of the unrounded ASDAS-ESR (same thresholds as ASDAS-CRP); "
         "empty when asdas_esr is empty.",
         "derived from asdas_esr",
-        lambda r: _state(r.asdas_esr),
+        lambda r: asdas_state(r.asdas_esr),
         allowed=_ASDAS_STATES,
         spec=f"{SPEC} §3",
     ),

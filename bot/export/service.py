@@ -10,22 +10,23 @@ writers are never held up for the length of an export.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import IO, Any, Final, Protocol, TypeAlias
 
 from bot.context import AppContext
 from bot.domain.instruments import ITEM_CODES
 from bot.export import fhir
 from bot.export.pseudonyms import Pseudonymizer
-from bot.export.records import ExportRecord, RecordBuilder
+from bot.export.records import ExportRecord, RecordBuilder, WideText
 from bot.export.tables import write_long_csv, write_parquet, write_wide_csv
 from storage import exports, physicians
 
@@ -36,6 +37,9 @@ DURATION_ITEM: Final = "q6"
 BATCH_SIZE: Final = 5000
 """Administrations per batch (with about seven answers each): a few MB in memory, and few
 enough round trips that a busy database server does not dominate the export's time."""
+GC_THRESHOLD: Final = 100_000
+"""Allocations between runs of the cyclic garbage collector while an export streams (Python's
+default is 700)."""
 
 
 class ExportError(ValueError):
@@ -207,6 +211,67 @@ def _batches(
             pending.cancel()
 
 
+_Pivoted: TypeAlias = dict[int, tuple[str | None, ...]]
+"""A text batch's answers by administration id (see `storage.exports.fetch_answer_text_batch`)."""
+
+
+def _wide_text(
+    ctx: AppContext,
+    scope: exports.ExportScope,
+    builder: RecordBuilder,
+    *,
+    progress: Progress | None,
+    batch_size: int,
+) -> Iterator[list[WideText]]:
+    """Wide CSV rows in batches, read as text: what CSV writes is read as the text it writes, so
+    no value becomes a Python object only to be formatted back.
+
+    Two workers, each with its own short transaction per query: as soon as a batch's
+    administrations are read, its answers are pivoted on one connection while the next batch's
+    administrations are read on the other, and this thread builds and writes the batch before.
+    At most two batches are in memory.
+    """
+
+    def administrations(after: int) -> list[exports.AdministrationText]:
+        with ctx.session() as session:
+            return exports.fetch_administration_text_batch(
+                session=session, scope=scope, after_id=after, limit=batch_size
+            )
+
+    def answers(after: int, last: int) -> _Pivoted:
+        with ctx.session() as session:
+            return exports.fetch_answer_text_batch(
+                session=session,
+                scope=scope,
+                after_id=after,
+                last_id=last,
+                limit=batch_size,
+                item_codes=ITEM_CODES,
+                duration_item=DURATION_ITEM,
+            )
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-fetch") as pool:
+
+        def read(after: int) -> tuple[list[exports.AdministrationText], Future[_Pivoted] | None]:
+            rows = administrations(after)
+            if not rows:
+                return rows, None
+            return rows, pool.submit(answers, after, rows[-1].administration_id)
+
+        pending = pool.submit(read, 0)
+        try:
+            while True:
+                rows, pivoted = pending.result()
+                if pivoted is None:
+                    return
+                pending = pool.submit(read, rows[-1].administration_id)
+                yield builder.wide_text(rows, pivoted.result())
+                if progress is not None:
+                    progress.advance(len(rows))
+        finally:
+            pending.cancel()
+
+
 @contextlib.contextmanager
 def _temporary_file(out: Path) -> Iterator[Path]:
     """A temporary file beside `out`, renamed to `out` on success and removed on failure."""
@@ -297,6 +362,25 @@ def _write_fhir(
     return sum(files.counts.values()), digest
 
 
+@contextlib.contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Runs the cyclic garbage collector rarely while an export streams.
+
+    An export allocates millions of short-lived objects without cycles (rows, cells), which
+    reference counting frees at once; at the default threshold the collector would still run
+    every 700 allocations and, as each batch outlives several runs, walk the batch and every
+    long-lived object of the process again and again. Cycles are still collected, only later.
+    The threshold is process-wide; exports run in their own command.
+    """
+    first, *older = gc.get_threshold()
+    gc.set_threshold(max(first, GC_THRESHOLD), *older)
+    try:
+        yield
+    finally:
+        gc.set_threshold(first, *older)
+
+
+@_rare_collections()
 def run_export(
     ctx: AppContext,
     request: ExportRequest,
@@ -352,9 +436,12 @@ def run_export(
 
     if request.format in csv_writers:
         write = csv_writers[request.format]
-        details = request.format == "long"
-        batches = _batches(
-            ctx, scope, builder, details=details, progress=progress, batch_size=batch_size
+        batches: Iterator[list[Any]] = (
+            _wide_text(ctx, scope, builder, progress=progress, batch_size=batch_size)
+            if request.format == "wide"
+            else _batches(
+                ctx, scope, builder, details=True, progress=progress, batch_size=batch_size
+            )
         )
         if out is None:
             assert stdout is not None

@@ -16,6 +16,7 @@ from bot.export.columns import (
     dictionary_csv,
     dictionary_markdown,
 )
+from bot.export.records import WideText
 from bot.export.service import ExportRequest, run_export
 from tests.export.conftest import Dataset, export_csv
 
@@ -42,6 +43,11 @@ class TestDataDictionary:
         parquet = tmp_path / "w.parquet"
         run_export(ctx, ExportRequest(format="parquet", by="r", out=parquet))
         assert pq.read_schema(parquet).names == wide_names
+
+    def test_wide_csv_rows_are_named_as_the_columns(self) -> None:
+        """The rows the wide CSV writes have the wide columns' names in their order, so each
+        value lands under the header the dictionary documents."""
+        assert list(WideText._fields) == [row["name"] for row in dictionary("wide")]
 
     def test_long_variables_are_documented_wide_columns(self) -> None:
         """The long table's allowed variables are wide columns, each with a unit."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -15,14 +17,21 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.questionnaire import Questionnaire
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
+from bot.clock import FixedClock
 from bot.context import AppContext
 from bot.domain import scoring
+from bot.domain.instruments import ITEM_CODES
 from bot.export import fhir
 from bot.export.columns import LONG_COLUMNS, WIDE_COLUMNS
-from bot.export.records import ExportRecord, ExportStatus, LabValue
-from bot.export.service import ExportRequest, run_export
+from bot.export.pseudonyms import Pseudonymizer
+from bot.export.records import ExportRecord, ExportStatus, LabValue, RecordBuilder, WideText
+from bot.export.service import DURATION_ITEM, ExportRequest, run_export
+from bot.export.tables import CSV_FORMATTERS, write_wide_csv
+from bot.services import labs as lab_service
+from storage import exports
 from storage.exports import AnswerRow
 from tests.export.conftest import (
+    BASELINE,
     BASELINE_ASDAS_CRP,
     BASELINE_BASDAI,
     BOB_ASDAS_CRP,
@@ -30,9 +39,12 @@ from tests.export.conftest import (
     FOLLOW_UP_ASDAS_CRP,
     FOLLOW_UP_ASDAS_ESR,
     FOLLOW_UP_BASDAI,
+    NURSE,
     Dataset,
+    at,
     csv_rows,
     export_csv,
+    run_questionnaire,
     wide_by_id,
 )
 
@@ -181,6 +193,65 @@ class TestWideCsv:
             dataset.admin["bob_partial"],
             dataset.admin["dan_before"],
         }
+
+    @pytest.mark.parametrize("shift_dates", [False, True])
+    def test_cells_are_the_columns_values(
+        self, ctx: AppContext, clock: FixedClock, dataset: Dataset, shift_dates: bool
+    ) -> None:
+        """Every cell of the wide CSV, written from the text storage reads, is what its column
+        reads from the typed export record, formatted for CSV: also a time with a fraction of a
+        second (cut, never rounded) and a value stored as 1E+2 would print (100)."""
+        run_questionnaire(
+            ctx, clock, patient_id=dataset.alice, slot=at("2026-09-07 18:00:59.999999"),
+            language="en", answers=BASELINE, outcome="completed",
+        )  # fmt: skip
+        clock.set(at("2026-09-08 12:00"))
+        lab_service.add_lab_values(
+            ctx, clinic_ref="MRN-ALPHA-7731", drawn="2026-09-08T09:30:00Z", entered_by=NURSE,
+            crp="100",
+        )  # fmt: skip
+        text, _ = export_csv(ctx, "wide", shift_dates=shift_dates)
+        written = list(csv.reader(line for line in text.splitlines() if not line.startswith("#")))
+        key = ctx.settings.pseudonym_key
+        assert key is not None
+        builder = RecordBuilder(
+            Pseudonymizer(key.get_secret_value().encode("utf-8")), shift_dates=shift_dates
+        )
+        with ctx.session() as session:
+            rows = exports.fetch_administration_batch(
+                session=session, scope=exports.ExportScope(), after_id=0, limit=100,
+                item_codes=ITEM_CODES, duration_item=DURATION_ITEM,
+            )  # fmt: skip
+        records = [builder.record(row) for row in rows]
+        expected = [
+            [CSV_FORMATTERS[column.type](column.value(record)) for column in WIDE_COLUMNS]
+            for record in records
+        ]
+        assert written[1:] == expected
+        latest = wide_by_id(text)[max(row.administration_id for row in rows)]
+        assert latest["completed_at"].endswith(":59Z")
+        assert latest["crp_mg_l"] == "100"
+
+    def test_cells_to_quote_are_written_as_the_csv_module_writes_them(self) -> None:
+        """A cell with a comma, a double quote or a line break is quoted exactly as the csv
+        module quotes it, also when the rest of its batch needs no quoting."""
+        plain = WideText(*(f"cell{number}" for number in range(len(WIDE_COLUMNS))))
+        batches = [
+            [plain, plain],
+            [plain, plain._replace(language='say "hi"', basdai="")],
+            [plain._replace(instrument_version="v1\nv2")],
+            [plain._replace(status="a,b")],
+        ]
+        sink = io.BytesIO()
+        rows, digest = write_wide_csv(sink, batches, shifted=False)
+        expected = io.StringIO()
+        writer = csv.writer(expected, lineterminator="\n")
+        writer.writerow([column.name for column in WIDE_COLUMNS])
+        for batch in batches:
+            writer.writerows(batch)
+        assert sink.getvalue().decode("utf-8") == expected.getvalue()
+        assert rows == 6
+        assert digest == hashlib.sha256(sink.getvalue()).hexdigest()
 
     def test_small_batches_give_the_same_export(self, ctx: AppContext, dataset: Dataset) -> None:
         """Keyset pagination neither drops nor repeats rows, whatever the batch size."""
