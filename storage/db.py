@@ -128,7 +128,7 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
-# Hot-path statements are built once, at import, with `bindparam` placeholders, and executed
+# Hot-path statements are built once, at import, with `bindparam` bind parameters, and run
 # as Core statements: on SQLite, building an ORM statement and loading entities costs several
 # times more than running the statement itself, and a button press runs about ten of them.
 

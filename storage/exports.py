@@ -476,7 +476,7 @@ def fetch_answer_text_batch(
     connection = _batch_connection(session)
     statement = _answers_statement(scope, item_codes, duration_item, False, True)
     bounds = {"after_id": after_id, "last_id": last_id, "limit": limit}
-    return {row[0]: tuple(row[1:]) for row in connection.execute(statement, bounds).all()}
+    return {row[0]: row[1:] for row in connection.execute(statement, bounds).all()}
 
 
 def fetch_patient_batch(
