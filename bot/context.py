@@ -13,7 +13,22 @@ from sqlmodel import Session
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from storage.db import make_engine, session_scope
+from storage.db import (
+    WouldWait,
+    first_unit_at_once,
+    make_engine,
+    session_scope,
+    starting_at_once,
+)
+
+__all__ = [
+    "CURRENT_CLAIM",
+    "AppContext",
+    "RedeliveredUpdate",
+    "UpdateClaim",
+    "WouldWait",
+    "first_unit_at_once",
+]
 
 
 class RedeliveredUpdate(Exception):
@@ -41,9 +56,12 @@ class UpdateClaim:
         """A unit of work that carries the claim, unless an earlier one already committed it.
 
         Raises `RedeliveredUpdate` (rolling back) when the update was handled before. Units of
-        work of one update that run at the same time wait here until the claim is settled.
+        work of one update that run at the same time wait here until the claim is settled (a
+        unit of work that must start at once raises `WouldWait` instead).
         """
-        with self._lock:
+        if not self._lock.acquire(blocking=not starting_at_once()):
+            raise WouldWait("another unit of work of this update holds its claim")
+        try:
             if self.settled:
                 with open_session() as session:
                     yield session
@@ -53,6 +71,8 @@ class UpdateClaim:
                     raise RedeliveredUpdate("this update was handled before")
                 yield session
             self.settled = True
+        finally:
+            self._lock.release()
 
 
 CURRENT_CLAIM: ContextVar[UpdateClaim | None] = ContextVar("spondybot_update_claim", default=None)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
-from sqlalchemy.engine import CursorResult, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import Executable
@@ -29,9 +32,78 @@ def _configure_sqlite(dbapi_connection: Any, busy_timeout_ms: int) -> None:
     cursor.close()
 
 
-def _begin_immediate(conn: Any) -> None:
-    """Take SQLite's write lock at BEGIN, so two writers queue instead of deadlocking mid-way."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+class WouldWait(BaseException):
+    """A unit of work asked to start at once (`first_unit_at_once`) found the database taken.
+
+    Nothing has been read or written yet, so the caller can run the same work again where
+    waiting is harmless. It derives from BaseException so that no `except Exception` on the
+    way mistakes it for a failure.
+    """
+
+
+class _AtOnce:
+    """The pending request of `first_unit_at_once`: made good by the first unit of work."""
+
+    def __init__(self) -> None:
+        self.pending = True
+
+
+_FIRST_UNIT_AT_ONCE: ContextVar[_AtOnce | None] = ContextVar(
+    "spondybot_first_unit_at_once", default=None
+)
+_BEGIN_AT_ONCE: ContextVar[bool] = ContextVar("spondybot_begin_at_once", default=False)
+
+
+@contextmanager
+def first_unit_at_once() -> Iterator[None]:
+    """While the block runs, its first unit of work starts only if it can do so without waiting.
+
+    On SQLite that means this process's writer queue is free and no other process holds the
+    write lock; otherwise `session_scope` raises `WouldWait` before the unit of work has read
+    or written anything. On PostgreSQL every statement waits on the network, so the first unit
+    of work always raises `WouldWait`. Later units of work of the block wait as usual.
+    """
+    token = _FIRST_UNIT_AT_ONCE.set(_AtOnce())
+    try:
+        yield
+    finally:
+        _FIRST_UNIT_AT_ONCE.reset(token)
+
+
+def starting_at_once() -> bool:
+    """Whether the next unit of work must start without waiting (see `first_unit_at_once`)."""
+    request = _FIRST_UNIT_AT_ONCE.get()
+    return request is not None and request.pending
+
+
+def _takes_first_turn() -> bool:
+    """Whether the unit of work starting now must start at once (and uses up the request)."""
+    request = _FIRST_UNIT_AT_ONCE.get()
+    if request is None or not request.pending:
+        return False
+    request.pending = False
+    return True
+
+
+def _begin_immediate(conn: Connection, busy_timeout_ms: int) -> None:
+    """Take SQLite's write lock at BEGIN, so two writers queue instead of deadlocking mid-way.
+
+    Under `first_unit_at_once` the lock is asked for without the busy timeout: if another
+    process holds it, `WouldWait` is raised instead of waiting.
+    """
+    if not _BEGIN_AT_ONCE.get():
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
+    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    try:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except OperationalError as error:
+        code = getattr(error.orig, "sqlite_errorcode", None)
+        if code is None or code & 0xFF not in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}:
+            raise
+        raise WouldWait("another process holds the database") from error
+    finally:
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
 
 
 def make_engine(
@@ -65,7 +137,11 @@ def make_engine(
             "connect",
             lambda dbapi_conn, _rec: setattr(dbapi_conn, "isolation_level", None),
         )
-        event.listen(engine, "begin", _begin_immediate)
+        event.listen(
+            engine,
+            "begin",
+            lambda conn: _begin_immediate(conn, sqlite_busy_timeout_ms),
+        )
         with _sqlite_writers_guard:
             _sqlite_writers[engine] = _WriterLock(sqlite_busy_timeout_ms / 1000)
         return engine
@@ -94,6 +170,11 @@ class _WriterLock:
         if not self._lock.acquire(timeout=self._timeout_s):
             raise DatabaseBusyError("the database is busy; try again in a moment")
 
+    def enter_at_once(self) -> None:
+        """Takes the lock only if it is free now; `WouldWait` otherwise."""
+        if not self._lock.acquire(blocking=False):
+            raise WouldWait("another unit of work of this process holds the database")
+
     def __exit__(self, *_exc: object) -> None:
         self._lock.release()
 
@@ -102,15 +183,44 @@ _sqlite_writers: WeakKeyDictionary[Engine, _WriterLock] = WeakKeyDictionary()
 _sqlite_writers_guard = threading.Lock()
 
 
-def _in_process_writer_lock(engine: Engine) -> AbstractContextManager[Any]:
-    """The writer queue of a SQLite engine (see `_WriterLock`); nothing for PostgreSQL."""
-    if engine.dialect.name != "sqlite":
-        return nullcontext()
+def _writer_lock_of(engine: Engine) -> _WriterLock:
     with _sqlite_writers_guard:
         lock = _sqlite_writers.get(engine)
         if lock is None:
             lock = _sqlite_writers[engine] = _WriterLock(SQLITE_BUSY_TIMEOUT_MS / 1000)
     return lock
+
+
+def _in_process_writer_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """The writer queue of a SQLite engine (see `_WriterLock`); nothing for PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    return _writer_lock_of(engine)
+
+
+@contextmanager
+def _session_at_once(engine: Engine) -> Iterator[Session]:
+    """A SQLite unit of work that has taken the database without waiting (see
+    `first_unit_at_once`), or `WouldWait`."""
+    if engine.dialect.name != "sqlite":
+        raise WouldWait("PostgreSQL units of work wait on the network")
+    lock = _writer_lock_of(engine)
+    lock.enter_at_once()
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                token = _BEGIN_AT_ONCE.set(True)
+                try:
+                    session.connection()  # BEGIN IMMEDIATE, without the busy timeout
+                finally:
+                    _BEGIN_AT_ONCE.reset(token)
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    finally:
+        lock.__exit__()
 
 
 @contextmanager
@@ -119,6 +229,10 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
     A new session is opened for each call and is not shared between threads or tasks.
     """
+    if _takes_first_turn():
+        with _session_at_once(engine) as session:
+            yield session
+        return
     with _in_process_writer_lock(engine), Session(engine, expire_on_commit=False) as session:
         try:
             yield session

@@ -26,7 +26,7 @@ from bot.app import deps
 from bot.charts import trend_chart_png
 from bot.config import SUPPORTED_LANGUAGES
 from bot.context import CURRENT_CLAIM
-from bot.handlers.common import call, user_language
+from bot.handlers.common import call, call_brief, user_language
 from bot.handlers.presenter import answer_query, present
 from bot.screens import Presentation, Screen, history_screens
 from bot.screens import present as presentation_of
@@ -76,7 +76,7 @@ async def settle_claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     """Commits the update's claim if no handler opened a unit of work for it."""
     claim = CURRENT_CLAIM.get()
     if claim is not None and not claim.settled:
-        await call(updates.settle_claim, deps(context).ctx)
+        await call_brief(updates.settle_claim, deps(context).ctx)
 
 
 def _who(update: Update) -> tuple[int, int, str]:
@@ -91,7 +91,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Joins with the code of the clinic's link, or shows where the person stands."""
     user_id, chat_id, language = _who(update)
     code = " ".join(context.args or []) or None
-    replies = await call(
+    replies = await call_brief(
         conversation.start,
         deps(context).ctx,
         telegram_user_id=user_id,
@@ -107,7 +107,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
     user_id, _chat_id, language = _who(update)
-    reply = await call(
+    reply = await call_brief(
         conversation.press,
         deps(context).ctx,
         telegram_user_id=user_id,
@@ -127,7 +127,7 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert message is not None
     assert message.text is not None
     user_id, chat_id, language = _who(update)
-    replies = await call(
+    replies = await call_brief(
         conversation.typed,
         deps(context).ctx,
         telegram_user_id=user_id,
@@ -152,7 +152,7 @@ async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     assert message.text is not None
     name = message.text.split()[0].lstrip("/").split("@")[0].lower()
     user_id, _chat_id, language = _who(update)
-    replies = await call(
+    replies = await call_brief(
         conversation.command,
         deps(context).ctx,
         telegram_user_id=user_id,
@@ -168,7 +168,7 @@ async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     d = deps(context)
     found = await call(history.my_history, d.ctx, telegram_user_id=user_id)
     if found is None:
-        replies = await call(
+        replies = await call_brief(
             conversation.command, d.ctx, telegram_user_id=user_id, name="help", language=language
         )
         await present(update, context, presentation_of(d.renderer, replies))
@@ -222,7 +222,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if handled_elsewhere(update, context):
         return
     user_id, _chat_id, language = _who(update)
-    replies = await call(
+    replies = await call_brief(
         conversation.command,
         deps(context).ctx,
         telegram_user_id=user_id,

@@ -15,7 +15,7 @@ from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
 
 from bot.app import deps
-from bot.handlers.common import call
+from bot.handlers.common import call_brief
 from bot.keyboards import markup
 from bot.screens import Presentation, Screen, fit
 from bot.services import questionnaire
@@ -73,7 +73,7 @@ async def _show(
     if previous is not None and previous != message_id:
         await strip_keyboard(context, chat_id, previous)
     if previous != message_id:
-        await call(
+        await call_brief(
             questionnaire.remember_question_message,
             deps(context).ctx,
             administration_id=screen.live_administration_id,

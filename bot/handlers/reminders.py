@@ -11,7 +11,7 @@ from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, C
 
 from bot.app import deps
 from bot.callbacks import SnoozeButton, decode
-from bot.handlers.common import call, user_language
+from bot.handlers.common import call_brief, user_language
 from bot.jobs import start_keyboard
 from bot.services import scheduling
 from bot.services.scheduling import SnoozeStatus
@@ -34,9 +34,9 @@ async def notice_contact(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if member is None:
         return
     if member.new_chat_member.status == ChatMember.BANNED:
-        await call(scheduling.note_blocked, ctx, telegram_user_id=user.id)
+        await call_brief(scheduling.note_blocked, ctx, telegram_user_id=user.id)
     else:
-        await call(scheduling.restore_contact, ctx, telegram_user_id=user.id)
+        await call_brief(scheduling.restore_contact, ctx, telegram_user_id=user.id)
 
 
 async def snooze(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -51,7 +51,7 @@ async def snooze(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not isinstance(button, SnoozeButton):
         await query.answer(renderer.text("schedule.not_available", user_language(update)))
         return
-    result = await call(
+    result = await call_brief(
         scheduling.snooze_reminder,
         dependencies.ctx,
         telegram_user_id=user.id,

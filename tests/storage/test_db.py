@@ -123,3 +123,116 @@ class TestSqliteWriterQueue:
         with session_scope(engine) as session:
             session.exec(text("SELECT 1")).one()
         engine.dispose()
+
+
+def _physician_count(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        return len(session.exec(select(Physician)).all())
+
+
+def _add_physician(engine: Engine, name: str = "Dr") -> None:
+    with session_scope(engine) as session:
+        session.add(Physician(display_name=name, created_at=datetime.now(UTC)))
+
+
+class TestFirstUnitAtOnce:
+    """`first_unit_at_once`: the first unit of work starts without waiting, or not at all."""
+
+    def test_a_free_sqlite_database_is_taken_at_once(self, migrated_engine: Engine) -> None:
+        """On SQLite with nobody writing, the unit of work runs and commits; on PostgreSQL it
+        is refused with WouldWait before anything is written."""
+        from storage.db import WouldWait, first_unit_at_once
+
+        if migrated_engine.dialect.name == "sqlite":
+            with first_unit_at_once():
+                _add_physician(migrated_engine)
+            assert _physician_count(migrated_engine) == 1
+        else:
+            with pytest.raises(WouldWait), first_unit_at_once():
+                _add_physician(migrated_engine)
+            assert _physician_count(migrated_engine) == 0
+
+    def test_only_the_first_unit_is_asked_not_to_wait(self, tmp_path: object) -> None:
+        """Later units of work of the block wait as usual, and outside the block nothing
+        changes (SQLite: on PostgreSQL the first unit of work is always refused)."""
+        from storage import migrate
+        from storage.db import first_unit_at_once, starting_at_once
+
+        engine = make_engine(f"sqlite:///{tmp_path}/units.db")
+        migrate.upgrade(engine)
+        assert not starting_at_once()
+        with first_unit_at_once():
+            assert starting_at_once()
+            _add_physician(engine, "first")
+            assert not starting_at_once()
+            _add_physician(engine, "second")
+        assert not starting_at_once()
+        assert _physician_count(engine) == 2
+        engine.dispose()
+
+    def test_a_unit_of_work_of_this_process_holding_the_database(self, tmp_path: object) -> None:
+        """While another thread's unit of work holds the database, the first unit of work is
+        refused at once, before its block has run; the holder's work is unaffected."""
+        import threading
+        import time
+
+        from storage import migrate
+        from storage.db import WouldWait, first_unit_at_once
+
+        engine = make_engine(f"sqlite:///{tmp_path}/held.db")
+        migrate.upgrade(engine)
+        holding = threading.Event()
+        release = threading.Event()
+
+        def hold() -> None:
+            with session_scope(engine) as session:
+                session.add(Physician(display_name="holder", created_at=datetime.now(UTC)))
+                holding.set()
+                release.wait(5)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(5)
+        body_ran = False
+        started = time.monotonic()
+        with pytest.raises(WouldWait), first_unit_at_once(), session_scope(engine):
+            body_ran = True
+        assert time.monotonic() - started < 0.5
+        assert not body_ran
+        release.set()
+        holder.join(5)
+        assert _physician_count(engine) == 1
+        engine.dispose()
+
+    def test_another_process_holding_the_write_lock(self, tmp_path: object) -> None:
+        """A write lock held by another connection (another process, say) refuses the first
+        unit of work at once, without waiting out the busy timeout; the connection keeps its
+        busy timeout for the next unit of work, which waits as usual."""
+        import sqlite3
+        import time
+
+        from storage import migrate
+        from storage.db import WouldWait, first_unit_at_once
+
+        path = f"{tmp_path}/other.db"
+        engine = make_engine(f"sqlite:///{path}", sqlite_busy_timeout_ms=3000)
+        migrate.upgrade(engine)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with pytest.raises(WouldWait), first_unit_at_once():
+            _add_physician(engine)
+        assert time.monotonic() - started < 0.5
+        other.execute("COMMIT")
+        other.close()
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 3000
+        _add_physician(engine)
+        assert _physician_count(engine) == 1
+        engine.dispose()
+
+    def test_would_wait_is_not_an_ordinary_exception(self) -> None:
+        """No `except Exception` between the unit of work and the caller can swallow it."""
+        from storage.db import WouldWait
+
+        assert not issubclass(WouldWait, Exception)
