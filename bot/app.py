@@ -98,7 +98,9 @@ async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> 
 
 async def _post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Releases the database connections when the bot stops."""
-    deps(application).ctx.close()
+    ctx = deps(application).ctx
+    await ctx.aclose()
+    ctx.close()
 
 
 async def _on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

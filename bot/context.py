@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session
 
 from bot.clock import Clock, SystemClock
@@ -16,19 +19,12 @@ from bot.config import Settings
 from storage.db import (
     WouldWait,
     first_unit_at_once,
+    make_awaiting_engine,
     make_engine,
+    run_awaiting,
     session_scope,
     starting_at_once,
 )
-
-__all__ = [
-    "CURRENT_CLAIM",
-    "AppContext",
-    "RedeliveredUpdate",
-    "UpdateClaim",
-    "WouldWait",
-    "first_unit_at_once",
-]
 
 
 class RedeliveredUpdate(Exception):
@@ -75,6 +71,13 @@ class UpdateClaim:
             self._lock.release()
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_UNIT_ENGINE: ContextVar[Engine | None] = ContextVar("spondybot_unit_engine", default=None)
+"""The engine units of work use instead of `AppContext.engine` (set by `AppContext.run_brief`
+for a service it runs on the event loop)."""
+
 CURRENT_CLAIM: ContextVar[UpdateClaim | None] = ContextVar("spondybot_update_claim", default=None)
 """The claim of the update this task is handling (set by the update guard, copied into the
 worker threads its services run in); None outside update handling."""
@@ -87,6 +90,9 @@ class AppContext:
     settings: Settings
     engine: Engine
     clock: Clock = field(default_factory=SystemClock)
+    _awaiting: dict[asyncio.AbstractEventLoop, AsyncEngine] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock | None = None) -> AppContext:
@@ -103,14 +109,68 @@ class AppContext:
     def session(self) -> Iterator[Session]:
         """One unit of work against the database (see `storage.db.session_scope`); while an
         update is handled, its first unit of work also carries the update's claim."""
+        engine = _UNIT_ENGINE.get() or self.engine
         claim = CURRENT_CLAIM.get()
         if claim is None or claim.settled:
-            with session_scope(self.engine) as session:
+            with session_scope(engine) as session:
                 yield session
             return
-        with claim.joined(lambda: session_scope(self.engine)) as session:
+        with claim.joined(lambda: session_scope(engine)) as session:
             yield session
 
+    async def run_brief(self, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Runs a short synchronous service (one press or message) for the event loop, without
+        a thread when its database work cannot hold up the loop.
+
+        Handing work to a thread costs more than the work itself: under load the loop and the
+        worker trade the interpreter lock on every statement. So on SQLite the service runs on
+        the loop when its first unit of work can take the database at once, and on PostgreSQL
+        it runs on the loop with every statement awaited (`storage.db.run_awaiting`). When the
+        database is taken, the service raises `WouldWait` before it has read or written
+        anything and runs again in a worker thread, where waiting is harmless.
+        """
+        awaiting = self._awaiting_engine()
+        try:
+            if awaiting is None:
+                with first_unit_at_once():
+                    return function(*args, **kwargs)
+            return await run_awaiting(_on_engine, awaiting.sync_engine, function, args, kwargs)
+        except WouldWait:
+            return await asyncio.to_thread(function, *args, **kwargs)
+
+    def _awaiting_engine(self) -> AsyncEngine | None:
+        """This event loop's awaiting twin of the engine (PostgreSQL), made on first use."""
+        if self.engine.dialect.name == "sqlite":
+            return None
+        loop = asyncio.get_running_loop()
+        twin = self._awaiting.get(loop)
+        if twin is None:
+            twin = make_awaiting_engine(self.engine)
+            if twin is None:
+                return None
+            self._awaiting[loop] = twin
+        return twin
+
+    async def aclose(self) -> None:
+        """Releases the connections of the awaiting engines (call on the loop, at shutdown)."""
+        twins, self._awaiting = self._awaiting, {}
+        for twin in twins.values():
+            await twin.dispose()
+
     def close(self) -> None:
-        """Releases every pooled connection."""
+        """Releases every pooled connection (after `aclose` when the bot ran on a loop)."""
+        self._awaiting.clear()
         self.engine.dispose()
+
+
+def _on_engine(
+    engine: Engine, function: Callable[..., R], args: tuple[object, ...], kwargs: dict[str, object]
+) -> R:
+    """Calls `function` with its units of work on `engine`, the first one asked to start at
+    once (see `AppContext.run_brief`)."""
+    token = _UNIT_ENGINE.set(engine)
+    try:
+        with first_unit_at_once():
+            return function(*args, **kwargs)
+    finally:
+        _UNIT_ENGINE.reset(token)

@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.expression import Executable
+from sqlalchemy.util import greenlet_spawn
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _configure_sqlite(dbapi_connection: Any, busy_timeout_ms: int) -> None:
@@ -199,26 +205,41 @@ def _in_process_writer_lock(engine: Engine) -> AbstractContextManager[Any]:
 
 
 @contextmanager
+def _unit_of_work(session: Session) -> Iterator[Session]:
+    """Commits `session` when the block succeeds, rolls it back when it raises."""
+    with session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+@contextmanager
 def _session_at_once(engine: Engine) -> Iterator[Session]:
-    """A SQLite unit of work that has taken the database without waiting (see
-    `first_unit_at_once`), or `WouldWait`."""
+    """A unit of work that starts without waiting (see `first_unit_at_once`), or `WouldWait`.
+
+    On SQLite it has taken the writer queue and the write lock at once. A PostgreSQL engine
+    from `make_awaiting_engine`, used under `run_awaiting`, never holds up the event loop, so
+    its unit of work simply starts; any other PostgreSQL engine would wait on the network.
+    """
     if engine.dialect.name != "sqlite":
-        raise WouldWait("PostgreSQL units of work wait on the network")
+        if not engine.dialect.is_async:
+            raise WouldWait("PostgreSQL units of work wait on the network")
+        with _unit_of_work(Session(engine, expire_on_commit=False)) as session:
+            yield session
+        return
     lock = _writer_lock_of(engine)
     lock.enter_at_once()
     try:
-        with Session(engine, expire_on_commit=False) as session:
+        with _unit_of_work(Session(engine, expire_on_commit=False)) as session:
+            token = _BEGIN_AT_ONCE.set(True)
             try:
-                token = _BEGIN_AT_ONCE.set(True)
-                try:
-                    session.connection()  # BEGIN IMMEDIATE, without the busy timeout
-                finally:
-                    _BEGIN_AT_ONCE.reset(token)
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+                session.connection()  # BEGIN IMMEDIATE, without the busy timeout
+            finally:
+                _BEGIN_AT_ONCE.reset(token)
+            yield session
     finally:
         lock.__exit__()
 
@@ -233,13 +254,32 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         with _session_at_once(engine) as session:
             yield session
         return
-    with _in_process_writer_lock(engine), Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with (
+        _in_process_writer_lock(engine),
+        _unit_of_work(Session(engine, expire_on_commit=False)) as session,
+    ):
+        yield session
+
+
+def make_awaiting_engine(engine: Engine) -> AsyncEngine | None:
+    """For a PostgreSQL engine, a twin on the same database whose connections wait on the event
+    loop (psycopg's asyncio interface) instead of blocking it; None for SQLite, whose
+    statements never wait on a network. Its `sync_engine` works only inside `run_awaiting`, on
+    the loop it was made on; close it with `await twin.dispose()`."""
+    if engine.dialect.name == "sqlite":
+        return None
+    return create_async_engine(engine.url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def engine_dialect(url: str) -> str:
+    """ "sqlite" or "postgresql", from a database URL."""
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
+async def run_awaiting(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Runs synchronous code on the event loop; each statement it runs on an awaiting engine's
+    `sync_engine` is awaited, so other tasks go on meanwhile (SQLAlchemy's greenlet bridge)."""
+    return await greenlet_spawn(partial(function, *args, **kwargs))
 
 
 # Hot-path statements are built once, at import, with `bindparam` bind parameters, and run

@@ -99,9 +99,13 @@ def settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def ctx(settings: Settings, migrated_engine: Engine, clock: FixedClock) -> AppContext:
+async def ctx(
+    settings: Settings, migrated_engine: Engine, clock: FixedClock
+) -> AsyncIterator[AppContext]:
     """Everything a service needs, on a fresh migrated database."""
-    return AppContext(settings=settings, engine=migrated_engine, clock=clock)
+    context = AppContext(settings=settings, engine=migrated_engine, clock=clock)
+    yield context
+    await context.aclose()  # PostgreSQL connections awaited on this test's event loop
 
 
 @pytest.fixture

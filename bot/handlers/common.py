@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, TypeVar
 
 from telegram import Update
 
-from bot.context import WouldWait, first_unit_at_once
+from bot.context import AppContext
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -19,24 +19,16 @@ async def call(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R
     return await asyncio.to_thread(function, *args, **kwargs)
 
 
-async def call_brief(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+async def call_brief(
+    function: Callable[Concatenate[AppContext, P], R],
+    ctx: AppContext,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
     """Runs a short service (one press or message: a few statements, no waiting on anything
-    but the database) on the event loop when its database work can start at once, otherwise
-    in a worker thread like `call`.
-
-    On SQLite, with this process's writer queue free and no other process writing, a unit of
-    work never waits, so running it here costs the loop less than handing it to a thread: under
-    load every hand-over made the two threads trade the interpreter lock on each SQLite call,
-    which cost about a third of the bot's processor time per button press (docs/benchmarks.md).
-    When the database is taken, the service raises `WouldWait` before it has read or written
-    anything and runs again in a thread, where waiting is harmless; on PostgreSQL it always
-    does. Charts, imports and other long work go through `call`.
-    """
-    try:
-        with first_unit_at_once():
-            return function(*args, **kwargs)
-    except WouldWait:
-        return await asyncio.to_thread(function, *args, **kwargs)
+    but the database) without a thread when it can (`AppContext.run_brief`), else like `call`.
+    Charts, imports and other long work go through `call`."""
+    return await ctx.run_brief(function, ctx, *args, **kwargs)
 
 
 def user_language(update: Update, default: str = "en") -> str:

@@ -83,6 +83,7 @@ class RunningBot:
         if application.running:
             await application.stop()
         await application.shutdown()
+        await self.ctx.aclose()  # connections made on this test's event loop
 
     async def restart(self) -> None:
         """A fresh Application (no memory of the old one) on the same database."""

@@ -35,24 +35,49 @@ def _names(ctx: AppContext) -> list[str]:
 
 
 async def test_a_free_database_is_used_from_the_event_loop(ctx: AppContext) -> None:
-    """SQLite with nobody writing: the service runs on the loop's own thread, once. PostgreSQL
-    waits on the network, so there the service runs in a worker thread."""
+    """With nobody else writing, the service runs on the loop's own thread, once: on SQLite
+    directly, on PostgreSQL with each statement awaited."""
     service = DoctorService()
     ran_on = await call_brief(service, ctx, name="Dr A")
+    await ctx.aclose()
     assert _names(ctx) == ["Dr A"]
-    if ctx.engine.dialect.name == "sqlite":
-        assert ran_on == threading.get_ident()
-        assert service.attempts == [ran_on]
-    else:
-        assert ran_on != threading.get_ident()
-        assert service.attempts[-1] == ran_on
+    assert ran_on == threading.get_ident()
+    assert service.attempts == [ran_on]
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_other_tasks_go_on_while_postgresql_answers(ctx: AppContext) -> None:
+    """On PostgreSQL the loop is free while a statement waits: a ticker task keeps running
+    during a service that waits for the database for a while. (SQLite has nothing to wait
+    for once it has the write lock: see the next test.)"""
+    from sqlalchemy import text
+
+    def slow_service(ctx: AppContext) -> int:
+        with ctx.session() as session:
+            session.exec(text("SELECT pg_sleep(0.3)"))  # type: ignore[call-overload]
+        return threading.get_ident()
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.02)
+            ticks += 1
+
+    ticking = asyncio.create_task(ticker())
+    ran_on = await call_brief(slow_service, ctx)
+    ticking.cancel()
+    await ctx.aclose()
+    assert ran_on == threading.get_ident()
+    assert ticks >= 5
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_held_database_moves_the_service_to_a_thread(ctx: AppContext) -> None:
     """While another connection holds SQLite's write lock, the service gives way before it has
     written anything and waits in a worker thread; the event loop keeps running meanwhile, and
-    the service's work is done exactly once. (PostgreSQL always uses a thread: test above.)"""
+    the service's work is done exactly once."""
     other = sqlite3.connect(str(ctx.engine.url.database), isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     service = DoctorService()
