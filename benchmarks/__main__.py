@@ -43,6 +43,16 @@ def _sections(text: str) -> dict[str, str]:
     return sections
 
 
+def compose(previous: str, header: list[str], reports: list[Report]) -> str:
+    """The new report: `header`, then every section of `previous` in its place with those of
+    `reports` replaced (new ones at the end). Rewriting with the same reports changes nothing."""
+    sections = _sections(previous)
+    for report in reports:
+        sections[report.title] = report.markdown()
+    body = "\n\n".join(section.strip() for section in sections.values())
+    return "\n".join(header).rstrip() + "\n\n" + body + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"subset of: {', '.join(SUITE)}")
@@ -65,13 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         "Reproduce with `make bench` (all) or `.venv/bin/python -m benchmarks NAME`.",
         "",
     ]
-    sections = _sections(DOC.read_text(encoding="utf-8")) if DOC.exists() else {}
-    for report in reports:
-        sections[report.title] = report.markdown()
-    text = "\n".join([*header, *sections.values()])
+    text = compose(DOC.read_text(encoding="utf-8") if DOC.exists() else "", header, reports)
     print("\n".join(report.markdown() for report in reports))
     if not args.no_write and not args.quick:
-        DOC.write_text(text.rstrip() + "\n", encoding="utf-8")
+        DOC.write_text(text, encoding="utf-8")
     return 0
 
 

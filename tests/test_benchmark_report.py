@@ -1,0 +1,33 @@
+"""The benchmark report rewrites only the sections of the benchmarks that ran."""
+
+from __future__ import annotations
+
+from benchmarks.__main__ import compose
+from benchmarks.report import Report
+
+HEADER = ["# Benchmarks", "", "Last run today.", ""]
+
+
+def _report(title: str, value: str) -> Report:
+    report = Report(title, ["measure", "value"])
+    report.add("speed", value)
+    report.notes.append(f"{title} note")
+    return report
+
+
+def test_a_partial_run_replaces_only_its_own_section() -> None:
+    first = compose("", HEADER, [_report("Export", "1.0"), _report("Digest", "2.0")])
+    second = compose(first, HEADER, [_report("Export", "3.0")])
+    assert "| speed | 3.0 |" in second
+    assert "| speed | 1.0 |" not in second
+    assert "| speed | 2.0 |" in second
+    assert second.index("## Export") < second.index("## Digest")
+
+
+def test_rewriting_keeps_the_layout_as_it_was() -> None:
+    """Kept sections do not gather blank lines run after run."""
+    first = compose("", HEADER, [_report("Export", "1.0"), _report("Digest", "2.0")])
+    again = compose(first, HEADER, [_report("Digest", "2.0")])
+    assert again == first
+    assert "\n\n\n" not in first
+    assert first.startswith("# Benchmarks\n\nLast run today.\n\n## Export\n")
