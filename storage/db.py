@@ -14,7 +14,6 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import StaticPool
@@ -94,22 +93,25 @@ def _takes_first_turn() -> bool:
 def _begin_immediate(conn: Connection, busy_timeout_ms: int) -> None:
     """Take SQLite's write lock at BEGIN, so two writers queue instead of deadlocking mid-way.
 
-    Under `first_unit_at_once` the lock is asked for without the busy timeout: if another
-    process holds it, `WouldWait` is raised instead of waiting.
+    Under `first_unit_at_once` the lock is asked for without the busy timeout, straight on the
+    driver's connection (three statements, every press): if it cannot be had at once, for
+    whatever reason, `WouldWait` is raised, and the unit of work is run again where waiting
+    (and reporting a lasting error) is harmless.
     """
     if not _BEGIN_AT_ONCE.get():
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         return
-    conn.exec_driver_sql("PRAGMA busy_timeout=0")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-    except OperationalError as error:
-        code = getattr(error.orig, "sqlite_errorcode", None)
-        if code is None or code & 0xFF not in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}:
-            raise
-        raise WouldWait("another process holds the database") from error
+        cursor.execute("PRAGMA busy_timeout=0")
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise WouldWait("the database cannot be taken at once") from error
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     finally:
-        conn.exec_driver_sql(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.close()
 
 
 def make_engine(
