@@ -22,6 +22,9 @@ from sqlalchemy.util import greenlet_spawn
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+POSTGRES_POOL: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 10}
+"""Connections of one PostgreSQL engine: checked before use (the first request after an outage
+gets a fresh one), at most 20."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,7 +69,8 @@ def first_unit_at_once() -> Iterator[None]:
     On SQLite that means this process's writer queue is free and no other process holds the
     write lock; otherwise `session_scope` raises `WouldWait` before the unit of work has read
     or written anything. On PostgreSQL every statement waits on the network, so the first unit
-    of work always raises `WouldWait`. Later units of work of the block wait as usual.
+    of work raises `WouldWait` unless its engine awaits instead (`make_awaiting_engine`).
+    Later units of work of the block wait as usual.
     """
     token = _FIRST_UNIT_AT_ONCE.set(_AtOnce())
     try:
@@ -153,7 +157,7 @@ def make_engine(
         with _sqlite_writers_guard:
             _sqlite_writers[engine] = _WriterLock(sqlite_busy_timeout_ms / 1000)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, echo=echo, **POSTGRES_POOL)
 
 
 class DatabaseBusyError(RuntimeError):
@@ -270,12 +274,7 @@ def make_awaiting_engine(engine: Engine) -> AsyncEngine | None:
     the loop it was made on; close it with `await twin.dispose()`."""
     if engine.dialect.name == "sqlite":
         return None
-    return create_async_engine(engine.url, pool_pre_ping=True, pool_size=10, max_overflow=10)
-
-
-def engine_dialect(url: str) -> str:
-    """ "sqlite" or "postgresql", from a database URL."""
-    return "sqlite" if url.startswith("sqlite") else "postgresql"
+    return create_async_engine(engine.url, **POSTGRES_POOL)
 
 
 async def run_awaiting(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
