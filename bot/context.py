@@ -147,10 +147,7 @@ class AppContext:
         loop = asyncio.get_running_loop()
         twin = self._awaiting.get(loop)
         if twin is None:
-            twin = make_awaiting_engine(self.engine)
-            if twin is None:
-                return None
-            self._awaiting[loop] = twin
+            twin = self._awaiting[loop] = make_awaiting_engine(self.engine)
         return twin
 
     async def aclose(self) -> None:

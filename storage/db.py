@@ -59,7 +59,8 @@ class _AtOnce:
 _FIRST_UNIT_AT_ONCE: ContextVar[_AtOnce | None] = ContextVar(
     "spondybot_first_unit_at_once", default=None
 )
-_BEGIN_AT_ONCE: ContextVar[bool] = ContextVar("spondybot_begin_at_once", default=False)
+_BEGIN_AT_ONCE = "spondybot_begin_at_once"
+"""Execution option of a connection whose BEGIN must not wait (see `_begin_immediate`)."""
 
 
 @contextmanager
@@ -102,7 +103,7 @@ def _begin_immediate(conn: Connection, busy_timeout_ms: int) -> None:
     whatever reason, `WouldWait` is raised, and the unit of work is run again where waiting
     (and reporting a lasting error) is harmless.
     """
-    if not _BEGIN_AT_ONCE.get():
+    if not conn.get_execution_options().get(_BEGIN_AT_ONCE):
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         return
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
@@ -182,10 +183,15 @@ class _WriterLock:
         if not self._lock.acquire(timeout=self._timeout_s):
             raise DatabaseBusyError("the database is busy; try again in a moment")
 
-    def enter_at_once(self) -> None:
-        """Takes the lock only if it is free now; `WouldWait` otherwise."""
+    @contextmanager
+    def held_at_once(self) -> Iterator[None]:
+        """Holds the lock for the block if it is free now; `WouldWait` otherwise."""
         if not self._lock.acquire(blocking=False):
             raise WouldWait("another unit of work of this process holds the database")
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def __exit__(self, *_exc: object) -> None:
         self._lock.release()
@@ -211,9 +217,9 @@ def _in_process_writer_lock(engine: Engine) -> AbstractContextManager[Any]:
 
 
 @contextmanager
-def _unit_of_work(session: Session) -> Iterator[Session]:
-    """Commits `session` when the block succeeds, rolls it back when it raises."""
-    with session:
+def _unit_of_work(engine: Engine) -> Iterator[Session]:
+    """A new session that commits when the block succeeds and rolls back when it raises."""
+    with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
@@ -233,21 +239,12 @@ def _session_at_once(engine: Engine) -> Iterator[Session]:
     if engine.dialect.name != "sqlite":
         if not engine.dialect.is_async:
             raise WouldWait("PostgreSQL units of work wait on the network")
-        with _unit_of_work(Session(engine, expire_on_commit=False)) as session:
+        with _unit_of_work(engine) as session:
             yield session
         return
-    lock = _writer_lock_of(engine)
-    lock.enter_at_once()
-    try:
-        with _unit_of_work(Session(engine, expire_on_commit=False)) as session:
-            token = _BEGIN_AT_ONCE.set(True)
-            try:
-                session.connection()  # BEGIN IMMEDIATE, without the busy timeout
-            finally:
-                _BEGIN_AT_ONCE.reset(token)
-            yield session
-    finally:
-        lock.__exit__()
+    with _writer_lock_of(engine).held_at_once(), _unit_of_work(engine) as session:
+        session.connection(execution_options={_BEGIN_AT_ONCE: True})  # BEGIN IMMEDIATE now
+        yield session
 
 
 @contextmanager
@@ -260,20 +257,15 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         with _session_at_once(engine) as session:
             yield session
         return
-    with (
-        _in_process_writer_lock(engine),
-        _unit_of_work(Session(engine, expire_on_commit=False)) as session,
-    ):
+    with _in_process_writer_lock(engine), _unit_of_work(engine) as session:
         yield session
 
 
-def make_awaiting_engine(engine: Engine) -> AsyncEngine | None:
+def make_awaiting_engine(engine: Engine) -> AsyncEngine:
     """For a PostgreSQL engine, a twin on the same database whose connections wait on the event
-    loop (psycopg's asyncio interface) instead of blocking it; None for SQLite, whose
-    statements never wait on a network. Its `sync_engine` works only inside `run_awaiting`, on
-    the loop it was made on; close it with `await twin.dispose()`."""
-    if engine.dialect.name == "sqlite":
-        return None
+    loop (psycopg's asyncio interface) instead of blocking it. (SQLite needs none: its
+    statements never wait on a network.) Its `sync_engine` works only inside `run_awaiting`,
+    on the loop it was made on; close it with `await twin.dispose()`."""
     return create_async_engine(engine.url, **POSTGRES_POOL)
 
 
