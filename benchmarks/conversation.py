@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,17 +116,22 @@ def bot_environment(api: FakeBotApi, database_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def bot_process(command: list[str], env: dict[str, str], api: FakeBotApi) -> Iterator[int]:
-    """Starts a bot process and waits until it polls the fake server; yields its pid."""
+def bot_process(
+    command: list[str], env: dict[str, str], api: FakeBotApi, *, patience: float = 60
+) -> Iterator[int]:
+    """Starts a bot process and waits until it polls the fake server; yields its pid.
+
+    `patience` is how long it may take to start and to stop (longer under valgrind).
+    """
     before = len(api.calls("getUpdates"))
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
-        api.wait_until_sync(lambda: len(api.calls("getUpdates")) > before, timeout=60)
+        api.wait_until_sync(lambda: len(api.calls("getUpdates")) > before, timeout=patience)
         yield process.pid
     finally:
         process.terminate()
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=patience)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -200,46 +205,30 @@ def callgrind_instructions_per_press(
     groups: list[list[FakeUser]],
     opener: str,
 ) -> float:
-    """User-space instructions per press of a bot run under valgrind's callgrind.
+    """User-space instructions per press of a bot run under valgrind's callgrind, counted over
+    the rounds after the warm-up (see `drive_rounds`).
 
-    The first group of patients warms the bot up; instructions are counted over the others.
     Valgrind counts instructions, not seconds, so this figure does not move with whatever else
     the machine is doing, unlike answers per second.
     """
     valgrind, control = shutil.which("valgrind"), shutil.which("callgrind_control")
     assert valgrind is not None
     assert control is not None
+
+    def callgrind(pid: int, *arguments: str) -> None:
+        subprocess.run([control, *arguments, str(pid)], check=True, capture_output=True)
+
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "callgrind.out"
-        wrapped = [
-            valgrind,
-            "--tool=callgrind",
-            "--instr-atstart=no",
-            f"--callgrind-out-file={out}",
-        ]
-        before = len(api.calls("getUpdates"))
-        process = subprocess.Popen(
-            [*wrapped, *command],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            api.wait_until_sync(lambda: len(api.calls("getUpdates")) > before, timeout=600)
-            drive(api, groups[0], opener, process.pid)
-            subprocess.run([control, "-i", "on", str(process.pid)], check=True, capture_output=True)
-            presses = sum(drive(api, group, opener, process.pid).presses for group in groups[1:])
-            subprocess.run(
-                [control, "-i", "off", str(process.pid)], check=True, capture_output=True
-            )
-            subprocess.run([control, "-d", str(process.pid)], check=True, capture_output=True)
-        finally:
-            process.terminate()
-            process.wait(timeout=120)
+        wrapped = [valgrind, "--tool=callgrind", "--instr-atstart=no"]
+        wrapped += [f"--callgrind-out-file={out}", f"--log-file={folder}/valgrind.log"]
+        with bot_process([*wrapped, *command], env, api, patience=600) as pid:
+            run = drive_rounds(api, groups, opener, pid, lambda: callgrind(pid, "-i", "on"))
+            callgrind(pid, "-i", "off")
+            callgrind(pid, "-d")  # written to callgrind.out.1
         dump = Path(f"{out}.1").read_text()
     totals = [line for line in dump.splitlines() if line.startswith("totals:")]
-    return int(totals[-1].split()[1]) / presses
+    return int(totals[-1].split()[1]) / run.presses
 
 
 def drive(api: FakeBotApi, users: list[FakeUser], opener: str, pid: int) -> RunResult:
@@ -257,10 +246,18 @@ def drive(api: FakeBotApi, users: list[FakeUser], opener: str, pid: int) -> RunR
     return RunResult(len(presses), elapsed, _latencies(api, presses), cpu)
 
 
-def drive_rounds(api: FakeBotApi, groups: list[list[FakeUser]], opener: str, pid: int) -> RunResult:
+def drive_rounds(
+    api: FakeBotApi,
+    groups: list[list[FakeUser]],
+    opener: str,
+    pid: int,
+    after_warm_up: Callable[[], None] | None = None,
+) -> RunResult:
     """The first group warms the bot up (first connections, caches); the others, one round
     after another, are measured together."""
     drive(api, groups[0], opener, pid)
+    if after_warm_up is not None:
+        after_warm_up()
     rounds = [drive(api, users, opener, pid) for users in groups[1:]]
     return RunResult(
         presses=sum(run.presses for run in rounds),
