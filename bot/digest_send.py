@@ -328,8 +328,10 @@ async def send_completion_alerts(
     alerts were sent. Never raises: an alert must not break the patient's conversation."""
     sent = 0
     try:
-        for alert in await asyncio.to_thread(digest.alerts_for_completion, ctx, administration_id):
-            delivery_id = await asyncio.to_thread(digest.claim_alert, ctx, alert)
+        # A press's follow-up: short reads and one claim, run like the press itself, so they
+        # do not hold SQLite's writer queue from a thread while the next presses arrive.
+        for alert in await ctx.run_brief(digest.alerts_for_completion, ctx, administration_id):
+            delivery_id = await ctx.run_brief(digest.claim_alert, ctx, alert)
             if delivery_id is None:
                 continue
             text = alert_text(renderer, alert)

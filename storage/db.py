@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -46,6 +47,14 @@ class WouldWait(BaseException):
     Nothing has been read or written yet, so the caller can run the same work again where
     waiting is harmless. It derives from BaseException so that no `except Exception` on the
     way mistakes it for a failure.
+    """
+
+
+class QueueTaken(WouldWait):
+    """`WouldWait` because another unit of work of this process holds SQLite's writer queue.
+
+    That unit is about to finish, so the caller can wait for it without a thread
+    (`writer_queue_released`) and try again.
     """
 
 
@@ -178,6 +187,8 @@ class _WriterLock:
     def __init__(self, timeout_s: float) -> None:
         self._lock = threading.RLock()
         self._timeout_s = timeout_s
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._waiters_guard = threading.Lock()
 
     def __enter__(self) -> None:
         if not self._lock.acquire(timeout=self._timeout_s):
@@ -185,16 +196,48 @@ class _WriterLock:
 
     @contextmanager
     def held_at_once(self) -> Iterator[None]:
-        """Holds the lock for the block if it is free now; `WouldWait` otherwise."""
+        """Holds the lock for the block if it is free now; `QueueTaken` otherwise."""
         if not self._lock.acquire(blocking=False):
-            raise WouldWait("another unit of work of this process holds the database")
+            raise QueueTaken("another unit of work of this process holds the database")
         try:
             yield
         finally:
-            self._lock.release()
+            self._release()
 
     def __exit__(self, *_exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
         self._lock.release()
+        if self._waiters:  # a waiter that registers after this check finds the lock free
+            with self._waiters_guard:
+                waiters, self._waiters = self._waiters, []
+            for loop, future in waiters:
+                loop.call_soon_threadsafe(_settle, future)
+
+    async def released(self, patience_s: float) -> None:
+        """Returns on the event loop once the lock is free, or after `patience_s` seconds,
+        whichever comes first (the lock may be taken again by then: the caller tries again)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._waiters_guard:
+            self._waiters.append((loop, future))
+        if self._lock.acquire(blocking=False):  # let go before we registered
+            self._lock.release()
+            return
+        timer = loop.call_later(patience_s, _settle, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+            with self._waiters_guard:
+                if (loop, future) in self._waiters:
+                    self._waiters.remove((loop, future))
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 _sqlite_writers: WeakKeyDictionary[Engine, _WriterLock] = WeakKeyDictionary()
@@ -207,6 +250,13 @@ def _writer_lock_of(engine: Engine) -> _WriterLock:
         if lock is None:
             lock = _sqlite_writers[engine] = _WriterLock(SQLITE_BUSY_TIMEOUT_MS / 1000)
     return lock
+
+
+async def writer_queue_released(engine: Engine, patience_s: float) -> None:
+    """Waits on the event loop, at most `patience_s` seconds, until no other unit of work of
+    this process holds a SQLite engine's writer queue (see `QueueTaken`); at once otherwise."""
+    if engine.dialect.name == "sqlite":
+        await _writer_lock_of(engine).released(patience_s)
 
 
 def _in_process_writer_lock(engine: Engine) -> AbstractContextManager[Any]:

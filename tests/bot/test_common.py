@@ -94,3 +94,32 @@ async def test_a_held_database_moves_the_service_to_a_thread(ctx: AppContext) ->
     assert ran_on != threading.get_ident()
     assert service.attempts == [threading.get_ident(), ran_on]
     assert _names(ctx) == ["Dr B"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_unit_of_this_process_is_waited_for_on_the_loop(ctx: AppContext) -> None:
+    """While a worker thread of this process holds the database (the scheduler's tick, say),
+    the service waits on the loop, without a thread of its own, and runs there once the
+    other unit of work has finished; its work is done exactly once."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with ctx.session():
+            holding.set()
+            release.wait(timeout=10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(timeout=10)
+    service = DoctorService()
+    task = asyncio.create_task(call_brief(service, ctx, name="Dr C"))
+    for _ in range(5):
+        await asyncio.sleep(0.02)
+    assert not task.done()
+    assert service.attempts == [threading.get_ident()]
+    release.set()
+    ran_on = await asyncio.wait_for(task, timeout=10)
+    holder.join(timeout=10)
+    assert ran_on == threading.get_ident()
+    assert service.attempts == [ran_on, ran_on]
+    assert _names(ctx) == ["Dr C"]
