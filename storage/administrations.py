@@ -294,9 +294,10 @@ def save_answer(
             "answered_at": now,
         }
         answer_id = run_prepared(session, _INSERT_ANSWER, values).scalar_one()
-        return Answer(id=answer_id, **values), None
+        # Records of typed values just written: nothing to validate again.
+        return Answer.model_construct(id=answer_id, **values), None
     assert existing.id is not None
-    previous = Answer.model_validate(existing.model_dump())
+    previous = Answer.model_construct(**existing.model_dump())
     changes = {
         "raw_value": raw_value,
         "score": score,
@@ -305,7 +306,7 @@ def save_answer(
     }
     run_prepared(session, _CORRECT_ANSWER, {"answer_id": existing.id, **changes})
     sync_cached(session, Answer, existing.id, **changes)
-    return Answer.model_validate({**previous.model_dump(), **changes}), previous
+    return Answer.model_construct(**{**previous.model_dump(), **changes}), previous
 
 
 _ANSWERS_OF = select(Answer).where(col(Answer.administration_id) == bindparam("administration_id"))

@@ -27,10 +27,10 @@ def record_event(
     patient_id: int | None = None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> AuditEvent:
+) -> int:
     """Appends one change; values are stored as JSON text with decimals kept exact as strings.
 
-    Returns a record of what was appended (the trail is never changed afterwards)."""
+    Returns the new event's id (the trail is never changed afterwards)."""
     values: dict[str, Any] = {
         "at": at,
         "actor": actor,
@@ -41,8 +41,7 @@ def record_event(
         "before": None if before is None else json.dumps(before, default=str, sort_keys=True),
         "after": None if after is None else json.dumps(after, default=str, sort_keys=True),
     }
-    event_id = run_prepared(session, _INSERT_EVENT, values).scalar_one()
-    return AuditEvent(id=event_id, **values)
+    return int(run_prepared(session, _INSERT_EVENT, values).scalar_one())
 
 
 def list_events(
