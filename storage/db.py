@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from contextvars import ContextVar
 from functools import partial
 from pathlib import Path
@@ -213,7 +213,10 @@ class _WriterLock:
             with self._waiters_guard:
                 waiters, self._waiters = self._waiters, []
             for loop, future in waiters:
-                loop.call_soon_threadsafe(_settle, future)
+                # A closed loop has no one left waiting; this unit of work has committed
+                # already, so nothing may raise here.
+                with suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, future)
 
     async def released(self, patience_s: float) -> None:
         """Returns on the event loop once the lock is free, or after `patience_s` seconds,

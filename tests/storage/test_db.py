@@ -177,7 +177,7 @@ class TestFirstUnitAtOnce:
         import time
 
         from storage import migrate
-        from storage.db import WouldWait, first_unit_at_once
+        from storage.db import QueueTaken, first_unit_at_once
 
         engine = make_engine(f"sqlite:///{tmp_path}/held.db")
         migrate.upgrade(engine)
@@ -195,7 +195,7 @@ class TestFirstUnitAtOnce:
         assert holding.wait(5)
         body_ran = False
         started = time.monotonic()
-        with pytest.raises(WouldWait), first_unit_at_once(), session_scope(engine):
+        with pytest.raises(QueueTaken), first_unit_at_once(), session_scope(engine):
             body_ran = True
         assert time.monotonic() - started < 0.5
         assert not body_ran
@@ -212,7 +212,7 @@ class TestFirstUnitAtOnce:
         import time
 
         from storage import migrate
-        from storage.db import WouldWait, first_unit_at_once
+        from storage.db import QueueTaken, WouldWait, first_unit_at_once
 
         path = f"{tmp_path}/other.db"
         engine = make_engine(f"sqlite:///{path}", sqlite_busy_timeout_ms=3000)
@@ -220,14 +220,54 @@ class TestFirstUnitAtOnce:
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         started = time.monotonic()
-        with pytest.raises(WouldWait), first_unit_at_once():
+        with pytest.raises(WouldWait) as refused, first_unit_at_once():
             _add_physician(engine)
         assert time.monotonic() - started < 0.5
+        assert not isinstance(refused.value, QueueTaken)  # nothing of ours to wait for
         other.execute("COMMIT")
         other.close()
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 3000
         _add_physician(engine)
+        assert _physician_count(engine) == 1
+        engine.dispose()
+
+    def test_the_writer_queue_is_awaited_until_its_holder_ends(self, tmp_path: object) -> None:
+        """`writer_queue_released` returns as soon as the holding unit of work of another
+        thread ends, long before its patience runs out; with nobody holding it, at once."""
+        import asyncio
+        import threading
+        import time
+
+        from storage import migrate
+        from storage.db import writer_queue_released
+
+        engine = make_engine(f"sqlite:///{tmp_path}/queue.db")
+        migrate.upgrade(engine)
+        holding = threading.Event()
+
+        def hold() -> None:
+            with session_scope(engine) as session:
+                session.add(Physician(display_name="holder", created_at=datetime.now(UTC)))
+                holding.set()
+                time.sleep(0.2)
+
+        async def wait_for_holder() -> tuple[float, float]:
+            started = time.monotonic()
+            await writer_queue_released(engine, 0)  # free: returns at once
+            free = time.monotonic() - started
+            holder = threading.Thread(target=hold)
+            holder.start()
+            assert await asyncio.to_thread(holding.wait, 5)
+            started = time.monotonic()
+            await writer_queue_released(engine, 30)
+            waited = time.monotonic() - started
+            holder.join(5)
+            return free, waited
+
+        free, waited = asyncio.run(wait_for_holder())
+        assert free < 0.05
+        assert 0.05 < waited < 5
         assert _physician_count(engine) == 1
         engine.dispose()
 
