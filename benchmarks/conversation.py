@@ -322,10 +322,10 @@ def run(quick: bool = False) -> Report:
                         results.setdefault(("bare", level), []).append(
                             drive_rounds(api, bare_groups, "hello", pid)
                         )
-                    bare_groups = [bare_users(api, level) for _ in range(1 + MEASURED_ROUNDS)]
+                    floor_groups = [bare_users(api, level) for _ in range(1 + MEASURED_ROUNDS)]
                     with bot_process([PYTHON, "-m", "benchmarks.app_floor"], env, api) as pid:
                         results.setdefault(("floor", level), []).append(
-                            drive_rounds(api, bare_groups, "hello", pid)
+                            drive_rounds(api, floor_groups, "hello", pid)
                         )
             memory.append(
                 f"{kind}: resident memory of `spondybot run` after the run {after:.0f} MB"

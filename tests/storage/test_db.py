@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -95,7 +96,6 @@ class TestSqliteWriterQueue:
     def test_waiting_longer_than_the_busy_timeout_fails_clearly(self, tmp_path: object) -> None:
         """A unit of work that cannot get the database within the busy timeout gives up with
         DatabaseBusyError instead of queueing behind every other waiter."""
-        import threading
         import time
 
         from storage.db import DatabaseBusyError
@@ -133,6 +133,23 @@ def _physician_count(engine: Engine) -> int:
 def _add_physician(engine: Engine, name: str = "Dr") -> None:
     with session_scope(engine) as session:
         session.add(Physician(display_name=name, created_at=datetime.now(UTC)))
+
+
+def _held_by_a_thread(engine: Engine, release: threading.Event) -> threading.Thread:
+    """A thread whose unit of work adds a physician and holds the database until `release`
+    is set; returned once it holds it."""
+    holding = threading.Event()
+
+    def hold() -> None:
+        with session_scope(engine) as session:
+            session.add(Physician(display_name="holder", created_at=datetime.now(UTC)))
+            holding.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(5)
+    return holder
 
 
 class TestFirstUnitAtOnce:
@@ -173,7 +190,6 @@ class TestFirstUnitAtOnce:
     def test_a_unit_of_work_of_this_process_holding_the_database(self, tmp_path: object) -> None:
         """While another thread's unit of work holds the database, the first unit of work is
         refused at once, before its block has run; the holder's work is unaffected."""
-        import threading
         import time
 
         from storage import migrate
@@ -181,18 +197,8 @@ class TestFirstUnitAtOnce:
 
         engine = make_engine(f"sqlite:///{tmp_path}/held.db")
         migrate.upgrade(engine)
-        holding = threading.Event()
         release = threading.Event()
-
-        def hold() -> None:
-            with session_scope(engine) as session:
-                session.add(Physician(display_name="holder", created_at=datetime.now(UTC)))
-                holding.set()
-                release.wait(5)
-
-        holder = threading.Thread(target=hold)
-        holder.start()
-        assert holding.wait(5)
+        holder = _held_by_a_thread(engine, release)
         body_ran = False
         started = time.monotonic()
         with pytest.raises(QueueTaken), first_unit_at_once(), session_scope(engine):
@@ -236,7 +242,6 @@ class TestFirstUnitAtOnce:
         """`writer_queue_released` returns as soon as the holding unit of work of another
         thread ends, long before its patience runs out; with nobody holding it, at once."""
         import asyncio
-        import threading
         import time
 
         from storage import migrate
@@ -244,21 +249,14 @@ class TestFirstUnitAtOnce:
 
         engine = make_engine(f"sqlite:///{tmp_path}/queue.db")
         migrate.upgrade(engine)
-        holding = threading.Event()
-
-        def hold() -> None:
-            with session_scope(engine) as session:
-                session.add(Physician(display_name="holder", created_at=datetime.now(UTC)))
-                holding.set()
-                time.sleep(0.2)
+        release = threading.Event()
 
         async def wait_for_holder() -> tuple[float, float]:
             started = time.monotonic()
             await writer_queue_released(engine, 0)  # free: returns at once
             free = time.monotonic() - started
-            holder = threading.Thread(target=hold)
-            holder.start()
-            assert await asyncio.to_thread(holding.wait, 5)
+            holder = _held_by_a_thread(engine, release)
+            threading.Timer(0.2, release.set).start()
             started = time.monotonic()
             await writer_queue_released(engine, 30)
             waited = time.monotonic() - started
