@@ -376,7 +376,9 @@ def run(quick: bool = False) -> Report:
                     f"{ours_median:.1f} ± {ours_spread:.1f}",
                     f"{bare_median:.1f} ± {bare_spread:.1f}",
                     f"{ratio_median:.2f} ± {ratio_spread:.2f}",
-                    f"{median_spread(floor)[0]:.1f} ({median_spread(floor_ratios)[0]:.2f})",
+                    "{:.1f} ± {:.1f} ({:.2f} ± {:.2f})".format(
+                        *median_spread(floor), *median_spread(floor_ratios)
+                    ),
                     "/".join(_ms(our_lat, q) for q in (0.5, 0.95, 0.99)),
                     "/".join(_ms(bare_lat, q) for q in (0.5, 0.95, 0.99)),
                     f"{_median_cpu(results[('spondybot', level)]):.1f} / "
