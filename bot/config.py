@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     send_rate_per_second: Annotated[float, Field(gt=0, le=1000)] = 25.0
     telegram_connections: Annotated[int, Field(ge=1, le=256)] = 8
 
-    lab_window_days: Annotated[int, Field(ge=0, le=90)] = 7
+    # Clinical spec §6: a lab value is matched within 1 to 14 days of a questionnaire.
+    lab_window_days: Annotated[int, Field(ge=1, le=14)] = 7
     digest_no_crp_weeks: Annotated[int, Field(ge=1, le=104)] = 12
 
     smtp_host: str | None = None

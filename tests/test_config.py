@@ -57,3 +57,21 @@ class TestSettings:
         )
         assert "SECRETTOKENVALUE" not in repr(settings)
         assert "pseudonym-key-value" not in str(settings)
+
+
+class TestLabWindow:
+    """Clinical spec §6: the lab window is 1 to 14 days; a larger setting is refused."""
+
+    @pytest.mark.parametrize("days", ["0", "15", "90", "-90"])
+    def test_window_outside_one_to_fourteen_days_is_refused_in_one_line(self, days: str) -> None:
+        """LAB_WINDOW_DAYS outside 1-14 stops with one line naming the setting."""
+        with pytest.raises(SettingsError) as raised:
+            load_settings(_env_file=None, lab_window_days=days)
+        message = str(raised.value)
+        assert message.startswith("setting LAB_WINDOW_DAYS:")
+        assert "\n" not in message
+
+    @pytest.mark.parametrize("days", [1, 7, 14])
+    def test_window_of_one_to_fourteen_days_is_accepted(self, days: int) -> None:
+        """The bounds themselves are valid windows."""
+        assert load_settings(_env_file=None, lab_window_days=days).lab_window_days == days
