@@ -27,6 +27,8 @@ ITEM_MIN: Final = Decimal("0")
 ITEM_MAX: Final = Decimal("10")
 MINUTES_PER_POINT: Final = Decimal("12")
 BASDAI_ACTIVE_THRESHOLD: Final = Decimal("4")
+"""BASDAI ≥ 4 is active disease: the ASAS consensus threshold for starting a biologic (spec §3;
+Braun et al., Ann Rheum Dis 2003;62:817-24). Garrett 1994 defines the index, not this line."""
 
 ASDAS_INACTIVE_BELOW: Final = Decimal("1.3")
 ASDAS_HIGH_FROM: Final = Decimal("2.1")
@@ -240,7 +242,11 @@ def asdas_category(score: Number) -> AsdasState:
 
 
 def basdai_active(score: Number) -> bool:
-    """BASDAI ≥ 4 means active disease (clinical spec §3; Garrett et al., J Rheumatol 1994)."""
+    """BASDAI ≥ 4 means active disease (clinical spec §3).
+
+    The threshold is the ASAS consensus one for starting a biologic
+    (Braun et al., Ann Rheum Dis 2003;62:817-24); Garrett 1994 defines the index, not this.
+    """
     return _item(score, "score") >= BASDAI_ACTIVE_THRESHOLD
 
 
