@@ -192,17 +192,11 @@ def walk_through(ctx: AppContext, terminal: Terminal, chart_path: Path) -> bool:
     scores = history.history_of_patient(ctx, patient_id=patient.patient_id)
     latest = scores.entries[-1]
     if latest.asdas is not None and latest.asdas_state is not None:
-        state_key = {
-            "inactive disease": "inactive",
-            "low disease activity": "low",
-            "high disease activity": "high",
-            "very high disease activity": "very_high",
-        }[latest.asdas_state.value]
         terminal.say(
             terminal.text(
                 "demo.asdas",
                 asdas=display_round(latest.asdas),
-                state=terminal.text(f"history.{state_key}"),
+                state=renderer.asdas_state_name(latest.asdas_state, terminal.language),
                 floored=latest.crp_floored,
             )
         )

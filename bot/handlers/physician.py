@@ -71,7 +71,7 @@ def _asdas_text(r: Renderer, lang: str, row: PatientSummary) -> str:
         "physician.score.asdas",
         lang,
         value=row.asdas_crp,
-        state=r.text(f"physician.state.{row.asdas_state}", lang),
+        state=r.asdas_state_name(row.asdas_state, lang),
         floored=row.crp_floored,
     )
 
@@ -182,7 +182,7 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
                 "physician.detail.asdas_crp",
                 lang,
                 value=detail.asdas_crp,
-                state=r.text(f"physician.state.{detail.asdas_crp_state}", lang),
+                state=r.asdas_state_name(detail.asdas_crp_state, lang),
             )
         )
         if detail.crp is not None:
@@ -195,7 +195,7 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
                 "physician.detail.asdas_esr",
                 lang,
                 value=detail.asdas_esr,
-                state=r.text(f"physician.state.{detail.asdas_esr_state}", lang),
+                state=r.asdas_state_name(detail.asdas_esr_state, lang),
             )
         )
         if detail.esr is not None:
@@ -309,7 +309,7 @@ def render_pending(r: Renderer, reply: PendingReply, window_days: int) -> str:
                     "physician.crp.latest_asdas",
                     lang,
                     value=reply.asdas_crp,
-                    state=r.text(f"physician.state.{reply.asdas_crp_state}", lang),
+                    state=r.asdas_state_name(reply.asdas_crp_state, lang),
                 )
             )
     elif reply.outcome is PendingOutcome.SAVED:
