@@ -125,7 +125,9 @@ class PatientLine:
 
     Changes are since the previous score of the same kind; `basdai_at` and `asdas_at` are
     the questionnaire slots the scores come from (ASDAS needs a CRP, so it can be older than
-    the latest BASDAI).
+    the latest BASDAI). `asdas` is of `asdas_variant` (ASDAS-CRP, or ASDAS-ESR for a patient
+    with only ESR values) and is shown with `asdas_drawn_at`, its lab value's date; with
+    both variants, `asdas_esr` is the ASDAS-ESR of the same questionnaire (spec §6).
     """
 
     patient_id: int
@@ -146,6 +148,11 @@ class PatientLine:
     progress: tuple[attention.Flag, ...]
     history: tuple[attention.Observation, ...]
     severity: tuple[int, ...]
+    asdas_variant: attention.Variant = attention.Variant.CRP
+    asdas_drawn_at: datetime | None = None
+    asdas_esr: Decimal | None = None
+    asdas_esr_state: scoring.AsdasState | None = None
+    asdas_esr_drawn_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +193,14 @@ def _percent(part: int, whole: int) -> int | None:
 
 
 def _observation(row: digest_storage.AdministrationRow) -> attention.Observation:
-    return attention.Observation(at=row.slot_at, basdai=row.basdai, asdas=row.asdas_crp)
+    return attention.Observation(
+        at=row.slot_at,
+        basdai=row.basdai,
+        asdas=row.asdas_crp,
+        asdas_esr=row.asdas_esr,
+        crp_drawn_at=row.crp_drawn_at,
+        esr_drawn_at=row.esr_drawn_at,
+    )
 
 
 def _week_status(rows: list[digest_storage.AdministrationRow]) -> WeekStatus:
@@ -237,7 +251,14 @@ def _patient_line(
     chart_from = week.start(timezone) - timedelta(weeks=CHART_WEEKS - 1)
     latest_basdai, previous_basdai = judged.latest_basdai, judged.previous_basdai
     latest_asdas, previous_asdas = judged.latest_asdas, judged.previous_asdas
-    asdas_value = None if latest_asdas is None else latest_asdas.asdas
+    variant = judged.variant
+    asdas_value = judged.latest_asdas_value
+    # With both variants, ASDAS-CRP drives the flags and ASDAS-ESR is shown beside it.
+    esr_beside = (
+        latest_asdas.asdas_esr
+        if latest_asdas is not None and variant is attention.Variant.CRP
+        else None
+    )
     basdai_value = None if latest_basdai is None else latest_basdai.basdai
     return PatientLine(
         patient_id=patient.id or 0,
@@ -251,7 +272,7 @@ def _patient_line(
         asdas=asdas_value,
         asdas_state=None if asdas_value is None else scoring.asdas_category(asdas_value),
         asdas_at=None if latest_asdas is None else latest_asdas.at,
-        asdas_change=_change(latest_asdas, previous_asdas, "asdas"),
+        asdas_change=_asdas_change(latest_asdas, previous_asdas, variant),
         trend=judged.trend,
         last_weeks=tuple(_week_status(by_week.get(each, [])) for each in weeks),
         concerns=judged.concerns,
@@ -262,7 +283,30 @@ def _patient_line(
             if chart_from <= observation.at < as_of
         ),
         severity=judged.severity_key(),
+        asdas_variant=variant,
+        asdas_drawn_at=None if latest_asdas is None else latest_asdas.lab_at(variant),
+        asdas_esr=esr_beside,
+        asdas_esr_state=None if esr_beside is None else scoring.asdas_category(esr_beside),
+        asdas_esr_drawn_at=(
+            None
+            if esr_beside is None or latest_asdas is None
+            else latest_asdas.lab_at(attention.Variant.ESR)
+        ),
     )
+
+
+def _asdas_change(
+    latest: attention.Observation | None,
+    previous: attention.Observation | None,
+    variant: attention.Variant,
+) -> Decimal | None:
+    """The change since the previous ASDAS of the same variant (clinical spec §6)."""
+    if latest is None or previous is None:
+        return None
+    after, before = latest.asdas_of(variant), previous.asdas_of(variant)
+    if after is None or before is None:
+        return None
+    return attention.difference(after, before)
 
 
 def _change(
