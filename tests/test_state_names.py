@@ -100,8 +100,8 @@ class TestEveryTextNamingAState:
     def test_physician_flags_name_states_from_the_table(self, language: str) -> None:
         """/patients flags "ASDAS high" and "ASDAS very high" with the table's names."""
         renderer = default_renderer()
-        high = renderer.text("physician.flag.asdas_high", language)
-        very_high = renderer.text("physician.flag.asdas_very_high", language)
+        high = renderer.text("physician.flag.asdas_high", language, kind="CRP")
+        very_high = renderer.text("physician.flag.asdas_very_high", language, kind="CRP")
         assert SPEC_NAMES[language][AsdasState.HIGH] in high
         assert SPEC_NAMES[language][AsdasState.VERY_HIGH] in very_high
 

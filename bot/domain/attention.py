@@ -226,7 +226,7 @@ def _last_with(observations: Sequence[Observation], attribute: str) -> list[Obse
     return [obs for obs in observations if getattr(obs, attribute) is not None]
 
 
-def _baseline(
+def baseline(
     observations: Sequence[Observation], baseline_at: datetime | None
 ) -> Observation | None:
     """The baseline among observations that have the score in question.
@@ -355,7 +355,7 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
     concerns.sort(key=lambda flag: SEVERITY.index(Concern(flag.kind)))
 
     progress: list[Flag] = []
-    baseline_asdas = _baseline(with_asdas, facts.baseline_at)
+    baseline_asdas = baseline(with_asdas, facts.baseline_at)
     if (
         latest_asdas is not None
         and baseline_asdas is not None
@@ -380,7 +380,7 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
                     drawn_at=latest_asdas.lab_at(variant),
                 )
             )
-    baseline_basdai = _baseline(with_basdai, facts.baseline_at)
+    baseline_basdai = baseline(with_basdai, facts.baseline_at)
     if (
         latest_basdai is not None
         and baseline_basdai is not None
