@@ -68,9 +68,7 @@ class TestStateTable:
 
 class TestEveryTextNamingAState:
     @pytest.mark.parametrize("language", LANGUAGES)
-    def test_digest_text_html_and_email_name_each_state_from_the_table(
-        self, language: str
-    ) -> None:
+    def test_digest_text_html_and_email_name_each_state_from_the_table(self, language: str) -> None:
         """A digest with a patient in each state names all four from the table, in each form."""
         for text in _digest_texts(language):
             for name in SPEC_NAMES[language].values():

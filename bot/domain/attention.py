@@ -333,9 +333,7 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
     latest_basdai = with_basdai[-1] if with_basdai else None
     previous_basdai = with_basdai[-2] if len(with_basdai) > 1 else None
     latest_asdas = (
-        with_asdas[-1]
-        if with_asdas and with_asdas[-1].lab_at(variant) >= recent_since
-        else None
+        with_asdas[-1] if with_asdas and with_asdas[-1].lab_at(variant) >= recent_since else None
     )
     previous_asdas = with_asdas[-2] if latest_asdas is not None and len(with_asdas) > 1 else None
 
@@ -363,7 +361,8 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
     ):
         baseline_value = baseline_asdas.asdas_of(variant)
         latest_value = latest_asdas.asdas_of(variant)
-        assert baseline_value is not None and latest_value is not None
+        assert baseline_value is not None
+        assert latest_value is not None
         change = scoring.asdas_change(baseline_value, latest_value)
         kind = {
             scoring.AsdasChange.MAJOR_IMPROVEMENT: Progress.ASDAS_MAJOR_IMPROVEMENT,
@@ -395,9 +394,7 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
             (Progress.BASDAI_ASAS_EULAR, scoring.asdas_eular_basdai_response(before, after)),
         ):
             if met:
-                progress.append(
-                    Flag(kind, value=after, reference=before, since=baseline_basdai.at)
-                )
+                progress.append(Flag(kind, value=after, reference=before, since=baseline_basdai.at))
 
     return Assessment(
         latest=observations[-1] if observations else None,

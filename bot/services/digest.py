@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,10 +19,12 @@ from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from sqlmodel import Session
+
 from bot.config import PatientIdentifier
 from bot.context import AppContext
 from bot.domain import attention, scoring
-from storage import administrations, deliveries, physicians
+from storage import administrations, deliveries, physicians, scores
 from storage import digest as digest_storage
 from storage.models import (
     AdministrationKind,
@@ -42,6 +45,7 @@ COMPLETION_WEEKS: Final = 4
 TELEGRAM_KIND: Final = "digest"
 EMAIL_KIND: Final = "digest_email"
 ALERT_KIND: Final = "alert"
+LAB_ALERT_KIND: Final = "alert_lab"
 _WEEK_RE = re.compile(r"^(\d{4})-?W(\d{1,2})$", re.IGNORECASE)
 
 
@@ -626,6 +630,10 @@ class Alert:
     administration_id: int
     patient_identifier: str
     flags: tuple[attention.Flag, ...]
+    completed_at: datetime | None = None
+    timezone: str = "UTC"
+    late_lab: bool = False
+    """True when a lab value entered after the questionnaire completed its ASDAS (spec §6)."""
 
     @property
     def dedupe_key(self) -> str:
@@ -635,26 +643,35 @@ class Alert:
 def alerts_for_completion(ctx: AppContext, administration_id: int) -> list[Alert]:
     """Alerts a completed questionnaire raises: very high activity (ASDAS > 3.5) or a
     clinically important worsening (ASDAS up ≥ 0.9), for a physician who turned alerts on
-    and whose Telegram is linked (clinical spec §3). Empty when nothing is to be said."""
+    and whose Telegram is linked (clinical spec §3, §6). Empty when nothing is to be said."""
     with ctx.session() as session:
-        administration = administrations.get_administration(
-            session=session, administration_id=administration_id
-        )
-        if administration is None or administration.status != AdministrationStatus.COMPLETED.value:
-            return []
-        patient = session.get(Patient, administration.patient_id)
-        if patient is None:
-            return []
-        rows = digest_storage.physicians_with_chats(
-            session=session, physician_id=patient.physician_id
-        )
-        if not rows or not rows[0].physician.alerts_enabled or rows[0].chat_id is None:
-            return []
-        history = digest_storage.administration_history(
-            session=session,
-            before=administration.slot_at + timedelta(microseconds=1),
-            patient_id=patient.id,
-        )
+        return _alerts_of(session, ctx.settings.patient_identifier, administration_id)
+
+
+def _alerts_of(
+    session: Session,
+    identifier: PatientIdentifier,
+    administration_id: int,
+    *,
+    late_lab: bool = False,
+) -> list[Alert]:
+    """The alert one completed questionnaire's scores raise now, if its physician wants it."""
+    administration = administrations.get_administration(
+        session=session, administration_id=administration_id
+    )
+    if administration is None or administration.status != AdministrationStatus.COMPLETED.value:
+        return []
+    patient = session.get(Patient, administration.patient_id)
+    if patient is None:
+        return []
+    rows = digest_storage.physicians_with_chats(session=session, physician_id=patient.physician_id)
+    if not rows or not rows[0].physician.alerts_enabled or rows[0].chat_id is None:
+        return []
+    history = digest_storage.administration_history(
+        session=session,
+        before=administration.slot_at + timedelta(microseconds=1),
+        patient_id=patient.id,
+    )
     completed = [
         _observation(row)
         for row in history
@@ -672,10 +689,75 @@ def alerts_for_completion(ctx: AppContext, administration_id: int) -> list[Alert
             chat_id=chat_id,
             language=physician.language,
             administration_id=administration_id,
-            patient_identifier=identifier_of(patient, ctx.settings.patient_identifier),
+            patient_identifier=identifier_of(patient, identifier),
             flags=flags,
+            completed_at=administration.completed_at,
+            timezone=physician.timezone,
+            late_lab=late_lab,
         )
     ]
+
+
+def queue_lab_alerts(
+    session: Session,
+    *,
+    lab_id: int,
+    administration_ids: Sequence[int],
+    now: datetime,
+) -> int:
+    """In the transaction that stores a lab value: queues an alert for every questionnaire
+    whose ASDAS this value completed and which is now very high or a clinically important
+    worsening (clinical spec §6: alerts fire whenever a new score crosses the line, not only
+    at completion). A tick sends them (`lab_alerts_due`); returns how many were queued."""
+    queued = 0
+    for administration_id in administration_ids:
+        record = scores.get_score(session=session, administration_id=administration_id)
+        if record is None or lab_id not in (record.asdas_crp_lab_id, record.asdas_esr_lab_id):
+            continue
+        # Only whether to alert is decided here; the words are chosen when it is sent.
+        alerts = _alerts_of(session, PatientIdentifier.CLINIC_REF, administration_id, late_lab=True)
+        for alert in alerts:
+            claimed = deliveries.claim_delivery(
+                session=session,
+                dedupe_key=f"alert-lab:{administration_id}:{lab_id}",
+                kind=LAB_ALERT_KIND,
+                now=now,
+                physician_id=alert.physician_id,
+                administration_id=administration_id,
+                status=DeliveryStatus.QUEUED,
+            )
+            queued += claimed is not None
+    return queued
+
+
+@dataclass(frozen=True)
+class QueuedAlert:
+    """A queued alert this process has claimed, with what it says now."""
+
+    delivery_id: int
+    alert: Alert | None
+    """None when the scores no longer cross the line (say, the lab value was deleted since)."""
+
+
+def lab_alerts_due(ctx: AppContext) -> list[QueuedAlert]:
+    """Claims the queued late-lab alerts and words them from the scores as they are now."""
+    due: list[QueuedAlert] = []
+    with ctx.session() as session:
+        taken = deliveries.take_queued(session=session, kind=LAB_ALERT_KIND, now=ctx.clock.now())
+        for delivery in taken:
+            assert delivery.id is not None
+            alerts = (
+                []
+                if delivery.administration_id is None
+                else _alerts_of(
+                    session,
+                    ctx.settings.patient_identifier,
+                    delivery.administration_id,
+                    late_lab=True,
+                )
+            )
+            due.append(QueuedAlert(delivery.id, alerts[0] if alerts else None))
+    return due
 
 
 def claim_alert(ctx: AppContext, alert: Alert) -> int | None:

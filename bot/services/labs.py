@@ -25,6 +25,7 @@ from bot.context import AppContext
 from bot.domain import labs as lab_rules
 from bot.domain.labs import LabInputError, Measurement
 from bot.domain.scoring import CRP_FLOOR_MG_L
+from bot.services import digest as digest_service
 from bot.services import scores as score_service
 from storage import audit, labs, patients
 from storage.models import LabResult, Patient, PatientStatus
@@ -296,6 +297,8 @@ def store_measurement(
     recomputed = recompute(
         session, patient_id=patient.id, moments=[drawn_at], window=window, now=now
     )
+    # A late value can complete a very high ASDAS or a worsening: alert as at completion.
+    digest_service.queue_lab_alerts(session, lab_id=lab.id, administration_ids=recomputed, now=now)
     logger.info(
         "lab value stored",
         extra={"fields": {"lab_id": lab.id, "source": source, "recomputed": len(recomputed)}},

@@ -189,7 +189,8 @@ def _summary(ctx: AppContext, session: Session, patient: Patient, now: datetime)
         session=session, administration_ids=[a.id for a in completed if a.id is not None]
     )
     drawn = {
-        lab.id: lab.drawn_at for lab in labs.list_lab_results(session=session, patient_id=patient.id)
+        lab.id: lab.drawn_at
+        for lab in labs.list_lab_results(session=session, patient_id=patient.id)
     }
     observations = []
     for administration in completed:

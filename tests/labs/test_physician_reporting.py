@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bot.context import AppContext
 from bot.handlers.physician import render_detail, render_list
 from bot.render import default_renderer
 from bot.services import labs, physician
 from tests.labs.conftest import Clinic, questionnaire
-from tests.labs.test_physician_service import DR_A, linked  # noqa: F401 (fixture)
+from tests.labs.test_physician_service import DR_A, PATIENT, link
 
 DONE = datetime(2026, 2, 20, 18, 0, tzinfo=UTC)
 HIGH = {"q1": 6, "q2": 8, "q3": 6, "q4": 6, "q5": 6, "q6": 90, "patient_global": 8}
 """BASDAI 6.6; ASDAS-ESR 4.3 with an ESR of 36 mm/h."""
+
+
+@pytest.fixture
+def linked(ctx: AppContext, clinic: Clinic) -> Clinic:
+    """Dr A and the patient MRN-0001 have linked their accounts."""
+    link(ctx, DR_A, clinic.codes["dr_a"])
+    link(ctx, PATIENT, clinic.codes["MRN-0001"])
+    return clinic
 
 
 def _listed(ctx: AppContext) -> str:
@@ -69,7 +79,8 @@ class TestPatientDetail:
         )
         ctx.clock.advance(timedelta(days=30))  # type: ignore[attr-defined]
         reply = physician.patient_detail(ctx, telegram_user_id=DR_A, clinic_ref="MRN-0001")
-        assert reply is not None and reply.detail is not None
+        assert reply is not None
+        assert reply.detail is not None
         summary = reply.detail.summary
         assert (summary.basdai50, summary.basdai_asas_eular) == (False, True)
         text = render_detail(default_renderer(), reply.detail, 7, 12)
