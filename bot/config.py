@@ -5,13 +5,19 @@ from __future__ import annotations
 import re
 from datetime import time
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.domain.instruments import INSTRUMENT_VERSION
+
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "zh")
+INSTRUMENTS_DIR = Path(__file__).resolve().parent.parent / "templates" / "instruments"
+"""Where instrument versions are installed: one folder per version, one file per language."""
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder", "xxx"}
 
 
@@ -72,6 +78,11 @@ class Settings(BaseSettings):
     telegram_connections: Annotated[int, Field(ge=1, le=256)] = 8
 
     # Clinical spec §6: a lab value is matched within 1 to 14 days of a questionnaire.
+    # The questionnaire text asked from now on, per language: a folder of templates/instruments
+    # (clinical spec §1: a clinic installs its licensed translation as a new version).
+    instrument_version_en: str = INSTRUMENT_VERSION
+    instrument_version_zh: str = INSTRUMENT_VERSION
+
     lab_window_days: Annotated[int, Field(ge=1, le=14)] = 7
     digest_no_crp_weeks: Annotated[int, Field(ge=1, le=104)] = 12
 
@@ -93,6 +104,23 @@ class Settings(BaseSettings):
     @classmethod
     def _language_supported(cls, value: str) -> str:
         return _check_language(value)
+
+    @field_validator("instrument_version_en", "instrument_version_zh")
+    @classmethod
+    def _instrument_installed(cls, value: str, info: ValidationInfo) -> str:
+        """The version must be installed for its language, so no patient is asked from a
+        missing text."""
+        language = str(info.field_name).rsplit("_", 1)[-1]
+        if not _VERSION_NAME.fullmatch(value):
+            raise ValueError("must be a folder name: letters, digits and . + - _")
+        if not (INSTRUMENTS_DIR / value / f"{language}.toml").is_file():
+            raise ValueError(f"templates/instruments/{value}/{language}.toml is not installed")
+        return value
+
+    def instrument_version(self, language: str) -> str:
+        """The instrument version new questionnaires in `language` are asked and stored with."""
+        chosen = {"en": self.instrument_version_en, "zh": self.instrument_version_zh}
+        return chosen.get(language, INSTRUMENT_VERSION)
 
     @field_validator("telegram_api_base_url", "telegram_file_base_url")
     @classmethod

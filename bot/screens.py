@@ -89,6 +89,15 @@ def instrument_text(renderer: Renderer, version: str, language: str) -> dict[str
     return _instrument_cache[key]
 
 
+def informal_label(renderer: Renderer, wording: dict[str, Any], language: str) -> str:
+    """The label under an unlicensed rendering, read from the version's `licensed_translation`
+    flag: a licensed text goes unlabelled, any other is labelled informal even if its file
+    forgot its `note` (clinical spec §1)."""
+    if wording.get("licensed_translation") is True:
+        return ""
+    return str(wording.get("note") or renderer.text("questionnaire.informal_rendering", language))
+
+
 def fit(text: str) -> str:
     """Text cut to Telegram's 4096-character limit (a safety net; templates stay far below)."""
     if len(text) <= TELEGRAM_TEXT_LIMIT:
@@ -160,7 +169,7 @@ def _question(renderer: Renderer, view: QuestionnaireView, item: str) -> Screen:
         "period": wording["period"],
         "question": words["text"],
         "current": shown,
-        "note": wording.get("note", ""),
+        "note": informal_label(renderer, wording, view.language),
     }
     rows: list[tuple[Button, ...]] = []
     if instruments.item(item).kind is instruments.ItemKind.NRS:

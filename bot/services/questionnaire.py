@@ -591,7 +591,7 @@ def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
                 slot_at=now,
                 now=now,
                 expires_at=now + timedelta(days=ctx.settings.expiry_days),
-                instrument_version=instruments.INSTRUMENT_VERSION,
+                instrument_version=ctx.settings.instrument_version(patient.language),
                 language=patient.language,
             )
             if administration is None:

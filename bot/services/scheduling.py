@@ -44,7 +44,6 @@ from sqlmodel import Session
 
 from bot.context import AppContext
 from bot.domain import timing
-from bot.domain.instruments import INSTRUMENT_VERSION
 from storage import audit, deliveries, schedule
 from storage.models import AdministrationStatus, DeliveryStatus
 
@@ -239,7 +238,7 @@ def claim_invitations(
                         ),
                         expires_at=due.expires_at,
                         next_reminder_at=reminder,
-                        instrument_version=INSTRUMENT_VERSION,
+                        instrument_version=settings.instrument_version(candidate.language),
                         language=candidate.language,
                     )
                 )
