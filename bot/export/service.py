@@ -26,7 +26,7 @@ from bot.context import AppContext
 from bot.domain.instruments import ITEM_CODES
 from bot.export import fhir
 from bot.export.pseudonyms import Pseudonymizer
-from bot.export.records import ExportRecord, RecordBuilder, WideText
+from bot.export.records import Baseline, ExportRecord, RecordBuilder, WideText, baselines
 from bot.export.tables import write_long_csv, write_parquet, write_wide_csv
 from storage import exports, physicians
 
@@ -156,6 +156,12 @@ def _pseudonymizer(ctx: AppContext) -> Pseudonymizer:
             "PSEUDONYM_KEY is not set: exports need it to pseudonymise patients (see .env.example)"
         )
     return Pseudonymizer(key.get_secret_value().encode("utf-8"))
+
+
+def baselines_of(ctx: AppContext, scope: exports.ExportScope) -> dict[str, Baseline]:
+    """Each covered patient's baseline BASDAI, for the BASDAI response columns."""
+    with ctx.session() as session:
+        return baselines(exports.basdai_history(session=session, scope=scope))
 
 
 def _fetch(
@@ -407,7 +413,9 @@ def run_export(
         total = exports.count_administrations(session=session, scope=scope)
     if request.out is None and stdout is None:
         raise ExportError("no output: give --out PATH")
-    builder = RecordBuilder(pseudonymizer, shift_dates=request.shift_dates)
+    builder = RecordBuilder(
+        pseudonymizer, shift_dates=request.shift_dates, baselines=baselines_of(ctx, scope)
+    )
     if progress is not None:
         progress.start(total)
     shifted = request.shift_dates
