@@ -20,7 +20,18 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, sel
 
 from bot.config import SUPPORTED_LANGUAGES
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _templates_dir() -> Path:
+    """`templates/` inside the installed package (the wheel carries it as `bot/templates`),
+    else at the top of the repository, where the people who edit the texts keep it."""
+    packaged = Path(__file__).resolve().parent / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+TEMPLATES_DIR = _templates_dir()
 TELEGRAM_TEXT_LIMIT = 4096
 
 

@@ -11,7 +11,6 @@ import typer
 from bot.cli.common import app_context, echo_json, fail
 from bot.clock import Clock, FixedClock, SystemClock
 
-NOT_CONFIGURED = 3
 TASK_FAILED = 1
 
 
@@ -50,10 +49,7 @@ def tick(
         try:
             application = build_application(ctx)
         except MissingTokenError:
-            fail(
-                "TELEGRAM_BOT_TOKEN is not set: put the token from @BotFather in .env",
-                NOT_CONFIGURED,
-            )
+            fail("setting TELEGRAM_BOT_TOKEN: not set: put the token from @BotFather in .env")
 
         async def once() -> Any:
             async with application:
