@@ -21,7 +21,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, sel
 from bot.config import SUPPORTED_LANGUAGES
 
 
-
 def _templates_dir() -> Path:
     """`templates/` inside the installed package (the wheel carries it as `bot/templates`),
     else at the top of the repository, where the people who edit the texts keep it."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -111,7 +112,7 @@ class ExportAuditEntry:
     at: datetime
     by: str
     format: str
-    filters: str
+    filters: dict[str, Any]
     rows: int
     sha256: str
     destination: str | None
@@ -485,7 +486,7 @@ def list_export_audit(ctx: AppContext, *, limit: int | None = None) -> list[Expo
                 at=entry.at,
                 by=entry.by,
                 format=entry.format,
-                filters=entry.filters,
+                filters=json.loads(entry.filters),
                 rows=entry.rows,
                 sha256=entry.sha256,
                 destination=entry.destination,
