@@ -36,6 +36,48 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """A follow-up against its baseline, reported as clinical spec §3 and §6 ask: the ASDAS
+    change class within one variant, and BASDAI50 beside the ASAS/EULAR BASDAI response."""
+
+    baseline: HistoryEntry
+    followup: HistoryEntry
+    asdas_change: scoring.AsdasChange | None
+    basdai50: bool | None
+    asas_eular_response: bool | None
+
+
+def compare(baseline: HistoryEntry, followup: HistoryEntry) -> Comparison:
+    """How `followup` compares with `baseline`; a change is only computed between two ASDAS of
+    the same variant (CRP with CRP, ESR with ESR: clinical spec §6)."""
+    same_variant = (
+        baseline.asdas is not None
+        and followup.asdas is not None
+        and baseline.asdas_kind == followup.asdas_kind
+    )
+    both_basdai = baseline.basdai is not None and followup.basdai is not None
+    return Comparison(
+        baseline=baseline,
+        followup=followup,
+        asdas_change=(
+            scoring.asdas_change(baseline.asdas, followup.asdas)
+            if same_variant and baseline.asdas is not None and followup.asdas is not None
+            else None
+        ),
+        basdai50=(
+            scoring.basdai50(baseline.basdai, followup.basdai)
+            if both_basdai and baseline.basdai is not None and followup.basdai is not None
+            else None
+        ),
+        asas_eular_response=(
+            scoring.asdas_eular_basdai_response(baseline.basdai, followup.basdai)
+            if both_basdai and baseline.basdai is not None and followup.basdai is not None
+            else None
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class LabMark:
     """When a CRP or ESR was drawn."""
 
