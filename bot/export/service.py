@@ -499,11 +499,16 @@ DICTIONARY_FILES: Final = ("data-dictionary.md", "data-dictionary.csv")
 
 
 def write_dictionary(directory: Path) -> list[Path]:
-    """Writes the data dictionary as Markdown and CSV into `directory`; returns the paths."""
+    """Writes the data dictionary as Markdown and CSV into `directory` (created if missing, as
+    `--out dictionary/` suggests); returns the paths."""
     from bot.export.columns import dictionary_csv, dictionary_markdown
 
-    if not directory.is_dir():
-        raise ExportError(f"--out: directory {directory} does not exist")
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"--out: {directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"--out: cannot create directory {directory}: {error.strerror}") from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ExportError(f"--out: cannot write to directory {directory}")
     written = []
