@@ -139,6 +139,17 @@ class TestRelativeDatabasePath:
         assert len(result.output.strip().splitlines()) == 1
 
 
+    def test_db_upgrade_names_the_file_it_migrated(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`db upgrade` says which database file it brought up to date."""
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        monkeypatch.chdir(tmp_path)
+        result = runner.invoke(app, ["db", "upgrade"])
+        assert result.exit_code == 0
+        assert str(tmp_path.resolve() / "spondybot.db") in result.output
+
+
 class TestTimeZoneSuggestion:
     def test_mistyped_zone_gets_a_suggestion(self) -> None:
         """`Europe/Berln` is refused with "did you mean Europe/Berlin?"."""
