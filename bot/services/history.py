@@ -50,30 +50,23 @@ class Comparison:
 def compare(baseline: HistoryEntry, followup: HistoryEntry) -> Comparison:
     """How `followup` compares with `baseline`; a change is only computed between two ASDAS of
     the same variant (CRP with CRP, ESR with ESR: clinical spec §6)."""
-    same_variant = (
+    asdas_change = None
+    if (
         baseline.asdas is not None
         and followup.asdas is not None
         and baseline.asdas_kind == followup.asdas_kind
-    )
-    both_basdai = baseline.basdai is not None and followup.basdai is not None
+    ):
+        asdas_change = scoring.asdas_change(baseline.asdas, followup.asdas)
+    basdai50 = asas_eular = None
+    if baseline.basdai is not None and followup.basdai is not None:
+        basdai50 = scoring.basdai50(baseline.basdai, followup.basdai)
+        asas_eular = scoring.asdas_eular_basdai_response(baseline.basdai, followup.basdai)
     return Comparison(
         baseline=baseline,
         followup=followup,
-        asdas_change=(
-            scoring.asdas_change(baseline.asdas, followup.asdas)
-            if same_variant and baseline.asdas is not None and followup.asdas is not None
-            else None
-        ),
-        basdai50=(
-            scoring.basdai50(baseline.basdai, followup.basdai)
-            if both_basdai and baseline.basdai is not None and followup.basdai is not None
-            else None
-        ),
-        asas_eular_response=(
-            scoring.asdas_eular_basdai_response(baseline.basdai, followup.basdai)
-            if both_basdai and baseline.basdai is not None and followup.basdai is not None
-            else None
-        ),
+        asdas_change=asdas_change,
+        basdai50=basdai50,
+        asas_eular_response=asas_eular,
     )
 
 
