@@ -16,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 
@@ -82,24 +83,22 @@ def _spondybot(
     return result
 
 
-def _measure(
-    args: list[str], *, code: Path, folder: Path, runs: int
-) -> tuple[list[float], list[float], set[str]]:
-    """Wall-clock seconds and total import seconds of each run, and the heavy packages loaded."""
-    _spondybot(args, code=code, folder=folder, importtime=False)  # warm-up: caches, .pyc files
-    walls: list[float] = []
-    imports: list[float] = []
-    heavy: set[str] = set()
-    for _ in range(runs):
-        started = time.perf_counter()
-        _spondybot(args, code=code, folder=folder, importtime=False)
-        walls.append(time.perf_counter() - started)
-        lines = _IMPORT_LINE.findall(
-            _spondybot(args, code=code, folder=folder, importtime=True).stderr
-        )
-        imports.append(sum(int(micros) for micros, _ in lines) / 1e6)
-        heavy |= {name.split(".")[0] for _, name in lines} & set(HEAVY)
-    return walls, imports, heavy
+@dataclass
+class Figures:
+    """Wall-clock and total import seconds of each run, and the heavy packages loaded."""
+
+    walls: list[float] = field(default_factory=list)
+    imports: list[float] = field(default_factory=list)
+    heavy: set[str] = field(default_factory=set)
+
+
+def _measure_once(args: list[str], *, code: Path, folder: Path, figures: Figures) -> None:
+    started = time.perf_counter()
+    _spondybot(args, code=code, folder=folder, importtime=False)
+    figures.walls.append(time.perf_counter() - started)
+    lines = _IMPORT_LINE.findall(_spondybot(args, code=code, folder=folder, importtime=True).stderr)
+    figures.imports.append(sum(int(micros) for micros, _ in lines) / 1e6)
+    figures.heavy |= {name.split(".")[0] for _, name in lines} & set(HEAVY)
 
 
 def _clinic(code: Path, folder: Path) -> None:
@@ -128,24 +127,37 @@ def run(quick: bool) -> Report:
         baseline = Path(scratch) / "baseline"
         baseline.mkdir()
         _unpack(revision, baseline)
-        for label, code in ((f"before ({revision[:9]})", baseline), ("now", REPOSITORY)):
-            folder = Path(scratch) / label.split()[0]
-            folder.mkdir()
-            _clinic(code, folder)
-            for name, args in COMMANDS.items():
-                walls, imports, heavy = _measure(args, code=code, folder=folder, runs=runs)
-                wall, wall_spread = median_spread(walls)
-                imported, imported_spread = median_spread(imports)
+        versions = {f"before ({revision[:9]})": baseline, "now": REPOSITORY}
+        folders = {}
+        for label, code in versions.items():
+            folders[label] = Path(scratch) / label.split()[0]
+            folders[label].mkdir()
+            _clinic(code, folders[label])
+        figures = {(name, label): Figures() for label in versions for name in COMMANDS}
+        for name, args in COMMANDS.items():
+            for label, code in versions.items():  # warm-up: caches, .pyc files
+                _spondybot(args, code=code, folder=folders[label], importtime=False)
+            # Before and now alternate, so a busy moment of the machine hits both alike.
+            for _ in range(runs):
+                for label, code in versions.items():
+                    _measure_once(
+                        args, code=code, folder=folders[label], figures=figures[name, label]
+                    )
+        for label in versions:
+            for name in COMMANDS:
+                measured = figures[name, label]
+                wall, wall_spread = median_spread(measured.walls)
+                imported, imported_spread = median_spread(measured.imports)
                 report.add(
                     f"`{name}`",
                     label,
                     f"{wall:.2f} ± {wall_spread:.2f}",
                     f"{imported:.2f} ± {imported_spread:.2f}",
-                    ", ".join(sorted(heavy)) or "none",
+                    ", ".join(sorted(measured.heavy)) or "none",
                 )
     report.notes = [
         f"Median of {runs} runs after a warm-up run, ± half the min–max range; both versions "
-        "measured one after the other in the same run on the same machine.",
+        "measured in the same run on the same machine, their runs alternating.",
         "Import time is the sum of the self times `python -X importtime` reports (it slows "
         "imports down a little, so it is measured in separate runs from the wall-clock).",
         "matplotlib, pyarrow and python-telegram-bot are imported where a chart is drawn, a "

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import typing
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Final, NoReturn
 from urllib.parse import urlsplit
 
 import typer
@@ -124,7 +123,8 @@ def run(
         logger.info("spondybot stopped")
 
 
-def _no_token() -> typing.NoReturn:
+def _no_token() -> NoReturn:
+    """One line saying how to get a token, and the exit code `make run` recognises."""
     typer.echo(
         "spondybot: no Telegram bot token yet: put TELEGRAM_BOT_TOKEN=<token from "
         "@BotFather> in .env (see .env.example), or try the terminal demo with `spondybot demo`.",
