@@ -138,7 +138,6 @@ class TestRelativeDatabasePath:
         assert "spondybot db upgrade" in result.output
         assert len(result.output.strip().splitlines()) == 1
 
-
     def test_db_upgrade_names_the_file_it_migrated(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
