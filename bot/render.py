@@ -18,10 +18,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
-from bot.config import SUPPORTED_LANGUAGES
+from bot.config import SUPPORTED_LANGUAGES, TEMPLATES_DIR
 from bot.domain.scoring import AsdasState
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TELEGRAM_TEXT_LIMIT = 4096
 
 

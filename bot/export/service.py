@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -111,7 +112,7 @@ class ExportAuditEntry:
     at: datetime
     by: str
     format: str
-    filters: str
+    filters: dict[str, Any]
     rows: int
     sha256: str
     destination: str | None
@@ -493,7 +494,7 @@ def list_export_audit(ctx: AppContext, *, limit: int | None = None) -> list[Expo
                 at=entry.at,
                 by=entry.by,
                 format=entry.format,
-                filters=entry.filters,
+                filters=json.loads(entry.filters),
                 rows=entry.rows,
                 sha256=entry.sha256,
                 destination=entry.destination,
@@ -506,11 +507,16 @@ DICTIONARY_FILES: Final = ("data-dictionary.md", "data-dictionary.csv")
 
 
 def write_dictionary(directory: Path) -> list[Path]:
-    """Writes the data dictionary as Markdown and CSV into `directory`; returns the paths."""
+    """Writes the data dictionary as Markdown and CSV into `directory` (created if missing, as
+    `--out dictionary/` suggests); returns the paths."""
     from bot.export.columns import dictionary_csv, dictionary_markdown
 
-    if not directory.is_dir():
-        raise ExportError(f"--out: directory {directory} does not exist")
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"--out: {directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"--out: cannot create directory {directory}: {error.strerror}") from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ExportError(f"--out: cannot write to directory {directory}")
     written = []

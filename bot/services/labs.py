@@ -608,6 +608,31 @@ def delete_lab_value(
         )
 
 
+@dataclass(frozen=True)
+class LabPage:
+    """One page of the clinic's latest lab values, newest first; `more` if another follows."""
+
+    page: int
+    labs: list[LabView]
+    more: bool
+
+
+def latest_lab_values(
+    ctx: AppContext, *, page: int = 1, page_size: int = 20, include_deleted: bool = False
+) -> LabPage:
+    """The latest lab values across the clinic, most recently drawn first, a page at a time
+    (`lab list` without a patient: what has come in lately)."""
+    with ctx.session() as session:
+        rows = labs.latest_lab_results_of_clinic(
+            session=session,
+            offset=(page - 1) * page_size,
+            limit=page_size + 1,
+            include_deleted=include_deleted,
+        )
+        shown = [view(session, lab, clinic_ref) for lab, clinic_ref in rows[:page_size]]
+    return LabPage(page=page, labs=shown, more=len(rows) > page_size)
+
+
 def list_lab_values(
     ctx: AppContext, *, clinic_ref: str, include_deleted: bool = False
 ) -> list[LabView]:
