@@ -6,13 +6,14 @@ Telegram user and chat ids only on `ChatLink`. Everything else refers to the pat
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     Index,
     Integer,
     String,
@@ -260,6 +261,27 @@ class ScoreRecord(SQLModel, table=True):
     asdas_esr: Decimal | None = Field(default=None, sa_column=_dec())
     asdas_esr_lab_id: int | None = Field(default=None, foreign_key="labresult.id", index=True)
     computed_at: datetime = Field(sa_column=_dt(nullable=False))
+
+
+class TherapyEpisodeRow(SQLModel, table=True):
+    """One drug a patient takes from `start_date` to `stop_date` (open while None), clinical
+    spec §7; overlapping rows are a combination. Corrections change the row and the audit
+    trail keeps the old values."""
+
+    __tablename__ = "therapyepisode"
+    __table_args__ = (Index("ix_therapyepisode_patient_start", "patient_id", "start_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    drug: str = Field(max_length=120)
+    therapy_class: str = Field(max_length=32)
+    dose: str | None = Field(default=None, max_length=120)
+    start_date: date = Field(sa_column=Column(Date(), nullable=False))
+    stop_date: date | None = Field(default=None, sa_column=Column(Date(), nullable=True))
+    stop_reason: str | None = Field(default=None, max_length=32)
+    entered_by: str = Field(max_length=120)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    updated_at: datetime = Field(sa_column=_dt(nullable=False))
 
 
 class AuditEvent(SQLModel, table=True):

@@ -19,6 +19,7 @@ from storage.models import (
     Patient,
     PatientStatus,
     ScoreRecord,
+    TherapyEpisodeRow,
 )
 
 
@@ -111,11 +112,11 @@ def save_patient(*, session: Session, patient: Patient) -> Patient:
 def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> bool:
     """Erases what a patient gave us, keeping only a row that says the record was deleted.
 
-    Removes answers, scores, administrations, the delivery log, lab results and the Telegram
-    link; revokes unused enrollment codes; strips the content (before/after) from the patient's
-    audit events while keeping the events themselves; clears the display name and marks the
-    patient DELETED. The clinic reference stays, so the clinic can see that the patient asked
-    for deletion. False if there is no such patient.
+    Removes answers, scores, administrations, the delivery log, lab results, therapy episodes
+    and the Telegram link; revokes unused enrollment codes; strips the content (before/after)
+    from the patient's audit events while keeping the events themselves; clears the display
+    name and marks the patient DELETED. The clinic reference stays, so the clinic can see
+    that the patient asked for deletion. False if there is no such patient.
     """
     patient = session.get(Patient, patient_id)
     if patient is None:
@@ -135,6 +136,9 @@ def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> 
     session.execute(delete(Answer).where(col(Answer.administration_id).in_(administration_ids)))
     session.execute(delete(Administration).where(col(Administration.patient_id) == patient_id))
     session.execute(delete(LabResult).where(col(LabResult.patient_id) == patient_id))
+    session.execute(
+        delete(TherapyEpisodeRow).where(col(TherapyEpisodeRow.patient_id) == patient_id)
+    )
     session.execute(delete(ChatLink).where(col(ChatLink.patient_id) == patient_id))
     session.execute(
         update(EnrollmentCode)

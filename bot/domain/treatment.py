@@ -150,13 +150,15 @@ class ScorePoint:
     """One completed questionnaire's scores on the clinic's calendar day it was completed.
 
     `asdas_crp` and `asdas_esr` are unrounded; change is compared only within one variant
-    (clinical spec §6), with ASDAS-CRP preferred (§2).
+    (clinical spec §6), with ASDAS-CRP preferred (§2). `crp_mg_l` is the CRP the ASDAS-CRP
+    used, as measured (shown beside it; the case report tells its course in CRP too).
     """
 
     day: date
     basdai: Decimal | None = None
     asdas_crp: Decimal | None = None
     asdas_esr: Decimal | None = None
+    crp_mg_l: Decimal | None = None
 
 
 class AsdasVariant(StrEnum):
@@ -170,11 +172,13 @@ def _asdas(point: ScorePoint, variant: AsdasVariant) -> Decimal | None:
 
 @dataclass(frozen=True)
 class BaselineValue:
-    """A baseline score, the day it was taken, and whether it came after the start (§7)."""
+    """A baseline score, the day it was taken, whether it came after the start (§7), and the
+    CRP of that questionnaire's ASDAS-CRP."""
 
     value: Decimal
     day: date
     after_start: bool
+    crp_mg_l: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -212,23 +216,23 @@ def _baseline_value(
     """Clinical spec §7: the last value in [start − 28 days, start], else the first in
     (start, start + 7 days], marked "after start"."""
     before = [
-        (p.day, v)
+        (p, v)
         for p in points
         if (v := value_of(p)) is not None
         and start - timedelta(days=BASELINE_DAYS_BEFORE) <= p.day <= start
     ]
     if before:
-        day, value = before[-1]
-        return BaselineValue(value=value, day=day, after_start=False)
+        point, value = before[-1]
+        return BaselineValue(value, point.day, after_start=False, crp_mg_l=point.crp_mg_l)
     after = [
-        (p.day, v)
+        (p, v)
         for p in points
         if (v := value_of(p)) is not None
         and start < p.day <= start + timedelta(days=BASELINE_DAYS_AFTER)
     ]
     if after:
-        day, value = after[0]
-        return BaselineValue(value=value, day=day, after_start=True)
+        point, value = after[0]
+        return BaselineValue(value, point.day, after_start=True, crp_mg_l=point.crp_mg_l)
     return None
 
 
@@ -299,6 +303,8 @@ class Assessment:
     asdas_after: Decimal | None
     basdai_before: Decimal | None
     basdai_after: Decimal | None
+    crp_before: Decimal | None = None
+    crp_after: Decimal | None = None
 
     @property
     def by_basdai_only(self) -> bool:
@@ -410,6 +416,8 @@ def _assessment(
                     asdas_after=after,
                     basdai_before=None if base.basdai is None else base.basdai.value,
                     basdai_after=point.basdai,
+                    crp_before=base.asdas.crp_mg_l if variant is AsdasVariant.CRP else None,
+                    crp_after=point.crp_mg_l if variant is AsdasVariant.CRP else None,
                 )
         return None
     if base.basdai is None:
