@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "zh")
@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     send_rate_per_second: Annotated[float, Field(gt=0, le=1000)] = 25.0
     telegram_connections: Annotated[int, Field(ge=1, le=256)] = 8
 
+    # The weekly safety check-in of clinical spec §8; its emergency advice names the number
+    # patients call, so the check-in cannot be turned on without it.
+    safety_checkins: bool = False
+    emergency_number: Annotated[str | None, Field(validate_default=True)] = None
+
     lab_window_days: Annotated[int, Field(ge=0, le=90)] = 7
     digest_no_crp_weeks: Annotated[int, Field(ge=1, le=104)] = 12
 
@@ -130,6 +135,19 @@ class Settings(BaseSettings):
         if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 16:
             raise ValueError("must be a real secret of at least 16 characters, not a placeholder")
         return value
+
+    @field_validator("emergency_number")
+    @classmethod
+    def _emergency_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        number = None if value is None else value.strip() or None
+        if number is None and info.data.get("safety_checkins"):
+            raise ValueError(
+                "required when SAFETY_CHECKINS is on: the emergency number patients are told "
+                "to call (for example 112)"
+            )
+        if number is not None and not re.fullmatch(r"\+?[0-9][0-9 ()-]{1,30}", number):
+            raise ValueError("must be a telephone number such as 112 or +49 30 1234567")
+        return number
 
     @field_validator("log_level")
     @classmethod
