@@ -88,6 +88,7 @@ class Course:
 
 
 def _view(row: TherapyEpisodeRow, clinic_ref: str) -> TherapyView:
+    """A stored episode as a plain value."""
     return TherapyView(
         therapy_id=row.id,
         patient_id=row.patient_id,
@@ -346,6 +347,15 @@ def list_therapies(ctx: AppContext, *, clinic_ref: str) -> list[TherapyView]:
             _view(row, patient.clinic_ref)
             for row in therapies.list_therapies(session=session, patient_id=patient.id)
         ]
+
+
+def episodes_of_patient(session: Session, *, patient: Patient) -> list[TherapyView]:
+    """The episodes of a patient loaded in this session, by start date."""
+    assert patient.id is not None
+    return [
+        _view(row, patient.clinic_ref)
+        for row in therapies.list_therapies(session=session, patient_id=patient.id)
+    ]
 
 
 def score_points(session: Session, *, patient_id: int, timezone: str) -> list[ScorePoint]:
