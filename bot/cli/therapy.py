@@ -307,3 +307,35 @@ def list_therapies(
         return
     for line in _words().course(course):
         typer.echo(_plain(line))
+
+
+@app.command("checkin")
+def checkin(
+    patient: Annotated[str, typer.Option("--patient", help="The patient's clinic reference.")],
+    setting: Annotated[
+        str,
+        typer.Argument(
+            help="on, off, or default (on while a TNF, IL-17 or JAK inhibitor is taken)."
+        ),
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Turn a patient's weekly safety check-in on or off (clinical spec §8).
+
+    Example: spondybot therapy checkin --patient MRN-0042 off
+    """
+    choices = {"on": True, "off": False, "default": None}
+    if setting.lower() not in choices:
+        fail(_text("reason.checkin_setting", value=setting[:20]))
+    chosen = choices[setting.lower()]
+    with app_context() as ctx:
+        try:
+            previous = therapy.set_safety_checkin(
+                ctx, clinic_ref=patient, setting=chosen, actor=_actor()
+            )
+        except TherapyInputError as error:
+            _refuse(error)
+    if as_json:
+        echo_json({"patient": patient, "safety_checkin": chosen, "previous": previous})
+        return
+    typer.echo(_text("cli.checkin_set", ref=patient, setting=setting.lower()))

@@ -338,6 +338,32 @@ def fix_therapy(
     )
 
 
+def set_safety_checkin(
+    ctx: AppContext, *, clinic_ref: str, setting: bool | None, actor: str
+) -> bool | None:
+    """The clinic turns a patient's weekly safety check-in on or off, or back to the default
+    of clinical spec §8 (None: on while a TNF, IL-17 or JAK inhibitor episode is open).
+    Audited; returns the previous setting."""
+    now = ctx.clock.now()
+    with ctx.session() as session:
+        patient = find_patient(session, clinic_ref)
+        previous = patient.safety_checkin
+        patient.safety_checkin = setting
+        patients.save_patient(session=session, patient=patient)
+        audit.record_event(
+            session=session,
+            at=now,
+            actor=actor,
+            entity="patient",
+            entity_id=patient.id,
+            patient_id=patient.id,
+            action="safety_checkin",
+            before={"safety_checkin": previous},
+            after={"safety_checkin": setting},
+        )
+        return previous
+
+
 def list_therapies(ctx: AppContext, *, clinic_ref: str) -> list[TherapyView]:
     """A patient's episodes by start date."""
     with ctx.session() as session:
