@@ -115,7 +115,9 @@ def _installed_fonts() -> tuple[tuple[str, frozenset[int]], ...]:
     return tuple(found)
 
 
-def _families() -> list[str]:
+def installed_families() -> list[str]:
+    """The families of FONT_FAMILIES installed here, in order (matplotlib falls back along
+    them glyph by glyph)."""
     return [family for family, _ in _installed_fonts()] or ["sans-serif"]
 
 
@@ -154,7 +156,7 @@ def trend_chart_png(
     Dates are shown in `timezone`; `start`/`end` fix the time axis (default: the points).
     """
     zone = ZoneInfo(timezone)
-    families = _families()
+    families = installed_families()
     ordered = sorted(points, key=lambda point: point.at)
     moments = [point.at for point in ordered] + list(lab_dates)
     first = start or (min(moments) if moments else datetime.now(UTC) - timedelta(weeks=12))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ from bot.domain.treatment import (
     TherapyEpisode,
     TherapyInputError,
 )
-from storage import administrations, audit, labs, patients, scores, therapies
+from storage import administrations, audit, labs, patients, physicians, scores, therapies
 from storage.models import Analyte, Patient, PatientStatus, TherapyEpisodeRow
 
 AUDIT_ENTITY = "therapy"
@@ -448,3 +449,83 @@ def course_of_patient(session: Session, *, patient: Patient, today: date, timezo
         episodes=episodes,
         points=tuple(points),
     )
+
+
+@dataclass(frozen=True)
+class ScoreLine:
+    """One completed questionnaire for the course report: its scores and the lab values they
+    used, each with its own date (clinical spec §6: every ASDAS with its lab's date)."""
+
+    completed_at: datetime
+    basdai: Decimal | None
+    asdas_crp: Decimal | None
+    crp_mg_l: Decimal | None
+    crp_below_detection_limit: bool
+    crp_drawn_at: datetime | None
+    asdas_esr: Decimal | None
+    esr_mm_h: Decimal | None
+    esr_drawn_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CourseReport:
+    """Everything the one-page course report shows, in the physician's language."""
+
+    clinic_ref: str
+    language: str
+    timezone: str
+    generated_at: datetime
+    course: Course
+    scores: tuple[ScoreLine, ...]
+
+
+def course_report(ctx: AppContext, *, clinic_ref: str) -> CourseReport:
+    """The data of a patient's course report for the clinic visit (clinical spec §7)."""
+    now = ctx.clock.now()
+    today = clinic_today(ctx)
+    with ctx.session() as session:
+        patient = find_patient(session, clinic_ref)
+        assert patient.id is not None
+        physician = physicians.get_physician(session=session, physician_id=patient.physician_id)
+        language = "en" if physician is None else physician.language
+        timezone = ctx.settings.clinic_timezone
+        course_value = course_of_patient(session, patient=patient, today=today, timezone=timezone)
+        completed = administrations.completed_since(
+            session=session, patient_id=patient.id, since=_EPOCH
+        )
+        stored = scores.scores_of_many(
+            session=session, administration_ids=[a.id for a in completed if a.id is not None]
+        )
+        lab_by_id = {
+            lab.id: lab for lab in labs.list_lab_results(session=session, patient_id=patient.id)
+        }
+        lines = []
+        for administration in completed:
+            assert administration.id is not None
+            assert administration.completed_at is not None
+            record = stored.get(administration.id)
+            if record is None:
+                continue
+            crp = lab_by_id.get(record.asdas_crp_lab_id) if record.asdas_crp_lab_id else None
+            esr = lab_by_id.get(record.asdas_esr_lab_id) if record.asdas_esr_lab_id else None
+            lines.append(
+                ScoreLine(
+                    completed_at=administration.completed_at,
+                    basdai=record.basdai,
+                    asdas_crp=record.asdas_crp,
+                    crp_mg_l=None if crp is None else crp.value_normalised,
+                    crp_below_detection_limit=crp is not None and crp.below_detection_limit,
+                    crp_drawn_at=None if crp is None else crp.drawn_at,
+                    asdas_esr=record.asdas_esr,
+                    esr_mm_h=None if esr is None else esr.value_normalised,
+                    esr_drawn_at=None if esr is None else esr.drawn_at,
+                )
+            )
+        return CourseReport(
+            clinic_ref=patient.clinic_ref,
+            language=language,
+            timezone=timezone,
+            generated_at=now,
+            course=course_value,
+            scores=tuple(lines),
+        )

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.context import AppContext
+from bot.course_render import CourseWords
+from bot.render import default_renderer
+from bot.services import therapy
 from tests.therapy.conftest import CASE_AFTER, CASE_BEFORE, Clinic, invoke, typed_questionnaire
 
 # Upadacitinib added to adalimumab on 2025-03-03; the baseline questionnaire three days
@@ -76,3 +79,31 @@ class TestSeedCase:
         assert assessment["asas_eular_basdai_response"] is True
         assert (assessment["crp_before_mg_l"], assessment["crp_after_mg_l"]) == ("64.6", "7.59")
         assert reading["loss_of_response"] is None
+
+
+class TestCourseReport:
+    def test_one_page_pdf_with_the_reading(
+        self, cli: Path, ctx: AppContext, clinic: Clinic, tmp_path: Path
+    ) -> None:
+        """`spondybot patient report` writes one PDF page holding the §7 reading's numbers."""
+        enter_case(ctx, clinic)
+        out = tmp_path / "course.pdf"
+        code, stdout, err = invoke("patient", "report", "MRN-0001", "--out", str(out))
+        assert code == 0, err
+        assert stdout.strip() == f"course report for MRN-0001 written to {out}"
+        pdf = out.read_bytes()
+        assert pdf.startswith(b"%PDF")
+        assert (
+            pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page ") + pdf.count(b"/Type/Page\n")
+            >= 1
+        )
+        report = therapy.course_report(ctx, clinic_ref="MRN-0001")
+        words = CourseWords(default_renderer(), report.language)
+        upadacitinib = report.course.episodes[1]
+        assert "3.9 → 1.8" in " ".join(words.reading(upadacitinib.reading))
+        assert [str(line.crp_mg_l) for line in report.scores] == ["64.6", "7.59"]
+
+    def test_unknown_patient_is_one_line(self, cli: Path, tmp_path: Path) -> None:
+        code, _, err = invoke("patient", "report", "MRN-9999", "--out", str(tmp_path / "x.pdf"))
+        assert (code, err.strip()) == (2, "error: no patient with reference “MRN-9999”")
+        assert not (tmp_path / "x.pdf").exists()
