@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from markupsafe import Markup
+
 from bot.domain import scoring
 from bot.domain.labs import display_value
 from bot.domain.treatment import Assessment, EpisodeReading, Judgement
@@ -23,6 +25,12 @@ _STATE_KEYS = {
 }
 
 
+def rendered(text: str) -> Markup:
+    """A message our autoescaping templates rendered, marked as such, so nesting it in another
+    message does not escape it twice (“patient's” would show as “patient&#39;s”)."""
+    return Markup(text)  # noqa: S704  (text is the output of an autoescaped template)
+
+
 class CourseWords:
     """The course's texts in one language."""
 
@@ -31,7 +39,7 @@ class CourseWords:
         self.language = language
 
     def _t(self, key: str, **variables: object) -> str:
-        return self.renderer.text(f"therapy.{key}", self.language, **variables)
+        return rendered(self.renderer.text(f"therapy.{key}", self.language, **variables))
 
     def _day(self, day: date | None) -> str:
         return "" if day is None else day.isoformat()

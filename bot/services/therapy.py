@@ -88,7 +88,7 @@ class Course:
     points: tuple[ScorePoint, ...]
 
 
-def _view(row: TherapyEpisodeRow, clinic_ref: str) -> TherapyView:
+def therapy_view(row: TherapyEpisodeRow, clinic_ref: str) -> TherapyView:
     """A stored episode as a plain value."""
     return TherapyView(
         therapy_id=row.id,
@@ -202,7 +202,7 @@ def add_therapy(
             action="add",
             after=_audit_values(episode),
         )
-        return _view(row, patient.clinic_ref)
+        return therapy_view(row, patient.clinic_ref)
 
 
 def _therapy_for_change(session: Session, therapy_id: int) -> tuple[TherapyEpisodeRow, Patient]:
@@ -235,7 +235,7 @@ def _change(
             raise TherapyInputError(
                 "already_stopped", therapy_id=str(therapy_id), stop=row.stop_date.isoformat()
             )
-        before = _view(row, patient.clinic_ref)
+        before = therapy_view(row, patient.clinic_ref)
         after_episode = dataclasses.replace(before.episode, **values)
         if after_episode == before.episode:
             raise TherapyInputError("fix_nothing")
@@ -265,7 +265,7 @@ def _change(
             before=_audit_values(before.episode),
             after={**_audit_values(after_episode), **({"reason": reason} if reason else {})},
         )
-        return TherapyChange(before=before, after=_view(row, patient.clinic_ref))
+        return TherapyChange(before=before, after=therapy_view(row, patient.clinic_ref))
 
 
 def stop_therapy(
@@ -371,7 +371,7 @@ def list_therapies(ctx: AppContext, *, clinic_ref: str) -> list[TherapyView]:
         patient = find_patient(session, clinic_ref)
         assert patient.id is not None
         return [
-            _view(row, patient.clinic_ref)
+            therapy_view(row, patient.clinic_ref)
             for row in therapies.list_therapies(session=session, patient_id=patient.id)
         ]
 
@@ -380,7 +380,7 @@ def episodes_of_patient(session: Session, *, patient: Patient) -> list[TherapyVi
     """The episodes of a patient loaded in this session, by start date."""
     assert patient.id is not None
     return [
-        _view(row, patient.clinic_ref)
+        therapy_view(row, patient.clinic_ref)
         for row in therapies.list_therapies(session=session, patient_id=patient.id)
     ]
 
@@ -437,7 +437,7 @@ def course_of_patient(session: Session, *, patient: Patient, today: date, timezo
     points = score_points(session, patient_id=patient.id, timezone=timezone)
     episodes = tuple(
         EpisodeCourse(
-            therapy=(view := _view(row, patient.clinic_ref)),
+            therapy=(view := therapy_view(row, patient.clinic_ref)),
             reading=treatment.read_episode(view.episode, points, today=today),
         )
         for row in therapies.list_therapies(session=session, patient_id=patient.id)
