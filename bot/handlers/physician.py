@@ -15,13 +15,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import callbacks, screens
 from bot.app import deps
 from bot.charts import ChartLabels, TrendPoint, trend_chart_png
+from bot.course_render import CourseWords
+from bot.course_report import course_report_pdf
 from bot.handlers.common import call, user_language
 from bot.render import Renderer
 from bot.services import physician
@@ -499,12 +501,47 @@ async def _edit(
     await context.bot.send_message(chat_id, text, reply_markup=keyboard)
 
 
+async def therapy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Shows one patient's treatment course, each episode with its response (clinical spec
+    §7), and sends the one-page course report for the clinic visit."""
+    user_id, chat_id = _who(update)
+    d = deps(context)
+    args = context.args or []
+    reply = await call(
+        physician.patient_course, d.ctx, telegram_user_id=user_id, clinic_ref=" ".join(args[:1])
+    )
+    if reply is None:
+        await _not_available(update, context)
+        return
+    r, lang = d.renderer, reply.language
+    if not args:
+        await context.bot.send_message(chat_id, r.text("therapy.chat.usage", lang))
+        return
+    if reply.outcome is Lookup.NO_PATIENT or reply.report is None:
+        await context.bot.send_message(
+            chat_id, r.text("physician.detail.no_patient", lang, ref=reply.clinic_ref)
+        )
+        return
+    report = reply.report
+    words = CourseWords(r, lang)
+    lines = words.course(report.course) or [r.text("therapy.report.no_episodes", lang)]
+    heading = r.text("therapy.report.title", lang, ref=report.clinic_ref)
+    await context.bot.send_message(chat_id, screens.fit("\n".join([f"<b>{heading}</b>", *lines])))
+    pdf = await call(course_report_pdf, r, report)
+    await context.bot.send_document(
+        chat_id,
+        InputFile(pdf, filename=f"course-{report.clinic_ref}.pdf"),
+        caption=r.text("therapy.chat.report_caption", lang, ref=report.clinic_ref),
+    )
+
+
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Registers the physician commands and their buttons."""
     private = filters.ChatType.PRIVATE
     application.add_handler(CommandHandler("patients", patients_command, filters=private))
     application.add_handler(CommandHandler("patient", patient_command, filters=private))
     application.add_handler(CommandHandler("crp", crp_command, filters=private))
+    application.add_handler(CommandHandler("therapy", therapy_command, filters=private))
     application.add_handler(
         CallbackQueryHandler(physician_button, pattern=rf"^p:(?:{PAGE}|{SAVE}|{CANCEL}):")
     )
