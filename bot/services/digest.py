@@ -427,19 +427,17 @@ def _treatment_notes(
     episodes = therapies.list_therapies_of_many(
         session=session, patient_ids=[p.id for p in panel if p.id is not None]
     )
+    treated = [patient_id for patient_id, rows in episodes.items() if rows]
+    points_of = therapy_service.score_points_of_many(
+        session, patient_ids=treated, timezone=timezone
+    )
     notes: list[TreatmentNote] = []
     for patient in panel:
         rows = episodes.get(patient.id or 0, [])
         if not rows or patient.id is None:
             continue
-        # Only patients with episodes cost a query for their scores.
-        points = [
-            point
-            for point in therapy_service.score_points(
-                session, patient_id=patient.id, timezone=timezone
-            )
-            if point.day <= last  # as the week stood, even for a digest of an earlier week
-        ]
+        # As the week stood, even for a digest of an earlier week.
+        points = [point for point in points_of[patient.id] if point.day <= last]
         for row in rows:
             view = therapy_service.therapy_view(row, patient.clinic_ref)
             reading = treatment.read_episode(view.episode, points, today=last)

@@ -28,7 +28,7 @@ from bot.domain.treatment import (
     TherapyInputError,
 )
 from storage import administrations, audit, labs, patients, physicians, scores, therapies
-from storage.models import Analyte, Patient, PatientStatus, TherapyEpisodeRow
+from storage.models import Patient, PatientStatus, TherapyEpisodeRow
 
 AUDIT_ENTITY = "therapy"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -387,37 +387,28 @@ def episodes_of_patient(session: Session, *, patient: Patient) -> list[TherapyVi
 
 def score_points(session: Session, *, patient_id: int, timezone: str) -> list[ScorePoint]:
     """Every completed questionnaire's scores on its clinic-local day, oldest first."""
+    return score_points_of_many(session, patient_ids=[patient_id], timezone=timezone)[patient_id]
+
+
+def score_points_of_many(
+    session: Session, *, patient_ids: list[int], timezone: str
+) -> dict[int, list[ScorePoint]]:
+    """`score_points` of several patients in one query (the digest and the export)."""
     zone = ZoneInfo(timezone)
-    completed = administrations.completed_since(
-        session=session, patient_id=patient_id, since=_EPOCH
-    )
-    ids = [a.id for a in completed if a.id is not None]
-    stored = scores.scores_of_many(session=session, administration_ids=ids)
-    crp_of = {
-        lab.id: lab.value_normalised
-        for lab in labs.list_lab_results(
-            session=session, patient_id=patient_id, analyte=Analyte.CRP.value
-        )
-    }
-    points = []
-    for administration in completed:
-        assert administration.id is not None
-        assert administration.completed_at is not None
-        record = stored.get(administration.id)
-        if record is None:
-            continue
-        points.append(
+    found: dict[int, list[ScorePoint]] = {patient_id: [] for patient_id in patient_ids}
+    for patient_id, completed_at, record, crp in scores.completed_scores_of_patients(
+        session=session, patient_ids=patient_ids
+    ):
+        found[patient_id].append(
             ScorePoint(
-                day=administration.completed_at.astimezone(zone).date(),
+                day=completed_at.astimezone(zone).date(),
                 basdai=record.basdai,
                 asdas_crp=record.asdas_crp,
                 asdas_esr=record.asdas_esr,
-                crp_mg_l=(
-                    None if record.asdas_crp_lab_id is None else crp_of.get(record.asdas_crp_lab_id)
-                ),
+                crp_mg_l=None if record.asdas_crp is None else crp,
             )
         )
-    return points
+    return found
 
 
 def course(ctx: AppContext, *, clinic_ref: str) -> Course:
