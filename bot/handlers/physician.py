@@ -21,7 +21,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 
 from bot import callbacks, screens
 from bot.app import deps
-from bot.charts import ChartLabels, TrendPoint, trend_chart_png
+from bot.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
 from bot.course_render import CourseWords
 from bot.course_report import course_report_pdf
 from bot.handlers.common import call, user_language
@@ -38,6 +38,7 @@ from bot.services.physician import (
     PendingOutcome,
     PendingReply,
 )
+from bot.services.therapy import CourseReport
 
 logger = logging.getLogger(__name__)
 
@@ -379,6 +380,14 @@ async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             lab_dates=[mark.drawn_at for mark in detail.lab_marks],
             start=detail.since,
             timezone=detail.timezone,
+            therapies=[
+                TherapyBar(
+                    label=t.drug if t.dose is None else f"{t.drug} {t.dose}",
+                    start=t.start,
+                    stop=t.stop,
+                )
+                for t in detail.therapies
+            ],
         )
         caption = r.text(
             "physician.detail.chart_caption",
@@ -390,6 +399,13 @@ async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     settings = d.ctx.settings
     text = render_detail(r, detail, settings.lab_window_days, settings.digest_no_crp_weeks)
     await context.bot.send_message(chat_id, text)
+    if detail.therapies:
+        # A patient on treatment: the course report for the clinic visit comes along (§7).
+        course = await call(
+            physician.patient_course, d.ctx, telegram_user_id=user_id, clinic_ref=args[0]
+        )
+        if course is not None and course.report is not None:
+            await _send_report(context, chat_id, r, course.report)
 
 
 async def crp_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -527,11 +543,17 @@ async def therapy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     lines = words.course(report.course) or [r.text("therapy.report.no_episodes", lang)]
     heading = r.text("therapy.report.title", lang, ref=report.clinic_ref)
     await context.bot.send_message(chat_id, screens.fit("\n".join([f"<b>{heading}</b>", *lines])))
+    await _send_report(context, chat_id, r, report)
+
+
+async def _send_report(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, r: Renderer, report: CourseReport
+) -> None:
     pdf = await call(course_report_pdf, r, report)
     await context.bot.send_document(
         chat_id,
         InputFile(pdf, filename=f"course-{report.clinic_ref}.pdf"),
-        caption=r.text("therapy.chat.report_caption", lang, ref=report.clinic_ref),
+        caption=r.text("therapy.chat.report_caption", report.language, ref=report.clinic_ref),
     )
 
 

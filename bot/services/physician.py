@@ -329,6 +329,8 @@ class PatientDetail:
     points: tuple[ChartPoint, ...]
     lab_marks: tuple[LabLine, ...]
     since: datetime
+    therapies: tuple[therapy_service.TherapyView, ...] = ()
+    """Episodes overlapping the chart's period, drawn as bars under the curves (spec §7)."""
 
 
 class Lookup(StrEnum):
@@ -443,6 +445,11 @@ def patient_detail(
             points=tuple(points),
             lab_marks=marks,
             since=since,
+            therapies=tuple(
+                view
+                for view in therapy_service.episodes_of_patient(session, patient=patient)
+                if view.stop is None or view.stop >= since.date()
+            ),
         )
         return DetailReply(Lookup.FOUND, viewer.language, patient.clinic_ref, detail)
 

@@ -46,3 +46,28 @@ async def test_physician_sees_the_course_and_gets_the_report(running_bot: Runnin
     await running_bot.settle()
     assert (other.last_message() or {})["text"] == "No patient “MRN-0042” among your patients."
     assert len(running_bot.api.calls("sendDocument")) == 1
+
+
+async def test_patient_view_draws_therapies_and_sends_the_report(running_bot: RunningBot) -> None:
+    """`/patient` of a patient on treatment: the chart (with the therapy bars) and, after the
+    scores, the course report; a patient without episodes gets no report."""
+    ctx = running_bot.ctx
+    doctor, physician_id = await running_bot.linked_physician(name="Dr. Lee")
+    created = make_patient(ctx, physician_id=physician_id, ref="MRN-0042")
+    make_patient(ctx, physician_id=physician_id, ref="MRN-0043")
+    therapy.add_therapy(
+        ctx, clinic_ref="MRN-0042", drug="upadacitinib", therapy_class="jak_inhibitor",
+        dose="15 mg daily", start="2026-01-05", actor="test",
+    )  # fmt: skip
+    typed_questionnaire(
+        ctx, patient_id=created.patient_id, completed_at=datetime(2026, 2, 23, 10, tzinfo=UTC),
+        answers=CASE_AFTER,
+    )  # fmt: skip
+    doctor.send_command("/patient", "MRN-0042")
+    await running_bot.settle()
+    assert len(running_bot.api.calls("sendPhoto")) == 1
+    (upload,) = running_bot.api.calls("sendDocument")
+    assert upload.files["document"].filename == "course-MRN-0042.pdf"
+    doctor.send_command("/patient", "MRN-0043")
+    await running_bot.settle()
+    assert len(running_bot.api.calls("sendDocument")) == 1
