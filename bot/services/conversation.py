@@ -147,10 +147,14 @@ def typed(
     setup = patients.typed_during_setup(ctx, telegram_user_id=telegram_user_id, text=text)
     if setup is not None:
         return [setup]
-    noted = safety.note(ctx, telegram_user_id=telegram_user_id, text=text)
-    if noted is not None:
-        return [noted]
-    return [questionnaire.answer_typed(ctx, telegram_user_id=telegram_user_id, text=text)]
+    answered = questionnaire.answer_typed(ctx, telegram_user_id=telegram_user_id, text=text)
+    if answered.outcome is questionnaire.Outcome.NO_OPEN:
+        # No questionnaire to answer: text during a safety check-in is a note (spec §8). A
+        # check-in left open never takes the answers of the next questionnaire.
+        noted = safety.note(ctx, telegram_user_id=telegram_user_id, text=text)
+        if noted is not None:
+            return [noted]
+    return [answered]
 
 
 def _enrolled(

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from bot.clock import FixedClock
 from bot.context import AppContext
 from bot.domain.safety import QUESTION_CODES, PatientAdvice
-from bot.services import safety, therapy
+from bot.services import conversation, questionnaire, safety, therapy
 from bot.services.safety import SafetyOutcome
-from storage import administrations
-from storage.models import AdministrationKind
+from storage import administrations, patients
+from storage.models import AdministrationKind, SafetyAnswer, SafetyCheckin
 from tests.conftest import T0, make_settings
 from tests.factories import make_active_patient, make_physician
 from tests.therapy.conftest import CASE_AFTER, invoke, typed_questionnaire
@@ -219,3 +220,55 @@ class TestAnswers:
         assert done.outcome is SafetyOutcome.CONFIRMED
         again = safety.confirm(safe_ctx, telegram_user_id=USER, checkin_id=checkin_id)
         assert again.outcome is SafetyOutcome.ALREADY_CONFIRMED
+
+
+class TestDeletion:
+    def test_deleting_a_patient_removes_check_ins_and_answers(self, safe_ctx: AppContext) -> None:
+        """A patient's data deletion removes every check-in and answer of theirs."""
+        patient_id = patient_on(safe_ctx, "jak_inhibitor")
+        opened = safety.report(safe_ctx, telegram_user_id=USER)
+        assert opened.view is not None
+        safety.answer(
+            safe_ctx, telegram_user_id=USER, checkin_id=opened.view.checkin_id,
+            code="fever_infection", yes=True,
+        )  # fmt: skip
+        with safe_ctx.session() as session:
+            patients.delete_patient_data(
+                session=session, patient_id=patient_id, now=safe_ctx.clock.now()
+            )
+        with safe_ctx.session() as session:
+            assert session.exec(select(SafetyCheckin)).all() == []
+            assert session.exec(select(SafetyAnswer)).all() == []
+
+
+class TestTypedText:
+    def test_questionnaire_answers_are_never_taken_as_notes(self, safe_ctx: AppContext) -> None:
+        """With a check-in left open, a typed "7" answers the open questionnaire; without a
+        questionnaire, typed text is the note of the latest "yes"."""
+        patient_on(safe_ctx, "jak_inhibitor")
+        opened = safety.report(safe_ctx, telegram_user_id=USER)
+        assert opened.view is not None
+        checkin_id = opened.view.checkin_id
+        safety.answer(
+            safe_ctx, telegram_user_id=USER, checkin_id=checkin_id, code="fever_infection",
+            yes=True,
+        )  # fmt: skip
+        (note,) = conversation.typed(
+            safe_ctx, telegram_user_id=USER, chat_id=USER, text="38.5 since Monday", language="en"
+        )
+        assert isinstance(note, safety.SafetyReply)
+        assert note.outcome is SafetyOutcome.NOTE_SAVED
+        started = questionnaire.checkin(safe_ctx, telegram_user_id=USER)
+        assert started.view is not None
+        (reply,) = conversation.typed(
+            safe_ctx, telegram_user_id=USER, chat_id=USER, text="7", language="en"
+        )
+        assert isinstance(reply, questionnaire.QuestionnaireReply)
+        assert reply.view is not None
+        assert reply.view.answers.get("q1") == 7
+        fever = safety.resume(safe_ctx, telegram_user_id=USER)
+        assert fever is not None
+        assert fever.view is not None
+        answer = fever.view.answer("fever_infection")
+        assert answer is not None
+        assert answer.note == "38.5 since Monday"
