@@ -17,13 +17,6 @@ from bot.domain.treatment import Assessment, EpisodeReading, Judgement
 from bot.render import Renderer
 from bot.services.therapy import Course, TherapyView
 
-_STATE_KEYS = {
-    scoring.AsdasState.INACTIVE: "inactive",
-    scoring.AsdasState.LOW: "low",
-    scoring.AsdasState.HIGH: "high",
-    scoring.AsdasState.VERY_HIGH: "very_high",
-}
-
 
 def rendered(text: str) -> Markup:
     """A message our autoescaping templates rendered, marked as such, so nesting it in another
@@ -45,7 +38,7 @@ class CourseWords:
         return "" if day is None else day.isoformat()
 
     def state(self, state: scoring.AsdasState) -> str:
-        return self._t(f"state.{_STATE_KEYS[state]}")
+        return rendered(self.renderer.asdas_state_name(state, self.language))
 
     def episode(self, therapy: TherapyView) -> str:
         """One line: drug, dose, class, start → stop (reason) or ongoing."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
 from bot.cli.common import app_context, echo_json, fail
-from bot.course_report import course_report_pdf
 from bot.domain.treatment import TherapyInputError
 from bot.render import default_renderer
 from bot.services import staff, therapy
@@ -25,10 +26,12 @@ patient_app = typer.Typer(
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
 
-def _print_code(code: staff.IssuedCode) -> None:
+def _print_code(code: staff.IssuedCode, timezone: str) -> None:
+    """The code for staff to hand over; its expiry in clinic time, to the minute."""
+    expires = datetime.fromisoformat(code.expires_at).astimezone(ZoneInfo(timezone))
     typer.echo(f"one-time code: {code.code}")
     typer.echo(f"link:          {code.link}")
-    typer.echo(f"valid until:   {code.expires_at}")
+    typer.echo(f"valid until:   {expires:%Y-%m-%d %H:%M} ({timezone})")
 
 
 @physician_app.command("add")
@@ -49,6 +52,7 @@ def physician_add(
     Example: spondybot physician add --name 'Dr. Lee' --language zh --timezone Asia/Shanghai
     """
     with app_context() as ctx:
+        clinic_timezone = ctx.settings.clinic_timezone
         try:
             created = staff.add_physician(
                 ctx,
@@ -71,7 +75,7 @@ def physician_add(
         )
         return
     typer.echo(f"physician {created.physician_id} added")
-    _print_code(created.code)
+    _print_code(created.code, clinic_timezone)
 
 
 @physician_app.command("code")
@@ -84,6 +88,7 @@ def physician_code(
     Example: spondybot physician code 3
     """
     with app_context() as ctx:
+        clinic_timezone = ctx.settings.clinic_timezone
         try:
             code = staff.new_physician_code(ctx, physician_id=physician_id)
         except staff.StaffError as error:
@@ -98,7 +103,7 @@ def physician_code(
             }
         )
         return
-    _print_code(code)
+    _print_code(code, clinic_timezone)
 
 
 @patient_app.command("add")
@@ -115,6 +120,7 @@ def patient_add(
     Example: spondybot patient add --physician 1 --ref MRN-0042 --language zh
     """
     with app_context() as ctx:
+        clinic_timezone = ctx.settings.clinic_timezone
         try:
             created = staff.add_patient(
                 ctx,
@@ -139,7 +145,7 @@ def patient_add(
         )
         return
     typer.echo(f"patient {created.clinic_ref} added (id {created.patient_id})")
-    _print_code(created.code)
+    _print_code(created.code, clinic_timezone)
 
 
 @patient_app.command("list")
@@ -179,6 +185,7 @@ def patient_code(
     Example: spondybot patient code MRN-0042
     """
     with app_context() as ctx:
+        clinic_timezone = ctx.settings.clinic_timezone
         try:
             code = staff.new_patient_code(ctx, clinic_ref=clinic_ref)
         except staff.StaffError as error:
@@ -193,7 +200,7 @@ def patient_code(
             }
         )
         return
-    _print_code(code)
+    _print_code(code, clinic_timezone)
 
 
 @patient_app.command("report")
@@ -213,6 +220,8 @@ def patient_report(
             report = therapy.course_report(ctx, clinic_ref=clinic_ref)
         except TherapyInputError as error:
             fail(default_renderer().text(f"therapy.reason.{error.code}", "en", **error.params))
+    from bot.course_report import course_report_pdf  # matplotlib only for this command
+
     pdf = course_report_pdf(default_renderer(), report)
     try:
         out.write_bytes(pdf)
