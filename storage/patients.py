@@ -18,7 +18,10 @@ from storage.models import (
     LabResult,
     Patient,
     PatientStatus,
+    SafetyAnswer,
+    SafetyCheckin,
     ScoreRecord,
+    TherapyEpisodeRow,
 )
 
 
@@ -111,11 +114,12 @@ def save_patient(*, session: Session, patient: Patient) -> Patient:
 def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> bool:
     """Erases what a patient gave us, keeping only a row that says the record was deleted.
 
-    Removes answers, scores, administrations, the delivery log, lab results and the Telegram
-    link; revokes unused enrollment codes; strips the content (before/after) from the patient's
-    audit events while keeping the events themselves; clears the display name and marks the
-    patient DELETED. The clinic reference stays, so the clinic can see that the patient asked
-    for deletion. False if there is no such patient.
+    Removes answers, scores, administrations, the delivery log, lab results, therapy
+    episodes, safety check-ins and the Telegram link; revokes unused enrollment codes; strips
+    the content (before/after) from the patient's audit events while keeping the events
+    themselves; clears the display name and marks the patient DELETED. The clinic reference
+    stays, so the clinic can see that the patient asked for deletion. False if there is no
+    such patient.
     """
     patient = session.get(Patient, patient_id)
     if patient is None:
@@ -129,12 +133,19 @@ def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> 
             )
         )
     )
+    # Check-ins refer to administrations, so they go first.
+    checkin_ids = select(SafetyCheckin.id).where(SafetyCheckin.patient_id == patient_id)
+    session.execute(delete(SafetyAnswer).where(col(SafetyAnswer.checkin_id).in_(checkin_ids)))
+    session.execute(delete(SafetyCheckin).where(col(SafetyCheckin.patient_id) == patient_id))
     session.execute(
         delete(ScoreRecord).where(col(ScoreRecord.administration_id).in_(administration_ids))
     )
     session.execute(delete(Answer).where(col(Answer.administration_id).in_(administration_ids)))
     session.execute(delete(Administration).where(col(Administration.patient_id) == patient_id))
     session.execute(delete(LabResult).where(col(LabResult.patient_id) == patient_id))
+    session.execute(
+        delete(TherapyEpisodeRow).where(col(TherapyEpisodeRow.patient_id) == patient_id)
+    )
     session.execute(delete(ChatLink).where(col(ChatLink.patient_id) == patient_id))
     session.execute(
         update(EnrollmentCode)
