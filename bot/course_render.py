@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from bot.domain import scoring
 from bot.domain.labs import display_value
-from bot.domain.treatment import Assessment, EpisodeReading, Judgement
+from bot.domain.treatment import Assessment, EpisodeReading, Judgement, TherapyEpisode
 from bot.render import Renderer
 from bot.services.therapy import Course, TherapyView
 
@@ -40,7 +40,7 @@ class CourseWords:
     def state(self, state: scoring.AsdasState) -> str:
         return rendered(self.renderer.asdas_state_name(state, self.language))
 
-    def episode(self, therapy: TherapyView) -> str:
+    def episode(self, therapy: TherapyView | TherapyEpisode) -> str:
         """One line: drug, dose, class, start → stop (reason) or ongoing."""
         return self._t(
             "episode.summary",

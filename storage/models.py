@@ -290,6 +290,33 @@ class TherapyEpisodeRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=_dt(nullable=False))
 
 
+class PendingTherapyChange(SQLModel, table=True):
+    """A therapy episode a physician typed in chat (`/therapy <ref> add|stop …`), shown for
+    confirmation and applied only on "Save" (clinical spec §7).
+
+    Kept here rather than in process memory, like `PendingLabEntry`, so the Save button works
+    after a restart and from any process; the button carries only this row's id.
+    """
+
+    __tablename__ = "pendingtherapychange"
+
+    id: int | None = Field(default=None, primary_key=True)
+    physician_id: int = Field(foreign_key="physician.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    action: str = Field(max_length=8)
+    therapy_id: int | None = Field(default=None, foreign_key="therapyepisode.id")
+    drug: str = Field(max_length=120)
+    therapy_class: str = Field(max_length=32)
+    dose: str | None = Field(default=None, max_length=120)
+    start_date: date = Field(sa_column=Column(Date(), nullable=False))
+    stop_date: date | None = Field(default=None, sa_column=Column(Date(), nullable=True))
+    stop_reason: str | None = Field(default=None, max_length=32)
+    status: str = Field(default="pending", max_length=16)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    expires_at: datetime = Field(sa_column=_dt(nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
 class SafetyCheckin(SQLModel, table=True):
     """One safety check-in (clinical spec §8): the weekly one after a questionnaire, or an event
     the patient reports any time. Its row is the conversation state, like an administration's.

@@ -18,6 +18,7 @@ from storage.models import (
     LabResult,
     Patient,
     PatientStatus,
+    PendingTherapyChange,
     SafetyAnswer,
     SafetyCheckin,
     ScoreRecord,
@@ -115,11 +116,11 @@ def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> 
     """Erases what a patient gave us, keeping only a row that says the record was deleted.
 
     Removes answers, scores, administrations, the delivery log, lab results, therapy
-    episodes, safety check-ins and the Telegram link; revokes unused enrollment codes; strips
-    the content (before/after) from the patient's audit events while keeping the events
-    themselves; clears the display name and marks the patient DELETED. The clinic reference
-    stays, so the clinic can see that the patient asked for deletion. False if there is no
-    such patient.
+    episodes and their pending chat entries, safety check-ins and the Telegram link; revokes
+    unused enrollment codes; strips the content (before/after) from the patient's audit
+    events while keeping the events themselves; clears the display name and marks the patient
+    DELETED. The clinic reference stays, so the clinic can see that the patient asked for
+    deletion. False if there is no such patient.
     """
     patient = session.get(Patient, patient_id)
     if patient is None:
@@ -143,6 +144,10 @@ def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> 
     session.execute(delete(Answer).where(col(Answer.administration_id).in_(administration_ids)))
     session.execute(delete(Administration).where(col(Administration.patient_id) == patient_id))
     session.execute(delete(LabResult).where(col(LabResult.patient_id) == patient_id))
+    # Pending chat entries refer to episodes, so they go first.
+    session.execute(
+        delete(PendingTherapyChange).where(col(PendingTherapyChange.patient_id) == patient_id)
+    )
     session.execute(
         delete(TherapyEpisodeRow).where(col(TherapyEpisodeRow.patient_id) == patient_id)
     )

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from storage.models import TherapyEpisodeRow
+from storage.models import PendingTherapyChange, TherapyEpisodeRow
+
+PENDING = "pending"
+SAVED = "saved"
+CANCELLED = "cancelled"
 
 
 def add_therapy(
@@ -96,3 +101,67 @@ def change_therapy(
     session.add(therapy)
     session.flush()
     return therapy
+
+
+def create_pending_change(
+    *,
+    session: Session,
+    physician_id: int,
+    patient_id: int,
+    action: str,
+    therapy_id: int | None,
+    drug: str,
+    therapy_class: str,
+    dose: str | None,
+    start_date: date,
+    stop_date: date | None,
+    stop_reason: str | None,
+    now: datetime,
+    expires_at: datetime,
+) -> PendingTherapyChange:
+    """Remembers an episode to add, or a stop, shown to a physician for confirmation."""
+    entry = PendingTherapyChange(
+        physician_id=physician_id,
+        patient_id=patient_id,
+        action=action,
+        therapy_id=therapy_id,
+        drug=drug,
+        therapy_class=therapy_class,
+        dose=dose,
+        start_date=start_date,
+        stop_date=stop_date,
+        stop_reason=stop_reason,
+        status=PENDING,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+def get_pending_change(*, session: Session, change_id: int) -> PendingTherapyChange | None:
+    """The pending change with this id (whatever its status), read fresh, or None."""
+    return session.exec(
+        select(PendingTherapyChange)
+        .where(PendingTherapyChange.id == change_id)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def resolve_pending_change(
+    *, session: Session, change_id: int, physician_id: int, status: str, now: datetime
+) -> bool:
+    """Moves a physician's own, unexpired pending change to `status`; False if it was not
+    pending any more (pressed twice, in two processes, or expired): then nothing changes."""
+    result = session.execute(
+        update(PendingTherapyChange)
+        .where(
+            col(PendingTherapyChange.id) == change_id,
+            col(PendingTherapyChange.physician_id) == physician_id,
+            col(PendingTherapyChange.status) == PENDING,
+            col(PendingTherapyChange.expires_at) > now,
+        )
+        .values(status=status, resolved_at=now)
+    )
+    return getattr(result, "rowcount", 0) == 1

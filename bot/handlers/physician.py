@@ -22,7 +22,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot import callbacks, screens
 from bot.app import deps
 from bot.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
-from bot.course_render import CourseWords
+from bot.course_render import CourseWords, rendered
 from bot.course_report import course_report_pdf
 from bot.handlers.common import call, user_language
 from bot.render import Renderer
@@ -37,12 +37,16 @@ from bot.services.physician import (
     PatientSummary,
     PendingOutcome,
     PendingReply,
+    TherapyOutcome,
+    TherapyPendingReply,
+    TherapyPreview,
 )
 from bot.services.therapy import CourseReport
 
 logger = logging.getLogger(__name__)
 
 PAGE, SAVE, CANCEL = "page", "save", "cancel"
+THERAPY_SAVE, THERAPY_CANCEL = "tsave", "tcancel"
 INDENT = "    "  # the catalogue strips outer spaces, so indentation is added here
 DATE_FORMAT = "%Y-%m-%d"
 DATE_TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -472,6 +476,11 @@ async def physician_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     number = int(button.argument)
     message_id = query.message.message_id if query.message is not None else None
+    if button.action in (THERAPY_SAVE, THERAPY_CANCEL):
+        await _resolve_therapy(
+            query, context, user_id, chat_id, number, message_id, user_language(update)
+        )
+        return
     if button.action == PAGE:
         found = await call(physician.patient_list, d.ctx, telegram_user_id=user_id, page=number)
         if found is None:
@@ -543,6 +552,9 @@ async def therapy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     user_id, chat_id = _who(update)
     d = deps(context)
     args = context.args or []
+    if physician.is_therapy_change(args):
+        await _therapy_change(context, user_id, chat_id, args, user_language(update))
+        return
     reply = await call(
         physician.patient_course, d.ctx, telegram_user_id=user_id, clinic_ref=" ".join(args[:1])
     )
@@ -566,6 +578,117 @@ async def therapy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await _send_report(context, chat_id, r, report)
 
 
+def render_therapy_preview(r: Renderer, preview: TherapyPreview) -> str:
+    """The confirmation question of `/therapy <ref> add|stop`: what exactly will be stored."""
+    assert preview.episode is not None
+    return r.text(
+        f"therapy.chat.preview_{preview.action}",
+        preview.language,
+        identifier=preview.identifier,
+        episode=CourseWords(r, preview.language).episode(preview.episode),
+    )
+
+
+def therapy_preview_keyboard(r: Renderer, preview: TherapyPreview) -> InlineKeyboardMarkup:
+    assert preview.pending_id is not None
+    argument = str(preview.pending_id)
+    save = callbacks.encode(callbacks.PhysicianButton(THERAPY_SAVE, argument))
+    cancel = callbacks.encode(callbacks.PhysicianButton(THERAPY_CANCEL, argument))
+    lang = preview.language
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(r.text("therapy.chat.save", lang), callback_data=save),
+                InlineKeyboardButton(r.text("therapy.chat.cancel", lang), callback_data=cancel),
+            ]
+        ]
+    )
+
+
+def render_therapy_pending(r: Renderer, reply: TherapyPendingReply) -> str:
+    """What a Save or Cancel press on a therapy preview did."""
+    lang = reply.language
+    if reply.outcome is PendingOutcome.GONE:
+        return r.text("therapy.chat.gone", lang)
+    if reply.outcome is PendingOutcome.REFUSED:
+        assert reply.reason is not None
+        reason = rendered(r.text(f"therapy.reason.{reply.reason}", lang, **reply.params))
+        return r.text("therapy.chat.refused", lang, reason=reason)
+    assert reply.episode is not None
+    episode = CourseWords(r, lang).episode(reply.episode)
+    if reply.outcome is PendingOutcome.CANCELLED:
+        return r.text("therapy.chat.cancelled", lang, episode=episode)
+    return r.text(
+        f"therapy.chat.saved_{reply.action}",
+        lang,
+        identifier=reply.identifier,
+        therapy_id=reply.therapy_id,
+        episode=episode,
+    )
+
+
+async def _therapy_change(
+    context: ContextTypes.DEFAULT_TYPE, user_id: int, chat_id: int, args: list[str], language: str
+) -> None:
+    """Shows the episode `/therapy <ref> add|stop …` would store, with Save and Cancel."""
+    d = deps(context)
+    preview = await call(
+        physician.preview_therapy_change, d.ctx, telegram_user_id=user_id, args=args
+    )
+    if preview is None:
+        await context.bot.send_message(chat_id, d.renderer.text("common.not_available", language))
+        return
+    r, lang = d.renderer, preview.language
+    if preview.outcome is TherapyOutcome.NO_PATIENT:
+        text = r.text("physician.detail.no_patient", lang, ref=preview.clinic_ref)
+    elif preview.outcome is TherapyOutcome.USAGE:
+        text = r.text("therapy.chat.usage", lang)
+    elif preview.outcome is TherapyOutcome.INVALID:
+        assert preview.reason is not None
+        text = r.text(f"therapy.reason.{preview.reason}", lang, **preview.params)
+        text += "\n\n" + r.text("therapy.chat.usage", lang)
+    else:
+        await context.bot.send_message(
+            chat_id,
+            render_therapy_preview(r, preview),
+            reply_markup=therapy_preview_keyboard(r, preview),
+        )
+        return
+    await context.bot.send_message(chat_id, text)
+
+
+async def _resolve_therapy(
+    query: Any,
+    context: ContextTypes.DEFAULT_TYPE,
+    user_id: int,
+    chat_id: int,
+    pending_id: int,
+    message_id: int | None,
+    language: str,
+) -> None:
+    """Saves or cancels a therapy preview; a stale or repeated press changes nothing."""
+    d = deps(context)
+    reply = await call(
+        physician.resolve_therapy_change,
+        d.ctx,
+        telegram_user_id=user_id,
+        pending_id=pending_id,
+        save=query.data.startswith(f"p:{THERAPY_SAVE}:"),
+    )
+    if reply is None:
+        await _answer(query, d.renderer.text("common.not_available", language))
+        return
+    text = render_therapy_pending(d.renderer, reply)
+    if reply.outcome is PendingOutcome.GONE:
+        await _answer(query, text)
+        return
+    await _answer(query)
+    if reply.outcome is PendingOutcome.REFUSED:
+        await context.bot.send_message(chat_id, text)
+        return
+    await _edit(context, chat_id, message_id, text, None)
+
+
 async def _send_report(
     context: ContextTypes.DEFAULT_TYPE, chat_id: int, r: Renderer, report: CourseReport
 ) -> None:
@@ -585,5 +708,8 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     application.add_handler(CommandHandler("crp", crp_command, filters=private))
     application.add_handler(CommandHandler("therapy", therapy_command, filters=private))
     application.add_handler(
-        CallbackQueryHandler(physician_button, pattern=rf"^p:(?:{PAGE}|{SAVE}|{CANCEL}):")
+        CallbackQueryHandler(
+            physician_button,
+            pattern=rf"^p:(?:{PAGE}|{SAVE}|{CANCEL}|{THERAPY_SAVE}|{THERAPY_CANCEL}):",
+        )
     )

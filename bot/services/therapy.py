@@ -180,29 +180,38 @@ def add_therapy(
                 stop_reason=episode.stop_reason,
                 entered_by=actor,
             )
-        row = therapies.add_therapy(
-            session=session,
-            patient_id=patient.id,
-            drug=episode.drug,
-            therapy_class=episode.therapy_class.value,
-            dose=episode.dose,
-            start_date=episode.start,
-            stop_date=episode.stop,
-            stop_reason=None if episode.stop_reason is None else episode.stop_reason.value,
-            entered_by=actor,
-            now=now,
-        )
-        audit.record_event(
-            session=session,
-            at=now,
-            actor=actor,
-            entity=AUDIT_ENTITY,
-            entity_id=row.id,
-            patient_id=patient.id,
-            action="add",
-            after=_audit_values(episode),
-        )
-        return therapy_view(row, patient.clinic_ref)
+        return store_episode(session, patient=patient, episode=episode, actor=actor, now=now)
+
+
+def store_episode(
+    session: Session, *, patient: Patient, episode: TherapyEpisode, actor: str, now: datetime
+) -> TherapyView:
+    """Stores a checked episode and audits it in the caller's transaction (spec §7); shared by
+    the command line and the physician's Save in chat."""
+    assert patient.id is not None
+    row = therapies.add_therapy(
+        session=session,
+        patient_id=patient.id,
+        drug=episode.drug,
+        therapy_class=episode.therapy_class.value,
+        dose=episode.dose,
+        start_date=episode.start,
+        stop_date=episode.stop,
+        stop_reason=None if episode.stop_reason is None else episode.stop_reason.value,
+        entered_by=actor,
+        now=now,
+    )
+    audit.record_event(
+        session=session,
+        at=now,
+        actor=actor,
+        entity=AUDIT_ENTITY,
+        entity_id=row.id,
+        patient_id=patient.id,
+        action="add",
+        after=_audit_values(episode),
+    )
+    return therapy_view(row, patient.clinic_ref)
 
 
 def _therapy_for_change(session: Session, therapy_id: int) -> tuple[TherapyEpisodeRow, Patient]:
@@ -231,41 +240,68 @@ def _change(
     now = ctx.clock.now()
     with ctx.session() as session:
         row, patient = _therapy_for_change(session, therapy_id)
-        if require_open and row.stop_date is not None:
-            raise TherapyInputError(
-                "already_stopped", therapy_id=str(therapy_id), stop=row.stop_date.isoformat()
-            )
-        before = therapy_view(row, patient.clinic_ref)
-        after_episode = dataclasses.replace(before.episode, **values)
-        if after_episode == before.episode:
-            raise TherapyInputError("fix_nothing")
-        if after_episode.stop is not None and after_episode.stop_reason is None:
-            raise TherapyInputError("stop_without_reason")
-        therapies.change_therapy(
-            session=session,
-            therapy=row,
-            drug=after_episode.drug,
-            therapy_class=after_episode.therapy_class.value,
-            dose=after_episode.dose,
-            start_date=after_episode.start,
-            stop_date=after_episode.stop,
-            stop_reason=(
-                None if after_episode.stop_reason is None else after_episode.stop_reason.value
-            ),
-            now=now,
-        )
-        audit.record_event(
-            session=session,
-            at=now,
+        return change_episode(
+            session,
+            row=row,
+            patient=patient,
             actor=actor,
-            entity=AUDIT_ENTITY,
-            entity_id=therapy_id,
-            patient_id=patient.id,
             action=action,
-            before=_audit_values(before.episode),
-            after={**_audit_values(after_episode), **({"reason": reason} if reason else {})},
+            reason=reason,
+            values=values,
+            now=now,
+            require_open=require_open,
         )
-        return TherapyChange(before=before, after=therapy_view(row, patient.clinic_ref))
+
+
+def change_episode(
+    session: Session,
+    *,
+    row: TherapyEpisodeRow,
+    patient: Patient,
+    actor: str,
+    action: str,
+    reason: str | None,
+    values: dict[str, Any],
+    now: datetime,
+    require_open: bool = False,
+) -> TherapyChange:
+    """Applies new values to a loaded episode (checked again by the domain), stores and
+    audits them with the old ones, in the caller's transaction."""
+    if require_open and row.stop_date is not None:
+        raise TherapyInputError(
+            "already_stopped", therapy_id=str(row.id), stop=row.stop_date.isoformat()
+        )
+    before = therapy_view(row, patient.clinic_ref)
+    after_episode = dataclasses.replace(before.episode, **values)
+    if after_episode == before.episode:
+        raise TherapyInputError("fix_nothing")
+    if after_episode.stop is not None and after_episode.stop_reason is None:
+        raise TherapyInputError("stop_without_reason")
+    therapies.change_therapy(
+        session=session,
+        therapy=row,
+        drug=after_episode.drug,
+        therapy_class=after_episode.therapy_class.value,
+        dose=after_episode.dose,
+        start_date=after_episode.start,
+        stop_date=after_episode.stop,
+        stop_reason=(
+            None if after_episode.stop_reason is None else after_episode.stop_reason.value
+        ),
+        now=now,
+    )
+    audit.record_event(
+        session=session,
+        at=now,
+        actor=actor,
+        entity=AUDIT_ENTITY,
+        entity_id=row.id,
+        patient_id=patient.id,
+        action=action,
+        before=_audit_values(before.episode),
+        after={**_audit_values(after_episode), **({"reason": reason} if reason else {})},
+    )
+    return TherapyChange(before=before, after=therapy_view(row, patient.clinic_ref))
 
 
 def stop_therapy(
