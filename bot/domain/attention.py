@@ -132,6 +132,9 @@ class PatientFacts:
     `observations` are the completed questionnaires up to `as_of`, oldest first;
     `scheduled_missed` says, oldest first, whether each closed scheduled questionnaire up to
     `as_of` was missed (True) or completed (False); open ones are left out.
+    `asdas_baseline_at` and `basdai_baseline_at` are the questionnaires of the current therapy
+    episode's baseline (clinical spec §7), when it has one: they take the place of the
+    clinic-set `baseline_at` for that score.
     """
 
     as_of: datetime
@@ -140,6 +143,8 @@ class PatientFacts:
     unreachable_since: datetime | None
     last_crp_at: datetime | None
     baseline_at: datetime | None = None
+    asdas_baseline_at: datetime | None = None
+    basdai_baseline_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -320,9 +325,11 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
     is judged on ASDAS-ESR, change staying within one variant (spec §6). A patient without a
     CRP drawn in that period and without a current ASDAS-ESR is flagged, since without CRP
     there is no ASDAS-CRP (clinical spec §2). Improvements compare the current
-    scores with the baseline (the first completed questionnaire, or the one nearest to the
-    baseline date the clinic set): an ASDAS decrease ≥ 2.0 is a major and ≥ 1.1 a clinically
-    important improvement, a BASDAI halved is BASDAI50 (clinical spec §3). Worsening compares
+    scores with the baseline (the current therapy episode's baseline questionnaire of
+    clinical spec §7 when there is one, else the first completed questionnaire, or the one
+    nearest to the baseline date the clinic set): an ASDAS decrease ≥ 2.0 is a major and
+    ≥ 1.1 a clinically important improvement, a BASDAI halved is BASDAI50 (clinical spec
+    §3). Worsening compares
     with the previous score, as a flare is a change since last time.
     """
     observations = [_settle(obs) for obs in facts.observations if obs.at <= facts.as_of]
@@ -353,7 +360,7 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
     concerns.sort(key=lambda flag: SEVERITY.index(Concern(flag.kind)))
 
     progress: list[Flag] = []
-    baseline_asdas = baseline(with_asdas, facts.baseline_at)
+    baseline_asdas = baseline(with_asdas, facts.asdas_baseline_at or facts.baseline_at)
     if (
         latest_asdas is not None
         and baseline_asdas is not None
@@ -379,7 +386,7 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
                     drawn_at=latest_asdas.lab_at(variant),
                 )
             )
-    baseline_basdai = baseline(with_basdai, facts.baseline_at)
+    baseline_basdai = baseline(with_basdai, facts.basdai_baseline_at or facts.baseline_at)
     if (
         latest_basdai is not None
         and baseline_basdai is not None

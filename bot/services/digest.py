@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -25,7 +25,7 @@ from bot.config import PatientIdentifier
 from bot.context import AppContext
 from bot.domain import attention, scoring, treatment
 from bot.domain import safety as safety_rules
-from bot.domain.treatment import EpisodeReading
+from bot.domain.treatment import AsdasVariant, EpisodeReading
 from bot.services import therapy as therapy_service
 from storage import administrations, deliveries, physicians, scores, therapies
 from storage import digest as digest_storage
@@ -36,6 +36,7 @@ from storage.models import (
     Patient,
     PatientStatus,
     Physician,
+    TherapyEpisodeRow,
 )
 
 # Re-exported, so senders record outcomes without importing storage themselves.
@@ -161,6 +162,17 @@ class PatientLine:
     asdas_esr: Decimal | None = None
     asdas_esr_state: scoring.AsdasState | None = None
     asdas_esr_drawn_at: datetime | None = None
+    baseline_drug: str | None = None
+    baseline_start: date | None = None
+
+
+@dataclass(frozen=True)
+class CurrentBaseline:
+    """The current therapy episode of a patient and its §7 baseline, which "improving" is
+    measured against (clinical spec §7)."""
+
+    therapy: therapy_service.TherapyView
+    baseline: treatment.Baseline
 
 
 @dataclass(frozen=True)
@@ -270,9 +282,27 @@ def _patient_line(
     timezone: str,
     identifier: PatientIdentifier,
     no_crp_weeks: int,
+    current: CurrentBaseline | None = None,
 ) -> PatientLine:
     as_of = week.end(timezone)
     completed = [row for row in rows if row.status == AdministrationStatus.COMPLETED.value]
+    base = None if current is None else current.baseline
+    asdas_baseline_at = (
+        None
+        if base is None or base.asdas is None or base.asdas_variant is None
+        else _baseline_moment(
+            completed,
+            base.asdas,
+            lambda row: row.asdas_crp if base.asdas_variant is AsdasVariant.CRP else row.asdas_esr,
+            timezone,
+        )
+    )
+    basdai_baseline_at = (
+        None
+        if base is None or base.basdai is None
+        else _baseline_moment(completed, base.basdai, lambda row: row.basdai, timezone)
+    )
+    measured_from_episode = asdas_baseline_at is not None or basdai_baseline_at is not None
     scheduled = [row for row in rows if row.kind == AdministrationKind.SCHEDULED.value]
     facts = attention.PatientFacts(
         as_of=as_of,
@@ -285,6 +315,8 @@ def _patient_line(
         unreachable_since=patient.unreachable_since,
         last_crp_at=last_crp_at,
         baseline_at=patient.baseline_date,
+        asdas_baseline_at=asdas_baseline_at,
+        basdai_baseline_at=basdai_baseline_at,
     )
     judged = attention.assess(facts, no_crp_weeks=no_crp_weeks)
     weeks = [week]
@@ -338,7 +370,32 @@ def _patient_line(
             if esr_beside is None or latest_asdas is None
             else latest_asdas.lab_at(attention.Variant.ESR)
         ),
+        baseline_drug=current.therapy.drug if current and measured_from_episode else None,
+        baseline_start=current.therapy.start if current and measured_from_episode else None,
     )
+
+
+def _baseline_moment(
+    completed: list[digest_storage.AdministrationRow],
+    value: treatment.BaselineValue,
+    value_of: Callable[[digest_storage.AdministrationRow], Decimal | None],
+    timezone: str,
+) -> datetime | None:
+    """The questionnaire that is an episode's baseline score (clinical spec §7): completed on
+    the baseline's clinic day with that score; the last of that day before the start, the
+    first after it, as §7 chooses. Its `slot_at` is the moment the attention rules compare."""
+    zone = ZoneInfo(timezone)
+    same = [
+        row
+        for row in completed
+        if row.completed_at is not None
+        and row.completed_at.astimezone(zone).date() == value.day
+        and value_of(row) == value.value
+    ]
+    if not same:
+        return None
+    chosen = same[0] if value.after_start else same[-1]
+    return chosen.slot_at
 
 
 def _asdas_change(
@@ -404,9 +461,22 @@ def build_digest(
             session=session, before=end, physician_id=physician_id, statuses=LISTED_STATUSES
         )
         crp = digest_storage.last_crp_drawn(session=session, physician_id=physician_id, before=end)
-        treatment = _treatment_notes(
-            session, panel, week=week, timezone=timezone, identifier=ctx.settings.patient_identifier
+        episodes = therapies.list_therapies_of_many(
+            session=session, patient_ids=[p.id for p in panel if p.id is not None]
         )
+        points_of = therapy_service.score_points_of_many(
+            session,
+            patient_ids=[patient_id for patient_id, rows in episodes.items() if rows],
+            timezone=timezone,
+        )
+        treatment_notes = _treatment_notes(
+            panel,
+            episodes,
+            points_of,
+            week=week,
+            identifier=ctx.settings.patient_identifier,
+        )
+        current = _current_baselines(panel, episodes, points_of, week=week)
         safety_notes = _safety_notes(
             session, panel, week=week, timezone=timezone, identifier=ctx.settings.patient_identifier
         )
@@ -424,6 +494,7 @@ def build_digest(
             timezone=timezone,
             identifier=settings.patient_identifier,
             no_crp_weeks=settings.digest_no_crp_weeks,
+            current=current.get(patient.id or 0),
         )
         for patient in panel
     ]
@@ -453,30 +524,53 @@ def build_digest(
         improving=tuple(sorted((ln for ln in lines if ln.progress), key=_improving_order)),
         patients=tuple(sorted(lines, key=lambda ln: (ln.identifier.casefold(), ln.patient_id))),
         no_crp_weeks=settings.digest_no_crp_weeks,
-        treatment=treatment,
+        treatment=treatment_notes,
         safety=safety_notes,
     )
 
 
-def _treatment_notes(
-    session: Session,
+def _current_baselines(
     panel: list[Patient],
+    episodes: dict[int, list[TherapyEpisodeRow]],
+    points_of: dict[int, list[treatment.ScorePoint]],
     *,
     week: IsoWeek,
-    timezone: str,
+) -> dict[int, CurrentBaseline]:
+    """Each treated patient's current episode (the latest started of those ongoing at the
+    week's end) with its §7 baseline, when that baseline has a score (clinical spec §7)."""
+    last = week.sunday()
+    found: dict[int, CurrentBaseline] = {}
+    for patient in panel:
+        if patient.id is None:
+            continue
+        ongoing = [
+            row
+            for row in episodes.get(patient.id, [])
+            if row.start_date <= last and (row.stop_date is None or row.stop_date > last)
+        ]
+        if not ongoing:
+            continue
+        row = max(ongoing, key=lambda each: (each.start_date, each.id or 0))
+        view = therapy_service.therapy_view(row, patient.clinic_ref)
+        points = [point for point in points_of.get(patient.id, []) if point.day <= last]
+        base = treatment.baseline(view.episode, points)
+        if base.asdas is not None or base.basdai is not None:
+            found[patient.id] = CurrentBaseline(therapy=view, baseline=base)
+    return found
+
+
+def _treatment_notes(
+    panel: list[Patient],
+    episodes: dict[int, list[TherapyEpisodeRow]],
+    points_of: dict[int, list[treatment.ScorePoint]],
+    *,
+    week: IsoWeek,
     identifier: PatientIdentifier,
 ) -> tuple[TreatmentNote, ...]:
     """The §7 news of the week: responses assessed (and primary non-response), losses of
     response, and assessments due now or within `TREATMENT_DUE_AHEAD_WEEKS` weeks."""
     first, last = week.monday(), week.sunday()
     ahead = last + timedelta(weeks=TREATMENT_DUE_AHEAD_WEEKS)
-    episodes = therapies.list_therapies_of_many(
-        session=session, patient_ids=[p.id for p in panel if p.id is not None]
-    )
-    treated = [patient_id for patient_id, rows in episodes.items() if rows]
-    points_of = therapy_service.score_points_of_many(
-        session, patient_ids=treated, timezone=timezone
-    )
     notes: list[TreatmentNote] = []
     for patient in panel:
         rows = episodes.get(patient.id or 0, [])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Engine
 from bot.clock import FixedClock
 from bot.context import AppContext
 from bot.digest_render import render_text
+from bot.domain.attention import Progress
 from bot.render import default_renderer
 from bot.services import digest, labs, safety, therapy
 from bot.services.digest import IsoWeek, TreatmentKind
@@ -87,6 +89,66 @@ class TestTreatmentSection:
         assert "response assessment due 2025-05-26 to 2025-08-18" in render_text(
             built, default_renderer()
         )
+
+
+class TestImprovingAgainstTheEpisodeBaseline:
+    """ "Improving" is measured against the current episode's baseline when it has one (§7)."""
+
+    def test_measured_from_the_current_episodes_baseline_and_says_so(
+        self, case_ctx: AppContext
+    ) -> None:
+        """An old low BASDAI before the course does not hide the response: BASDAI is compared
+        with upadacitinib's baseline (3.8 → 1.4, BASDAI50), and the line names that baseline."""
+        physician_id = seed_case(case_ctx)
+        patient = therapy.list_therapies(case_ctx, clinic_ref="MRN-0042")[0].patient_id
+        typed_questionnaire(
+            case_ctx, patient_id=patient, completed_at=datetime(2024, 5, 6, 10, tzinfo=UTC),
+            answers=CASE_AFTER,
+        )  # fmt: skip
+        built = digest.build_digest(case_ctx, physician_id=physician_id, week=IsoWeek(2025, 33))
+        assert built is not None
+        (line,) = built.improving
+        assert (line.baseline_drug, line.baseline_start) == ("upadacitinib", date(2025, 3, 3))
+        kinds = [flag.kind for flag in line.progress]
+        assert Progress.BASDAI50 in kinds
+        text = render_text(built, default_renderer())
+        assert (
+            "BASDAI50 reached (BASDAI 3.8 → 1.4 since 28 Feb 2025); ASAS/EULAR BASDAI response "
+            "met (≥ 50 % or ≥ 2 points; BASDAI 3.8 → 1.4 since 28 Feb 2025) — measured against "
+            "the baseline of upadacitinib (started 3 Mar 2025)"
+        ) in text
+        zh = dataclasses.replace(built, language="zh")
+        assert "以upadacitinib（2025年3月3日开始）的疗程基线计" in render_text(
+            zh, default_renderer()
+        )
+
+    def test_without_an_episode_as_before(self, case_ctx: AppContext) -> None:
+        """A patient without therapy episodes is compared with the first questionnaire, and
+        no episode baseline is named."""
+        physician = make_physician(case_ctx, name="Dr. Lee")
+        patient = make_active_patient(
+            case_ctx, physician_id=physician.physician_id, telegram_user_id=USER, ref="MRN-0042"
+        )
+        labs.add_lab_values(
+            case_ctx, clinic_ref="MRN-0042", drawn="2025-02-28 09:00", entered_by="test",
+            crp="64.6",
+        )  # fmt: skip
+        labs.add_lab_values(
+            case_ctx, clinic_ref="MRN-0042", drawn="2025-08-15 09:00", entered_by="test",
+            crp="7.59",
+        )  # fmt: skip
+        for moment, answers in ((datetime(2025, 2, 28, 10, tzinfo=UTC), CASE_BEFORE),
+                                (FOLLOW_UP, CASE_AFTER)):  # fmt: skip
+            typed_questionnaire(case_ctx, patient_id=patient, completed_at=moment, answers=answers)
+        built = digest.build_digest(
+            case_ctx, physician_id=physician.physician_id, week=IsoWeek(2025, 33)
+        )
+        assert built is not None
+        (line,) = built.improving
+        assert line.baseline_drug is None
+        text = render_text(built, default_renderer())
+        assert "major improvement (ASDAS-CRP 3.9 → 1.8 since 28 Feb 2025)" in text
+        assert "measured against the baseline of" not in text
 
 
 class TestSafetySection:
