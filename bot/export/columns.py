@@ -679,7 +679,8 @@ TABLES: Final[dict[str, tuple[Column[Any], ...]]] = {
     "therapy": THERAPY_COLUMNS,
     "checkins": CHECKIN_COLUMNS,
 }
-"""The tables by name; the Parquet file has the wide table's columns."""
+"""The tables by name; `parquet` writes the wide table, `therapy-parquet` and
+`checkins-parquet` the therapy and check-in tables, with these same columns."""
 
 DICTIONARY_FIELDS: Final = (
     "table",

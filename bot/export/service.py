@@ -29,11 +29,26 @@ from bot.export import course, fhir
 from bot.export.columns import CHECKIN_COLUMNS, THERAPY_COLUMNS
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.records import Baseline, ExportRecord, RecordBuilder, WideText, baselines
-from bot.export.tables import write_long_csv, write_parquet, write_table_csv, write_wide_csv
+from bot.export.tables import (
+    write_long_csv,
+    write_parquet,
+    write_table_csv,
+    write_table_parquet,
+    write_wide_csv,
+)
 from storage import exports, physicians
 
-FORMATS: Final = ("wide", "long", "parquet", "fhir", "therapy", "checkins")
-NEEDS_OUT: Final = frozenset({"parquet", "fhir"})
+FORMATS: Final = (
+    "wide",
+    "long",
+    "parquet",
+    "fhir",
+    "therapy",
+    "checkins",
+    "therapy-parquet",
+    "checkins-parquet",
+)
+NEEDS_OUT: Final = frozenset({"parquet", "fhir", "therapy-parquet", "checkins-parquet"})
 DURATION_ITEM: Final = "q6"
 """The item answered in minutes; its raw answer is exported beside its 0–10 value (spec §1)."""
 BATCH_SIZE: Final = 5000
@@ -446,14 +461,22 @@ def run_export(
             assert entry.id is not None
             return entry.id
 
-    if request.format in ("therapy", "checkins"):
+    if request.format in ("therapy", "checkins", "therapy-parquet", "checkins-parquet"):
+        name = request.format.removesuffix("-parquet")
         table: tuple[list[Any], Any] = (
             (course.therapy_rows(ctx, builder, physician_id=request.physician_id), THERAPY_COLUMNS)
-            if request.format == "therapy"
+            if name == "therapy"
             else (course.checkin_rows(ctx, builder, scope=scope), CHECKIN_COLUMNS)
         )
         items, columns = table
-        if out is None:
+        if request.format.endswith("-parquet"):
+            assert out is not None
+            with _temporary_file(out) as temporary:
+                rows, digest = write_table_parquet(
+                    temporary, columns, items, shifted=shifted, table=name
+                )
+                audit_id = audit(rows, digest)
+        elif out is None:
             assert stdout is not None
             rows, digest = write_table_csv(stdout, columns, items, shifted=shifted)
             stdout.flush()

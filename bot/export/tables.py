@@ -202,8 +202,11 @@ def write_table_csv(
     return _write_csv(sink, header, [_formatted(columns, items)], shifted=shifted)
 
 
-def parquet_schema(*, shifted: bool) -> Any:
-    """The Parquet schema of the wide table, each field documented from its column definition."""
+def parquet_schema(
+    *, shifted: bool, columns: Sequence[Column[Any]] = WIDE_COLUMNS, table: str = "wide"
+) -> Any:
+    """The Parquet schema of a table (the wide one unless told), each field documented from
+    its column definition, the same one the data dictionary lists."""
     import pyarrow as pa
 
     types = {
@@ -220,10 +223,10 @@ def parquet_schema(*, shifted: bool) -> Any:
             nullable=True,
             metadata={"meaning": column.meaning, "unit": column.unit, "source": column.source},
         )
-        for column in WIDE_COLUMNS
+        for column in columns
     ]
     metadata = {
-        "spondybot.table": "wide",
+        "spondybot.table": table,
         "spondybot.dates_shifted": "true" if shifted else "false",
         "spondybot.dictionary": "spondybot export --dictionary; docs/export.md",
     }
@@ -271,6 +274,23 @@ def write_parquet(
         if pending[0] or rows == 0:
             flush(writer)
     return rows, file_sha256(path)
+
+
+def write_table_parquet(
+    path: Path, columns: Sequence[Column[R]], items: list[R], *, shifted: bool, table: str
+) -> tuple[int, str]:
+    """A small table (therapy episodes, check-in answers) as typed Parquet with the same
+    columns, types and dictionary as its CSV; returns (rows, SHA-256 of the file)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = parquet_schema(shifted=shifted, columns=columns, table=table)
+    arrays = [
+        pa.array([_parquet_value(column.type)(column.value(item)) for item in items], type=kind)
+        for column, kind in zip(columns, schema.types, strict=True)
+    ]
+    pq.write_table(pa.Table.from_arrays(arrays, schema=schema), str(path), compression="zstd")
+    return len(items), file_sha256(path)
 
 
 def file_sha256(path: Path) -> str:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sqlalchemy.engine import Engine
 
 from bot.clock import FixedClock
 from bot.context import AppContext
-from bot.export.columns import dictionary_rows
+from bot.export.columns import CHECKIN_COLUMNS, THERAPY_COLUMNS, dictionary_rows
 from bot.export.pseudonyms import Pseudonymizer
-from bot.export.service import ExportRequest, run_export
+from bot.export.service import ExportError, ExportRequest, run_export
 from bot.services import safety
 from storage import patients
 from tests.conftest import TEST_PSEUDONYM_KEY, make_settings
@@ -87,6 +90,35 @@ class TestTherapyTable:
         ]
         assert statements[1]["effectivePeriod"] == {"start": "2025-03-03"}
 
+    def test_parquet_has_the_csv_rows_typed_and_documented(
+        self, case_ctx: AppContext, tmp_path: Path
+    ) -> None:
+        """`--format therapy-parquet` writes the CSV's rows with typed columns, each field
+        documented from the same dictionary, and is audited with the file's hash."""
+        seed_case(case_ctx)
+        text, _ = export_csv(case_ctx, "therapy")
+        out = tmp_path / "therapy.parquet"
+        result = run_export(case_ctx, ExportRequest(format="therapy-parquet", by="r", out=out))
+        table = pq.read_table(out)
+        assert result.rows == table.num_rows == 2
+        assert table.column_names == [column.name for column in THERAPY_COLUMNS]
+        assert table.schema.metadata[b"spondybot.table"] == b"therapy"
+        assert table.schema.field("basdai50").type == pa.bool_()
+        assert table.schema.field("baseline_asdas").type == pa.float64()
+        documented = table.schema.field("drug").metadata[b"meaning"].decode()
+        assert documented == next(c.meaning for c in THERAPY_COLUMNS if c.name == "drug")
+        upadacitinib = table.to_pylist()[1]
+        assert upadacitinib["drug"] == "upadacitinib"
+        assert upadacitinib["basdai50"] is True
+        assert round(upadacitinib["baseline_asdas"], 3) == 3.876
+        assert upadacitinib["patient_pseudonym"] == csv_rows(text)[1]["patient_pseudonym"]
+        assert result.sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
+
+    def test_parquet_needs_out(self, case_ctx: AppContext) -> None:
+        """Parquet is a file: without --out the request is refused before anything runs."""
+        with pytest.raises(ExportError, match="--format therapy-parquet writes files"):
+            run_export(case_ctx, ExportRequest(format="therapy-parquet", by="r"))
+
 
 class TestCheckinTable:
     def test_answers_with_version_and_no_note(self, case_ctx: AppContext) -> None:
@@ -113,6 +145,30 @@ class TestCheckinTable:
         offset = Pseudonymizer(TEST_PSEUDONYM_KEY.encode()).date_offset(research_id(case_ctx))
         moved = datetime(2025, 8, 20, 9, tzinfo=UTC) + offset
         assert csv_rows(shifted)[0]["answered_at"] == moved.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def test_parquet_with_shifted_dates(self, case_ctx: AppContext, tmp_path: Path) -> None:
+        """`--format checkins-parquet`: the answers typed, the time a UTC timestamp shifted by
+        the patient's offset, the file marked as shifted; the note is not there either."""
+        seed_case(case_ctx)
+        case_ctx.clock.set(datetime(2025, 8, 20, 9, tzinfo=UTC))  # type: ignore[attr-defined]
+        opened = safety.report(case_ctx, telegram_user_id=USER)
+        assert opened.view is not None
+        safety.answer(
+            case_ctx, telegram_user_id=USER, checkin_id=opened.view.checkin_id,
+            code="fever_infection", yes=True,
+        )  # fmt: skip
+        safety.note(case_ctx, telegram_user_id=USER, text="my neighbour Jo had flu")
+        out = tmp_path / "checkins.parquet"
+        request = ExportRequest(format="checkins-parquet", by="r", out=out, shift_dates=True)
+        assert run_export(case_ctx, request).rows == 1
+        table = pq.read_table(out)
+        assert table.column_names == [column.name for column in CHECKIN_COLUMNS]
+        assert table.schema.metadata[b"spondybot.dates_shifted"] == b"true"
+        (row,) = table.to_pylist()
+        assert (row["question"], row["answer_yes"]) == ("fever_infection", True)
+        offset = Pseudonymizer(TEST_PSEUDONYM_KEY.encode()).date_offset(research_id(case_ctx))
+        assert row["answered_at"] == datetime(2025, 8, 20, 9, tzinfo=UTC) + offset
+        assert b"Jo had flu" not in out.read_bytes()
 
 
 def test_data_dictionary_lists_the_new_tables() -> None:
