@@ -27,10 +27,11 @@ from bot.cli.common import fail
 from bot.clock import FixedClock, SystemClock
 from bot.config import SUPPORTED_LANGUAGES, SettingsError, load_settings
 from bot.context import AppContext
+from bot.course_render import CourseWords
 from bot.domain.scoring import AsdasState, display_round
 from bot.render import Renderer, default_renderer
 from bot.screens import Button, Presentation, Screen, history_screens, present
-from bot.services import conversation, history, labs, staff
+from bot.services import conversation, history, labs, staff, therapy
 from bot.services.conversation import Reply
 from bot.services.questionnaire import Outcome, QuestionnaireReply
 from storage import migrate
@@ -69,6 +70,9 @@ CASE_FOLLOWUP: Final = CaseTimePoint(
 )
 CASE_WEEKS_APART: Final = 24
 """The case's "within six months"."""
+CASE_ADALIMUMAB_WEEKS_BEFORE: Final = 52
+"""How long before the first visit adalimumab was started: the case's disease was refractory
+to it, so it had run for a while; the case report does not say how long."""
 SAMPLE_ANSWERS: Final = CASE_BASELINE.answers
 """What the demo answers by itself: the case's first visit."""
 SAMPLE_CRP_MG_L: Final = CASE_BASELINE.crp_mg_l
@@ -296,7 +300,9 @@ def walk_through(ctx: AppContext, terminal: Terminal, chart_path: Path) -> bool:
 def replay_case(ctx: AppContext, clock: FixedClock, terminal: Terminal, chart_path: Path) -> bool:
     """The published case's two visits, CASE_WEEKS_APART weeks apart, answered through the
     same services as the bot (enrollment, consent, questionnaire, `/checkin`, lab entry), then
-    compared as a physician reads it (clinical spec §3, §5, §6)."""
+    compared as a physician reads it (clinical spec §3, §5, §6). The treatment is entered as
+    the case tells it, two episodes (adalimumab, then upadacitinib added on the day of the
+    first visit), and the course is read as clinical spec §7 says."""
     followup_at = clock.now()
     clock.set(followup_at - timedelta(weeks=CASE_WEEKS_APART))
     terminal.say(terminal.text("demo.case_intro", weeks=CASE_WEEKS_APART))
@@ -304,6 +310,7 @@ def replay_case(ctx: AppContext, clock: FixedClock, terminal: Terminal, chart_pa
     if not converse(ctx, terminal, replies, CASE_BASELINE.answers):
         return False
     _add_crp(ctx, patient.clinic_ref, CASE_BASELINE.crp_mg_l)
+    _add_case_therapies(ctx, patient.clinic_ref)
     clock.set(followup_at)
     replies = conversation.command(
         ctx, telegram_user_id=DEMO_USER, name="checkin", language=terminal.language
@@ -355,8 +362,31 @@ def replay_case(ctx: AppContext, clock: FixedClock, terminal: Terminal, chart_pa
     )
     terminal.say(terminal.text("demo.case_basdai50", met=comparison.basdai50))
     terminal.say(terminal.text("demo.case_asas_eular", met=comparison.asas_eular_response))
+    terminal.say("")
+    terminal.say(terminal.text("demo.case_course"))
+    words = CourseWords(terminal.renderer, terminal.language)
+    for line in words.course(therapy.course(ctx, clinic_ref=patient.clinic_ref)):
+        terminal.say(plain(line))
     _write_chart(terminal, scores, chart_path)
     return True
+
+
+def _add_case_therapies(ctx: AppContext, clinic_ref: str) -> None:
+    """The case's treatment as two overlapping episodes, entered as the clinic would
+    (`spondybot therapy add`): adalimumab for a year, upadacitinib added today (spec §7)."""
+    today = therapy.clinic_today(ctx)
+    for drug, therapy_class, start in (
+        ("adalimumab", "tnf_inhibitor", today - timedelta(weeks=CASE_ADALIMUMAB_WEEKS_BEFORE)),
+        ("upadacitinib", "jak_inhibitor", today),
+    ):
+        therapy.add_therapy(
+            ctx,
+            clinic_ref=clinic_ref,
+            drug=drug,
+            therapy_class=therapy_class,
+            start=start.isoformat(),
+            actor="demo",
+        )
 
 
 def demo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,38 @@ class TestPublishedCase:
         assert f"Your history chart was written to {chart}" in lines
         assert chart.read_bytes().startswith(b"\x89PNG")
 
+    def test_case_replays_two_episodes_and_prints_the_course_reading(self, tmp_path: Path) -> None:
+        """The case is treated as two episodes, adalimumab then upadacitinib added on the day
+        of the first visit, and the §7 reading is printed with the case's exact numbers."""
+        result = runner.invoke(app, ["demo", "--case", "--chart", str(tmp_path / "c.png")])
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        start = lines.index(
+            "Treatment course (docs/clinical.md §7), as the physician's digest and course "
+            "report read it:"
+        )
+        course = lines[start + 1 : start + 7]
+        assert course[0].startswith("[1] adalimumab (TNF inhibitor), ")
+        assert course[0].endswith(" → ongoing")
+        assert course[1].strip().startswith("no baseline")
+        assert course[2].startswith("[2] upadacitinib (JAK inhibitor), ")
+        assert (
+            course[3]
+            .strip()
+            .startswith("baseline ASDAS-CRP 3.9 (very high disease activity), BASDAI 3.8, ")
+        )
+        assert (
+            course[4]
+            .strip()
+            .endswith(
+                "ASDAS-CRP 3.9 → 1.8 (low disease activity), CRP 64.6 → 7.59 mg/L: major "
+                "improvement, low disease activity target reached"
+            )
+        )
+        # Week 24 (day 168); a daylight-saving change near midnight can make it day 167.
+        assert re.match(r"week 2[34] \(", course[4].strip())
+        assert course[5].strip() == "BASDAI 3.8 → 1.4: BASDAI50 met; ASAS/EULAR response met"
+
     def test_case_in_chinese(self, tmp_path: Path) -> None:
         """The case speaks the patient's language too."""
         result = runner.invoke(
@@ -154,3 +187,4 @@ class TestPublishedCase:
         assert result.exit_code == 0, result.output
         assert "BASDAI 3.8 → 1.4" in result.output
         assert "重大改善" in result.output
+        assert "治疗疗程（docs/clinical.md §7）" in result.output
