@@ -21,7 +21,7 @@ from bot.domain import flow, instruments
 from bot.domain import safety as safety_rules
 from bot.domain.scoring import asdas_category, display_round
 from bot.render import TELEGRAM_TEXT_LIMIT, Renderer
-from bot.services.conversation import Notice, Reply
+from bot.services.conversation import SIDE_EFFECT_BUTTON, Notice, Reply
 from bot.services.enrollment import EnrollmentResult
 from bot.services.enrollment import Outcome as EnrollmentOutcome
 from bot.services.history import History, StatusView
@@ -685,8 +685,12 @@ def _present_one(renderer: Renderer, reply: Reply) -> Presentation:
     if isinstance(reply, StatusView):
         return Presentation(primary=status_screen(renderer, reply), edit_pressed=False)
     assert isinstance(reply, Notice)
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    if reply.offers_side_effect:
+        label = renderer.text("safety.report_button", reply.language)
+        buttons = ((Button(label, cb.encode(SIDE_EFFECT_BUTTON)),),)
     return Presentation(
-        primary=Screen(renderer.text(reply.key, reply.language)), edit_pressed=False
+        primary=Screen(renderer.text(reply.key, reply.language), buttons), edit_pressed=False
     )
 
 

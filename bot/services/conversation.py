@@ -7,6 +7,7 @@ which account is speaking, which step it is at, and which service answers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from bot import callbacks
 from bot.context import AppContext
@@ -21,10 +22,16 @@ from bot.services.safety import SafetyReply
 
 @dataclass(frozen=True)
 class Notice:
-    """A message with nothing behind it: `key` names its template."""
+    """A message with nothing behind it: `key` names its template. `offers_side_effect` adds
+    the button that reports a side effect, the same as `/sideeffect` (clinical spec §8)."""
 
     key: str
     language: str
+    offers_side_effect: bool = False
+
+
+SIDE_EFFECT_BUTTON: Final = callbacks.OptionButton("report", "sideeffect")
+"""The "report a side effect" button under `/checkin`; it goes the way `/sideeffect` goes."""
 
 
 Reply = QuestionnaireReply | SafetyReply | AccountReply | EnrollmentResult | StatusView | Notice
@@ -69,6 +76,11 @@ def press(ctx: AppContext, *, telegram_user_id: int, data: str | None, language:
             )
         case callbacks.SafetyButton(checkin_id, action, question):
             return _safety_press(ctx, telegram_user_id, checkin_id, action, question, language)
+        case callbacks.OptionButton("report", "sideeffect"):
+            (reported,) = command(
+                ctx, telegram_user_id=telegram_user_id, name="sideeffect", language=language
+            )
+            return reported
         case callbacks.OptionButton("first", _):
             return questionnaire.checkin(ctx, telegram_user_id=telegram_user_id)
         case callbacks.OptionButton(step, value):
@@ -216,7 +228,12 @@ def command(ctx: AppContext, *, telegram_user_id: int, name: str, language: str)
     if name == "help":
         return [Notice("help.patient", account.language)]
     if name == "checkin":
-        return [questionnaire.checkin(ctx, telegram_user_id=telegram_user_id)]
+        asked = questionnaire.checkin(ctx, telegram_user_id=telegram_user_id)
+        if asked.outcome not in (questionnaire.Outcome.SHOW, questionnaire.Outcome.CHECKIN_LIMIT):
+            return [asked]
+        # Any time, also during a questionnaire, a patient may report an event (spec §8); the
+        # offer comes first so that the question stays the newest message.
+        return [Notice("safety.offer", asked.language, offers_side_effect=True), asked]
     if name == "sideeffect":
         return [safety.report(ctx, telegram_user_id=telegram_user_id)]
     if name == "status":

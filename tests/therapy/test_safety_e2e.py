@@ -171,3 +171,48 @@ class TestRedFlag:
             assert [(c.status, c.kind) for c in checkins] == [("confirmed", "report")]
             versions = {a.version for a in session.exec(select(SafetyAnswer)).all()}
             assert versions == {"safety-checkin-v1"}
+
+
+class TestReportButtonOnCheckin:
+    async def test_checkin_offers_the_same_path_as_sideeffect(self, safety_bot: RunningBot) -> None:
+        """`/checkin` offers "Report a side effect" above its question; the button turns that
+        message into the check-in `/sideeffect` opens (a report), a second press resumes it,
+        and a red flag from it advises and alerts exactly as from `/sideeffect`."""
+        ana, doctor, patient_id = await clinic_with_patient_on_jak(safety_bot)
+        ana.send_command("/checkin")
+        await safety_bot.settle()
+        offer, question = ana.messages()[-2:]
+        assert "side effect" in offer["text"]
+        assert question["text"].startswith("Question 1 of 7")
+        assert [label for label, _ in ana.buttons(offer)] == ["🛡 Report a side effect"]
+        (report,) = ana.buttons(offer)
+        ana.press(report[1], offer["message_id"])
+        await safety_bot.settle()
+        shown = {m["message_id"]: m["text"] for m in ana.messages()}
+        assert "Safety check-in" in shown[offer["message_id"]]
+        assert "not a validated questionnaire" in shown[offer["message_id"]]
+        ana.press(report[1], offer["message_id"], force=True)
+        await safety_bot.settle()
+        with safety_bot.ctx.session() as session:
+            (checkin,) = session.exec(
+                select(SafetyCheckin).where(SafetyCheckin.patient_id == patient_id)
+            ).all()
+        assert (checkin.kind, checkin.status) == ("report", "open")
+        for _ in BEFORE_VTE:
+            ana.press_button("No")
+            await safety_bot.settle()
+        ana.press_button("Yes")
+        await safety_bot.settle()
+        assert any("Call emergency services now: 112" in m["text"] for m in ana.messages())
+        assert len(safety_alerts(doctor)) == 1
+
+    async def test_in_chinese(self, safety_bot: RunningBot) -> None:
+        """The offer and its button speak the patient's language."""
+        ana, _doctor, _ = await clinic_with_patient_on_jak(safety_bot)
+        ana.press("o:lang:zh", force=True)
+        await safety_bot.settle()
+        ana.send_command("/checkin")
+        await safety_bot.settle()
+        offer = ana.messages()[-2]
+        assert "报告副作用" in offer["text"]
+        assert [label for label, _ in ana.buttons(offer)] == ["🛡 报告副作用"]
