@@ -18,7 +18,7 @@ from bot.context import AppContext
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.service import ExportRequest, run_export
 from tests.conftest import TEST_PSEUDONYM_KEY, make_settings
-from tests.export.conftest import Dataset, csv_rows, export_csv, wide_by_id
+from tests.export.conftest import Dataset, csv_rows, export_csv, exported_id, wide_by_id
 
 FORMATS = ("wide", "long", "parquet", "fhir")
 DATE_COLUMNS = ("scheduled_for", "completed_at", "crp_drawn_at", "esr_drawn_at")
@@ -196,7 +196,8 @@ class TestDateShift:
         expected = parse(wide_moved[admin]["completed_at"]) - parse(
             wide_real[admin]["completed_at"]
         )
-        assert parse(moved[f"qr-{admin}"]) - parse(real[f"qr-{admin}"]) == expected
+        response = f"qr-{exported_id('administration', admin)}"
+        assert parse(moved[response]) - parse(real[response]) == expected
 
 
 class TestDeletedAndWithdrawn:
