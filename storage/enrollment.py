@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, delete, func, update
 from sqlmodel import Session, col, select
 
 from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode
@@ -67,6 +67,13 @@ def record_failed_attempt(*, session: Session, account_hash: str, now: datetime)
     """Remembers one wrong code entry for rate limiting."""
     session.add(EnrollmentAttempt(account_hash=account_hash, attempted_at=now))
     session.flush()
+
+
+def forget_failed_attempts(*, session: Session, account_hash: str) -> None:
+    """Drops an account's wrong code entries (its owner asked for their data to be deleted)."""
+    session.execute(
+        delete(EnrollmentAttempt).where(col(EnrollmentAttempt.account_hash) == account_hash)
+    )
 
 
 def count_failed_attempts(*, session: Session, account_hash: str, since: datetime) -> int:

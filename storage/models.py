@@ -308,8 +308,9 @@ class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled, so a re-delivered update changes nothing.
 
     `message_key` names what the update carries (`m:<chat>:<message>` for a message,
-    `q:<callback query id>` for a button press), so the same message delivered again under a
-    new update id is recognised too.
+    `q:<user>:<callback query id>` for a button press), so the same message delivered again
+    under a new update id is recognised too. It names a Telegram account, so deleting a
+    patient's data clears it (`storage.patients.delete_patient_data`).
     """
 
     update_id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))

@@ -7,8 +7,6 @@ under a keyed hash of the Telegram user id: Telegram ids are stored only in `cha
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,6 +16,7 @@ from typing import Final
 from sqlmodel import Session
 
 from bot.context import AppContext
+from bot.services.keyed import account_hash
 from bot.services.patients import STEP_LANGUAGE, PatientView, view_of
 from bot.services.staff import hash_code, normalise_code
 from storage import audit, enrollment, patients, physicians
@@ -28,7 +27,6 @@ logger = logging.getLogger(__name__)
 RATE_WINDOW: Final = timedelta(hours=1)
 MIN_CODE_LENGTH: Final = 6
 MAX_CODE_LENGTH: Final = 24
-_ATTEMPT_KEY_FALLBACK: Final = b"spondybot enrollment attempts"
 
 
 class Outcome(StrEnum):
@@ -47,13 +45,6 @@ class EnrollmentResult:
     language: str
     patient: PatientView | None = None
     physician_id: int | None = None
-
-
-def account_hash(ctx: AppContext, telegram_user_id: int) -> str:
-    """A keyed hash of a Telegram user id, for rate limiting without keeping the id."""
-    secret = ctx.settings.pseudonym_key
-    key = secret.get_secret_value().encode() if secret is not None else _ATTEMPT_KEY_FALLBACK
-    return hmac.new(key, str(telegram_user_id).encode(), hashlib.sha256).hexdigest()
 
 
 def looks_like_code(text: str) -> bool:
