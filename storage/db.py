@@ -128,6 +128,13 @@ def _begin_immediate(conn: Connection, busy_timeout_ms: int) -> None:
         cursor.close()
 
 
+def has_single_writer(engine: Engine) -> bool:
+    """Whether one writer holds the whole database at a time (SQLite): a long job then pauses
+    between its transactions, since SQLite's waiting writers only poll for the lock (at most
+    every 100 ms) and one that commits and begins again at once would keep them out."""
+    return engine.dialect.name == "sqlite"
+
+
 def make_engine(
     url: str, *, echo: bool = False, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
 ) -> Engine:

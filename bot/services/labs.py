@@ -11,13 +11,15 @@ or deleted one recomputes what depended on it). Scores themselves are computed o
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+import sys
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 from sqlalchemy.exc import IntegrityError
@@ -29,6 +31,7 @@ from bot.domain.labs import LabInputError, Measurement
 from bot.domain.scoring import CRP_FLOOR_MG_L
 from bot.services import scores as score_service
 from storage import audit, labs, patients
+from storage.db import has_single_writer
 from storage.models import LabResult, Patient, PatientStatus
 
 logger = logging.getLogger(__name__)
@@ -88,6 +91,9 @@ class ChangeOutcome:
     recomputed: tuple[int, ...]
 
 
+_NO_PARAMS: Final[Mapping[str, str]] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class ImportRow:
     """The fate of one line of a lab file; `reason` and `params` say why it was not stored."""
@@ -97,7 +103,7 @@ class ImportRow:
     clinic_ref: str = ""
     analyte: str = ""
     reason: str | None = None
-    params: dict[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = _NO_PARAMS
     lab_id: int | None = None
 
 
@@ -378,7 +384,8 @@ def _import_row(
     known: dict[str, Patient],
     dry_run_stored: set[str] | None = None,
 ) -> tuple[ImportRow, tuple[int, ...]]:
-    ref = row.patient.strip()[:64]
+    # One string per patient, however many of their lines a large file has.
+    ref = sys.intern(row.patient.strip()[:64])
     if row.error is not None:
         refused = ImportRow(
             line=row.line,
@@ -439,9 +446,12 @@ def _import_row(
     return result, outcome.recomputed
 
 
-IMPORT_BATCH_ROWS: Final = 100
-"""Lines stored per transaction: a batch holds SQLite's write lock for well under a second
-(about 5 ms a line), so the bot's writes never wait long behind a large import."""
+IMPORT_BATCH_ROWS: Final = 200
+IMPORT_BATCH_SECONDS: Final = 0.4
+"""A transaction of the import ends after this many lines or seconds, whichever comes first."""
+IMPORT_PAUSE_SECONDS: Final = 0.12
+"""On SQLite the import pauses this long between transactions: longer than a waiting writer's
+longest poll (100 ms), so the bot's writes get in and wait about half a second at most."""
 
 
 def import_lab_file(
@@ -452,7 +462,8 @@ def import_lab_file(
 
     The file is read twice, line by line, and never held in memory: first to check that it
     is a lab file at all (else `LabInputError`, and nothing is stored), then to store it in
-    transactions of IMPORT_BATCH_ROWS lines, so the bot keeps answering during a large import.
+    short transactions (IMPORT_BATCH_ROWS lines or IMPORT_BATCH_SECONDS), pausing between them
+    on SQLite, so the bot keeps answering during a large import.
     Importing is idempotent (a line already stored is a duplicate), so an interrupted import
     is finished by running it again. A dry run goes through exactly the same steps, rolling
     each batch back, so its report is what the real import would do.
@@ -472,10 +483,14 @@ def import_lab_file(
     recomputed: set[int] = set()
     dry_run_stored: set[str] | None = set() if dry_run else None
     file_rows = lab_rules.iter_lab_file(lines())
-    while batch := list(itertools.islice(file_rows, IMPORT_BATCH_ROWS)):
+    pause = IMPORT_PAUSE_SECONDS if has_single_writer(ctx.engine) else 0.0
+    finished = False
+    while not finished:
+        finished = True
+        began = time.monotonic()
         known: dict[str, Patient] = {}
         with ctx.session() as session:
-            for row in batch:
+            for count, row in enumerate(file_rows, start=1):
                 result, administrations = _import_row(
                     ctx,
                     session,
@@ -487,8 +502,13 @@ def import_lab_file(
                 )
                 rows.append(result)
                 recomputed.update(administrations)
+                if count >= IMPORT_BATCH_ROWS or time.monotonic() - began >= IMPORT_BATCH_SECONDS:
+                    finished = False
+                    break
             if dry_run:
                 session.rollback()
+        if not finished:
+            time.sleep(pause)
     logger.info(
         "lab file imported",
         extra={
