@@ -14,12 +14,11 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Final
 
 from sqlalchemy.exc import IntegrityError
@@ -91,9 +90,6 @@ class ChangeOutcome:
     recomputed: tuple[int, ...]
 
 
-_NO_PARAMS: Final[Mapping[str, str]] = MappingProxyType({})
-
-
 @dataclass(frozen=True, slots=True)
 class ImportRow:
     """The fate of one line of a lab file; `reason` and `params` say why it was not stored."""
@@ -103,7 +99,7 @@ class ImportRow:
     clinic_ref: str = ""
     analyte: str = ""
     reason: str | None = None
-    params: Mapping[str, str] = _NO_PARAMS
+    params: dict[str, str] = field(default_factory=dict)
     lab_id: int | None = None
 
 
