@@ -69,6 +69,25 @@ def record_failed_attempt(*, session: Session, account_hash: str, now: datetime)
     session.flush()
 
 
+def unlink_physician(*, session: Session, physician_id: int) -> bool:
+    """Removes the link between a physician and their Telegram account; False if none."""
+    result = session.execute(delete(ChatLink).where(col(ChatLink.physician_id) == physician_id))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def revoke_physician_codes(*, session: Session, physician_id: int, now: datetime) -> None:
+    """Revokes a physician's unused enrollment codes, so none can link an account again."""
+    session.execute(
+        update(EnrollmentCode)
+        .where(
+            col(EnrollmentCode.physician_id) == physician_id,
+            col(EnrollmentCode.used_at).is_(None),
+            col(EnrollmentCode.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+    )
+
+
 def forget_failed_attempts(*, session: Session, account_hash: str) -> None:
     """Drops an account's wrong code entries (its owner asked for their data to be deleted)."""
     session.execute(

@@ -92,6 +92,9 @@ class Physician(SQLModel, table=True):
     digest_time: time = Field(default=time(8, 0), sa_column=Column(Time(), nullable=False))
     alerts_enabled: bool = Field(default=False)
     created_at: datetime = Field(sa_column=_dt(nullable=False))
+    deactivated_at: datetime | None = Field(default=None, sa_column=_dt())
+    """Set when the physician left the clinic: no access, no digest; their patients are still
+    followed and shown to admins as needing a new physician."""
 
 
 class Patient(SQLModel, table=True):

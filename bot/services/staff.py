@@ -57,6 +57,8 @@ class PatientRow:
     language: str
     timezone: str
     linked: bool
+    needs_physician: bool = False
+    """Their physician was deactivated: an admin should give them a new one."""
 
 
 def new_code() -> str:
@@ -203,6 +205,7 @@ def list_patients(ctx: AppContext, *, physician_id: int | None = None) -> list[P
         for patient in patients.list_patients(session=session, physician_id=physician_id):
             assert patient.id is not None
             link = enrollment.get_link_for_patient(session=session, patient_id=patient.id)
+            physician = physicians.get_physician(session=session, physician_id=patient.physician_id)
             rows.append(
                 PatientRow(
                     patient_id=patient.id,
@@ -213,6 +216,7 @@ def list_patients(ctx: AppContext, *, physician_id: int | None = None) -> list[P
                     language=patient.language,
                     timezone=patient.timezone,
                     linked=link is not None,
+                    needs_physician=physician is not None and physician.deactivated_at is not None,
                 )
             )
         return rows
@@ -237,8 +241,11 @@ def new_patient_code(ctx: AppContext, *, clinic_ref: str) -> IssuedCode:
 def new_physician_code(ctx: AppContext, *, physician_id: int) -> IssuedCode:
     """Issues a fresh code for a physician; their previous unused code stops working."""
     with ctx.session() as session:
-        if physicians.get_physician(session=session, physician_id=physician_id) is None:
+        physician = physicians.get_physician(session=session, physician_id=physician_id)
+        if physician is None:
             raise StaffError(f"no physician with id {physician_id}")
+        if physician.deactivated_at is not None:
+            raise StaffError(f"physician {physician_id} was deactivated: no new code")
         return _issue(
             ctx,
             role=Role.PHYSICIAN.value,
