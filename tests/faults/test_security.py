@@ -24,9 +24,16 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
+from telegram import Bot
 
 from bot.context import AppContext
-from bot.logging import JsonFormatter, RedactTokens, configure_logging
+from bot.logging import (
+    WITHHELD,
+    JsonFormatter,
+    RedactTokens,
+    WithholdUpdateContent,
+    configure_logging,
+)
 from bot.services import labs
 from storage.models import ChatLink, EnrollmentCode, ProcessedUpdate
 from tests.bot.e2e import RunningBot
@@ -331,3 +338,33 @@ class TestLogs:
                     assert secret.search(log) is None, secret.pattern
                 else:
                     assert secret not in log, secret
+
+
+class TestMalformedUpdate:
+    async def test_its_content_never_reaches_the_log(self, product_logging: io.StringIO) -> None:
+        """An update python-telegram-bot cannot read is logged at CRITICAL with the data it
+        received; the product's logging withholds that data, whatever it holds."""
+        with FakeBotApi(TEST_TOKEN) as api:
+            api.push_update({"message": {"message_id": 1, "text": "my back pain is 9 today"}})
+            async with Bot(TEST_TOKEN, base_url=api.base_url) as bot:
+                with pytest.raises(KeyError):
+                    await bot.get_updates(timeout=0)
+        written = product_logging.getvalue()
+        lines = [json.loads(line) for line in written.splitlines()]
+        assert any(line["level"] == "CRITICAL" for line in lines), written
+        assert "back pain" not in written
+        assert WITHHELD in written
+
+    def test_the_filter_withholds_every_argument_but_numbers(self) -> None:
+        """python-telegram-bot's arguments are withheld unless plain numbers; spondybot's own
+        lines are left as they are."""
+        withhold = WithholdUpdateContent()
+        record = logging.LogRecord(
+            "telegram.ext.Updater", logging.CRITICAL, __file__, 1,
+            "data %r after %s s, update %d", ({"text": "secret"}, 1.5, 7), None,
+        )  # fmt: skip
+        assert withhold.filter(record)
+        assert record.getMessage() == f"data {WITHHELD!r} after 1.5 s, update 7"
+        own = logging.LogRecord("bot.app", logging.INFO, __file__, 1, "kept %s", ("x",), None)
+        assert withhold.filter(own)
+        assert own.getMessage() == "kept x"
