@@ -338,7 +338,8 @@ def _wide_text(
 
 @contextlib.contextmanager
 def _temporary_file(out: Path) -> Iterator[Path]:
-    """A temporary file beside `out`, renamed to `out` on success and removed on failure."""
+    """A temporary file beside `out` (0600, as mkstemp makes it), renamed to `out` on success
+    and removed on failure."""
     handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(handle)
     temporary = Path(name)
@@ -352,10 +353,13 @@ def _temporary_file(out: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _temporary_directory(out: Path) -> Iterator[Path]:
-    """A temporary directory beside `out`, renamed to `out` on success, removed on failure."""
+    """A temporary directory beside `out` (0700, its files 0600), renamed to `out` on success,
+    removed on failure."""
     temporary = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"))
     try:
         yield temporary
+        for written in temporary.iterdir():
+            written.chmod(0o600)  # like the files mkstemp makes: health data, owner only
         if out.is_dir():
             out.rmdir()  # checked empty beforehand; rename needs it gone or empty
         os.replace(temporary, out)
