@@ -77,6 +77,7 @@ def _context(database_url: str) -> AppContext:
         database_url=database_url,
         clinic_timezone="UTC",
         sqlite_busy_timeout_ms=WRITER_BUSY_TIMEOUT_MS,
+        pseudonym_key="benchmark-pseudonym-key-0123456789",
     )
     return AppContext.from_settings(settings, clock=SystemClock())
 

@@ -120,7 +120,12 @@ def _measure(kind: str, patients: int, weeks: int) -> list[str] | None:
     with _database(kind) as url:
         if url is None:
             return None
-        settings = load_settings(_env_file=None, database_url=url, clinic_timezone="Europe/Berlin")
+        settings = load_settings(
+            _env_file=None,
+            database_url=url,
+            clinic_timezone="Europe/Berlin",
+            pseudonym_key="benchmark-pseudonym-key-0123456789",
+        )
         ctx = AppContext.from_settings(settings, clock=FixedClock(NOW))
         try:
             migrate.upgrade(ctx.engine)

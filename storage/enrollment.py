@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, update
+from sqlalchemy import String, bindparam, delete, func, insert, literal, text, update
 from sqlmodel import Session, col, select
 
-from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode
+from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode, table_of
+from storage.types import UTCDateTime
 
 
 def issue_code(
@@ -61,6 +62,46 @@ def claim_code(*, session: Session, code_hash: str, now: datetime) -> Enrollment
     if getattr(result, "rowcount", 0) != 1:
         return None
     return session.exec(select(EnrollmentCode).where(EnrollmentCode.code_hash == code_hash)).first()
+
+
+def reserve_attempt(
+    *, session: Session, account_hash: str, now: datetime, since: datetime, limit: int
+) -> int | None:
+    """Counts one code entry of an account against its limit in a single statement: records it
+    and returns its id only while the account has fewer than `limit` entries since `since`;
+    None when it has reached the limit. On PostgreSQL the account's entries are first locked
+    for the transaction, so two processes cannot both take the last one."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:account))"), {"account": account_hash}
+        )
+    attempts = table_of(EnrollmentAttempt)
+    recent = (
+        select(func.count())
+        .select_from(EnrollmentAttempt)
+        .where(
+            col(EnrollmentAttempt.account_hash) == account_hash,
+            col(EnrollmentAttempt.attempted_at) >= since,
+        )
+        .scalar_subquery()
+    )
+    statement = (
+        insert(attempts)
+        .from_select(
+            ["account_hash", "attempted_at"],
+            select(literal(account_hash, String()), literal(now, UTCDateTime())).where(
+                recent < limit
+            ),
+        )
+        .returning(attempts.c.id)
+    )
+    reserved = session.execute(statement).scalar()
+    return None if reserved is None else int(reserved)
+
+
+def release_attempt(*, session: Session, attempt_id: int) -> None:
+    """Takes back a reserved entry: the code was right, so it was no failure."""
+    session.execute(delete(EnrollmentAttempt).where(col(EnrollmentAttempt.id) == attempt_id))
 
 
 def record_failed_attempt(*, session: Session, account_hash: str, now: datetime) -> None:

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from bot.cli.common import app_context, fail
+from bot.cli.common import app_context, fail, require_server_secret
 from bot.config import Settings
 
 NOT_CONFIGURED = 3
@@ -113,6 +113,7 @@ def run(
                 err=True,
             )
             raise typer.Exit(NOT_CONFIGURED) from None
+        require_server_secret(ctx, purpose="run the bot")
         # What start-up made (modules, templates, the schema: about 200,000 objects) lives as
         # long as the process; out of the collector's sight, its full collections only scan
         # what handling updates creates.

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import app_context, echo_json, fail
+from bot.cli.common import app_context, echo_json, fail, require_server_secret
 from bot.clock import Clock, FixedClock, SystemClock
 
 NOT_CONFIGURED = 3
@@ -54,6 +54,7 @@ def tick(
                 "TELEGRAM_BOT_TOKEN is not set: put the token from @BotFather in .env",
                 NOT_CONFIGURED,
             )
+        require_server_secret(ctx, purpose="run the scheduler")
 
         async def once() -> Any:
             async with application:

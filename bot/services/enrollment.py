@@ -18,7 +18,7 @@ from sqlmodel import Session
 from bot.context import AppContext
 from bot.services.keyed import account_hash
 from bot.services.patients import STEP_LANGUAGE, PatientView, view_of
-from bot.services.staff import hash_code, normalise_code
+from bot.services.staff import hash_code, legacy_hash_code, normalise_code
 from storage import audit, enrollment, patients, physicians
 from storage.models import ChatLink, PatientStatus, Role
 
@@ -81,10 +81,15 @@ def enroll(
             )
         since = now - RATE_WINDOW
         enrollment.purge_attempts(session=session, before=since)
-        failures = enrollment.count_failed_attempts(session=session, account_hash=key, since=since)
-        if failures >= limit:
+        # The entry counts as a failure until the code proves right (one atomic statement).
+        attempt = enrollment.reserve_attempt(
+            session=session, account_hash=key, now=now, since=since, limit=limit
+        )
+        if attempt is None:
             return EnrollmentResult(Outcome.RATE_LIMITED, language)
-        code = enrollment.claim_code(session=session, code_hash=hash_code(code_text), now=now)
+        code = enrollment.claim_code(
+            session=session, code_hash=hash_code(ctx, code_text), now=now
+        ) or enrollment.claim_code(session=session, code_hash=legacy_hash_code(code_text), now=now)
         patient = (
             patients.get_patient_for_update(session=session, patient_id=code.patient_id)
             if code is not None and code.role == Role.PATIENT.value and code.patient_id
@@ -95,6 +100,10 @@ def enroll(
             if code is not None and code.role == Role.PHYSICIAN.value and code.physician_id
             else None
         )
+        if (patient is not None and patient.status != PatientStatus.DELETED.value) or (
+            physician is not None
+        ):
+            enrollment.release_attempt(session=session, attempt_id=attempt)
         if patient is not None and patient.status != PatientStatus.DELETED.value:
             assert patient.id is not None
             enrollment.delete_link_for_patient(session=session, patient_id=patient.id)
@@ -141,9 +150,9 @@ def enroll(
             return EnrollmentResult(
                 Outcome.PHYSICIAN_LINKED, physician.language, physician_id=physician.id
             )
-        enrollment.record_failed_attempt(session=session, account_hash=key, now=now)
         logger.info("enrollment code refused")
-        if failures + 1 >= limit:
+        failures = enrollment.count_failed_attempts(session=session, account_hash=key, since=since)
+        if failures >= limit:
             return EnrollmentResult(Outcome.RATE_LIMITED, language)
         return EnrollmentResult(Outcome.INVALID, language)
 

@@ -424,7 +424,7 @@ def _choose_stop(
         view = view_of(ctx, patient)
         assert patient.id is not None
         link = enrollment.get_link_for_patient(session=session, patient_id=patient.id)
-        if link is not None:
+        if link is not None and ctx.settings.pseudonym_key is not None:
             enrollment.forget_failed_attempts(
                 session=session,
                 account_hash=account_hash(ctx, link.telegram_user_id),

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from bot.config import SUPPORTED_LANGUAGES, check_timezone
 from bot.context import AppContext
+from bot.services import keyed
 from storage import enrollment, patients, physicians
 from storage.models import Role
 
@@ -71,8 +72,19 @@ def normalise_code(text: str) -> str:
     return "".join(ch for ch in text.upper() if ch.isalnum())
 
 
-def hash_code(code: str) -> str:
-    """The SHA-256 under which a code is stored; codes themselves are never stored."""
+def hash_code(ctx: AppContext, code: str) -> str:
+    """The keyed hash under which a code is stored; codes themselves are never stored.
+    Raises `StaffError` naming PSEUDONYM_KEY when the server secret is not set."""
+    try:
+        key = keyed.server_key(ctx, purpose="issue enrollment codes")
+    except keyed.MissingSecretError as error:
+        raise StaffError(str(error)) from None
+    return keyed.code_hash(key, normalise_code(code))
+
+
+def legacy_hash_code(code: str) -> str:
+    """The unkeyed SHA-256 under which codes issued before keyed hashing were stored; still
+    accepted until they expire (ENROLLMENT_CODE_TTL_DAYS)."""
     return hashlib.sha256(normalise_code(code).encode()).hexdigest()
 
 
@@ -104,7 +116,7 @@ def _issue(
     expires = now + timedelta(days=ctx.settings.enrollment_code_ttl_days)
     enrollment.issue_code(
         session=session,
-        code_hash=hash_code(code),
+        code_hash=hash_code(ctx, code),
         role=role,
         now=now,
         expires_at=expires,

@@ -22,7 +22,7 @@ from bot.context import AppContext
 from bot.webhook import secret_matches
 from storage import migrate
 from storage.db import make_engine
-from tests.conftest import TEST_TOKEN, make_settings
+from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN, make_settings
 from tests.factories import make_patient, make_physician
 from tests.fake_bot_api import FakeBotApi
 
@@ -59,6 +59,7 @@ def environment(api: FakeBotApi, database: str) -> dict[str, str]:
     env.update(
         {
             "DATABASE_URL": database,
+            "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
             "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
             "TELEGRAM_API_BASE_URL": api.base_url,
             "TELEGRAM_FILE_BASE_URL": api.base_file_url,

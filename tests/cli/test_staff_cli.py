@@ -6,15 +6,24 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.services.staff import hash_code
+from bot.services.keyed import code_hash
+from bot.services.staff import normalise_code
 from storage import enrollment
 from storage.db import make_engine, session_scope
+from storage.models import Physician
+from tests.conftest import TEST_PSEUDONYM_KEY
 
 runner = CliRunner()
+
+
+def stored(code: object) -> str:
+    """How a code is stored under the test's PSEUDONYM_KEY."""
+    return code_hash(TEST_PSEUDONYM_KEY.encode("utf-8"), normalise_code(str(code)))
 
 
 @pytest.fixture
@@ -22,6 +31,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) 
     """Points the CLI at a fresh database, as an operator's environment would."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
     monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "clinic_bot")
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
@@ -80,13 +90,17 @@ class TestStaffCli:
             now = datetime.now(UTC)
             assert (
                 enrollment.claim_code(
-                    session=session, code_hash=hash_code(str(old["code"])), now=now
+                    session=session,
+                    code_hash=stored(old["code"]),
+                    now=now,
                 )
                 is None
             )
             assert (
                 enrollment.claim_code(
-                    session=session, code_hash=hash_code(str(new["code"])), now=now
+                    session=session,
+                    code_hash=stored(new["code"]),
+                    now=now,
                 )
                 is not None
             )
@@ -160,3 +174,24 @@ class TestStaffCli:
             result = runner.invoke(app, [*args, "--help"])
             assert result.exit_code == 0, args
             assert "Example" in result.output, args
+
+
+class TestServerSecret:
+    def test_codes_and_the_bot_need_pseudonym_key(
+        self, cli_env: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without PSEUDONYM_KEY, issuing a code and running the bot stop in one line naming
+        the setting, and nothing is created."""
+        monkeypatch.delenv("PSEUDONYM_KEY")
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN-abcdefghijklmnopqrstuv")
+        added = runner.invoke(app, ["physician", "add", "--name", "Dr"])
+        assert added.exit_code != 0
+        assert isinstance(added.exception, SystemExit)  # a refusal, not a crash
+        assert "setting PSEUDONYM_KEY" in added.output.strip().splitlines()[-1]
+        engine = make_engine(cli_env)
+        with session_scope(engine) as session:
+            assert session.exec(select(Physician)).first() is None
+        engine.dispose()
+        started = runner.invoke(app, ["run"])
+        assert started.exit_code != 0
+        assert "setting PSEUDONYM_KEY" in started.output

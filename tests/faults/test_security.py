@@ -8,6 +8,7 @@ Reproduce: `.venv/bin/pytest tests/faults -k security`.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -37,7 +38,7 @@ from bot.logging import (
 from bot.services import labs
 from storage.models import ChatLink, EnrollmentCode, ProcessedUpdate
 from tests.bot.e2e import RunningBot
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN
 from tests.factories import make_patient, make_physician
 from tests.fake_bot_api import FakeBotApi, FakeUser
 from tests.faults.harness import BotProcess, bot_environment
@@ -90,7 +91,8 @@ class TestEnrollmentCodes:
 
     def test_only_hashes_of_codes_are_stored(self, ctx: AppContext, tmp_path: Path) -> None:
         """Neither a patient's nor a physician's code appears anywhere in the database; the
-        code table holds their SHA-256."""
+        code table holds their HMAC under the server secret, not the unkeyed SHA-256 a copy of
+        the database could be searched with offline."""
         physician = make_physician(ctx)
         patient = make_patient(ctx, physician_id=physician.physician_id)
         codes = [physician.code.code, patient.code.code]
@@ -100,9 +102,13 @@ class TestEnrollmentCodes:
                 assert form not in everything
         with ctx.session() as session:
             stored = {row.code_hash for row in session.exec(select(EnrollmentCode))}
+        normalised = [code.replace("-", "").upper() for code in codes]
+        key = TEST_PSEUDONYM_KEY.encode()
+        prefix = b"spondybot-enrollment-code\x00"
         assert stored == {
-            hashlib.sha256(code.replace("-", "").upper().encode()).hexdigest() for code in codes
+            hmac.new(key, prefix + code.encode(), hashlib.sha256).hexdigest() for code in normalised
         }
+        assert not stored & {hashlib.sha256(code.encode()).hexdigest() for code in normalised}
         database = ctx.settings.database_url
         if database.startswith("sqlite"):
             path = Path(database.split("///", 1)[1])

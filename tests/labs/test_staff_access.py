@@ -15,6 +15,7 @@ from bot.services import labs, staff, staff_access
 from storage import digest as digest_storage
 from storage.models import AuditEvent
 from tests.bot.e2e import RunningBot
+from tests.conftest import TEST_PSEUDONYM_KEY
 from tests.labs.conftest import Clinic
 from tests.labs.test_physician_chat import NOT_AVAILABLE, ask, joined, texts
 
@@ -125,6 +126,7 @@ class TestCommandLine:
         there was nothing to take away) and name an unknown physician in one line."""
         monkeypatch.chdir(tmp_path)
         monkeypatch.setenv("DATABASE_URL", database_url)
+        monkeypatch.setenv("PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
         runner = CliRunner()
         assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
         runner.invoke(app, ["physician", "add", "--name", "Dr", "--admin"])
