@@ -123,7 +123,8 @@ class Patient(SQLModel, table=True):
 
 
 class EnrollmentCode(SQLModel, table=True):
-    """A one-time code; only its SHA-256 is stored, so a database leak reveals no usable code."""
+    """A one-time code; only its HMAC under the server secret is stored, so a database leak
+    reveals no usable code and cannot be searched offline."""
 
     id: int | None = Field(default=None, primary_key=True)
     code_hash: str = Field(max_length=64, unique=True)
