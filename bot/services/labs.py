@@ -90,6 +90,11 @@ class ChangeOutcome:
     recomputed: tuple[int, ...]
 
 
+_NO_PARAMS: Final[dict[str, str]] = {}
+"""Shared by the report's rows that need no parameters (read only): a large import's report
+keeps one row per line, so a dictionary each would be most of its memory."""
+
+
 @dataclass(frozen=True, slots=True)
 class ImportRow:
     """The fate of one line of a lab file; `reason` and `params` say why it was not stored."""
@@ -404,7 +409,7 @@ def _import_row(
         source_key = _source_key(patient.id, row, measurement)
         if dry_run_stored is not None and source_key in dry_run_stored:
             # Stored by an earlier batch of this dry run, which was rolled back.
-            return ImportRow(row.line, DUPLICATE, ref, analyte), ()
+            return ImportRow(row.line, DUPLICATE, ref, analyte, params=_NO_PARAMS), ()
         outcome = store_measurement(
             session,
             patient=patient,
@@ -437,6 +442,7 @@ def _import_row(
         clinic_ref=ref,
         analyte=analyte,
         reason=reason,
+        params=_NO_PARAMS,
         lab_id=outcome.lab.lab_id,
     )
     return result, outcome.recomputed
