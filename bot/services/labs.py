@@ -14,12 +14,13 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -108,11 +109,62 @@ class ImportRow:
     lab_id: int | None = None
 
 
+class ImportRows(Sequence[ImportRow]):
+    """The rows of an import report, kept as a few numbers each: a 100,000-line file's report
+    stays a few megabytes (docs/resilience.md). Each row is rebuilt when read."""
+
+    def __init__(self) -> None:
+        self._lines = array("q")
+        self._lab_ids = array("q")
+        self._kinds = array("l")
+        """Index into `_distinct` of (outcome, clinic reference, analyte, reason)."""
+        self._distinct: list[tuple[str, str, str, str | None]] = []
+        self._index: dict[tuple[str, str, str, str | None], int] = {}
+        self._params: dict[int, dict[str, str]] = {}
+
+    def append(self, row: ImportRow) -> None:
+        kind = (row.outcome, row.clinic_ref, row.analyte, row.reason)
+        index = self._index.setdefault(kind, len(self._distinct))
+        if index == len(self._distinct):
+            self._distinct.append(kind)
+        if row.params:
+            self._params[len(self._lines)] = row.params
+        self._lines.append(row.line)
+        self._lab_ids.append(-1 if row.lab_id is None else row.lab_id)
+        self._kinds.append(index)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @overload
+    def __getitem__(self, position: int) -> ImportRow: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[ImportRow]: ...
+
+    def __getitem__(self, position: int | slice) -> ImportRow | Sequence[ImportRow]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        if position < 0:
+            position += len(self)
+        outcome, clinic_ref, analyte, reason = self._distinct[self._kinds[position]]
+        lab_id = self._lab_ids[position]
+        return ImportRow(
+            line=self._lines[position],
+            outcome=outcome,
+            clinic_ref=clinic_ref,
+            analyte=analyte,
+            reason=reason,
+            params=self._params.get(position, _NO_PARAMS),
+            lab_id=None if lab_id < 0 else lab_id,
+        )
+
+
 @dataclass(frozen=True)
 class ImportReport:
     """Every line of a lab file with its outcome; nothing was written when `dry_run`."""
 
-    rows: tuple[ImportRow, ...]
+    rows: Sequence[ImportRow]
     dry_run: bool
     recomputed: int
 
@@ -481,7 +533,7 @@ def import_lab_file(
     for _row in lab_rules.iter_lab_file(lines()):
         pass
     now = ctx.clock.now()
-    rows: list[ImportRow] = []
+    rows = ImportRows()
     recomputed: set[int] = set()
     dry_run_stored: set[str] | None = set() if dry_run else None
     file_rows = lab_rules.iter_lab_file(lines())
@@ -521,7 +573,7 @@ def import_lab_file(
             }
         },
     )
-    return ImportReport(rows=tuple(rows), dry_run=dry_run, recomputed=len(recomputed))
+    return ImportReport(rows=rows, dry_run=dry_run, recomputed=len(recomputed))
 
 
 def _lab_for_change(session: Session, lab_id: int) -> tuple[LabResult, Patient]:
