@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -192,6 +193,12 @@ class TestServerSecret:
         with session_scope(engine) as session:
             assert session.exec(select(Physician)).first() is None
         engine.dispose()
-        started = runner.invoke(app, ["run"])
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:  # `run` sets up the product's logging on the runner's stream, closed afterwards
+            started = runner.invoke(app, ["run"])
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
         assert started.exit_code != 0
         assert "setting PSEUDONYM_KEY" in started.output
