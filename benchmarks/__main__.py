@@ -25,6 +25,7 @@ SUITE: list[str] = [
     "digest",
     "fanout",
     "labs",
+    "startup",
     "lab_import_load",
 ]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"

@@ -6,15 +6,16 @@ import asyncio
 import gc
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Final, NoReturn
 from urllib.parse import urlsplit
 
 import typer
 
-from bot.cli.common import app_context, fail, require_server_secret
+from bot.cli.common import app_context, fail, require_server_secret, settings_or_exit
 from bot.config import Settings
 
 NOT_CONFIGURED = 3
+"""Exit code of `run` without a token: `make run` tells "not set up yet" from a failure."""
 ALLOWED_UPDATES: Final = ["message", "callback_query", "my_chat_member"]
 """Update types the bot handles; Telegram sends nothing else."""
 DEFAULT_LISTEN: Final = "127.0.0.1"
@@ -93,6 +94,10 @@ def run(
     from bot.app import MissingTokenError, build_application
     from bot.logging import configure_logging
 
+    # The token is asked for before the database is opened: it is the first thing a new
+    # installation lacks, and the message says how to get it.
+    if settings_or_exit().telegram_bot_token is None:
+        _no_token()
     with app_context() as ctx:
         configure_logging(ctx.settings.log_level)
         options = None
@@ -106,13 +111,7 @@ def run(
         try:
             application = build_application(ctx)
         except MissingTokenError:
-            typer.echo(
-                "spondybot: no Telegram bot token yet: put TELEGRAM_BOT_TOKEN=<token from "
-                "@BotFather> in .env (see .env.example), "
-                "or try the terminal demo with `make demo`.",
-                err=True,
-            )
-            raise typer.Exit(NOT_CONFIGURED) from None
+            _no_token()
         require_server_secret(ctx, purpose="run the bot")
         # What start-up made (modules, templates, the schema: about 200,000 objects) lives as
         # long as the process; out of the collector's sight, its full collections only scan
@@ -136,3 +135,13 @@ def run(
                 )
             )
         logger.info("spondybot stopped")
+
+
+def _no_token() -> NoReturn:
+    """One line saying how to get a token, and the exit code `make run` recognises."""
+    typer.echo(
+        "spondybot: no Telegram bot token yet: put TELEGRAM_BOT_TOKEN=<token from "
+        "@BotFather> in .env (see .env.example), or try the terminal demo with `spondybot demo`.",
+        err=True,
+    )
+    raise typer.Exit(NOT_CONFIGURED)
