@@ -1,11 +1,12 @@
 """A curious researcher tries to undo date shifting from what else an export carries.
 
-Two patients answer on alternate days for three weeks, so their database ids interleave with
-time. The attack: assume some ordering of the rows (their order in a file, or the order of any
-column's values) follows real time across patients; every pair of rows of the two patients then
-bounds the difference of their secret offsets. If the bounds agree and are narrow, the offsets
-are recovered (one patient's real dates give the other's). The export must leave the attack no
-closer than the shift range; the same attack run on database ids shows it would work.
+Two patients answer on alternate days for three weeks (one joined ten days earlier), so their
+database ids interleave with time. The attack: assume some ordering of the rows (their order in
+a file, or the order of any column's values) follows real time across patients; every pair of
+rows of the two patients then bounds the difference of their secret offsets. If the bounds
+agree and are narrow, the offsets are recovered (one patient's real dates give the other's).
+The export must leave the attack no closer than the shift range; the same attack run on
+database ids shows it would work.
 """
 
 from __future__ import annotations
@@ -62,9 +63,10 @@ def recovered(bounds: tuple[float, float], truth: float) -> bool:
 
 @pytest.fixture
 def two_patients(ctx: AppContext, clock: FixedClock) -> dict[str, int]:
-    """Two patients answering on alternate days, with a CRP drawn beside each answer; returns
-    each patient's id. Administration and lab ids interleave with time across the two; the
-    clinical values are the same every time, so only what the export adds can follow time."""
+    """Two patients answering on alternate days (A from ten days earlier), with a CRP drawn
+    beside each answer; returns each patient's id. Administration and lab ids interleave with
+    time across the two; the clinical values are the same every time, so only what the export
+    adds can follow time."""
     clock.set(at("2026-01-01 08:00"))
     doctor = staff.add_physician(ctx, display_name="Dr. Test")
     ids = {}
@@ -73,8 +75,10 @@ def two_patients(ctx: AppContext, clock: FixedClock) -> dict[str, int]:
             ctx, physician_id=doctor.physician_id, clinic_ref=ref
         ).patient_id
     start = at("2026-01-05 18:00")
-    for day in range(2 * ROUNDS):
-        ref = ("MRN-A", "MRN-B")[day % 2]
+    # A joins ten days before B (patients never all start together), then they alternate.
+    days = [("MRN-A", day) for day in range(10)]
+    days += [(("MRN-A", "MRN-B")[day % 2], 10 + day) for day in range(2 * ROUNDS)]
+    for ref, day in days:
         slot = start + timedelta(days=day)
         run_questionnaire(
             ctx, clock, patient_id=ids[ref], slot=slot, language="en",
