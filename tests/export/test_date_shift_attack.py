@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -111,7 +112,14 @@ def attacks(
 ) -> list[tuple[str, Timeline, Timeline]]:
     """Every ordering an attacker can try on a table: row order, and each column's values."""
     tried = []
-    columns = [name for name in rows[0] if name not in (pseudonym_column, time_column)]
+    # Shifted dates are left out as keys: reading them as real time is the attacker's blind
+    # guess (offsets equal), which any shift leaves open.
+    columns = [
+        name
+        for name in rows[0]
+        if name not in (pseudonym_column, time_column)
+        and not any(re.match(r"\d{4}-\d\d-\d\d[T ]", row[name] or "") for row in rows)
+    ]
     for name in ["<row order>", *columns]:
         by_patient: dict[str, Timeline] = {pseudonym: [] for pseudonym in pseudonyms}
         for position, row in enumerate(rows):
