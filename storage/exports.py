@@ -51,7 +51,10 @@ from storage.models import (
     LabResult,
     Patient,
     PatientStatus,
+    SafetyAnswer,
+    SafetyCheckin,
     ScoreRecord,
+    TherapyEpisodeRow,
 )
 
 
@@ -624,3 +627,46 @@ def list_exports(*, session: Session, limit: int | None = None) -> list[ExportAu
     if limit is not None:
         query = query.limit(limit)
     return list(session.exec(query))
+
+
+def fetch_therapy_rows(
+    *, session: Session, physician_id: int | None
+) -> list[tuple[str, TherapyEpisodeRow]]:
+    """Every therapy episode (clinical spec §7) of the patients an export may cover (all but
+    those who asked for deletion), with the patient's research id, by patient and start."""
+    query = (
+        select(col(Patient.research_id), TherapyEpisodeRow)
+        .join(Patient, col(Patient.id) == col(TherapyEpisodeRow.patient_id))
+        .where(col(Patient.status) != PatientStatus.DELETED.value)
+        .order_by(col(Patient.id), col(TherapyEpisodeRow.start_date), col(TherapyEpisodeRow.id))
+    )
+    if physician_id is not None:
+        query = query.where(col(Patient.physician_id) == physician_id)
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def fetch_safety_answer_rows(
+    *, session: Session, scope: ExportScope
+) -> list[tuple[str, SafetyCheckin, SafetyAnswer]]:
+    """Safety check-in answers (clinical spec §8) given in the scope's period, with the
+    patient's research id; none of deleted patients, none given after a withdrawal."""
+    query = (
+        select(col(Patient.research_id), SafetyCheckin, SafetyAnswer)
+        .join(SafetyCheckin, col(SafetyCheckin.id) == col(SafetyAnswer.checkin_id))
+        .join(Patient, col(Patient.id) == col(SafetyCheckin.patient_id))
+        .where(
+            col(Patient.status) != PatientStatus.DELETED.value,
+            or_(
+                col(Patient.withdrawn_at).is_(None),
+                col(SafetyAnswer.answered_at) <= col(Patient.withdrawn_at),
+            ),
+        )
+        .order_by(col(Patient.id), col(SafetyAnswer.answered_at), col(SafetyAnswer.id))
+    )
+    if scope.physician_id is not None:
+        query = query.where(col(Patient.physician_id) == scope.physician_id)
+    if scope.since is not None:
+        query = query.where(col(SafetyAnswer.answered_at) >= scope.since)
+    if scope.until is not None:
+        query = query.where(col(SafetyAnswer.answered_at) < scope.until)
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]

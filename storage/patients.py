@@ -20,7 +20,10 @@ from storage.models import (
     PatientStatus,
     PendingLabEntry,
     ProcessedUpdate,
+    SafetyAnswer,
+    SafetyCheckin,
     ScoreRecord,
+    TherapyEpisodeRow,
 )
 
 
@@ -114,13 +117,14 @@ def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> 
     """Erases what a patient gave us, keeping only a row that says the record was deleted.
 
     Removes answers, scores, administrations, the delivery log, lab results, lab entries
-    waiting for a physician's Save, and the Telegram link; forgets which of the account's
-    messages and button presses were handled (their keys name the chat and the user); revokes
-    unused enrollment codes; strips the content (before/after) from the patient's audit events
-    while keeping the events themselves; clears the display name, baseline and contact state,
-    gives the record a new random research id (so earlier exports no longer lead back to it)
-    and marks the patient DELETED. The clinic reference stays, so the clinic can see that the
-    patient asked for deletion (docs/security.md). False if there is no such patient.
+    waiting for a physician's Save, therapy episodes, safety check-ins and the Telegram link;
+    forgets which of the account's messages and button presses were handled (their keys name
+    the chat and the user); revokes unused enrollment codes; strips the content (before/after)
+    from the patient's audit events while keeping the events themselves; clears the display
+    name, baseline and contact state, gives the record a new random research id (so earlier
+    exports no longer lead back to it) and marks the patient DELETED. The clinic reference
+    stays, so the clinic can see that the patient asked for deletion (docs/security.md). False
+    if there is no such patient.
     """
     patient = session.get(Patient, patient_id)
     if patient is None:
@@ -147,12 +151,19 @@ def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> 
             )
         )
     )
+    # Check-ins refer to administrations, so they go first.
+    checkin_ids = select(SafetyCheckin.id).where(SafetyCheckin.patient_id == patient_id)
+    session.execute(delete(SafetyAnswer).where(col(SafetyAnswer.checkin_id).in_(checkin_ids)))
+    session.execute(delete(SafetyCheckin).where(col(SafetyCheckin.patient_id) == patient_id))
     session.execute(
         delete(ScoreRecord).where(col(ScoreRecord.administration_id).in_(administration_ids))
     )
     session.execute(delete(Answer).where(col(Answer.administration_id).in_(administration_ids)))
     session.execute(delete(Administration).where(col(Administration.patient_id) == patient_id))
     session.execute(delete(LabResult).where(col(LabResult.patient_id) == patient_id))
+    session.execute(
+        delete(TherapyEpisodeRow).where(col(TherapyEpisodeRow.patient_id) == patient_id)
+    )
     session.execute(delete(ChatLink).where(col(ChatLink.patient_id) == patient_id))
     session.execute(
         update(EnrollmentCode)

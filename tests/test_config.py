@@ -193,3 +193,18 @@ class TestTimeZoneSuggestion:
         )
         assert result.exit_code == 2
         assert "did you mean Asia/Shanghai?" in result.output
+
+
+class TestSafetyCheckinSettings:
+    def test_emergency_number_required_when_checkins_are_on(self) -> None:
+        """Check-ins on without EMERGENCY_NUMBER: one line naming it (clinical spec §8)."""
+        with pytest.raises(SettingsError) as raised:
+            load_settings(_env_file=None, safety_checkins=True)
+        assert str(raised.value).startswith("setting EMERGENCY_NUMBER: required when")
+
+    def test_emergency_number_is_a_phone_number(self) -> None:
+        with pytest.raises(SettingsError) as raised:
+            load_settings(_env_file=None, emergency_number="call us")
+        assert str(raised.value).startswith("setting EMERGENCY_NUMBER: must be a telephone")
+        settings = load_settings(_env_file=None, safety_checkins=True, emergency_number=" 112 ")
+        assert settings.emergency_number == "112"

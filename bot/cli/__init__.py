@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from bot.cli import audit, db, deliveries, demo, digest, export, lab, run, staff, tick
+from bot.cli import audit, db, deliveries, demo, digest, export, lab, run, staff, therapy, tick
 
 app = typer.Typer(
     name="spondybot",
@@ -22,6 +22,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(staff.physician_app, name="physician")
 app.add_typer(staff.patient_app, name="patient")
 app.add_typer(lab.app, name="lab")
+app.add_typer(therapy.app, name="therapy")
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
 app.command("tick")(tick.tick)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
 from bot.cli.common import app_context, echo_json, fail
-from bot.services import staff, staff_access
+from bot.domain.treatment import TherapyInputError
+from bot.render import default_renderer
+from bot.services import staff, staff_access, therapy
 
 physician_app = typer.Typer(
     help="Manage physicians.\n\nExample: spondybot physician add --name 'Dr. Lee' --language zh",
@@ -280,3 +283,33 @@ def patient_code(
         )
         return
     _print_code(code, clinic_timezone)
+
+
+@patient_app.command("report")
+def patient_report(
+    clinic_ref: Annotated[str, typer.Argument(help="The patient's clinic reference.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the PDF.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write the one-page course report for the clinic visit (PDF): the course chart with the
+    therapies as bars, each episode's baseline and response, and the latest scores with their
+    lab values and dates, in the physician's language.
+
+    Example: spondybot patient report MRN-0042 --out course.pdf
+    """
+    with app_context() as ctx:
+        try:
+            report = therapy.course_report(ctx, clinic_ref=clinic_ref)
+        except TherapyInputError as error:
+            fail(default_renderer().text(f"therapy.reason.{error.code}", "en", **error.params))
+    from bot.course_report import course_report_pdf  # matplotlib only for this command
+
+    pdf = course_report_pdf(default_renderer(), report)
+    try:
+        out.write_bytes(pdf)
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror}")
+    if as_json:
+        echo_json({"patient": report.clinic_ref, "out": str(out), "bytes": len(pdf)})
+        return
+    typer.echo(f"course report for {report.clinic_ref} written to {out}")

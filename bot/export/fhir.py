@@ -20,6 +20,7 @@ from typing import IO, Any, Final
 
 from bot.domain import scoring
 from bot.domain.instruments import ITEM_CODES
+from bot.export.columns import TherapyRow
 from bot.export.records import ExportRecord, ExportStatus, LabValue
 from bot.export.tables import HashingWriter, iso_utc
 from storage.models import AdministrationStatus, Analyte
@@ -47,7 +48,13 @@ CRP_LOINC: Final = ("1988-5", "C reactive protein [Mass/volume] in Serum or Plas
 ESR_LOINC: Final = ("30341-2", "Erythrocyte sedimentation rate")
 """30341-2 states no method; 4537-7 is Westergren only, and the method is not recorded."""
 
-RESOURCE_TYPES: Final = ("Patient", "Questionnaire", "QuestionnaireResponse", "Observation")
+RESOURCE_TYPES: Final = (
+    "Patient",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "Observation",
+    "MedicationStatement",
+)
 """NDJSON files in the order they are written; each file holds one resource type."""
 
 _ITEM_LABELS: Final = {
@@ -330,6 +337,39 @@ def score_observations(record: ExportRecord) -> list[dict[str, Any]]:
     return observations
 
 
+THERAPY_CLASS_SYSTEM: Final = "urn:spondybot:fhir:CodeSystem:therapy-class"
+STOP_REASON_SYSTEM: Final = "urn:spondybot:fhir:CodeSystem:therapy-stop-reason"
+
+
+def medication_statement(row: TherapyRow) -> dict[str, Any]:
+    """A therapy episode (clinical spec §7) as an R4 MedicationStatement: the drug as text, its
+    class as a category, the (shifted) period, the dose and why it stopped."""
+    if row.stop is None:
+        status = "active"
+    elif row.stop_reason == "remission_or_taper":
+        status = "completed"
+    else:
+        status = "stopped"
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationStatement",
+        "id": f"{row.pseudonym}-therapy-{row.episode}",
+        "status": status,
+        "category": {"coding": [_coding(THERAPY_CLASS_SYSTEM, row.therapy_class)]},
+        "medicationCodeableConcept": {"text": row.drug},
+        "subject": _patient_ref(row.pseudonym),
+        "effectivePeriod": {"start": row.start.isoformat()},
+    }
+    if row.stop is not None:
+        resource["effectivePeriod"]["end"] = row.stop.isoformat()
+    if row.stop_reason is not None:
+        resource["statusReason"] = [
+            {"coding": [_coding(STOP_REASON_SYSTEM, row.stop_reason)], "text": row.stop_reason}
+        ]
+    if row.dose:
+        resource["dosage"] = [{"text": row.dose}]
+    return resource
+
+
 def manifest(
     *,
     transaction_time: datetime,
@@ -368,6 +408,8 @@ def manifest(
                     "diseaseActivity": STATE_SYSTEM,
                     "questionnaire": QUESTIONNAIRE_URL,
                     "scheduledFor": SCHEDULED_FOR_EXTENSION,
+                    "therapyClass": THERAPY_CLASS_SYSTEM,
+                    "therapyStopReason": STOP_REASON_SYSTEM,
                 },
                 "dictionary": "docs/export.md",
             }

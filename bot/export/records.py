@@ -239,6 +239,11 @@ class RecordBuilder:
     def _offset(self, research_id: str) -> timedelta | None:
         return self._pseudonymizer.date_offset(research_id) if self.shift_dates else None
 
+    def date_offset(self, research_id: str) -> timedelta | None:
+        """The patient's date shift in this export (None when dates are not shifted); the same
+        offset moves every row of the patient, whichever table it is in."""
+        return self._offset(research_id)
+
     def pseudonym(self, research_id: str) -> str:
         """The pseudonym under this export's key."""
         return self._pseudonymizer.pseudonym(research_id)

@@ -25,13 +25,14 @@ from typing import IO, Any, Final, Protocol, TypeAlias, TypeVar
 
 from bot.context import AppContext
 from bot.domain.instruments import ITEM_CODES
-from bot.export import fhir
+from bot.export import course, fhir
+from bot.export.columns import CHECKIN_COLUMNS, THERAPY_COLUMNS
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.records import Baseline, ExportRecord, RecordBuilder, WideText, baselines
-from bot.export.tables import write_long_csv, write_parquet, write_wide_csv
+from bot.export.tables import write_long_csv, write_parquet, write_table_csv, write_wide_csv
 from storage import exports, physicians
 
-FORMATS: Final = ("wide", "long", "parquet", "fhir")
+FORMATS: Final = ("wide", "long", "parquet", "fhir", "therapy", "checkins")
 NEEDS_OUT: Final = frozenset({"parquet", "fhir"})
 DURATION_ITEM: Final = "q6"
 """The item answered in minutes; its raw answer is exported beside its 0–10 value (spec §1)."""
@@ -402,6 +403,8 @@ def _write_fhir(
                 )
             for lab in patient_batch.ordered(labs):
                 files.write(fhir.lab_observation(*builder.lab(lab)))
+        for therapy_row in course.therapy_rows(ctx, builder, physician_id=request.physician_id):
+            files.write(fhir.medication_statement(therapy_row))
         for records in _batches(
             ctx, scope, builder, details=True, progress=progress, batch_size=batch_size
         ):
@@ -500,7 +503,24 @@ def run_export(
             assert entry.id is not None
             return entry.id
 
-    if request.format in csv_writers:
+    if request.format in ("therapy", "checkins"):
+        table: tuple[list[Any], Any] = (
+            (course.therapy_rows(ctx, builder, physician_id=request.physician_id), THERAPY_COLUMNS)
+            if request.format == "therapy"
+            else (course.checkin_rows(ctx, builder, scope=scope), CHECKIN_COLUMNS)
+        )
+        items, columns = table
+        if out is None:
+            assert stdout is not None
+            rows, digest = write_table_csv(stdout, columns, items, shifted=shifted)
+            stdout.flush()
+            audit_id = audit(rows, digest)
+        else:
+            with _temporary_file(out) as temporary:
+                with temporary.open("wb") as handle:
+                    rows, digest = write_table_csv(handle, columns, items, shifted=shifted)
+                audit_id = audit(rows, digest)
+    elif request.format in csv_writers:
         write = csv_writers[request.format]
         batches: Iterator[list[Any]] = (
             _wide_text(ctx, scope, builder, progress=progress, batch_size=batch_size)

@@ -57,6 +57,7 @@ class TestStartup:
         [
             ["patient", "list"],
             ["lab", "add", "--patient", "MRN-0042", "--crp", "7.59", "--drawn", "2026-03-02"],
+            ["therapy", "list", "--patient", "MRN-0042"],
         ],
     )
     def test_staff_commands_load_none_of_them(self, clinic: Path, args: list[str]) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.questionnaire import Questionnaire
@@ -62,6 +63,7 @@ FHIR_MODELS = {
     "Questionnaire": Questionnaire,
     "QuestionnaireResponse": QuestionnaireResponse,
     "Observation": Observation,
+    "MedicationStatement": MedicationStatement,
 }
 
 
