@@ -96,6 +96,9 @@ class Physician(SQLModel, table=True):
     digest_time: time = Field(default=time(8, 0), sa_column=Column(Time(), nullable=False))
     alerts_enabled: bool = Field(default=False)
     created_at: datetime = Field(sa_column=_dt(nullable=False))
+    deactivated_at: datetime | None = Field(default=None, sa_column=_dt())
+    """Set when the physician left the clinic: no access, no digest; their patients are still
+    followed and shown to admins as needing a new physician."""
 
 
 class Patient(SQLModel, table=True):
@@ -127,7 +130,8 @@ class Patient(SQLModel, table=True):
 
 
 class EnrollmentCode(SQLModel, table=True):
-    """A one-time code; only its SHA-256 is stored, so a database leak reveals no usable code."""
+    """A one-time code; only its HMAC under the server secret is stored, so a database leak
+    reveals no usable code and cannot be searched offline."""
 
     id: int | None = Field(default=None, primary_key=True)
     code_hash: str = Field(max_length=64, unique=True)
@@ -404,8 +408,9 @@ class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled, so a re-delivered update changes nothing.
 
     `message_key` names what the update carries (`m:<chat>:<message>` for a message,
-    `q:<callback query id>` for a button press), so the same message delivered again under a
-    new update id is recognised too.
+    `q:<user>:<callback query id>` for a button press), so the same message delivered again
+    under a new update id is recognised too. It names a Telegram account, so deleting a
+    patient's data clears it (`storage.patients.delete_patient_data`).
     """
 
     update_id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))

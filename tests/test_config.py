@@ -106,8 +106,15 @@ class TestEnvFileAsCopied:
         assert settings.telegram_bot_token is not None
 
     def test_staff_commands_run_with_the_copied_file(self, clinic_folder: Path) -> None:
-        """The README's first commands work with the copied `.env`."""
+        """The README's first commands work with the copied `.env` once PSEUDONYM_KEY (the
+        server secret that keys stored codes) is filled in; before, they say so in one line."""
         assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+        refused = runner.invoke(app, ["physician", "add", "--name", "Dr. Lee"])
+        assert refused.exit_code == 2
+        assert "setting PSEUDONYM_KEY" in refused.output
+        env = clinic_folder / ".env"
+        key = "PSEUDONYM_KEY=test-pseudonym-key-0123456789abcdef\n"
+        env.write_text(env.read_text(encoding="utf-8").replace("PSEUDONYM_KEY=\n", key))
         added = runner.invoke(app, ["physician", "add", "--name", "Dr. Lee"])
         assert added.exit_code == 0, added.output
         assert (clinic_folder / "spondybot.db").is_file()

@@ -143,12 +143,15 @@ WIDE_COLUMNS: Final[tuple[Column[ExportRecord], ...]] = (
     ),
     Column(
         "administration_id",
-        ColumnType.INTEGER,
+        ColumnType.STRING,
         "The questionnaire administration (one per scheduled week or check-in); joins the "
-        "wide and long tables and the FHIR QuestionnaireResponse.",
-        "administration.id",
+        "wide and long tables and the FHIR QuestionnaireResponse. A keyed hash of the database "
+        "id, so it reveals neither when the questionnaire was made nor anything of other "
+        "patients.",
+        "administration.id, keyed with PSEUDONYM_KEY",
         lambda r: r.administration_id,
-        allowed="positive integer",
+        allowed="24 lowercase hexadecimal digits",
+        spec="docs/export.md, Pseudonyms",
     ),
     Column(
         "scheduled_for",
@@ -405,7 +408,7 @@ class LongRow(NamedTuple):
     """One row of the long table: one answer, one lab value or one score."""
 
     patient_pseudonym: str
-    administration_id: int
+    administration_id: str
     record_type: str
     variable: str
     value: object
@@ -450,11 +453,12 @@ LONG_COLUMNS: Final[tuple[Column[LongRow], ...]] = (
     ),
     Column(
         "administration_id",
-        ColumnType.INTEGER,
+        ColumnType.STRING,
         "The administration the row belongs to (joins the wide table).",
-        "administration.id",
+        "administration.id, keyed with PSEUDONYM_KEY",
         lambda r: r.administration_id,
-        allowed="positive integer",
+        allowed="24 lowercase hexadecimal digits",
+        spec="docs/export.md, Pseudonyms",
     ),
     Column(
         "record_type",

@@ -193,7 +193,7 @@ def questionnaire_response(record: ExportRecord) -> dict[str, Any]:
     ]
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
-        "id": f"qr-{record.administration_id}",
+        "id": response_id(record),
         "extension": [
             {"url": SCHEDULED_FOR_EXTENSION, "valueDateTime": iso_utc(record.scheduled_for)}
         ],
@@ -212,8 +212,14 @@ def questionnaire_response(record: ExportRecord) -> dict[str, Any]:
     return resource
 
 
+def response_id(record: ExportRecord) -> str:
+    """The QuestionnaireResponse id of an administration: its keyed record id, never the
+    database id (docs/security.md, "Date shifting")."""
+    return f"qr-{record.administration_id}"
+
+
 def lab_id(lab: LabValue) -> str:
-    """The Observation id of a lab value."""
+    """The Observation id of a lab value, from its keyed record id."""
     return f"{lab.analyte}-{lab.lab_id}"
 
 
@@ -285,7 +291,7 @@ def _asdas_state(value: Decimal) -> tuple[str, str]:
 def score_observations(record: ExportRecord) -> list[dict[str, Any]]:
     """BASDAI, ASDAS-CRP and ASDAS-ESR of one administration (those that exist), unrounded
     to FHIR's 17 fractional digits, each with its state and what it was derived from."""
-    response = f"QuestionnaireResponse/qr-{record.administration_id}"
+    response = f"QuestionnaireResponse/{response_id(record)}"
     observations = []
     if record.basdai is not None:
         active = scoring.basdai_active(record.basdai)
@@ -374,13 +380,17 @@ def manifest(
 ) -> dict[str, Any]:
     """The export summary, shaped like a FHIR Bulk Data manifest.
 
-    `url`s are file names relative to the manifest; the `extension` object says whether dates
-    are shifted, which filters were applied, the code systems used and each file's SHA-256.
+    `url`s are file names relative to the manifest; `transactionTime` is left out when dates
+    are shifted; the `extension` object says whether dates are shifted, which filters were
+    applied (real dates withheld when shifted), the code systems used and each file's SHA-256.
     """
     written = [kind for kind in RESOURCE_TYPES if counts.get(kind)]
     output = [{"type": kind, "url": f"{kind}.ndjson", "count": counts[kind]} for kind in written]
+    # With shifted dates the real time of the export would bound every offset (a shifted date
+    # after it is a forward shift), so it is left out.
+    when = {} if shifted else {"transactionTime": iso_utc(transaction_time)}
     return {
-        "transactionTime": iso_utc(transaction_time),
+        **when,
         "request": "spondybot export --format fhir",
         "requiresAccessToken": False,
         "output": output,

@@ -48,8 +48,10 @@ SETTLE_GROUP = 100
 def message_key(update: Update) -> str | None:
     """What identifies the message or button press an update carries, whatever its update id:
     a typed "5" delivered twice must not answer two questions."""
-    if update.callback_query is not None:
-        return f"q:{update.callback_query.id}"
+    query = update.callback_query
+    if query is not None:
+        # The presser's id is part of the key so that deleting their data can find it.
+        return f"q:{query.from_user.id}:{query.id}"
     message = update.message
     if message is not None:
         return f"m:{message.chat.id}:{message.message_id}"

@@ -86,12 +86,14 @@ class Viewer:
 
 
 def viewer_of(session: Session, telegram_user_id: int) -> Viewer | None:
-    """The physician linked to this Telegram account, or None (patient or unknown account)."""
+    """The physician linked to this Telegram account, or None (patient, unknown account, or a
+    deactivated physician). Read from the database on every update, so access taken away
+    (`bot.services.staff_access`) is refused at the next command or button."""
     link = enrollment.get_link_by_user(session=session, telegram_user_id=telegram_user_id)
     if link is None or link.physician_id is None:
         return None
     physician = physicians.get_physician(session=session, physician_id=link.physician_id)
-    if physician is None or physician.id is None:
+    if physician is None or physician.id is None or physician.deactivated_at is not None:
         return None
     return Viewer(
         physician_id=physician.id,
@@ -245,6 +247,9 @@ def _summary(ctx: AppContext, session: Session, patient: Patient, now: datetime)
         flags.append("awaiting_crp")
     if patient.status in (PatientStatus.PAUSED.value, PatientStatus.WITHDRAWN.value):
         flags.append(patient.status)
+    physician = physicians.get_physician(session=session, physician_id=patient.physician_id)
+    if physician is not None and physician.deactivated_at is not None:
+        flags.append("needs_physician")
     basdai = None if judged.latest_basdai is None else judged.latest_basdai.basdai
     asdas = judged.latest_asdas_value
     first = attention.baseline(

@@ -15,7 +15,11 @@ HEAVY = ("matplotlib", "pyarrow", "telegram")
 
 def imported_packages(args: list[str], cwd: Path) -> set[str]:
     """Top-level packages a `spondybot` command imports, read from `python -X importtime`."""
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{cwd / 'clinic.db'}")
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"sqlite:///{cwd / 'clinic.db'}",
+        PSEUDONYM_KEY="test-pseudonym-key-0123456789abcdef",
+    )
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "bot", *args],
         cwd=cwd,
