@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     smtp_from: str | None = None
     smtp_starttls: bool = True
 
+    web_base_url: str = "http://127.0.0.1:8080"
+    web_session_idle_minutes: Annotated[int, Field(ge=5, le=720)] = 30
+    web_session_max_hours: Annotated[int, Field(ge=1, le=72)] = 12
+    web_login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    web_login_max_failures_per_address: Annotated[int, Field(ge=1, le=1000)] = 20
+    web_password_link_hours: Annotated[int, Field(ge=1, le=336)] = 72
+
     log_level: str = "INFO"
 
     @field_validator("clinic_timezone")
@@ -93,7 +100,7 @@ class Settings(BaseSettings):
     def _language_supported(cls, value: str) -> str:
         return _check_language(value)
 
-    @field_validator("telegram_api_base_url", "telegram_file_base_url")
+    @field_validator("telegram_api_base_url", "telegram_file_base_url", "web_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):

@@ -1,0 +1,76 @@
+"""Renders the pages of `templates/web/` with the project's Jinja environment and catalogues."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from bot.config import SUPPORTED_LANGUAGES
+from bot.context import AppContext
+from bot.render import Renderer
+from bot.services.accounts import Principal
+
+
+@dataclass(frozen=True)
+class WebDeps:
+    """What every page needs, stored once on the application's state."""
+
+    ctx: AppContext
+    renderer: Renderer
+
+
+def deps_of(request: Request) -> WebDeps:
+    value = request.app.state.deps
+    assert isinstance(value, WebDeps)
+    return value
+
+
+def language_of(request: Request, principal: Principal | None) -> str:
+    """The signed-in person's language; before sign-in, `?lang=`, then the browser's
+    Accept-Language, then the clinic's language."""
+    if principal is not None:
+        return principal.language
+    asked = request.query_params.get("lang", "")
+    if asked in SUPPORTED_LANGUAGES:
+        return asked
+    for part in request.headers.get("accept-language", "").split(","):
+        tag = part.split(";")[0].strip().lower()[:2]
+        if tag in SUPPORTED_LANGUAGES:
+            return tag
+    return deps_of(request).ctx.settings.clinic_language
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    principal: Principal | None,
+    status_code: int = 200,
+    form_token: str | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    """A page of `templates/web/` in the reader's language.
+
+    `t("key")` in a template is the catalogue text `web.key` (already escaped by the catalogue,
+    hence Markup); every form carries `csrf_token`, the session's or the pre-session one.
+    """
+    renderer = deps_of(request).renderer
+    language = language_of(request, principal)
+
+    def t(key: str, **variables: Any) -> Markup:
+        return Markup(renderer.text(f"web.{key}", language, **variables))  # noqa: S704
+
+    html = renderer.render_file(
+        f"web/{template}",
+        t=t,
+        lang=language,
+        principal=principal,
+        csrf_token=form_token or (principal.csrf_token if principal else ""),
+        path=request.url.path,
+        **values,
+    )
+    return HTMLResponse(html, status_code=status_code)
