@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -90,8 +93,33 @@ def serve(
             access_log=False,  # paths carry clinic references: not for the log
             server_header=False,
         )
-        asyncio.run(_serve(uvicorn.Server(config), application, options))
+        asyncio.run(_serve(_quiet_server(config), application, options))
         logger.info("spondybot serve stopped")
+
+
+def _quiet_exit_server_class() -> type[Any]:
+    import uvicorn
+
+    class QuietExitServer(uvicorn.Server):
+        """uvicorn's server, except that SIGINT/SIGTERM end `serve` cleanly (exit code 0, like
+        `spondybot run`) instead of being raised again once the server has stopped."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            handled = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return QuietExitServer
+
+
+def _quiet_server(config: Any) -> Any:
+    """A uvicorn server for `config` that exits quietly on SIGINT or SIGTERM."""
+    return _quiet_exit_server_class()(config)
 
 
 async def _serve(
