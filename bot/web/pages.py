@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 from starlette.requests import Request
@@ -64,9 +66,26 @@ def render(
     def t(key: str, **variables: Any) -> Markup:
         return Markup(renderer.text(f"web.{key}", language, **variables))  # noqa: S704
 
+    def text(key: str, **variables: Any) -> Markup:
+        """A text of another catalogue area shared with the bot (items, digest flags)."""
+        return Markup(renderer.text(key, language, **variables))  # noqa: S704
+
+    zone = ZoneInfo(deps_of(request).ctx.settings.clinic_timezone)
+
+    def when(moment: datetime | None) -> str:
+        """A moment in the clinic's time zone, to the minute."""
+        return "" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    def day(moment: datetime | None) -> str:
+        """The date of a moment in the clinic's time zone."""
+        return "" if moment is None else moment.astimezone(zone).strftime("%Y-%m-%d")
+
     html = renderer.render_file(
         f"web/{template}",
         t=t,
+        text=text,
+        when=when,
+        day=day,
         lang=language,
         principal=principal,
         csrf_token=form_token or (principal.csrf_token if principal else ""),
