@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 SOURCE_CLI = "cli"
 SOURCE_CSV = "csv"
 SOURCE_CHAT = "chat"
+SOURCE_WEB = "web"
 
 STORED = "stored"
 DUPLICATE = "duplicate"
@@ -374,6 +375,7 @@ def _import_row(
     entered_by: str,
     now: datetime,
     known: dict[str, Patient],
+    allowed_physicians: frozenset[int] | None,
 ) -> tuple[ImportRow, tuple[int, ...]]:
     ref = row.patient.strip()[:64]
     if row.error is not None:
@@ -393,6 +395,8 @@ def _import_row(
             row.drawn, timezone=ctx.settings.clinic_timezone, now=now
         )
         patient = known.get(ref) or find_patient(session, row.patient)
+        if allowed_physicians is not None and patient.physician_id not in allowed_physicians:
+            raise LabInputError("patient_unknown", ref=ref)  # not theirs: as if unknown
         known[ref] = patient
         assert patient.id is not None
         outcome = store_measurement(
@@ -431,7 +435,12 @@ def _import_row(
 
 
 def import_lab_file(
-    ctx: AppContext, *, data: bytes, entered_by: str, dry_run: bool = False
+    ctx: AppContext,
+    *,
+    data: bytes,
+    entered_by: str,
+    dry_run: bool = False,
+    allowed_physicians: frozenset[int] | None = None,
 ) -> ImportReport:
     """Imports a lab file (format in README, "Lab values"): good lines are stored, bad ones
     reported with their line number and reason, lines already imported are duplicates.
@@ -439,7 +448,8 @@ def import_lab_file(
     The whole file is one transaction, so an interrupted import stores nothing and can simply
     be run again. A dry run goes through exactly the same steps and then rolls back, so its
     report is what the real import would do. A file that cannot be read as a lab file at all
-    raises `LabInputError`.
+    raises `LabInputError`. With `allowed_physicians`, lines of other physicians' patients are
+    refused as unknown references (a nurse imports only for the physicians they work for).
     """
     lab_file = lab_rules.read_lab_file(data)
     now = ctx.clock.now()
@@ -449,7 +459,13 @@ def import_lab_file(
     with ctx.session() as session:
         for row in lab_file.rows:
             result, administrations = _import_row(
-                ctx, session, row, entered_by=entered_by, now=now, known=known
+                ctx,
+                session,
+                row,
+                entered_by=entered_by,
+                now=now,
+                known=known,
+                allowed_physicians=allowed_physicians,
             )
             rows.append(result)
             recomputed.update(administrations)
