@@ -90,6 +90,19 @@ class Principal:
         return self.stage is SessionStage.FULL and area in _AREAS_OF_ROLE[self.role]
 
     @property
+    def physicians_served(self) -> frozenset[int] | None:
+        """The physicians whose patients this account enrolls and enters lab values for:
+        None means every physician (admin); a physician serves themself, a nurse the
+        physicians they are assigned to, a researcher nobody."""
+        if self.role is StaffRole.ADMIN:
+            return None
+        if self.role is StaffRole.PHYSICIAN and self.physician_id is not None:
+            return frozenset({self.physician_id})
+        if self.role is StaffRole.NURSE:
+            return frozenset(self.assigned_physician_ids)
+        return frozenset()
+
+    @property
     def areas(self) -> tuple[Area, ...]:
         """The areas to show in this person's menu, in menu order."""
         return tuple(area for area in Area if self.may_open(area))

@@ -23,7 +23,7 @@ from bot.domain.labs import LabInputError as LabInputError  # re-exported for th
 from bot.domain.labs import Measurement
 from bot.services import labs as lab_service
 from bot.services import physician as physician_service
-from bot.services.accounts import Principal, StaffRole
+from bot.services.accounts import Principal
 from storage import administrations, labs, patients, scores
 from storage.models import Patient, PatientStatus
 
@@ -31,20 +31,9 @@ MAX_LINES = 20
 """Lines of one entry form; a longer list goes through a lab file."""
 
 
-def physicians_entered_for(principal: Principal) -> frozenset[int] | None:
-    """The physicians whose patients this account enters lab values for; None: everybody's."""
-    if principal.role is StaffRole.ADMIN:
-        return None
-    if principal.role is StaffRole.PHYSICIAN and principal.physician_id is not None:
-        return frozenset({principal.physician_id})
-    if principal.role is StaffRole.NURSE:
-        return frozenset(principal.assigned_physician_ids)
-    return frozenset()
-
-
 def _patient_for(session: Session, principal: Principal, clinic_ref: str) -> Patient:
     patient = lab_service.find_patient(session, clinic_ref)
-    allowed = physicians_entered_for(principal)
+    allowed = principal.physicians_served
     if allowed is not None and patient.physician_id not in allowed:
         raise LabInputError("patient_unknown", ref=clinic_ref.strip()[:64])
     return patient
@@ -222,7 +211,7 @@ def import_file(
         data=data,
         entered_by=principal.actor,
         dry_run=not confirm,
-        allowed_physicians=physicians_entered_for(principal),
+        allowed_physicians=principal.physicians_served,
     )
 
 
@@ -258,7 +247,7 @@ def _check_lab_access(ctx: AppContext, principal: Principal, lab_id: int) -> Non
             if lab is None
             else patients.get_patient(session=session, patient_id=lab.patient_id)
         )
-        allowed = physicians_entered_for(principal)
+        allowed = principal.physicians_served
         if (
             patient is None
             or patient.status == PatientStatus.DELETED.value

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from bot.context import AppContext
 from bot.render import Renderer, default_renderer
 from bot.services.accounts import Principal
-from bot.web import lab_pages, patient_pages, sign_in, staff_page
+from bot.web import enroll_pages, lab_pages, patient_pages, sign_in, staff_page
 from bot.web.guard import page_for, refused
 from bot.web.pages import WebDeps
 from bot.web.security import SecurityHeaders
@@ -51,6 +51,7 @@ def create_app(
         *sign_in.ROUTES,
         *patient_pages.ROUTES,
         *lab_pages.ROUTES,
+        *enroll_pages.ROUTES,
         *staff_page.ROUTES,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *(extra_routes or []),

@@ -66,6 +66,10 @@ def render(
     def t(key: str, **variables: Any) -> Markup:
         return Markup(renderer.text(f"web.{key}", language, **variables))  # noqa: S704
 
+    def t_in(other_language: str, key: str, **variables: Any) -> Markup:
+        """A web text in another language (the patient's, on their enrollment sheet)."""
+        return Markup(renderer.text(f"web.{key}", other_language, **variables))  # noqa: S704
+
     def text(key: str, **variables: Any) -> Markup:
         """A text of another catalogue area shared with the bot (items, digest flags)."""
         return Markup(renderer.text(key, language, **variables))  # noqa: S704
@@ -84,6 +88,7 @@ def render(
         f"web/{template}",
         t=t,
         text=text,
+        t_in=t_in,
         when=when,
         day=day,
         lang=language,

@@ -142,12 +142,17 @@ class TestPatientPage:
         assert not_mine.text == unknown.text
 
 
-PAGES = ("/patients", "/patients/SEED-1", "/staff")
+PAGES = ("/patients", "/patients/SEED-1", "/labs", "/labs/patient?ref=SEED-1", "/enroll", "/staff")
 ALLOWED = {
-    "admin": {"/patients": 200, "/patients/SEED-1": 200, "/staff": 200},
-    "physician": {"/patients": 200, "/patients/SEED-1": 200, "/staff": 403},
-    "nurse": {"/patients": 403, "/patients/SEED-1": 403, "/staff": 403},
-    "researcher": {"/patients": 403, "/patients/SEED-1": 403, "/staff": 403},
+    "admin": dict.fromkeys(PAGES, 200),
+    "physician": {**dict.fromkeys(PAGES, 200), "/staff": 403},
+    "nurse": {
+        **dict.fromkeys(PAGES, 403),
+        "/labs": 200,
+        "/labs/patient?ref=SEED-1": 200,
+        "/enroll": 200,
+    },
+    "researcher": dict.fromkeys(PAGES, 403),
 }
 
 
@@ -166,4 +171,4 @@ class TestRoles:
         for path in PAGES:
             response = client.get(path)
             assert response.status_code == 303
-            assert response.headers["location"] == f"/login?next={path}"
+            assert response.headers["location"] == f"/login?next={path.split('?')[0]}"
