@@ -16,7 +16,15 @@ from starlette.staticfiles import StaticFiles
 from bot.context import AppContext
 from bot.render import Renderer, default_renderer
 from bot.services.accounts import Principal
-from bot.web import enroll_pages, lab_pages, patient_pages, sign_in, staff_page
+from bot.web import (
+    audit_page,
+    digest_page,
+    enroll_pages,
+    lab_pages,
+    patient_pages,
+    sign_in,
+    staff_page,
+)
 from bot.web.guard import page_for, refused
 from bot.web.pages import WebDeps
 from bot.web.security import SecurityHeaders
@@ -53,6 +61,8 @@ def create_app(
         *lab_pages.ROUTES,
         *enroll_pages.ROUTES,
         *staff_page.ROUTES,
+        *audit_page.ROUTES,
+        *digest_page.ROUTES,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *(extra_routes or []),
     ]
