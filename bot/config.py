@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     web_login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
     web_login_max_failures_per_address: Annotated[int, Field(ge=1, le=1000)] = 20
     web_password_link_hours: Annotated[int, Field(ge=1, le=336)] = 72
+    web_export_dir: str = "exports"
 
     log_level: str = "INFO"
 

@@ -419,6 +419,35 @@ class RolePolicy(SQLModel, table=True):
     totp_required: bool = Field(default=False)
 
 
+class ExportJobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ExportJob(SQLModel, table=True):
+    """A research export asked for in the web app and run in the background; its progress is
+    here, so any web process can show it, and its file is downloaded by the person who asked
+    (or an admin). What left the clinic is in `exportaudit`, as for every export."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="staffaccount.id", index=True)
+    format: str = Field(max_length=16)
+    filters: str = Field(sa_column=Column(Text(), nullable=False))
+    status: str = Field(default=ExportJobStatus.QUEUED.value, max_length=16)
+    total: int = Field(default=0)
+    done: int = Field(default=0)
+    rows: int | None = Field(default=None)
+    sha256: str | None = Field(default=None, max_length=64)
+    audit_id: int | None = Field(default=None, foreign_key="exportaudit.id")
+    file_name: str | None = Field(default=None, max_length=200)
+    error: str | None = Field(default=None, sa_column=Column(String(500)))
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    updated_at: datetime = Field(sa_column=_dt(nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a model, for statements built once at import (SQLModel does not
     declare `__table__` to type checkers)."""

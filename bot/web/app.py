@@ -20,6 +20,7 @@ from bot.web import (
     audit_page,
     digest_page,
     enroll_pages,
+    export_page,
     lab_pages,
     patient_pages,
     sign_in,
@@ -63,6 +64,7 @@ def create_app(
         *staff_page.ROUTES,
         *audit_page.ROUTES,
         *digest_page.ROUTES,
+        *export_page.ROUTES,
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *(extra_routes or []),
     ]

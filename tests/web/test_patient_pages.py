@@ -142,17 +142,27 @@ class TestPatientPage:
         assert not_mine.text == unknown.text
 
 
-PAGES = ("/patients", "/patients/SEED-1", "/labs", "/labs/patient?ref=SEED-1", "/enroll", "/staff")
+PAGES = (
+    "/patients",
+    "/patients/SEED-1",
+    "/labs",
+    "/labs/patient?ref=SEED-1",
+    "/enroll",
+    "/digests",
+    "/exports",
+    "/staff",
+    "/audit",
+)
 ALLOWED = {
     "admin": dict.fromkeys(PAGES, 200),
-    "physician": {**dict.fromkeys(PAGES, 200), "/staff": 403},
+    "physician": {**dict.fromkeys(PAGES, 200), "/staff": 403, "/audit": 403, "/exports": 403},
     "nurse": {
         **dict.fromkeys(PAGES, 403),
         "/labs": 200,
         "/labs/patient?ref=SEED-1": 200,
         "/enroll": 200,
     },
-    "researcher": dict.fromkeys(PAGES, 403),
+    "researcher": {**dict.fromkeys(PAGES, 403), "/exports": 200},
 }
 
 

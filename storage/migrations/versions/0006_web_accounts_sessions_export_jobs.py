@@ -1,4 +1,4 @@
-"""clinic web app accounts and sessions
+"""clinic web app accounts sessions and export jobs
 
 Revision ID: 0006
 Revises: 0001
@@ -53,6 +53,29 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('staffaccount', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_staffaccount_physician_id'), ['physician_id'], unique=False)
+
+    op.create_table('exportjob',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('format', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('filters', sa.Text(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('done', sa.Integer(), nullable=False),
+    sa.Column('rows', sa.Integer(), nullable=True),
+    sa.Column('sha256', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('audit_id', sa.Integer(), nullable=True),
+    sa.Column('file_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
+    sa.Column('error', sa.String(length=500), nullable=True),
+    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['staffaccount.id'], ),
+    sa.ForeignKeyConstraint(['audit_id'], ['exportaudit.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('exportjob', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_exportjob_account_id'), ['account_id'], unique=False)
 
     op.create_table('nurseassignment',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -113,6 +136,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_nurseassignment_account_id'))
 
     op.drop_table('nurseassignment')
+    with op.batch_alter_table('exportjob', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_exportjob_account_id'))
+
+    op.drop_table('exportjob')
     with op.batch_alter_table('staffaccount', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_staffaccount_physician_id'))
 
