@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -63,7 +64,9 @@ def _course_chart(renderer: Renderer, language: str, record: patient_record.Reco
         points,
         labels=labels,
         lab_dates=[lab.drawn_at for lab in record.labs],
-        start=record.course_since,
+        # From a fortnight before the first point: a new patient's course is not a dot at
+        # the right edge of an empty year.
+        start=max(record.course_since, record.course[0].at - timedelta(days=14)),
         timezone=record.timezone,  # the patient's own, like the bot's `/patient`
     )
     return "data:image/png;base64," + base64.b64encode(png).decode()
