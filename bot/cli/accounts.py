@@ -60,7 +60,10 @@ def staff_add(
 
 @staff_app.command("list")
 def staff_list(as_json: JsonFlag = False) -> None:
-    """List every account with its role and state."""
+    """List every account with its role and state.
+
+    Example: spondybot staff list --json
+    """
     from bot.services import accounts
 
     with app_context() as ctx:
@@ -78,7 +81,10 @@ def staff_list(as_json: JsonFlag = False) -> None:
 def staff_deactivate(
     account_id: Annotated[int, typer.Argument(help="Account id (see `staff list`).")],
 ) -> None:
-    """Deactivate an account (never deleted) and end its sessions."""
+    """Deactivate an account (never deleted) and end its sessions.
+
+    Example: spondybot staff deactivate 3
+    """
     from bot.services import accounts
 
     with app_context() as ctx:
@@ -93,7 +99,10 @@ def staff_deactivate(
 def staff_password_link(
     account_id: Annotated[int, typer.Argument(help="Account id (see `staff list`).")],
 ) -> None:
-    """Print a new one-time set-password link; earlier links stop working."""
+    """Print a new one-time set-password link; earlier links stop working.
+
+    Example: spondybot staff password-link 3
+    """
     from bot.services import accounts
 
     with app_context() as ctx:
@@ -109,7 +118,10 @@ def staff_require_2fa(
     role: Annotated[str, typer.Argument(help="admin, physician, nurse or researcher.")],
     off: Annotated[bool, typer.Option("--off", help="Stop requiring it.")] = False,
 ) -> None:
-    """Require an authenticator app (TOTP) at sign-in for every account of a role."""
+    """Require an authenticator app (TOTP) at sign-in for every account of a role.
+
+    Example: spondybot staff require-2fa admin
+    """
     from bot.services import accounts
 
     with app_context() as ctx:
