@@ -13,7 +13,7 @@ from bot.context import AppContext
 from bot.services import digest as digest_service
 from bot.services.accounts import PhysicianChoice, Principal, StaffRole
 from bot.services.digest import Digest, IsoWeek
-from storage import physicians
+from storage import audit, physicians
 
 WEEKS_BACK: Final = 12
 """Earlier weeks offered on the page."""
@@ -70,4 +70,15 @@ def preview(
     if asked not in weeks:
         asked = current
     built = digest_service.build_digest(ctx, physician_id=chosen, week=asked)
+    with ctx.session() as session:
+        # The digest names the physician's patients: who read it, and when, is recorded.
+        audit.record_event(
+            session=session,
+            at=ctx.clock.now(),
+            actor=principal.actor,
+            entity="digest",
+            entity_id=chosen,
+            action="view",
+            after={"week": str(asked)},
+        )
     return DigestPreview(chosen, asked, tuple(weeks), tuple(allowed), built)

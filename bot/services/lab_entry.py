@@ -24,7 +24,7 @@ from bot.domain.labs import Measurement
 from bot.services import labs as lab_service
 from bot.services import physician as physician_service
 from bot.services.accounts import Principal
-from storage import administrations, labs, patients, scores
+from storage import administrations, audit, labs, patients, scores
 from storage.models import Patient, PatientStatus
 
 MAX_LINES = 20
@@ -223,13 +223,23 @@ class PatientLabs:
 
 def patient_labs(ctx: AppContext, *, principal: Principal, clinic_ref: str) -> PatientLabs | None:
     """A patient's current lab values with the questionnaires each feeds, for fixing and
-    deleting; None for an unknown reference or somebody else's patient."""
+    deleting; None for an unknown reference or somebody else's patient. Showing a patient's
+    values is recorded in the audit trail, like every page that shows a patient."""
     with ctx.session() as session:
         try:
             patient = _patient_for(session, principal, clinic_ref)
         except LabInputError:
             return None
         assert patient.id is not None
+        audit.record_event(
+            session=session,
+            at=ctx.clock.now(),
+            actor=principal.actor,
+            entity="patient",
+            entity_id=patient.id,
+            patient_id=patient.id,
+            action="view_labs",
+        )
         return PatientLabs(
             clinic_ref=patient.clinic_ref,
             values=tuple(

@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from bot.context import AppContext
 from bot.web.app import create_app
+from storage import audit
 from tests.conftest import T0
 from tests.digest import builders
 from tests.web.conftest import Staff, sign_in
@@ -47,6 +48,11 @@ class TestDigestPage:
         assert "SEED-1" in page.text
         assert "OTHER-3" not in page.text
         assert "3.9" in page.text
+        with web_ctx.session() as session:
+            viewed = audit.list_events(session=session, entity="digest")
+        assert [(e.actor, e.action) for e in viewed] == [
+            (f"staff:{staff['physician'].account_id}", "view")
+        ]
 
     def test_physician_cannot_read_another_physicians_digest(
         self, web_ctx: AppContext, staff: dict[str, Staff], clinic: dict[str, int]

@@ -238,3 +238,20 @@ class TestFixAndDelete:
             )
         assert response.status_code == 404
         assert len(_stored(web_ctx, "SEED-1")) == 1
+
+
+class TestLabValuesAudit:
+    def test_showing_a_patients_lab_values_is_audited(
+        self, web_ctx: AppContext, staff: dict[str, Staff], clinic: dict[str, int]
+    ) -> None:
+        """The nurse's look at a patient's lab values is recorded like a patient page."""
+        with _signed_in(web_ctx, staff["nurse"]) as client:
+            assert client.get("/labs/patient?ref=SEED-1").status_code == 200
+            assert client.get("/labs/patient?ref=OTHER-3").status_code == 404
+        with web_ctx.session() as session:
+            events = [
+                (event.actor, event.patient_id)
+                for event in audit.list_events(session=session, entity="patient")
+                if event.action == "view_labs"
+            ]
+        assert events == [(f"staff:{staff['nurse'].account_id}", clinic["seed"])]

@@ -110,6 +110,8 @@ class TestPatientPage:
         assert "uses 64.6 mg/L of 2026-02-27" in text
         assert "very high disease activity" in text
         assert 'src="data:image/png;base64,' in text  # the course chart
+        assert 'href="/labs/patient?ref=SEED-1"' in text  # the actions
+        assert "New enrollment code" in text  # not linked to Telegram yet
         assert "Used by the questionnaires of" in text
 
     def test_every_view_is_audited(
