@@ -598,3 +598,18 @@ def physician_choices(ctx: AppContext) -> tuple[PhysicianChoice, ...]:
             for physician in physicians.list_physicians(session=session)
             if physician.id is not None
         )
+
+
+def assign_physicians(ctx: AppContext, *, account_id: int, physician_ids: tuple[int, ...]) -> None:
+    """Sets the physicians a nurse works for (their patients' enrollment and lab entry); the
+    nurse's open sessions see the change on their next request."""
+    with ctx.session() as session:
+        account = staff_accounts.get_account(session=session, account_id=account_id)
+        if account is None:
+            raise AccountError("no_account", f"no account with id {account_id}")
+        if account.role != StaffRole.NURSE.value:
+            raise AccountError("nurse_only", "only nurse accounts work for physicians")
+        _check_physicians(session, physician_ids)
+        staff_accounts.set_assignments(
+            session=session, account_id=account_id, physician_ids=physician_ids
+        )

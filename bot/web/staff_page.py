@@ -135,6 +135,23 @@ async def second_factor_policy(request: Request, principal: Principal) -> Respon
     return RedirectResponse("/staff", status_code=303)
 
 
+@page_for(Area.STAFF)
+async def assignments(request: Request, principal: Principal) -> Response:
+    """Sets the physicians a nurse works for."""
+    form = await request.form()
+    try:
+        physician_ids = _ids(form, "assign")
+        await run_in_threadpool(
+            lambda: accounts.assign_physicians(
+                deps_of(request).ctx, account_id=_account_id(request), physician_ids=physician_ids
+            )
+        )
+    except AccountError as error:
+        status = 404 if error.code == "no_account" else 400
+        return await _page(request, principal, status_code=status, error=error.code)
+    return RedirectResponse("/staff", status_code=303)
+
+
 ROUTES = [
     Route("/staff", staff, methods=["GET"]),
     Route("/staff", add_account, methods=["POST"]),
@@ -142,4 +159,5 @@ ROUTES = [
     Route("/staff/{account_id:int}/sessions/revoke", revoke, methods=["POST"]),
     Route("/staff/{account_id:int}/password-link", password_link, methods=["POST"]),
     Route("/staff/second-factor", second_factor_policy, methods=["POST"]),
+    Route("/staff/{account_id:int}/assignments", assignments, methods=["POST"]),
 ]

@@ -381,3 +381,47 @@ class TestSecondFactor:
                 "/login/code", data={"code": totp_code(secret, clock), "csrf_token": csrf}
             )
             assert response.status_code == 429
+
+
+class TestStaffPage:
+    def test_admin_creates_an_account_and_sees_its_link_once(
+        self, client: TestClient, web_ctx: AppContext, staff: dict[str, Staff]
+    ) -> None:
+        """The new account's one-time link is shown on the answer, and works."""
+        sign_in(client, staff["admin"])
+        token = form_token(client, "/staff")
+        page = client.post(
+            "/staff",
+            data={"csrf_token": token, "email": "New@Clinic.example", "role": "researcher"},
+        )
+        assert page.status_code == 200
+        link = page.text.split('<code class="link">', 1)[1].split("</code>", 1)[0]
+        assert link.startswith(f"{web_ctx.settings.web_base_url}/password/")
+        assert "new@clinic.example" in client.get("/staff").text
+        assert '<code class="link">' not in client.get("/staff").text
+
+    def test_admin_reassigns_a_nurse(
+        self, client: TestClient, web_ctx: AppContext, staff: dict[str, Staff]
+    ) -> None:
+        """Removing the nurse's physician takes their lab entry for that physician away."""
+        sign_in(client, staff["admin"])
+        token = form_token(client, "/staff")
+        nurse = staff["nurse"].account_id
+        response = client.post(f"/staff/{nurse}/assignments", data={"csrf_token": token})
+        assert response.status_code == 303
+        row = next(r for r in accounts.list_accounts(web_ctx) if r.account_id == nurse)
+        assert row.assigned_physician_ids == ()
+        researcher = staff["researcher"].account_id
+        refused = client.post(f"/staff/{researcher}/assignments", data={"csrf_token": token})
+        assert refused.status_code == 400
+
+    def test_admin_cannot_deactivate_themself(
+        self, client: TestClient, web_ctx: AppContext, staff: dict[str, Staff]
+    ) -> None:
+        """The last way back in is never locked by a slip of the mouse."""
+        sign_in(client, staff["admin"])
+        token = form_token(client, "/staff")
+        own = staff["admin"].account_id
+        response = client.post(f"/staff/{own}/deactivate", data={"csrf_token": token})
+        assert response.status_code == 400
+        assert all(row.active for row in accounts.list_accounts(web_ctx))
