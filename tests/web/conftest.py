@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -31,9 +32,13 @@ class Staff:
 
 
 @pytest.fixture
-def web_ctx(settings: Settings, migrated_engine: Engine, clock: FixedClock) -> AppContext:
-    """The context the web app runs on (its services run in worker threads)."""
-    return AppContext(settings=settings, engine=migrated_engine, clock=clock)
+def web_ctx(
+    settings: Settings, migrated_engine: Engine, clock: FixedClock, tmp_path: Path
+) -> AppContext:
+    """The context the web app runs on (its services run in worker threads); exports go to
+    this test's own folder."""
+    private = settings.model_copy(update={"web_export_dir": str(tmp_path / "exports")})
+    return AppContext(settings=private, engine=migrated_engine, clock=clock)
 
 
 def make_staff(

@@ -7,28 +7,15 @@ import io
 import re
 import zipfile
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
-from bot.clock import FixedClock
-from bot.config import Settings
 from bot.context import AppContext
 from bot.web.app import create_app
 from tests.conftest import T0
 from tests.digest import builders
 from tests.web.conftest import Staff, form_token, make_staff, sign_in
-
-
-@pytest.fixture
-def web_ctx(
-    settings: Settings, migrated_engine: Engine, clock: FixedClock, tmp_path: Path
-) -> AppContext:
-    """The web app's context, writing exports to a private folder of this test."""
-    private = settings.model_copy(update={"web_export_dir": str(tmp_path / "exports")})
-    return AppContext(settings=private, engine=migrated_engine, clock=clock)
 
 
 @pytest.fixture
