@@ -3,16 +3,33 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Every dependency pinned, for Python 3.11 on Linux: CI and a clinic install the same versions.
+# After changing the dependencies in pyproject.toml, regenerate it with `make lock`.
+LOCK := requirements.lock
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
 
-.PHONY: run test lint demo bench install clean
+.PHONY: run test lint demo bench install lock wheel clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+$(STAMP): pyproject.toml $(LOCK)
+	@test -x $(BIN)/python || { echo "spondybot: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "spondybot: installing the pinned dependencies ($(LOCK))"
+	@$(PIP) install --requirement $(LOCK)
+	@echo "spondybot: installing spondybot"
+	@$(PIP) install --no-deps --editable .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+lock:
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install "uv>=0.5,<1"
+	@$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform linux --output-file $(LOCK)
+	@echo "spondybot: $(LOCK) written; run make install to use it"
+
+wheel: $(STAMP)
+	@echo "spondybot: building the wheel in dist/"
+	@$(PIP) wheel --no-deps --wheel-dir dist .
 
 run: $(STAMP)
 	@$(BIN)/spondybot db upgrade
@@ -34,4 +51,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ from pathlib import Path
 from benchmarks.report import Report
 
 # Benchmark modules in report order.
-SUITE: list[str] = ["conversation", "memory", "export", "digest", "fanout", "labs"]
+SUITE: list[str] = ["conversation", "memory", "export", "digest", "fanout", "labs", "startup"]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cache
+from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-from matplotlib import font_manager
-from matplotlib.dates import AutoDateLocator, DateFormatter
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.ft2font import FT2Font
-from matplotlib.patches import Patch
+# matplotlib is imported where a chart is drawn, not here: the constants and label types below
+# are read by every command (through `bot.screens`), and importing matplotlib costs most of a
+# second at start-up.
 
 # ASDAS state thresholds (clinical spec §3) and band colours, mild to severe.
 ASDAS_BANDS: Final = (
@@ -94,10 +89,35 @@ class ChartLabels:
         ]
 
 
+# File names of the CJK fonts of FONT_FAMILIES as Linux distributions, macOS and Windows install
+# them (Debian: fonts-noto-cjk → NotoSansCJK-Regular.ttc, fonts-wqy-microhei → wqy-microhei.ttc).
+CJK_FONT_FILE: Final = re.compile(
+    r"NotoSans(Mono)?CJK|NotoSansSC|SourceHanSans|wqy-(zenhei|microhei)|msyh|PingFang|simhei"
+    r"|DroidSansFallback",
+    re.IGNORECASE,
+)
+
+
+def _use_agg_backend() -> None:
+    """Selects the file-only Agg backend before any figure is made (no display on a server)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
 @cache
 def _installed_fonts() -> tuple[tuple[str, frozenset[int]], ...]:
-    """(family, code points) of each font of FONT_FAMILIES that is installed."""
-    found = []
+    """(family, code points) of each font of FONT_FAMILIES that is installed.
+
+    matplotlib lists the system's fonts once, in a cache it never refreshes by itself, so a CJK
+    font installed after the first chart would stay invisible. When the list has none, the CJK
+    font files are looked for by name and added to this process's list.
+    """
+    _use_agg_backend()
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    found: list[tuple[str, frozenset[int]]] = []
     quiet = logging.getLogger("matplotlib.font_manager")
     previous = quiet.level
     quiet.setLevel(logging.ERROR)  # a missing family is expected here, not worth a warning
@@ -105,14 +125,35 @@ def _installed_fonts() -> tuple[tuple[str, frozenset[int]], ...]:
         for family in FONT_FAMILIES:
             try:
                 path = font_manager.findfont(
-                    FontProperties(family=family), fallback_to_default=False
+                    font_manager.FontProperties(family=family), fallback_to_default=False
                 )
                 found.append((family, frozenset(FT2Font(path).get_charmap())))
             except (ValueError, OSError, RuntimeError):
                 continue
+        if not any(family != FONT_FAMILIES[0] for family, _ in found):
+            found.extend(_unlisted_cjk_fonts())
     finally:
         quiet.setLevel(previous)
     return tuple(found)
+
+
+def _unlisted_cjk_fonts() -> list[tuple[str, frozenset[int]]]:
+    """CJK fonts installed after matplotlib's font list was built, found by file name."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    found: list[tuple[str, frozenset[int]]] = []
+    for path in sorted(font_manager.findSystemFonts()):
+        if not CJK_FONT_FILE.search(Path(path).name):
+            continue
+        try:
+            font = FT2Font(path)
+            font_manager.fontManager.addfont(path)
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if all(family != font.family_name for family, _ in found):
+            found.append((font.family_name, frozenset(font.get_charmap())))
+    return found
 
 
 def _families() -> list[str]:
@@ -153,8 +194,12 @@ def trend_chart_png(
 
     Dates are shown in `timezone`; `start`/`end` fix the time axis (default: the points).
     """
-    zone = ZoneInfo(timezone)
     families = _families()
+    from matplotlib.dates import AutoDateLocator, DateFormatter
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    zone = ZoneInfo(timezone)
     ordered = sorted(points, key=lambda point: point.at)
     moments = [point.at for point in ordered] + list(lab_dates)
     first = start or (min(moments) if moments else datetime.now(UTC) - timedelta(weeks=12))

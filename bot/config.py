@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from datetime import time
 from enum import StrEnum
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.domain.instruments import INSTRUMENT_VERSION
+
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "zh")
+
+
+def _templates_dir() -> Path:
+    """`templates/` inside the installed package (the wheel carries it as `bot/templates`),
+    else at the top of the repository, where the people who edit the texts keep it."""
+    packaged = Path(__file__).resolve().parent / "templates"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "templates"
+
+
+TEMPLATES_DIR = _templates_dir()
+INSTRUMENTS_DIR = TEMPLATES_DIR / "instruments"
+"""Where instrument versions are installed: one folder per version, one file per language."""
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 _PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder", "xxx"}
 
 
@@ -22,11 +43,28 @@ class PatientIdentifier(StrEnum):
     DISPLAY_NAME = "display_name"
 
 
+@cache
+def _timezone_names() -> dict[str, str]:
+    """Every IANA zone name, keyed by its case-folded form."""
+    return {name.casefold(): name for name in available_timezones()}
+
+
+def timezone_suggestion(value: str) -> str | None:
+    """The known zone name a mistyped one most likely meant ("Europe/Berln" → Europe/Berlin)."""
+    names = _timezone_names()
+    if value.casefold() in names:
+        return names[value.casefold()]
+    close = difflib.get_close_matches(value.casefold(), names, n=1, cutoff=0.8)
+    return names[close[0]] if close else None
+
+
 def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown IANA time zone {value!r}") from None
+        suggestion = timezone_suggestion(value)
+        hint = f": did you mean {suggestion}?" if suggestion else ""
+        raise ValueError(f"unknown IANA time zone {value!r}{hint}") from None
     return value
 
 
@@ -39,8 +77,14 @@ def _check_language(value: str) -> str:
 class Settings(BaseSettings):
     """All configuration of one clinic's deployment; built once by the composition root."""
 
+    # An empty value (`PSEUDONYM_KEY=` as copied from .env.example) means "not set": each
+    # setting is then demanded only by the command that needs it.
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     telegram_bot_token: SecretStr | None = None
@@ -71,7 +115,13 @@ class Settings(BaseSettings):
     send_rate_per_second: Annotated[float, Field(gt=0, le=1000)] = 25.0
     telegram_connections: Annotated[int, Field(ge=1, le=256)] = 8
 
-    lab_window_days: Annotated[int, Field(ge=0, le=90)] = 7
+    # Clinical spec §6: a lab value is matched within 1 to 14 days of a questionnaire.
+    # The questionnaire text asked from now on, per language: a folder of templates/instruments
+    # (clinical spec §1: a clinic installs its licensed translation as a new version).
+    instrument_version_en: str = INSTRUMENT_VERSION
+    instrument_version_zh: str = INSTRUMENT_VERSION
+
+    lab_window_days: Annotated[int, Field(ge=1, le=14)] = 7
     digest_no_crp_weeks: Annotated[int, Field(ge=1, le=104)] = 12
 
     smtp_host: str | None = None
@@ -100,6 +150,23 @@ class Settings(BaseSettings):
     @classmethod
     def _language_supported(cls, value: str) -> str:
         return _check_language(value)
+
+    @field_validator("instrument_version_en", "instrument_version_zh")
+    @classmethod
+    def _instrument_installed(cls, value: str, info: ValidationInfo) -> str:
+        """The version must be installed for its language, so no patient is asked from a
+        missing text."""
+        language = str(info.field_name).rsplit("_", 1)[-1]
+        if not _VERSION_NAME.fullmatch(value):
+            raise ValueError("must be a folder name: letters, digits and . + - _")
+        if not (INSTRUMENTS_DIR / value / f"{language}.toml").is_file():
+            raise ValueError(f"templates/instruments/{value}/{language}.toml is not installed")
+        return value
+
+    def instrument_version(self, language: str) -> str:
+        """The instrument version new questionnaires in `language` are asked and stored with."""
+        chosen = {"en": self.instrument_version_en, "zh": self.instrument_version_zh}
+        return chosen.get(language, INSTRUMENT_VERSION)
 
     @field_validator("telegram_api_base_url", "telegram_file_base_url", "web_base_url")
     @classmethod
@@ -153,14 +220,54 @@ class SettingsError(Exception):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Reads settings, turning pydantic's report into one line that names the setting."""
+    """Reads settings, turning pydantic's report into one line that names the setting.
+
+    A relative SQLite path is made absolute here, against the folder of the `.env` file that
+    named it (else the working directory), so every part of the process opens the same file
+    and every message about the database names the file it really opened.
+    """
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as error:
         first = error.errors()[0]
         name = ".".join(str(part) for part in first["loc"]).upper() or "settings"
         message = str(first["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"setting {name}: {message}") from None
+    base = _database_url_folder(overrides)
+    return settings.model_copy(
+        update={"database_url": absolute_sqlite_url(settings.database_url, base)}
+    )
+
+
+def _database_url_folder(overrides: dict[str, Any]) -> Path:
+    """The folder a relative DATABASE_URL is relative to: that of the `.env` that set it."""
+    if "database_url" in overrides or any(
+        name.upper() == "DATABASE_URL" and value for name, value in os.environ.items()
+    ):
+        return Path.cwd()
+    env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+    if isinstance(env_file, str | Path) and Path(env_file).is_file():
+        return Path(env_file).resolve().parent
+    return Path.cwd()
+
+
+def absolute_sqlite_url(url: str, folder: Path) -> str:
+    """`sqlite:///relative.db` as `sqlite:////folder/relative.db`; other URLs unchanged."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return url
+    path, query_mark, query = url.removeprefix(prefix).partition("?")
+    if not path or path == ":memory:" or Path(path).is_absolute():
+        return url
+    return f"{prefix}{(folder / path).resolve()}{query_mark}{query}"
+
+
+def database_name(url: str) -> str:
+    """The database a URL opens, for messages: the SQLite file, or the server URL without a
+    password."""
+    if url.startswith("sqlite:///"):
+        return url.removeprefix("sqlite:///").partition("?")[0] or "in-memory SQLite"
+    return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
 
 
 def check_timezone(value: str) -> str:

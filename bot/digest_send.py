@@ -27,7 +27,7 @@ from telegram.constants import ParseMode
 from bot import email
 from bot.context import AppContext
 from bot.delivery import DEFAULT_POLICY, RetryPolicy, call_with_retries, error_reason
-from bot.digest_render import RenderedDigest, number, render_digest
+from bot.digest_render import RenderedDigest, local_date, number, render_digest
 from bot.domain.attention import Concern
 from bot.render import Renderer
 from bot.services import digest
@@ -299,9 +299,18 @@ async def send_now(
 
 
 def alert_text(renderer: Renderer, alert: Alert) -> str:
-    """The one short message an alert is, in the physician's language."""
-    values: dict[str, str] = {"asdas": "", "before": "", "after": ""}
+    """The one short message an alert is, in the physician's language: the ASDAS variant and
+    its lab date, and whether a late lab value completed it (clinical spec §6)."""
+    values: dict[str, object] = {"asdas": "", "before": "", "after": "", "kind": "CRP", "drawn": ""}
+    values["late"] = alert.late_lab
+    values["completed"] = (
+        "" if alert.completed_at is None else str(local_date(alert.completed_at, alert.timezone))
+    )
     for flag in alert.flags:
+        if flag.variant is not None:
+            values["kind"] = flag.variant.value
+        if flag.drawn_at is not None:
+            values["drawn"] = str(local_date(flag.drawn_at, alert.timezone))
         if flag.kind is Concern.ASDAS_VERY_HIGH and flag.value is not None:
             values["asdas"] = number(flag.value)
         elif (
@@ -345,6 +354,28 @@ async def send_completion_alerts(
             "completion alert failed", extra={"fields": {"administration_id": administration_id}}
         )
     return sent
+
+
+async def send_lab_alerts(tick: Tick) -> None:
+    """Tick task: alerts queued when a late lab value completed a very high ASDAS or a
+    clinically important worsening (clinical spec §6), each sent once."""
+    for queued in await asyncio.to_thread(digest.lab_alerts_due, tick.ctx):
+        alert = queued.alert
+        if alert is None:
+            await _finish(
+                tick.ctx,
+                queued.delivery_id,
+                SendResult(DeliveryStatus.FAILED, 0, "no longer applies"),
+            )
+            continue
+        text = alert_text(tick.renderer, alert)
+        result, _ = await _with_retries(
+            partial(tick.bot.send_message, alert.chat_id, text, parse_mode=ParseMode.HTML),
+            tick.policy,
+        )
+        await _finish(tick.ctx, queued.delivery_id, result)
+        tick.report.sent += result.status is DeliveryStatus.SENT
+        tick.report.failed += result.status is not DeliveryStatus.SENT
 
 
 async def alert_if_completed(bot: Bot, ctx: AppContext, renderer: Renderer, reply: object) -> None:

@@ -57,6 +57,7 @@ TICK_TASKS: list[str] = [
     "bot.jobs:send_invitations",
     "bot.jobs:send_reminders",
     "bot.digest_send:send_due_digests",
+    "bot.digest_send:send_lab_alerts",
 ]
 
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, select_autoescape
 
-from bot.config import SUPPORTED_LANGUAGES
+from bot.config import SUPPORTED_LANGUAGES, TEMPLATES_DIR
+from bot.domain.scoring import AsdasState
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 TELEGRAM_TEXT_LIMIT = 4096
 
 
@@ -49,6 +49,8 @@ class Renderer:
         )
         for language in SUPPORTED_LANGUAGES:
             self._catalogues[language] = self._load_catalogue(language)
+        # Document templates (digests) name states through the same table as chat messages.
+        self.environment.globals["asdas_state_name"] = self.asdas_state_name
 
     def _load_catalogue(self, language: str) -> dict[str, Template]:
         catalogue: dict[str, Template] = {}
@@ -74,6 +76,13 @@ class Renderer:
         if template is None:
             raise MissingText(f"{key} ({language})")
         return template.render(lang=language, **variables).strip()
+
+    def asdas_state_name(self, state: AsdasState | str, language: str) -> str:
+        """The name of an ASDAS state in `language`, from the one table of state names,
+        `templates/messages/<lang>/states.toml` (clinical spec §3). `state` is an `AsdasState`
+        or its key ("inactive", "low", "high", "very_high")."""
+        key = state.name.lower() if isinstance(state, AsdasState) else state
+        return self.text(f"states.asdas.{key}", language)
 
     def render_file(self, name: str, **variables: Any) -> str:
         """Renders a template file below the templates directory ("digests/en/digest.html.j2")."""

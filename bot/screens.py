@@ -18,7 +18,7 @@ from bot import callbacks as cb
 from bot.charts import ChartLabels, TrendPoint, can_render
 from bot.config import SUPPORTED_LANGUAGES
 from bot.domain import flow, instruments
-from bot.domain.scoring import display_round
+from bot.domain.scoring import asdas_category, display_round
 from bot.render import TELEGRAM_TEXT_LIMIT, Renderer
 from bot.services.conversation import Notice, Reply
 from bot.services.enrollment import EnrollmentResult
@@ -87,6 +87,15 @@ def instrument_text(renderer: Renderer, version: str, language: str) -> dict[str
             )
         _instrument_cache[key] = renderer.read_data(str(path.relative_to(renderer.templates_dir)))
     return _instrument_cache[key]
+
+
+def informal_label(renderer: Renderer, wording: dict[str, Any], language: str) -> str:
+    """The label under an unlicensed rendering, read from the version's `licensed_translation`
+    flag: a licensed text goes unlabelled, any other is labelled informal even if its file
+    forgot its `note` (clinical spec §1)."""
+    if wording.get("licensed_translation") is True:
+        return ""
+    return str(wording.get("note") or renderer.text("questionnaire.informal_rendering", language))
 
 
 def fit(text: str) -> str:
@@ -160,7 +169,7 @@ def _question(renderer: Renderer, view: QuestionnaireView, item: str) -> Screen:
         "period": wording["period"],
         "question": words["text"],
         "current": shown,
-        "note": wording.get("note", ""),
+        "note": informal_label(renderer, wording, view.language),
     }
     rows: list[tuple[Button, ...]] = []
     if instruments.item(item).kind is instruments.ItemKind.NRS:
@@ -365,6 +374,14 @@ def result_text(renderer: Renderer, reply: QuestionnaireReply) -> str:
         trend=result.trend,
         previous=result.previous_display,
         previous_date=previous_date,
+        asdas_high=result.asdas_high,
+        asdas=None if result.asdas is None else display_round(result.asdas),
+        asdas_kind=f"ASDAS-{result.asdas_kind}",
+        asdas_state=(
+            None
+            if result.asdas is None
+            else renderer.asdas_state_name(asdas_category(result.asdas), lang)
+        ),
     )
 
 
@@ -705,10 +722,10 @@ def chart_labels(
         asdas=renderer.text("history.asdas", language),
         lab=renderer.text("history.lab", language),
         active_line=renderer.text("history.active_line", language),
-        inactive=renderer.text("history.inactive", language),
-        low=renderer.text("history.low", language),
-        high=renderer.text("history.high", language),
-        very_high=renderer.text("history.very_high", language),
+        inactive=renderer.asdas_state_name("inactive", language),
+        low=renderer.asdas_state_name("low", language),
+        high=renderer.asdas_state_name("high", language),
+        very_high=renderer.asdas_state_name("very_high", language),
         date_format=renderer.text("history.chart_date_format", language),
     )
     if language != "en" and not can_render(labels.texts()):
@@ -733,7 +750,7 @@ def history_screens(renderer: Renderer, history: History) -> HistoryScreens:
         basdai = "–" if entry.basdai is None else display(entry.basdai)
         asdas = "–"
         if entry.asdas is not None and entry.asdas_state is not None:
-            state = renderer.text(f"history.{_STATE_KEYS[entry.asdas_state.value]}", lang)
+            state = renderer.asdas_state_name(entry.asdas_state, lang)
             asdas = f"{display(entry.asdas)} {entry.asdas_kind} ({state})"
         lines.append(f"{day:<11} {basdai:>6}  {asdas}")
     header = renderer.text("history.header", lang)
@@ -753,14 +770,6 @@ def history_screens(renderer: Renderer, history: History) -> HistoryScreens:
         labels=labels,
         points=points,
     )
-
-
-_STATE_KEYS: Final = {
-    "inactive disease": "inactive",
-    "low disease activity": "low",
-    "high disease activity": "high",
-    "very high disease activity": "very_high",
-}
 
 
 def display(value: Decimal) -> str:

@@ -28,15 +28,19 @@ def claim_delivery(
     patient_id: int | None = None,
     physician_id: int | None = None,
     administration_id: int | None = None,
+    status: DeliveryStatus = DeliveryStatus.CLAIMED,
 ) -> Delivery | None:
-    """Claims a message for sending; None when another process (or an earlier run) has it."""
+    """Claims a message for sending; None when another process (or an earlier run) has it.
+
+    With `status=QUEUED` the message is only put in the log, for `take_queued` to claim later.
+    """
     values = {
         "dedupe_key": dedupe_key,
         "kind": kind,
         "patient_id": patient_id,
         "physician_id": physician_id,
         "administration_id": administration_id,
-        "status": DeliveryStatus.CLAIMED.value,
+        "status": status.value,
         "claimed_at": now,
         "attempts": 0,
     }
@@ -52,6 +56,31 @@ def claim_delivery(
     if delivery_id is None:
         return None
     return session.get(Delivery, delivery_id)
+
+
+def take_queued(*, session: Session, kind: str, now: datetime) -> list[Delivery]:
+    """Claims every queued message of a kind; a conditional update per row, so of several
+    processes taking the same queue each message goes to exactly one."""
+    queued = session.exec(
+        select(Delivery.id).where(
+            Delivery.kind == kind, Delivery.status == DeliveryStatus.QUEUED.value
+        )
+    ).all()
+    taken: list[Delivery] = []
+    for delivery_id in queued:
+        result = session.execute(
+            update(Delivery)
+            .where(
+                col(Delivery.id) == delivery_id,
+                col(Delivery.status) == DeliveryStatus.QUEUED.value,
+            )
+            .values(status=DeliveryStatus.CLAIMED.value, claimed_at=now)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            delivery = session.get(Delivery, delivery_id)
+            if delivery is not None:
+                taken.append(delivery)
+    return taken
 
 
 @dataclass(frozen=True)

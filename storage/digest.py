@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -38,6 +39,9 @@ class AdministrationRow:
     completed_at: datetime | None
     basdai: Decimal | None
     asdas_crp: Decimal | None
+    asdas_esr: Decimal | None = None
+    crp_drawn_at: datetime | None = None
+    esr_drawn_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,10 @@ def administration_history(
 ) -> list[AdministrationRow]:
     """Questionnaires with slots before `before` (and from `since`), with their scores, for
     the patients of one physician (in the given patient statuses) or for one patient;
-    ordered by patient, then slot."""
+    ordered by patient, then slot. Each ASDAS comes with the date its lab value was drawn
+    (clinical spec §6)."""
+    crp_lab = aliased(LabResult)
+    esr_lab = aliased(LabResult)
     query = (
         sa_select(
             col(Administration.id),
@@ -81,9 +88,14 @@ def administration_history(
             col(Administration.completed_at),
             col(ScoreRecord.basdai),
             col(ScoreRecord.asdas_crp),
+            col(ScoreRecord.asdas_esr),
+            col(crp_lab.drawn_at),
+            col(esr_lab.drawn_at),
         )
         .select_from(Administration)
         .outerjoin(ScoreRecord, col(ScoreRecord.administration_id) == col(Administration.id))
+        .outerjoin(crp_lab, col(crp_lab.id) == col(ScoreRecord.asdas_crp_lab_id))
+        .outerjoin(esr_lab, col(esr_lab.id) == col(ScoreRecord.asdas_esr_lab_id))
         .where(col(Administration.slot_at) < before)
         .order_by(col(Administration.patient_id), col(Administration.slot_at))
     )
@@ -106,6 +118,9 @@ def administration_history(
             completed_at=row[5],
             basdai=row[6],
             asdas_crp=row[7],
+            asdas_esr=row[8],
+            crp_drawn_at=row[9],
+            esr_drawn_at=row[10],
         )
         for row in session.execute(query)
     ]

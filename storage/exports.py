@@ -182,6 +182,48 @@ def _usable_lab(lab: Any) -> ColumnElement[bool]:
     return and_(lab.deleted_at.is_(None), _not_after_withdrawal(lab.drawn_at))
 
 
+@dataclass(frozen=True, slots=True)
+class BasdaiRow:
+    """A completed questionnaire's BASDAI, for choosing each patient's baseline."""
+
+    research_id: str
+    administration_id: int
+    completed_at: datetime
+    baseline_date: datetime | None
+    basdai: Decimal
+
+
+def basdai_history(*, session: Session, scope: ExportScope) -> list[BasdaiRow]:
+    """Every completed questionnaire with a BASDAI of the patients an export covers, whatever
+    its period, so responses compare with the patient's own baseline; oldest first."""
+    query = (
+        core_select(
+            col(Patient.research_id),
+            col(Administration.id),
+            col(Administration.completed_at),
+            col(Patient.baseline_date),
+            col(ScoreRecord.basdai),
+        )
+        .select_from(Administration)
+        .join(Patient, col(Patient.id) == col(Administration.patient_id))
+        .join(ScoreRecord, col(ScoreRecord.administration_id) == col(Administration.id))
+        .where(
+            col(Patient.status) != PatientStatus.DELETED.value,
+            _not_after_withdrawal(col(Administration.slot_at)),
+            col(Administration.status) == AdministrationStatus.COMPLETED.value,
+            col(Administration.completed_at).is_not(None),
+            col(ScoreRecord.basdai).is_not(None),
+            *(
+                []
+                if scope.physician_id is None
+                else [col(Patient.physician_id) == scope.physician_id]
+            ),
+        )
+        .order_by(col(Administration.completed_at), col(Administration.id))
+    )
+    return [BasdaiRow(*row) for row in session.execute(query)]
+
+
 def count_administrations(*, session: Session, scope: ExportScope) -> int:
     """How many administrations an export of this scope covers."""
     query = (

@@ -9,7 +9,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, or_, select
 
-from storage.models import LabResult, PendingLabEntry, ScoreRecord
+from storage.models import LabResult, Patient, PendingLabEntry, ScoreRecord
 from storage.types import UTCDateTime
 
 PENDING = "pending"
@@ -74,6 +74,22 @@ def list_lab_results(
     if analyte is not None:
         query = query.where(LabResult.analyte == analyte)
     return list(session.exec(query))
+
+
+def latest_lab_results_of_clinic(
+    *, session: Session, offset: int, limit: int, include_deleted: bool = False
+) -> list[tuple[LabResult, str]]:
+    """Lab results of every patient with their clinic reference, most recently drawn first."""
+    query = (
+        select(LabResult, Patient.clinic_ref)
+        .join(Patient, col(Patient.id) == col(LabResult.patient_id))
+        .order_by(col(LabResult.drawn_at).desc(), col(LabResult.id).desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    if not include_deleted:
+        query = query.where(col(LabResult.deleted_at).is_(None))
+    return [(lab, clinic_ref) for lab, clinic_ref in session.exec(query)]
 
 
 def find_same_sample(

@@ -65,6 +65,9 @@ class Analyte(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
+    # Queued: written in the transaction that made it due (a late lab value's alert), waiting
+    # for a tick to claim and send it.
+    QUEUED = "queued"
     CLAIMED = "claimed"
     SENT = "sent"
     FAILED = "failed"

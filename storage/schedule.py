@@ -238,6 +238,25 @@ def expire_open_administrations(*, session: Session, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def count_open_administrations_expiring(*, session: Session, now: datetime) -> int:
+    """How many open administrations a tick at `now` would mark missed (reads only)."""
+    query = (
+        sa_select(func.count())
+        .select_from(Administration)
+        .where(
+            col(Administration.status) == AdministrationStatus.OPEN.value,
+            col(Administration.expires_at) <= now,
+        )
+    )
+    return int(session.execute(query).scalar_one())
+
+
+def count_patients(*, session: Session, status: PatientStatus) -> int:
+    """How many patients are in `status` (reads only)."""
+    query = sa_select(func.count()).select_from(Patient).where(col(Patient.status) == status.value)
+    return int(session.execute(query).scalar_one())
+
+
 def lock_patients_to_resume(*, session: Session, now: datetime, limit: int) -> list[int]:
     """Ids of paused patients whose pause has ended, locked (others' locks skipped)."""
     query = (

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
 from bot.config import SettingsError, load_settings
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+runner = CliRunner()
 
 
 class TestSettings:
     def test_defaults_are_usable_without_any_configuration(self) -> None:
         """A fresh machine with no settings gets a local SQLite database and no token."""
         settings = load_settings(_env_file=None)
-        assert settings.database_url == "sqlite:///spondybot.db"
+        assert settings.database_url == f"sqlite:///{Path.cwd() / 'spondybot.db'}"
         assert settings.telegram_bot_token is None
         assert settings.telegram_api_base_url == "https://api.telegram.org/bot"
 
@@ -57,3 +64,125 @@ class TestSettings:
         )
         assert "SECRETTOKENVALUE" not in repr(settings)
         assert "pseudonym-key-value" not in str(settings)
+
+
+class TestLabWindow:
+    """Clinical spec §6: the lab window is 1 to 14 days; a larger setting is refused."""
+
+    @pytest.mark.parametrize("days", ["0", "15", "90", "-90"])
+    def test_window_outside_one_to_fourteen_days_is_refused_in_one_line(self, days: str) -> None:
+        """LAB_WINDOW_DAYS outside 1-14 stops with one line naming the setting."""
+        with pytest.raises(SettingsError) as raised:
+            load_settings(_env_file=None, lab_window_days=days)
+        message = str(raised.value)
+        assert message.startswith("setting LAB_WINDOW_DAYS:")
+        assert "\n" not in message
+
+    @pytest.mark.parametrize("days", [1, 7, 14])
+    def test_window_of_one_to_fourteen_days_is_accepted(self, days: int) -> None:
+        """The bounds themselves are valid windows."""
+        assert load_settings(_env_file=None, lab_window_days=days).lab_window_days == days
+
+
+class TestEnvFileAsCopied:
+    """`.env.example` copied to `.env`, with only the token filled in, is a working set-up."""
+
+    @pytest.fixture
+    def clinic_folder(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+        for name in ("DATABASE_URL", "PSEUDONYM_KEY", "TELEGRAM_WEBHOOK_SECRET"):
+            monkeypatch.delenv(name, raising=False)
+        env = (REPOSITORY / ".env.example").read_text(encoding="utf-8")
+        env = env.replace("TELEGRAM_BOT_TOKEN=\n", "TELEGRAM_BOT_TOKEN=123456:ABC-DEF\n")
+        (tmp_path / ".env").write_text(env, encoding="utf-8")
+        monkeypatch.chdir(tmp_path)
+        return tmp_path
+
+    def test_empty_values_mean_not_set(self, clinic_folder: Path) -> None:
+        """`PSEUDONYM_KEY=` and `TELEGRAM_WEBHOOK_SECRET=` as copied are simply absent."""
+        settings = load_settings()
+        assert settings.pseudonym_key is None
+        assert settings.telegram_webhook_secret is None
+        assert settings.smtp_host is None
+        assert settings.telegram_bot_token is not None
+
+    def test_staff_commands_run_with_the_copied_file(self, clinic_folder: Path) -> None:
+        """The README's first commands work with the copied `.env`."""
+        assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+        added = runner.invoke(app, ["physician", "add", "--name", "Dr. Lee"])
+        assert added.exit_code == 0, added.output
+        assert (clinic_folder / "spondybot.db").is_file()
+
+    def test_export_demands_the_pseudonym_key_by_name(self, clinic_folder: Path) -> None:
+        """Only the command that needs the key asks for it, in one line naming it."""
+        runner.invoke(app, ["db", "upgrade"])
+        result = runner.invoke(app, ["export", "--format", "wide", "--out", "x.csv"])
+        assert result.exit_code == 2
+        assert "PSEUDONYM_KEY" in result.output
+        assert not (clinic_folder / "x.csv").exists()
+
+
+class TestRelativeDatabasePath:
+    """A relative SQLite path opens the same file from any working directory."""
+
+    def test_relative_path_is_resolved_against_the_env_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`DATABASE_URL=sqlite:///data/clinic.db` in a .env means the folder of that .env."""
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        clinic = tmp_path / "clinic"
+        elsewhere = tmp_path / "elsewhere"
+        clinic.mkdir()
+        elsewhere.mkdir()
+        (clinic / ".env").write_text("DATABASE_URL=sqlite:///data/clinic.db\n", encoding="utf-8")
+        monkeypatch.chdir(elsewhere)
+        settings = load_settings(_env_file=clinic / ".env")
+        assert settings.database_url == f"sqlite:///{clinic.resolve() / 'data' / 'clinic.db'}"
+
+    def test_absolute_memory_and_server_urls_are_unchanged(self) -> None:
+        """Only relative SQLite file paths are touched."""
+        for url in ("sqlite:////srv/spondybot.db", "sqlite://", "sqlite:///:memory:"):
+            assert load_settings(_env_file=None, database_url=url).database_url == url
+
+    def test_schema_message_names_the_database_opened(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Run from a folder without the clinic's database, the command says which file it
+        opened instead of a bare "run db upgrade"."""
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        monkeypatch.chdir(tmp_path)
+        result = runner.invoke(app, ["patient", "list"])
+        assert result.exit_code == 2
+        assert str(tmp_path.resolve() / "spondybot.db") in result.output
+        assert "spondybot db upgrade" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+    def test_db_upgrade_names_the_file_it_migrated(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`db upgrade` says which database file it brought up to date."""
+        monkeypatch.delenv("DATABASE_URL", raising=False)
+        monkeypatch.chdir(tmp_path)
+        result = runner.invoke(app, ["db", "upgrade"])
+        assert result.exit_code == 0
+        assert str(tmp_path.resolve() / "spondybot.db") in result.output
+
+
+class TestTimeZoneSuggestion:
+    def test_mistyped_zone_gets_a_suggestion(self) -> None:
+        """`Europe/Berln` is refused with "did you mean Europe/Berlin?"."""
+        with pytest.raises(SettingsError) as raised:
+            load_settings(_env_file=None, clinic_timezone="Europe/Berln")
+        assert "did you mean Europe/Berlin?" in str(raised.value)
+
+    def test_patient_add_suggests_too(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The staff CLI passes the suggestion on in its one-line refusal."""
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+        runner.invoke(app, ["db", "upgrade"])
+        result = runner.invoke(
+            app, ["physician", "add", "--name", "Dr", "--timezone", "Asia/Shangai"]
+        )
+        assert result.exit_code == 2
+        assert "did you mean Asia/Shanghai?" in result.output

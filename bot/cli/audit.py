@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Annotated
 
 import typer
@@ -38,5 +39,6 @@ def audit_list(
         typer.echo(
             f"#{entry.audit_id}  {iso_utc(entry.at)}  by {entry.by}  {entry.format}  "
             f"{entry.rows} rows  sha256 {entry.sha256}\n"
-            f"      filters {entry.filters}  to {entry.destination or '-'}"
+            f"      filters {json.dumps(entry.filters, sort_keys=True, ensure_ascii=False)}  "
+            f"to {entry.destination or '-'}"
         )

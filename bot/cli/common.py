@@ -12,7 +12,7 @@ import typer
 from sqlalchemy.exc import OperationalError
 
 from bot.clock import Clock
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import Settings, SettingsError, database_name, load_settings
 from bot.context import AppContext
 from storage import migrate
 
@@ -37,18 +37,28 @@ def settings_or_exit() -> Settings:
 def app_context(clock: Clock | None = None, *, check_schema: bool = True) -> Iterator[AppContext]:
     """An `AppContext` for one CLI command, closed when the command ends.
 
-    Commands refuse to work on a database whose schema is behind this version, rather than
-    failing halfway with a database error.
+    Commands refuse to work on a database whose schema is missing or behind this version,
+    rather than failing halfway with a database error; the message names the database opened,
+    so a command run against the wrong one says so.
     """
     ctx = AppContext.from_settings(settings_or_exit(), clock=clock)
     try:
         if check_schema:
+            name = database_name(ctx.settings.database_url)
             try:
                 current = migrate.current_revision(ctx.engine)
             except OperationalError as error:
-                fail(f"cannot open the database (DATABASE_URL): {error.orig}")
+                fail(f"cannot open the database {name} (DATABASE_URL): {error.orig}")
+            if current is None:
+                fail(
+                    f"the database {name} has no spondybot schema (DATABASE_URL): "
+                    "run `spondybot db upgrade` first"
+                )
             if current != migrate.head_revision():
-                fail("the database schema is not up to date: run `spondybot db upgrade` first")
+                fail(
+                    f"the database {name} has an older schema (DATABASE_URL): "
+                    "run `spondybot db upgrade` first"
+                )
         yield ctx
     finally:
         ctx.close()

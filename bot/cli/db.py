@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bot.cli.common import app_context
+from bot.config import database_name
 from storage import migrate
 
 app = typer.Typer(
@@ -21,7 +22,8 @@ def upgrade() -> None:
     """
     with app_context(check_schema=False) as ctx:
         migrate.upgrade(ctx.engine)
-        typer.echo(f"database at revision {migrate.current_revision(ctx.engine)}")
+        name = database_name(ctx.settings.database_url)
+        typer.echo(f"database {name} at revision {migrate.current_revision(ctx.engine)}")
 
 
 @app.command("current")
@@ -31,5 +33,6 @@ def current() -> None:
     Example: spondybot db current
     """
     with app_context(check_schema=False) as ctx:
-        typer.echo(f"database: {migrate.current_revision(ctx.engine) or 'empty'}")
+        name = database_name(ctx.settings.database_url)
+        typer.echo(f"database: {migrate.current_revision(ctx.engine) or 'empty'} ({name})")
         typer.echo(f"newest:   {migrate.head_revision()}")

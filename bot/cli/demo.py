@@ -10,9 +10,12 @@ runs out (piped input, `make demo` in CI) the remaining steps are answered autom
 from __future__ import annotations
 
 import html
+import io
 import re
 import sys
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Final, TextIO
@@ -21,10 +24,10 @@ import typer
 
 from bot.charts import trend_chart_png
 from bot.cli.common import fail
-from bot.clock import SystemClock
+from bot.clock import FixedClock, SystemClock
 from bot.config import SUPPORTED_LANGUAGES, SettingsError, load_settings
 from bot.context import AppContext
-from bot.domain.scoring import display_round
+from bot.domain.scoring import AsdasState, display_round
 from bot.render import Renderer, default_renderer
 from bot.screens import Button, Presentation, Screen, history_screens, present
 from bot.services import conversation, history, labs, staff
@@ -34,19 +37,43 @@ from storage import migrate
 
 DEMO_USER: Final = 1
 MAX_STEPS: Final = 200
-SAMPLE_CRP_MG_L: Final = "64.6"
-# Answers given automatically: the published case of clinical spec §5 (back pain 5, stiffness
-# 1 h, global 5, no peripheral pain), with fatigue 4, tenderness 3 and stiffness severity 4.
-SAMPLE_ANSWERS: Final = {
-    "q1": 4,
-    "q2": 5,
-    "q3": 0,
-    "q4": 3,
-    "q5": 4,
-    "q6": 60,
-    "pg": 5,
-}
+QUIT_WORDS: Final = frozenset({"quit", "exit", "q"})
+BACK_WORDS: Final = frozenset({"back", "返回"})
+"""Typed words that press the questionnaire's Back button, whatever its label says."""
+
+
+@dataclass(frozen=True)
+class CaseTimePoint:
+    """One visit of the published case: the answers given and the CRP drawn that day."""
+
+    name: str
+    """Message key of the visit's name ("demo.case_baseline")."""
+    answers: Mapping[str, int]
+    """Item code → button value (0–10; item 6 in minutes, as its buttons carry it)."""
+    crp_mg_l: str
+
+
+# The published case of clinical spec §5 (docs/clinical.md §5). Items 2, 3, 6 and the global are
+# the case's (ASDAS-CRP 3.876 and 1.767); fatigue (q1), tenderness (q4) and stiffness severity
+# (q5) are chosen so that BASDAI is the reported 3.8 and 1.4. Item 6 is 60 minutes (5/10) and
+# 12 minutes (1/10, typed: no button says 12 min).
+CASE_BASELINE: Final = CaseTimePoint(
+    name="demo.case_baseline",
+    answers={"q1": 5, "q2": 5, "q3": 0, "q4": 4, "q5": 5, "q6": 60, "pg": 5},
+    crp_mg_l="64.6",
+)
+CASE_FOLLOWUP: Final = CaseTimePoint(
+    name="demo.case_followup",
+    answers={"q1": 2, "q2": 2, "q3": 0, "q4": 1, "q5": 3, "q6": 12, "pg": 2},
+    crp_mg_l="7.59",
+)
+CASE_WEEKS_APART: Final = 24
+"""The case's "within six months"."""
+SAMPLE_ANSWERS: Final = CASE_BASELINE.answers
+"""What the demo answers by itself: the case's first visit."""
+SAMPLE_CRP_MG_L: Final = CASE_BASELINE.crp_mg_l
 _TAG = re.compile(r"<[^>]+>")
+_EDGE_SYMBOLS = re.compile(r"^\W+|\W+$")
 
 
 def plain(text: str) -> str:
@@ -54,13 +81,27 @@ def plain(text: str) -> str:
     return html.unescape(_TAG.sub("", text))
 
 
+def _words(label: str) -> str:
+    """A label as a person types it: "◀ Back" → "back", "✅ Confirm" → "confirm"."""
+    return _EDGE_SYMBOLS.sub("", label).casefold()
+
+
+def _answer_buttons(buttons: list[Button]) -> bool:
+    """Whether the buttons answer a question; there, a typed number is an answer, as in
+    Telegram, so the other buttons are not numbered."""
+    return any(button.data.startswith("a:") for button in buttons)
+
+
 class Terminal:
     """Reads the person's lines and prints screens; falls back to automatic answers at EOF."""
 
-    def __init__(self, renderer: Renderer, language: str, stdin: TextIO) -> None:
+    def __init__(
+        self, renderer: Renderer, language: str, stdin: TextIO, *, screens: bool = True
+    ) -> None:
         self.renderer = renderer
         self.language = language
         self.stdin = stdin
+        self.screens = screens
         self.exhausted = False
 
     def say(self, text: str) -> None:
@@ -70,17 +111,20 @@ class Terminal:
         return plain(self.renderer.text(key, self.language, **values))
 
     def show(self, screen: Screen) -> list[Button]:
-        """Prints a screen; buttons labelled with a number are shown as they are, the others
-        numbered. Returns the buttons in order."""
+        """Prints a screen and returns its buttons in order. Buttons are pressed by typing
+        their label; outside a question, the ones not labelled with a number are numbered
+        too."""
+        buttons = [button for row in screen.buttons for button in row]
+        if not self.screens:
+            return buttons
         self.say("")
         self.say(plain(screen.text))
-        buttons: list[Button] = []
         numbered = 0
+        numbering = not _answer_buttons(buttons)
         for row in screen.buttons:
             labels = []
             for button in row:
-                buttons.append(button)
-                if button.label.isdigit():
+                if button.label.isdigit() or not numbering:
                     labels.append(f"[{button.label}]")
                 else:
                     numbered += 1
@@ -90,41 +134,54 @@ class Terminal:
 
     def ask(self, automatic: str) -> str:
         """The next line typed, or `automatic` once the input has run out."""
-        if not self.exhausted:
+        if not self.exhausted and self.screens:
             typer.echo("> ", nl=False)
             line = self.stdin.readline()
             if line:
                 return line.strip()
             self.exhausted = True
             self.say("")
-        self.say(self.text("demo.automatic", answer=automatic))
+        if self.screens:
+            self.say(self.text("demo.automatic", answer=automatic))
         return automatic
 
 
-def automatic_choice(buttons: list[Button], language: str) -> str:
-    """What the demo answers by itself on each screen: the label of a button."""
+def automatic_choice(buttons: list[Button], language: str, answers: Mapping[str, int]) -> str:
+    """What the demo answers by itself on each screen: a button's label, or, for an answer no
+    button offers (item 6 as 12 minutes), the answer typed as a patient would."""
     by_data = {button.data: button for button in buttons}
     for data in (f"o:lang:{language}", "o:consent:yes", "o:time:18:00", "o:first:now"):
         if data in by_data:
             return by_data[data].label
+    item = None
     for button in buttons:
         parts = button.data.split(":")
         if button.data.startswith(("o:tz:", "o:day:", "c:")):
             return button.label
-        if parts[0] == "a" and int(parts[3]) == SAMPLE_ANSWERS.get(parts[2]):
-            return button.label
+        if parts[0] == "a":
+            item = parts[2]
+            if int(parts[3]) == answers.get(item):
+                return button.label
+    if item is not None and item in answers:
+        return f"{answers[item]} min" if item == "q6" else str(answers[item])
     return buttons[0].label if buttons else ""
 
 
 def chosen(buttons: list[Button], line: str) -> Button | None:
-    """The button a typed line means: its label ("5", "1 h", "I agree") or, for buttons not
-    labelled with a number, its position; None means the line is typed text."""
+    """The button a typed line means: its label ("5", "1 h", "I agree", "confirm"), "back",
+    or, outside a question, the number shown in front of it. None means the line is typed
+    text for the bot, read by the same parser as in Telegram ("2" on item 6 is 2 minutes)."""
+    typed = line.strip().casefold()
     for button in buttons:
-        if line.casefold() == button.label.casefold():
+        if typed in (button.label.casefold(), _words(button.label)):
             return button
+    if typed in BACK_WORDS:
+        return next((button for button in buttons if button.data.startswith("b:")), None)
+    if _answer_buttons(buttons):
+        return None
     numbered = [button for button in buttons if not button.label.isdigit()]
-    if line.isdigit() and 1 <= int(line) <= len(numbered):
-        return numbered[int(line) - 1]
+    if typed.isdigit() and 1 <= int(typed) <= len(numbered):
+        return numbered[int(typed) - 1]
     return None
 
 
@@ -143,26 +200,20 @@ def _screens(presentation: Presentation) -> list[Screen]:
     return shown
 
 
-def walk_through(ctx: AppContext, terminal: Terminal, chart_path: Path) -> bool:
-    """The whole conversation; False if the person quit before the end."""
-    renderer = terminal.renderer
-    physician = staff.add_physician(ctx, display_name="Demo physician")
-    patient = staff.add_patient(
-        ctx, physician_id=physician.physician_id, clinic_ref="DEMO-0001", language=terminal.language
-    )
-    terminal.say(terminal.text("demo.intro", code=patient.code.code))
-    terminal.say(terminal.text("demo.how_to"))
-    replies: list[Reply] = conversation.start(
-        ctx, telegram_user_id=DEMO_USER, chat_id=DEMO_USER, code=patient.code.code, language="en"
-    )
+def converse(
+    ctx: AppContext, terminal: Terminal, replies: list[Reply], answers: Mapping[str, int]
+) -> bool:
+    """Shows each reply and acts on the next line until a questionnaire is confirmed; False if
+    the person quit. A reply without buttons (a hint, a refusal) leaves the screen's buttons
+    where they were, as the question message stays in Telegram."""
+    buttons: list[Button] = []
     for _ in range(MAX_STEPS):
-        buttons: list[Button] = []
-        for screen in _screens(present(renderer, replies)):
+        for screen in _screens(present(terminal.renderer, replies)):
             buttons = terminal.show(screen) or buttons
         if _completed(replies):
-            break
-        line = terminal.ask(automatic_choice(buttons, terminal.language))
-        if line.lower() in {"quit", "exit", "q"}:
+            return True
+        line = terminal.ask(automatic_choice(buttons, terminal.language, answers))
+        if line.casefold() in QUIT_WORDS:
             return False
         button = chosen(buttons, line)
         if button is not None:
@@ -175,38 +226,35 @@ def walk_through(ctx: AppContext, terminal: Terminal, chart_path: Path) -> bool:
             replies = conversation.typed(
                 ctx, telegram_user_id=DEMO_USER, chat_id=DEMO_USER, text=line, language="en"
             )
-    else:
-        return False
+    return False
 
+
+def _enroll(ctx: AppContext, terminal: Terminal) -> tuple[staff.PatientCreated, list[Reply]]:
+    physician = staff.add_physician(ctx, display_name="Demo physician")
+    patient = staff.add_patient(
+        ctx, physician_id=physician.physician_id, clinic_ref="DEMO-0001", language=terminal.language
+    )
+    replies: list[Reply] = conversation.start(
+        ctx, telegram_user_id=DEMO_USER, chat_id=DEMO_USER, code=patient.code.code, language="en"
+    )
+    return patient, replies
+
+
+def _add_crp(ctx: AppContext, clinic_ref: str, crp: str) -> None:
+    """The clinic enters a CRP drawn an hour before the questionnaire was answered."""
     drawn = (ctx.clock.now() - timedelta(hours=1)).isoformat(timespec="minutes")
     labs.add_lab_values(
-        ctx,
-        clinic_ref=patient.clinic_ref,
-        drawn=drawn,
-        entered_by="demo",
-        crp=SAMPLE_CRP_MG_L,
-        crp_unit="mg/L",
+        ctx, clinic_ref=clinic_ref, drawn=drawn, entered_by="demo", crp=crp, crp_unit="mg/L"
     )
-    terminal.say("")
-    terminal.say(terminal.text("demo.lab_added", crp=SAMPLE_CRP_MG_L))
-    scores = history.history_of_patient(ctx, patient_id=patient.patient_id)
-    latest = scores.entries[-1]
-    if latest.asdas is not None and latest.asdas_state is not None:
-        state_key = {
-            "inactive disease": "inactive",
-            "low disease activity": "low",
-            "high disease activity": "high",
-            "very high disease activity": "very_high",
-        }[latest.asdas_state.value]
-        terminal.say(
-            terminal.text(
-                "demo.asdas",
-                asdas=display_round(latest.asdas),
-                state=terminal.text(f"history.{state_key}"),
-                floored=latest.crp_floored,
-            )
-        )
-    drawn_screens = history_screens(renderer, scores)
+
+
+def _state(terminal: Terminal, state: AsdasState) -> str:
+    """The state's name from the one table of state names (clinical spec §3)."""
+    return plain(terminal.renderer.asdas_state_name(state, terminal.language))
+
+
+def _write_chart(terminal: Terminal, scores: history.History, chart_path: Path) -> None:
+    drawn_screens = history_screens(terminal.renderer, scores)
     chart_path.write_bytes(
         trend_chart_png(
             drawn_screens.points,
@@ -218,6 +266,96 @@ def walk_through(ctx: AppContext, terminal: Terminal, chart_path: Path) -> bool:
         )
     )
     terminal.say(terminal.text("demo.chart", path=str(chart_path)))
+
+
+def walk_through(ctx: AppContext, terminal: Terminal, chart_path: Path) -> bool:
+    """The whole conversation; False if the person quit before the end."""
+    patient, replies = _enroll(ctx, terminal)
+    terminal.say(terminal.text("demo.intro", code=patient.code.code))
+    terminal.say(terminal.text("demo.how_to"))
+    if not converse(ctx, terminal, replies, SAMPLE_ANSWERS):
+        return False
+    _add_crp(ctx, patient.clinic_ref, SAMPLE_CRP_MG_L)
+    terminal.say("")
+    terminal.say(terminal.text("demo.lab_added", crp=SAMPLE_CRP_MG_L))
+    scores = history.history_of_patient(ctx, patient_id=patient.patient_id)
+    latest = scores.entries[-1]
+    if latest.asdas is not None and latest.asdas_state is not None:
+        terminal.say(
+            terminal.text(
+                "demo.asdas",
+                asdas=display_round(latest.asdas),
+                state=_state(terminal, latest.asdas_state),
+                floored=latest.crp_floored,
+            )
+        )
+    _write_chart(terminal, scores, chart_path)
+    return True
+
+
+def replay_case(ctx: AppContext, clock: FixedClock, terminal: Terminal, chart_path: Path) -> bool:
+    """The published case's two visits, CASE_WEEKS_APART weeks apart, answered through the
+    same services as the bot (enrollment, consent, questionnaire, `/checkin`, lab entry), then
+    compared as a physician reads it (clinical spec §3, §5, §6)."""
+    followup_at = clock.now()
+    clock.set(followup_at - timedelta(weeks=CASE_WEEKS_APART))
+    terminal.say(terminal.text("demo.case_intro", weeks=CASE_WEEKS_APART))
+    patient, replies = _enroll(ctx, terminal)
+    if not converse(ctx, terminal, replies, CASE_BASELINE.answers):
+        return False
+    _add_crp(ctx, patient.clinic_ref, CASE_BASELINE.crp_mg_l)
+    clock.set(followup_at)
+    replies = conversation.command(
+        ctx, telegram_user_id=DEMO_USER, name="checkin", language=terminal.language
+    )
+    if not converse(ctx, terminal, replies, CASE_FOLLOWUP.answers):
+        return False
+    _add_crp(ctx, patient.clinic_ref, CASE_FOLLOWUP.crp_mg_l)
+
+    scores = history.history_of_patient(
+        ctx, patient_id=patient.patient_id, weeks=CASE_WEEKS_APART + 2
+    )
+    before, after = scores.entries[0], scores.entries[-1]
+    for point, entry in ((CASE_BASELINE, before), (CASE_FOLLOWUP, after)):
+        terminal.say(
+            terminal.text(
+                "demo.case_visit",
+                visit=terminal.text(point.name),
+                day=entry.completed_at.date().isoformat(),
+                **{code: value for code, value in point.answers.items()},
+                crp=point.crp_mg_l,
+            )
+        )
+    comparison = history.compare(before, after)
+    # The case's answers and CRP values always give both scores at both visits.
+    assert before.basdai is not None
+    assert after.basdai is not None
+    assert before.asdas_state is not None
+    assert after.asdas_state is not None
+    assert comparison.asdas_change is not None
+    terminal.say(
+        terminal.text(
+            "demo.case_basdai",
+            before=display_round(before.basdai),
+            after=display_round(after.basdai),
+        )
+    )
+    terminal.say(
+        terminal.text("demo.case_crp", before=CASE_BASELINE.crp_mg_l, after=CASE_FOLLOWUP.crp_mg_l)
+    )
+    terminal.say(
+        terminal.text(
+            "demo.case_asdas",
+            before=display_round(before.asdas or 0),
+            before_state=_state(terminal, before.asdas_state),
+            after=display_round(after.asdas or 0),
+            after_state=_state(terminal, after.asdas_state),
+            change=terminal.text(f"demo.change_{comparison.asdas_change.name.lower()}"),
+        )
+    )
+    terminal.say(terminal.text("demo.case_basdai50", met=comparison.basdai50))
+    terminal.say(terminal.text("demo.case_asas_eular", met=comparison.asas_eular_response))
+    _write_chart(terminal, scores, chart_path)
     return True
 
 
@@ -226,13 +364,21 @@ def demo(
     chart: Annotated[
         Path | None, typer.Option(help="Where to write the chart (default: a new temp folder).")
     ] = None,
+    case: Annotated[
+        bool,
+        typer.Option(
+            "--case",
+            help="Replay the published case (docs/clinical.md §5): two visits, before and "
+            "after treatment, and how they compare.",
+        ),
+    ] = False,
 ) -> None:
     """Walk through consent and a whole questionnaire in the terminal, no Telegram needed.
 
     Uses a throwaway SQLite database; piped input is read line by line and the rest is
     answered automatically.
 
-    Example: spondybot demo --language zh
+    Example: spondybot demo --language zh    (or: spondybot demo --case)
     """
     if language not in SUPPORTED_LANGUAGES:
         fail(f"--language must be one of {', '.join(SUPPORTED_LANGUAGES)}")
@@ -246,11 +392,16 @@ def demo(
             )
         except SettingsError as error:
             fail(str(error))
-        ctx = AppContext.from_settings(settings, clock=SystemClock())
+        clock = FixedClock(SystemClock().now())
+        ctx = AppContext.from_settings(settings, clock=clock if case else SystemClock())
         try:
             migrate.upgrade(ctx.engine)
-            terminal = Terminal(default_renderer(), language, sys.stdin)
-            finished = walk_through(ctx, terminal, chart_path)
+            if case:
+                terminal = Terminal(default_renderer(), language, io.StringIO(), screens=False)
+                finished = replay_case(ctx, clock, terminal, chart_path)
+            else:
+                terminal = Terminal(default_renderer(), language, sys.stdin)
+                finished = walk_through(ctx, terminal, chart_path)
             terminal.say(terminal.text("demo.bye"))
         finally:
             ctx.close()

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import app_context, fail
+from bot.cli.common import app_context, echo_json, fail
 from bot.export.service import (
     FORMATS,
     ExportError,
@@ -137,12 +137,21 @@ def export(
             help="Write the data dictionary (Markdown and CSV) instead of data.",
         ),
     ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print what was written as one JSON object on standard output (needs --out).",
+        ),
+    ] = False,
 ) -> None:
     """Export pseudonymised research data: wide or long CSV, Parquet, or FHIR R4 NDJSON.
 
     Every export is recorded in the audit trail (see `spondybot audit list`). Needs
     PSEUDONYM_KEY. Example: spondybot export --format wide --since 2026-01-01 --out data.csv
     """
+    if as_json and out is None:
+        fail("--json needs --out: without it the data itself goes to standard output")
     if dictionary:
         if out is None:
             from bot.export.columns import dictionary_markdown
@@ -153,6 +162,9 @@ def export(
             written = write_dictionary(out)
         except ExportError as error:
             fail(str(error))
+        if as_json:
+            echo_json({"dictionary": [str(path) for path in written]})
+            return
         for path in written:
             typer.echo(f"wrote {path}", err=True)
         return
@@ -182,6 +194,9 @@ def export(
             fail(str(error))
         except OSError as error:
             fail(f"could not write the export: {error.strerror or error}")
+    if as_json:
+        echo_json(result)
+        return
     shifted = ", dates shifted" if result.dates_shifted else ""
     typer.echo(
         f"exported {result.rows} {'resources' if format == 'fhir' else 'rows'} "

@@ -252,6 +252,12 @@ def _short(lab: LabView, timezone: str) -> str:
     return f"{lab.analyte.upper()} {_value(lab)} {lab.unit}, {_drawn(lab, timezone)}"
 
 
+def _require_reason(reason: str | None, example: str) -> None:
+    """Corrections and deletions say why: the audit trail is read long after the fact."""
+    if reason is None or not reason.strip():
+        fail(_text("cli.reason_required", example=example))
+
+
 @app.command("fix")
 def fix(
     lab_id: Annotated[int, typer.Argument(help="The lab value's id (see `lab list`).")],
@@ -272,7 +278,7 @@ def fix(
         ),
     ] = None,
     reason: Annotated[
-        str | None, typer.Option("--reason", help="Why, for the audit trail.")
+        str | None, typer.Option("--reason", help="Why, for the audit trail (required).")
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -281,6 +287,7 @@ def fix(
 
     Example: spondybot lab fix 12 --unit mg/dL --reason "lab reported mg/dL"
     """
+    _require_reason(reason, 'e.g. --reason "lab reported mg/dL"')
     with app_context() as ctx:
         try:
             outcome = labs.fix_lab_value(
@@ -324,7 +331,7 @@ def fix(
 def delete(
     lab_id: Annotated[int, typer.Argument(help="The lab value's id (see `lab list`).")],
     reason: Annotated[
-        str | None, typer.Option("--reason", help="Why, for the audit trail.")
+        str | None, typer.Option("--reason", help="Why, for the audit trail (required).")
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -333,6 +340,7 @@ def delete(
 
     Example: spondybot lab delete 12 --reason "wrong patient"
     """
+    _require_reason(reason, 'e.g. --reason "wrong patient"')
     with app_context() as ctx:
         try:
             outcome = labs.delete_lab_value(ctx, lab_id=lab_id, actor=_actor(), reason=reason)
@@ -352,31 +360,55 @@ def delete(
         typer.echo(_text("cli.recomputed", count=len(outcome.recomputed)))
 
 
+PAGE_SIZE = 20
+
+
 @app.command("list")
 def list_labs(
-    patient: Annotated[str, typer.Option("--patient", help="The patient's clinic reference.")],
+    patient: Annotated[
+        str | None,
+        typer.Option(
+            "--patient", help="The patient's clinic reference; without it, the whole clinic."
+        ),
+    ] = None,
+    page: Annotated[
+        int, typer.Option("--page", min=1, help="Without --patient: which page of 20.")
+    ] = 1,
     include_deleted: Annotated[bool, typer.Option("--all", help="Include deleted values.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """List a patient's lab values, oldest first, with the questionnaires each one feeds.
+    """List a patient's lab values, oldest first, with the questionnaires each one feeds;
+    without --patient, the latest values across the clinic, newest first, 20 a page.
 
     Example: spondybot lab list --patient MRN-0042
     """
+    more = False
     with app_context() as ctx:
-        try:
-            rows = labs.list_lab_values(ctx, clinic_ref=patient, include_deleted=include_deleted)
-        except LabInputError as error:
-            _refuse(error)
+        if patient is None:
+            latest = labs.latest_lab_values(
+                ctx, page=page, page_size=PAGE_SIZE, include_deleted=include_deleted
+            )
+            rows, more = latest.labs, latest.more
+        else:
+            try:
+                rows = labs.list_lab_values(
+                    ctx, clinic_ref=patient, include_deleted=include_deleted
+                )
+            except LabInputError as error:
+                _refuse(error)
         timezone = ctx.settings.clinic_timezone
     if as_json:
-        echo_json({"patient": patient, "labs": [_as_json(row) for row in rows]})
+        if patient is None:
+            echo_json({"page": page, "more": more, "labs": [_as_json(row) for row in rows]})
+        else:
+            echo_json({"patient": patient, "labs": [_as_json(row) for row in rows]})
         return
     if not rows:
-        typer.echo(_text("cli.no_labs", ref=patient))
+        typer.echo(_text("cli.no_labs", ref=patient) if patient else _text("cli.no_labs_clinic"))
         return
     typer.echo(
-        f"{'id':>5}  {'test':<4} {'value':>8} {'unit':<6} {'drawn':<16}  {'source':<6} "
-        f"{'used by':<10} note"
+        f"{'id':>5}  {'patient':<12} {'test':<4} {'value':>8} {'unit':<6} {'drawn':<16}  "
+        f"{'source':<6} {'used by':<10} note"
     )
     for row in rows:
         notes = []
@@ -387,6 +419,9 @@ def list_labs(
             notes.append(floor)
         used = ",".join(str(admin) for admin in row.used_by) or "-"
         typer.echo(
-            f"{row.lab_id:>5}  {row.analyte.upper():<4} {_value(row):>8} {row.unit:<6} "
-            f"{_drawn(row, timezone):<16}  {row.source:<6} {used:<10} {'; '.join(notes)}"
+            f"{row.lab_id:>5}  {row.clinic_ref:<12} {row.analyte.upper():<4} {_value(row):>8} "
+            f"{row.unit:<6} {_drawn(row, timezone):<16}  {row.source:<6} {used:<10} "
+            f"{'; '.join(notes)}"
         )
+    if more:
+        typer.echo(_text("cli.more_pages", page=page + 1))

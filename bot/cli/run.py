@@ -5,15 +5,16 @@ from __future__ import annotations
 import gc
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Final, NoReturn
 from urllib.parse import urlsplit
 
 import typer
 
-from bot.cli.common import app_context, fail
+from bot.cli.common import app_context, fail, settings_or_exit
 from bot.config import Settings
 
 NOT_CONFIGURED = 3
+"""Exit code of `run` without a token: `make run` tells "not set up yet" from a failure."""
 ALLOWED_UPDATES: Final = ["message", "callback_query", "my_chat_member"]
 """Update types the bot handles; Telegram sends nothing else."""
 
@@ -82,6 +83,10 @@ def run(
     from bot.app import MissingTokenError, build_application
     from bot.logging import configure_logging
 
+    # The token is asked for before the database is opened: it is the first thing a new
+    # installation lacks, and the message says how to get it.
+    if settings_or_exit().telegram_bot_token is None:
+        _no_token()
     with app_context() as ctx:
         configure_logging(ctx.settings.log_level)
         options = None
@@ -95,13 +100,7 @@ def run(
         try:
             application = build_application(ctx)
         except MissingTokenError:
-            typer.echo(
-                "spondybot: no Telegram bot token yet: put TELEGRAM_BOT_TOKEN=<token from "
-                "@BotFather> in .env (see .env.example), "
-                "or try the terminal demo with `make demo`.",
-                err=True,
-            )
-            raise typer.Exit(NOT_CONFIGURED) from None
+            _no_token()
         # What start-up made (modules, templates, the schema: about 200,000 objects) lives as
         # long as the process; out of the collector's sight, its full collections only scan
         # what handling updates creates.
@@ -122,3 +121,13 @@ def run(
                 close_loop=False,
             )
         logger.info("spondybot stopped")
+
+
+def _no_token() -> NoReturn:
+    """One line saying how to get a token, and the exit code `make run` recognises."""
+    typer.echo(
+        "spondybot: no Telegram bot token yet: put TELEGRAM_BOT_TOKEN=<token from "
+        "@BotFather> in .env (see .env.example), or try the terminal demo with `spondybot demo`.",
+        err=True,
+    )
+    raise typer.Exit(NOT_CONFIGURED)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -21,10 +23,12 @@ patient_app = typer.Typer(
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
 
-def _print_code(code: staff.IssuedCode) -> None:
+def _print_code(code: staff.IssuedCode, timezone: str) -> None:
+    """The code for staff to hand over; its expiry in clinic time, to the minute."""
+    expires = datetime.fromisoformat(code.expires_at).astimezone(ZoneInfo(timezone))
     typer.echo(f"one-time code: {code.code}")
     typer.echo(f"link:          {code.link}")
-    typer.echo(f"valid until:   {code.expires_at}")
+    typer.echo(f"valid until:   {expires:%Y-%m-%d %H:%M} ({timezone})")
 
 
 @physician_app.command("add")
@@ -45,6 +49,7 @@ def physician_add(
     Example: spondybot physician add --name 'Dr. Lee' --language zh --timezone Asia/Shanghai
     """
     with app_context() as ctx:
+        clinic_timezone = ctx.settings.clinic_timezone
         try:
             created = staff.add_physician(
                 ctx,
@@ -67,7 +72,7 @@ def physician_add(
         )
         return
     typer.echo(f"physician {created.physician_id} added")
-    _print_code(created.code)
+    _print_code(created.code, clinic_timezone)
 
 
 @physician_app.command("code")
@@ -80,6 +85,7 @@ def physician_code(
     Example: spondybot physician code 3
     """
     with app_context() as ctx:
+        clinic_timezone = ctx.settings.clinic_timezone
         try:
             code = staff.new_physician_code(ctx, physician_id=physician_id)
         except staff.StaffError as error:
@@ -94,7 +100,7 @@ def physician_code(
             }
         )
         return
-    _print_code(code)
+    _print_code(code, clinic_timezone)
 
 
 @patient_app.command("add")
@@ -111,6 +117,7 @@ def patient_add(
     Example: spondybot patient add --physician 1 --ref MRN-0042 --language zh
     """
     with app_context() as ctx:
+        clinic_timezone = ctx.settings.clinic_timezone
         try:
             created = staff.add_patient(
                 ctx,
@@ -135,7 +142,7 @@ def patient_add(
         )
         return
     typer.echo(f"patient {created.clinic_ref} added (id {created.patient_id})")
-    _print_code(created.code)
+    _print_code(created.code, clinic_timezone)
 
 
 @patient_app.command("list")
@@ -175,6 +182,7 @@ def patient_code(
     Example: spondybot patient code MRN-0042
     """
     with app_context() as ctx:
+        clinic_timezone = ctx.settings.clinic_timezone
         try:
             code = staff.new_patient_code(ctx, clinic_ref=clinic_ref)
         except staff.StaffError as error:
@@ -189,4 +197,4 @@ def patient_code(
             }
         )
         return
-    _print_code(code)
+    _print_code(code, clinic_timezone)

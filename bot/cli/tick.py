@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import dataclasses
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import app_context, echo_json, fail
+from bot.cli.common import app_context, echo_json, fail, settings_or_exit
 from bot.clock import Clock, FixedClock, SystemClock
 
-NOT_CONFIGURED = 3
 TASK_FAILED = 1
+NOT_CONFIGURED = "setting TELEGRAM_BOT_TOKEN: not set: put the token from @BotFather in .env"
+CLOCK_SLACK = timedelta(minutes=1)
+"""How far ahead of the real clock `--at` may be without --force (clocks of two hosts differ)."""
 
 
 def _parse_instant(text: str) -> datetime:
@@ -30,6 +33,14 @@ def tick(
         str | None,
         typer.Option("--at", help="The instant (ISO 8601 with zone) to act as now; default: now."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Act at an --at in the future: marks real questionnaires missed and sends "
+            "messages. Without it a future --at only prints what it would do.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Do exactly the work due at one instant, once, and exit: open the weekly questionnaires
@@ -38,6 +49,10 @@ def tick(
     Running the same tick again sends nothing twice; several ticks may run at once. Use it
     from cron instead of the scheduler inside `spondybot run`, or to replay an instant.
 
+    An --at in the future would close real patients' open questionnaires as missed and send
+    them messages ahead of time, so it needs --force; without it the command prints what it
+    would do and changes nothing.
+
     Example: spondybot tick --at 2026-03-29T07:00:00Z
     """
     from bot.app import MissingTokenError, build_application
@@ -45,15 +60,17 @@ def tick(
     from bot.logging import configure_logging
 
     clock: Clock = SystemClock() if at is None else FixedClock(_parse_instant(at))
+    if at is not None and not force and clock.now() > SystemClock().now() + CLOCK_SLACK:
+        _preview(clock.now(), as_json=as_json)
+        return
+    if settings_or_exit().telegram_bot_token is None:
+        fail(NOT_CONFIGURED)
     with app_context(clock) as ctx:
         configure_logging(ctx.settings.log_level)
         try:
             application = build_application(ctx)
         except MissingTokenError:
-            fail(
-                "TELEGRAM_BOT_TOKEN is not set: put the token from @BotFather in .env",
-                NOT_CONFIGURED,
-            )
+            fail(NOT_CONFIGURED)
 
         async def once() -> Any:
             async with application:
@@ -76,3 +93,22 @@ def tick(
     if report.errors:
         typer.echo(f"error: tick tasks failed: {', '.join(report.errors)}", err=True)
         raise typer.Exit(TASK_FAILED)
+
+
+def _preview(at: datetime, *, as_json: bool) -> None:
+    """What a tick at the future instant `at` would do; nothing is changed."""
+    from bot.services.scheduling import preview_tick
+
+    with app_context(SystemClock()) as ctx:
+        preview = preview_tick(ctx, at)
+    if as_json:
+        echo_json({"dry_run": True, **dataclasses.asdict(preview)})
+        return
+    hours = preview.ahead.total_seconds() / 3600
+    typer.echo(
+        f"dry run, nothing changed: --at {at.isoformat()} is {hours:.1f} h ahead of now. "
+        f"A tick then would mark {preview.missed} open questionnaire(s) missed and open, "
+        f"message or record as missed the weekly questionnaires due by then of "
+        f"{preview.active_patients} active patient(s) (and {preview.paused_patients} paused "
+        f"ones whose pause has ended). Add --force to do it."
+    )

@@ -70,11 +70,23 @@ missing data, since a flare is what the physician has to act on first."""
 
 
 class Progress(StrEnum):
-    """A response against the patient's baseline worth telling the physician about."""
+    """A response against the patient's baseline worth telling the physician about.
+
+    BASDAI50 and the ASAS/EULAR BASDAI response (≥ 50 % or ≥ 2 points) differ and are
+    reported side by side, each under its own name (clinical spec §3, §6).
+    """
 
     ASDAS_MAJOR_IMPROVEMENT = "asdas_major_improvement"
     ASDAS_IMPORTANT_IMPROVEMENT = "asdas_important_improvement"
     BASDAI50 = "basdai50"
+    BASDAI_ASAS_EULAR = "basdai_asas_eular"
+
+
+class Variant(StrEnum):
+    """Which ASDAS a judgement rests on; change is only computed within one (spec §6)."""
+
+    CRP = "CRP"
+    ESR = "ESR"
 
 
 class Trend(StrEnum):
@@ -88,11 +100,29 @@ class Trend(StrEnum):
 
 @dataclass(frozen=True)
 class Observation:
-    """The scores of one completed questionnaire; None where a score could not be computed."""
+    """The scores of one completed questionnaire; None where a score could not be computed.
+
+    `asdas` is ASDAS-CRP and `asdas_esr` ASDAS-ESR, each with the date its lab value was
+    drawn (clinical spec §6: every ASDAS is shown with that date, and is current only while
+    that lab value is recent).
+    """
 
     at: datetime
     basdai: Decimal | None
     asdas: Decimal | None
+    asdas_esr: Decimal | None = None
+    crp_drawn_at: datetime | None = None
+    esr_drawn_at: datetime | None = None
+
+    def asdas_of(self, variant: Variant) -> Decimal | None:
+        """The ASDAS of one variant (CRP or ESR)."""
+        return self.asdas if variant is Variant.CRP else self.asdas_esr
+
+    def lab_at(self, variant: Variant) -> datetime:
+        """When the lab value of that variant's ASDAS was drawn (the questionnaire's time
+        when unknown)."""
+        drawn = self.crp_drawn_at if variant is Variant.CRP else self.esr_drawn_at
+        return self.at if drawn is None else drawn
 
 
 @dataclass(frozen=True)
@@ -125,6 +155,8 @@ class Flag:
     reference: Decimal | None = None
     count: int | None = None
     since: datetime | None = None
+    variant: Variant | None = None
+    drawn_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +172,12 @@ class Assessment:
     progress: tuple[Flag, ...]
     trend: Trend
     missed_in_a_row: int
+    variant: Variant = Variant.CRP
+
+    @property
+    def latest_asdas_value(self) -> Decimal | None:
+        """The current ASDAS of the variant that drives the flags."""
+        return None if self.latest_asdas is None else self.latest_asdas.asdas_of(self.variant)
 
     @property
     def needs_attention(self) -> bool:
@@ -155,19 +193,40 @@ class Assessment:
         return tuple(0 if kind in present else 1 for kind in SEVERITY)
 
 
+def _settled_or_none(value: Decimal | None) -> Decimal | None:
+    return None if value is None else settled(value)
+
+
 def _settle(observation: Observation) -> Observation:
     return Observation(
         at=observation.at,
-        basdai=None if observation.basdai is None else settled(observation.basdai),
-        asdas=None if observation.asdas is None else settled(observation.asdas),
+        basdai=_settled_or_none(observation.basdai),
+        asdas=_settled_or_none(observation.asdas),
+        asdas_esr=_settled_or_none(observation.asdas_esr),
+        crp_drawn_at=observation.crp_drawn_at,
+        esr_drawn_at=observation.esr_drawn_at,
     )
+
+
+def choose_variant(observations: Sequence[Observation], recent_since: datetime) -> Variant:
+    """ASDAS-CRP drives the flags when the patient has one (current first); a patient with
+    only ASDAS-ESR is judged on ASDAS-ESR, never as having no ASDAS (clinical spec §6)."""
+    for current_only in (True, False):
+        for variant in Variant:
+            if any(
+                obs.asdas_of(variant) is not None
+                and (not current_only or obs.lab_at(variant) >= recent_since)
+                for obs in observations
+            ):
+                return variant
+    return Variant.CRP
 
 
 def _last_with(observations: Sequence[Observation], attribute: str) -> list[Observation]:
     return [obs for obs in observations if getattr(obs, attribute) is not None]
 
 
-def _baseline(
+def baseline(
     observations: Sequence[Observation], baseline_at: datetime | None
 ) -> Observation | None:
     """The baseline among observations that have the score in question.
@@ -182,25 +241,35 @@ def _baseline(
     return min(observations, key=lambda obs: (abs(obs.at - baseline_at), obs.at))
 
 
-def asdas_concerns(latest: Observation | None, previous: Observation | None) -> tuple[Flag, ...]:
+def asdas_concerns(
+    latest: Observation | None,
+    previous: Observation | None,
+    variant: Variant = Variant.CRP,
+) -> tuple[Flag, ...]:
     """ASDAS very high (> 3.5) or high (≥ 2.1), and a clinically important worsening
-    (an increase ≥ 0.9 against the previous ASDAS); clinical spec §3."""
-    if latest is None or latest.asdas is None:
+    (an increase ≥ 0.9 against the previous ASDAS of the same variant); clinical spec §3, §6.
+    Each flag carries its variant and the date of the lab value (spec §6)."""
+    now = None if latest is None else latest.asdas_of(variant)
+    if latest is None or now is None:
         return ()
+    drawn_at = latest.lab_at(variant)
     flags: list[Flag] = []
-    state = scoring.asdas_category(latest.asdas)
+    state = scoring.asdas_category(now)
     if state is scoring.AsdasState.VERY_HIGH:
-        flags.append(Flag(Concern.ASDAS_VERY_HIGH, value=latest.asdas))
+        flags.append(Flag(Concern.ASDAS_VERY_HIGH, value=now, variant=variant, drawn_at=drawn_at))
     elif state is scoring.AsdasState.HIGH:
-        flags.append(Flag(Concern.ASDAS_HIGH, value=latest.asdas))
-    if previous is not None and previous.asdas is not None:
-        change = scoring.asdas_change(previous.asdas, latest.asdas)
+        flags.append(Flag(Concern.ASDAS_HIGH, value=now, variant=variant, drawn_at=drawn_at))
+    before = None if previous is None else previous.asdas_of(variant)
+    if before is not None:
+        change = scoring.asdas_change(before, now)
         if change is scoring.AsdasChange.IMPORTANT_WORSENING:
             flags.append(
                 Flag(
                     Concern.ASDAS_WORSENING,
-                    value=difference(latest.asdas, previous.asdas),
-                    reference=previous.asdas,
+                    value=difference(now, before),
+                    reference=before,
+                    variant=variant,
+                    drawn_at=drawn_at,
                 )
             )
     return tuple(flags)
@@ -246,9 +315,11 @@ def trend(values: Sequence[Decimal]) -> Trend:
 def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
     """Concerns and responses of one patient as of `facts.as_of`.
 
-    ASDAS counts as current when its questionnaire was completed within the last
-    `no_crp_weeks` weeks; a patient without a CRP drawn in that period is flagged, since
-    without CRP there is no ASDAS-CRP (clinical spec §2). Improvements compare the current
+    ASDAS counts as current while its lab value was drawn within the last `no_crp_weeks`
+    weeks (clinical spec §6); ASDAS-CRP drives the flags, and a patient with only ASDAS-ESR
+    is judged on ASDAS-ESR, change staying within one variant (spec §6). A patient without a
+    CRP drawn in that period and without a current ASDAS-ESR is flagged, since without CRP
+    there is no ASDAS-CRP (clinical spec §2). Improvements compare the current
     scores with the baseline (the first completed questionnaire, or the one nearest to the
     baseline date the clinic set): an ASDAS decrease ≥ 2.0 is a major and ≥ 1.1 a clinically
     important improvement, a BASDAI halved is BASDAI50 (clinical spec §3). Worsening compares
@@ -257,14 +328,17 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
     observations = [_settle(obs) for obs in facts.observations if obs.at <= facts.as_of]
     recent_since = facts.as_of - timedelta(weeks=no_crp_weeks)
     with_basdai = _last_with(observations, "basdai")
-    with_asdas = _last_with(observations, "asdas")
+    variant = choose_variant(observations, recent_since)
+    with_asdas = [obs for obs in observations if obs.asdas_of(variant) is not None]
     latest_basdai = with_basdai[-1] if with_basdai else None
     previous_basdai = with_basdai[-2] if len(with_basdai) > 1 else None
-    latest_asdas = with_asdas[-1] if with_asdas and with_asdas[-1].at >= recent_since else None
+    latest_asdas = (
+        with_asdas[-1] if with_asdas and with_asdas[-1].lab_at(variant) >= recent_since else None
+    )
     previous_asdas = with_asdas[-2] if latest_asdas is not None and len(with_asdas) > 1 else None
 
     concerns = [
-        *asdas_concerns(latest_asdas, previous_asdas),
+        *asdas_concerns(latest_asdas, previous_asdas, variant),
         *basdai_concerns(latest_basdai, previous_basdai),
     ]
     if facts.unreachable_since is not None:
@@ -272,20 +346,24 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
     run = missed_in_a_row(facts.scheduled_missed)
     if run >= MISSED_IN_A_ROW:
         concerns.append(Flag(Concern.MISSED, count=run))
-    if facts.last_crp_at is None or facts.last_crp_at < recent_since:
+    no_recent_crp = facts.last_crp_at is None or facts.last_crp_at < recent_since
+    current_esr_only = latest_asdas is not None and variant is Variant.ESR
+    if no_recent_crp and not current_esr_only:
         concerns.append(Flag(Concern.NO_RECENT_CRP, count=no_crp_weeks, since=facts.last_crp_at))
     concerns.sort(key=lambda flag: SEVERITY.index(Concern(flag.kind)))
 
     progress: list[Flag] = []
-    baseline_asdas = _baseline(with_asdas, facts.baseline_at)
+    baseline_asdas = baseline(with_asdas, facts.baseline_at)
     if (
         latest_asdas is not None
         and baseline_asdas is not None
         and baseline_asdas is not latest_asdas
-        and baseline_asdas.asdas is not None
-        and latest_asdas.asdas is not None
     ):
-        change = scoring.asdas_change(baseline_asdas.asdas, latest_asdas.asdas)
+        baseline_value = baseline_asdas.asdas_of(variant)
+        latest_value = latest_asdas.asdas_of(variant)
+        assert baseline_value is not None
+        assert latest_value is not None
+        change = scoring.asdas_change(baseline_value, latest_value)
         kind = {
             scoring.AsdasChange.MAJOR_IMPROVEMENT: Progress.ASDAS_MAJOR_IMPROVEMENT,
             scoring.AsdasChange.IMPORTANT_IMPROVEMENT: Progress.ASDAS_IMPORTANT_IMPROVEMENT,
@@ -294,28 +372,29 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
             progress.append(
                 Flag(
                     kind,
-                    value=difference(baseline_asdas.asdas, latest_asdas.asdas),
-                    reference=baseline_asdas.asdas,
+                    value=difference(baseline_value, latest_value),
+                    reference=baseline_value,
                     since=baseline_asdas.at,
+                    variant=variant,
+                    drawn_at=latest_asdas.lab_at(variant),
                 )
             )
-    baseline_basdai = _baseline(with_basdai, facts.baseline_at)
+    baseline_basdai = baseline(with_basdai, facts.baseline_at)
     if (
         latest_basdai is not None
         and baseline_basdai is not None
         and baseline_basdai is not latest_basdai
         and baseline_basdai.basdai is not None
         and latest_basdai.basdai is not None
-        and scoring.basdai50(baseline_basdai.basdai, latest_basdai.basdai)
     ):
-        progress.append(
-            Flag(
-                Progress.BASDAI50,
-                value=latest_basdai.basdai,
-                reference=baseline_basdai.basdai,
-                since=baseline_basdai.at,
-            )
-        )
+        before, after = baseline_basdai.basdai, latest_basdai.basdai
+        # BASDAI50 and the ASAS/EULAR response, each under its own name (spec §3, §6).
+        for kind, met in (
+            (Progress.BASDAI50, scoring.basdai50(before, after)),
+            (Progress.BASDAI_ASAS_EULAR, scoring.asdas_eular_basdai_response(before, after)),
+        ):
+            if met:
+                progress.append(Flag(kind, value=after, reference=before, since=baseline_basdai.at))
 
     return Assessment(
         latest=observations[-1] if observations else None,
@@ -327,18 +406,24 @@ def assess(facts: PatientFacts, *, no_crp_weeks: int) -> Assessment:
         progress=tuple(progress),
         trend=trend([obs.basdai for obs in with_basdai if obs.basdai is not None]),
         missed_in_a_row=run,
+        variant=variant,
     )
 
 
 def completion_alerts(observations: Sequence[Observation]) -> tuple[Flag, ...]:
-    """What a just-completed questionnaire (the last observation) alerts a physician to:
+    """What the newest score of a questionnaire (the last observation) alerts a physician to:
     very high disease activity (ASDAS > 3.5) or a clinically important worsening (ASDAS up
-    ≥ 0.9 against the previous ASDAS); clinical spec §3."""
-    if not observations or observations[-1].asdas is None:
+    ≥ 0.9 against the previous ASDAS of the same variant); clinical spec §3, §6. ASDAS-CRP
+    is judged when there is one, else ASDAS-ESR."""
+    if not observations:
         return ()
     observations = [_settle(obs) for obs in observations]
-    earlier = _last_with(observations[:-1], "asdas")
-    flags = asdas_concerns(observations[-1], earlier[-1] if earlier else None)
+    latest = observations[-1]
+    variant = Variant.CRP if latest.asdas is not None else Variant.ESR
+    if latest.asdas_of(variant) is None:
+        return ()
+    earlier = [obs for obs in observations[:-1] if obs.asdas_of(variant) is not None]
+    flags = asdas_concerns(latest, earlier[-1] if earlier else None, variant)
     return tuple(
         flag for flag in flags if flag.kind in (Concern.ASDAS_VERY_HIGH, Concern.ASDAS_WORSENING)
     )

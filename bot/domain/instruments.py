@@ -12,7 +12,9 @@ from typing import Final
 from bot.domain.scoring import stiffness_minutes_to_score
 
 INSTRUMENT_VERSION: Final = "basdai-1994+asdas-pg-v1"
-"""Stored with every answer so a later change of wording or items stays traceable (spec §1)."""
+"""The shipped instrument version, the default of `INSTRUMENT_VERSION_<LANG>`. The version a
+questionnaire was asked with is stored with it, so a later change of wording or a clinic's
+licensed translation stays traceable (spec §1)."""
 
 ITEM_CODES: Final[tuple[str, ...]] = ("q1", "q2", "q3", "q4", "q5", "q6", "patient_global")
 """The order in which the items are asked: BASDAI 1-6, then the ASDAS patient global."""

@@ -27,6 +27,8 @@ ITEM_MIN: Final = Decimal("0")
 ITEM_MAX: Final = Decimal("10")
 MINUTES_PER_POINT: Final = Decimal("12")
 BASDAI_ACTIVE_THRESHOLD: Final = Decimal("4")
+"""BASDAI ≥ 4 is active disease: the ASAS consensus threshold for starting a biologic (spec §3;
+Braun et al., Ann Rheum Dis 2003;62:817-24). Garrett 1994 defines the index, not this line."""
 
 ASDAS_INACTIVE_BELOW: Final = Decimal("1.3")
 ASDAS_HIGH_FROM: Final = Decimal("2.1")
@@ -36,6 +38,9 @@ ASDAS_MAJOR_IMPROVEMENT: Final = Decimal("2.0")
 ASDAS_IMPORTANT_IMPROVEMENT: Final = Decimal("1.1")
 ASDAS_IMPORTANT_WORSENING: Final = Decimal("0.9")
 ASAS_EULAR_ABSOLUTE_POINTS: Final = Decimal("2")
+BASDAI_NOTICEABLE_CHANGE: Final = Decimal("1")
+"""A BASDAI change of at least 1 point, about the minimal clinically important difference, is
+told to the patient as lower or higher (spec §6; Pavy et al., J Rheumatol 2005;32:80-5)."""
 
 _ONE_DECIMAL: Final = Decimal("0.1")
 
@@ -240,7 +245,11 @@ def asdas_category(score: Number) -> AsdasState:
 
 
 def basdai_active(score: Number) -> bool:
-    """BASDAI ≥ 4 means active disease (clinical spec §3; Garrett et al., J Rheumatol 1994)."""
+    """BASDAI ≥ 4 means active disease (clinical spec §3).
+
+    The threshold is the ASAS consensus one for starting a biologic
+    (Braun et al., Ann Rheum Dis 2003;62:817-24); Garrett 1994 defines the index, not this.
+    """
     return _item(score, "score") >= BASDAI_ACTIVE_THRESHOLD
 
 
@@ -263,6 +272,31 @@ def asdas_change(baseline: Number, followup: Number) -> AsdasChange:
     if increase >= ASDAS_IMPORTANT_WORSENING:
         return AsdasChange.IMPORTANT_WORSENING
     return AsdasChange.NO_IMPORTANT_CHANGE
+
+
+class BasdaiComparison(StrEnum):
+    """How a patient's BASDAI compares with last time, in words the patient reads (spec §6)."""
+
+    LOWER = "lower"
+    HIGHER = "higher"
+    ABOUT_THE_SAME = "same"
+
+
+def basdai_comparison(previous: Number, latest: Number) -> BasdaiComparison:
+    """Lower or higher only for an exact change of at least 1 point, else about the same.
+
+    Clinical spec §6 (Pavy et al., J Rheumatol 2005;32:80-5): a smaller change is within the
+    noise of the index, so telling a patient "lower than last time" for 0.1 misleads.
+    """
+    before = _item(previous, "previous")
+    after = _item(latest, "latest")
+    with localcontext(_context()):
+        change = after - before
+    if change <= -BASDAI_NOTICEABLE_CHANGE:
+        return BasdaiComparison.LOWER
+    if change >= BASDAI_NOTICEABLE_CHANGE:
+        return BasdaiComparison.HIGHER
+    return BasdaiComparison.ABOUT_THE_SAME
 
 
 def _basdai_improvement(baseline: Number, followup: Number) -> tuple[bool, Decimal]:

@@ -370,6 +370,28 @@ WIDE_COLUMNS: Final[tuple[Column[ExportRecord], ...]] = (
         allowed=_ASDAS_STATES,
         spec=f"{SPEC} §3",
     ),
+    Column(
+        "basdai50",
+        ColumnType.BOOLEAN,
+        "BASDAI50: this BASDAI improved by at least 50 % from the patient's baseline BASDAI "
+        "(their first completed questionnaire, or the one nearest to the baseline date the "
+        "clinic set). Empty for the baseline questionnaire itself and without a BASDAI.",
+        "derived from basdai and the baseline's basdai",
+        lambda r: r.basdai50,
+        allowed=_BOOLEAN,
+        spec=f"{SPEC} §3, §6",
+    ),
+    Column(
+        "basdai_asas_eular_response",
+        ColumnType.BOOLEAN,
+        "ASAS/EULAR BASDAI response: this BASDAI improved by at least 50 % or by at least 2 "
+        "points from the same baseline; reported apart from basdai50, which it differs from. "
+        "Empty for the baseline questionnaire itself and without a BASDAI.",
+        "derived from basdai and the baseline's basdai",
+        lambda r: r.basdai_asas_eular,
+        allowed=_BOOLEAN,
+        spec=f"{SPEC} §3, §6",
+    ),
 )
 """The wide table (wide CSV and Parquet): one row per administration, in this column order."""
 

@@ -22,7 +22,14 @@ from typing import Final, NamedTuple
 from bot.domain import scoring
 from bot.domain.instruments import ITEM_CODES
 from bot.export.pseudonyms import Pseudonymizer
-from storage.exports import AdministrationRow, AdministrationText, AnswerRow, LabRow, PatientRow
+from storage.exports import (
+    AdministrationRow,
+    AdministrationText,
+    AnswerRow,
+    BasdaiRow,
+    LabRow,
+    PatientRow,
+)
 from storage.models import AdministrationStatus
 
 CSV_BOOLEANS: Final = {True: "true", False: "false"}
@@ -66,6 +73,47 @@ def basdai_flag(basdai: Decimal | str | None) -> bool | None:
 def asdas_state(asdas: Decimal | str | None) -> str | None:
     """The disease activity state of an exported ASDAS; None without an ASDAS."""
     return None if asdas is None else scoring.asdas_category(asdas).value
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A patient's baseline questionnaire, which BASDAI responses compare with (spec §3)."""
+
+    administration_id: int
+    basdai: Decimal
+
+
+def baselines(rows: Iterable[BasdaiRow]) -> dict[str, Baseline]:
+    """Each patient's baseline by research id: the first completed questionnaire with a
+    BASDAI, or the one nearest to the baseline date the clinic set (the earlier on a tie), as
+    the digest chooses it."""
+    by_patient: dict[str, list[BasdaiRow]] = {}
+    for row in rows:
+        by_patient.setdefault(row.research_id, []).append(row)
+    chosen: dict[str, Baseline] = {}
+    for research_id, history in by_patient.items():
+        wanted = history[0].baseline_date
+        first = (
+            history[0]
+            if wanted is None
+            else min(history, key=lambda r: (abs(r.completed_at - wanted), r.completed_at))
+        )
+        chosen[research_id] = Baseline(first.administration_id, first.basdai)
+    return chosen
+
+
+@lru_cache(maxsize=4096)
+def basdai_responses(
+    baseline: Decimal | str | None, basdai: Decimal | str | None
+) -> tuple[bool | None, bool | None]:
+    """BASDAI50 and the ASAS/EULAR BASDAI response (≥ 50 % or ≥ 2 points) against the
+    baseline, each on its own (clinical spec §3, §6); None without both scores."""
+    if baseline is None or basdai is None:
+        return None, None
+    return (
+        scoring.basdai50(baseline, basdai),
+        scoring.asdas_eular_basdai_response(baseline, basdai),
+    )
 
 
 def shift_text(moment: str, offset: timedelta) -> str:
@@ -118,6 +166,8 @@ class ExportRecord:
     asdas_esr: Decimal | None
     crp: LabValue | None
     esr: LabValue | None
+    basdai50: bool | None = None
+    basdai_asas_eular: bool | None = None
 
 
 class WideText(NamedTuple):
@@ -150,6 +200,8 @@ class WideText(NamedTuple):
     esr_drawn_at: str
     asdas_esr: str
     asdas_esr_state: str
+    basdai50: str
+    basdai_asas_eular_response: str
 
 
 _new_row: Final = tuple.__new__
@@ -165,9 +217,23 @@ _NO_ASDAS: Final = ("",) * 5
 class RecordBuilder:
     """Builds export records for one export: one key, dates shifted or not."""
 
-    def __init__(self, pseudonymizer: Pseudonymizer, *, shift_dates: bool) -> None:
+    def __init__(
+        self,
+        pseudonymizer: Pseudonymizer,
+        *,
+        shift_dates: bool,
+        baselines: Mapping[str, Baseline] | None = None,
+    ) -> None:
         self._pseudonymizer = pseudonymizer
         self.shift_dates = shift_dates
+        self._baselines = baselines or {}
+
+    def _baseline_of(self, research_id: str, administration_id: int) -> Decimal | None:
+        """The baseline BASDAI a row compares with; None for the baseline row itself."""
+        baseline = self._baselines.get(research_id)
+        if baseline is None or baseline.administration_id == administration_id:
+            return None
+        return baseline.basdai
 
     def _offset(self, research_id: str) -> timedelta | None:
         return self._pseudonymizer.date_offset(research_id) if self.shift_dates else None
@@ -208,6 +274,10 @@ class RecordBuilder:
             completed = None if completed is None else completed + offset
         asdas_crp = row.asdas_crp if row.crp is not None else None
         asdas_esr = row.asdas_esr if row.esr is not None else None
+        compared = None if row.status != _COMPLETED else row.basdai
+        halved, asas_eular = basdai_responses(
+            self._baseline_of(row.research_id, row.administration_id), compared
+        )
         return ExportRecord(
             pseudonym=self.pseudonym(row.research_id),
             administration_id=row.administration_id,
@@ -228,6 +298,8 @@ class RecordBuilder:
             asdas_esr=asdas_esr,
             crp=None if asdas_crp is None or row.crp is None else self._lab(row.crp, offset),
             esr=None if asdas_esr is None or row.esr is None else self._lab(row.esr, offset),
+            basdai50=halved,
+            basdai_asas_eular=asas_eular,
         )
 
     def wide_text(
@@ -305,5 +377,13 @@ class RecordBuilder:
                 row += _NO_ASDAS[1:]
             else:
                 row += (esr, esr_drawn or "", asdas_esr, asdas_state(asdas_esr) or "")
+            halved, asas_eular = basdai_responses(
+                self._baseline_of(research_id, administration_id),
+                basdai if status == _COMPLETED else None,
+            )
+            row += (
+                "" if halved is None else words[halved],
+                "" if asas_eular is None else words[asas_eular],
+            )
             wide.append(_new_row(WideText, row))
         return wide

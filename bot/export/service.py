@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -26,7 +27,7 @@ from bot.context import AppContext
 from bot.domain.instruments import ITEM_CODES
 from bot.export import fhir
 from bot.export.pseudonyms import Pseudonymizer
-from bot.export.records import ExportRecord, RecordBuilder, WideText
+from bot.export.records import Baseline, ExportRecord, RecordBuilder, WideText, baselines
 from bot.export.tables import write_long_csv, write_parquet, write_wide_csv
 from storage import exports, physicians
 
@@ -111,7 +112,7 @@ class ExportAuditEntry:
     at: datetime
     by: str
     format: str
-    filters: str
+    filters: dict[str, Any]
     rows: int
     sha256: str
     destination: str | None
@@ -156,6 +157,12 @@ def _pseudonymizer(ctx: AppContext) -> Pseudonymizer:
             "PSEUDONYM_KEY is not set: exports need it to pseudonymise patients (see .env.example)"
         )
     return Pseudonymizer(key.get_secret_value().encode("utf-8"))
+
+
+def baselines_of(ctx: AppContext, scope: exports.ExportScope) -> dict[str, Baseline]:
+    """Each covered patient's baseline BASDAI, for the BASDAI response columns."""
+    with ctx.session() as session:
+        return baselines(exports.basdai_history(session=session, scope=scope))
 
 
 def _fetch(
@@ -407,7 +414,9 @@ def run_export(
         total = exports.count_administrations(session=session, scope=scope)
     if request.out is None and stdout is None:
         raise ExportError("no output: give --out PATH")
-    builder = RecordBuilder(pseudonymizer, shift_dates=request.shift_dates)
+    builder = RecordBuilder(
+        pseudonymizer, shift_dates=request.shift_dates, baselines=baselines_of(ctx, scope)
+    )
     if progress is not None:
         progress.start(total)
     shifted = request.shift_dates
@@ -485,7 +494,7 @@ def list_export_audit(ctx: AppContext, *, limit: int | None = None) -> list[Expo
                 at=entry.at,
                 by=entry.by,
                 format=entry.format,
-                filters=entry.filters,
+                filters=json.loads(entry.filters),
                 rows=entry.rows,
                 sha256=entry.sha256,
                 destination=entry.destination,
@@ -498,11 +507,16 @@ DICTIONARY_FILES: Final = ("data-dictionary.md", "data-dictionary.csv")
 
 
 def write_dictionary(directory: Path) -> list[Path]:
-    """Writes the data dictionary as Markdown and CSV into `directory`; returns the paths."""
+    """Writes the data dictionary as Markdown and CSV into `directory` (created if missing, as
+    `--out dictionary/` suggests); returns the paths."""
     from bot.export.columns import dictionary_csv, dictionary_markdown
 
-    if not directory.is_dir():
-        raise ExportError(f"--out: directory {directory} does not exist")
+    if directory.exists() and not directory.is_dir():
+        raise ExportError(f"--out: {directory} exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"--out: cannot create directory {directory}: {error.strerror}") from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ExportError(f"--out: cannot write to directory {directory}")
     written = []

@@ -62,7 +62,8 @@ def _drawn(moment: datetime, timezone: str) -> str:
 # -- rendering -----------------------------------------------------------------------------------
 
 
-def _asdas_text(r: Renderer, lang: str, row: PatientSummary) -> str:
+def _asdas_text(r: Renderer, lang: str, row: PatientSummary, timezone: str) -> str:
+    """The current ASDAS with its state and the date of its lab value (clinical spec §6)."""
     if row.asdas_crp is None or row.asdas_state is None:
         if row.awaiting_crp:
             return r.text("labs.awaiting_crp", lang)
@@ -71,12 +72,13 @@ def _asdas_text(r: Renderer, lang: str, row: PatientSummary) -> str:
         "physician.score.asdas",
         lang,
         value=row.asdas_crp,
-        state=r.text(f"physician.state.{row.asdas_state}", lang),
+        state=r.asdas_state_name(row.asdas_state, lang),
         floored=row.crp_floored,
+        date=None if row.asdas_drawn_at is None else _local(row.asdas_drawn_at, timezone),
     )
 
 
-def _row(r: Renderer, lang: str, row: PatientSummary, no_crp_weeks: int) -> str:
+def _row(r: Renderer, lang: str, row: PatientSummary, no_crp_weeks: int, timezone: str) -> str:
     basdai = (
         r.text("physician.score.basdai", lang, value=row.basdai, active=row.basdai_active)
         if row.basdai is not None
@@ -88,15 +90,21 @@ def _row(r: Renderer, lang: str, row: PatientSummary, no_crp_weeks: int) -> str:
         trend=r.text(f"physician.trend.{row.trend}", lang),
         name=row.identifier,
         basdai=_safe(basdai),
-        asdas=_safe(_asdas_text(r, lang, row)),
+        kind=row.asdas_kind,
+        asdas=_safe(_asdas_text(r, lang, row, timezone)),
     )
     if not row.flags:
         return line
-    return line + "\n" + INDENT + _flags(r, lang, row.flags, no_crp_weeks)
+    return line + "\n" + INDENT + _flags(r, lang, row.flags, no_crp_weeks, row.asdas_kind)
 
 
-def _flags(r: Renderer, lang: str, flags: tuple[str, ...], no_crp_weeks: int) -> str:
-    text = ", ".join(r.text(f"physician.flag.{flag}", lang, weeks=no_crp_weeks) for flag in flags)
+def _flags(
+    r: Renderer, lang: str, flags: tuple[str, ...], no_crp_weeks: int, kind: str = "CRP"
+) -> str:
+    """The flags, ASDAS ones labelled with the variant they rest on (clinical spec §6)."""
+    text = ", ".join(
+        r.text(f"physician.flag.{flag}", lang, weeks=no_crp_weeks, kind=kind) for flag in flags
+    )
     return r.text("physician.patients.row_flags", lang, text=_safe(text))
 
 
@@ -115,7 +123,7 @@ def render_list(r: Renderer, found: PatientList) -> str:
         parts[0] += " · " + r.text(
             "physician.patients.page", lang, number=found.page + 1, count=found.pages
         )
-    parts.extend(_row(r, lang, row, found.no_crp_weeks) for row in found.rows)
+    parts.extend(_row(r, lang, row, found.no_crp_weeks, found.timezone) for row in found.rows)
     parts.append(r.text("physician.patients.legend", lang))
     return "\n\n".join([parts[0], "\n".join(parts[1:-1]), parts[-1]])
 
@@ -182,12 +190,12 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
                 "physician.detail.asdas_crp",
                 lang,
                 value=detail.asdas_crp,
-                state=r.text(f"physician.state.{detail.asdas_crp_state}", lang),
+                state=r.asdas_state_name(detail.asdas_crp_state, lang),
             )
         )
         if detail.crp is not None:
             lines.append(_lab_text(r, lang, detail.crp, zone))
-    else:
+    elif detail.asdas_esr is None:
         lines.append(r.text("physician.detail.awaiting_crp", lang, days=window_days))
     if detail.asdas_esr is not None and detail.asdas_esr_state is not None:
         lines.append(
@@ -195,13 +203,25 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
                 "physician.detail.asdas_esr",
                 lang,
                 value=detail.asdas_esr,
-                state=r.text(f"physician.state.{detail.asdas_esr_state}", lang),
+                state=r.asdas_state_name(detail.asdas_esr_state, lang),
             )
         )
         if detail.esr is not None:
             lines.append(_lab_text(r, lang, detail.esr, zone))
+    if summary.basdai50 is not None and summary.basdai_baseline_at is not None:
+        # BASDAI50 and the ASAS/EULAR response, each under its own name (clinical spec §6).
+        lines.append(
+            r.text(
+                "physician.detail.basdai_responses",
+                lang,
+                baseline=summary.basdai_baseline,
+                date=_local(summary.basdai_baseline_at, zone),
+                basdai50=summary.basdai50,
+                asas_eular=summary.basdai_asas_eular,
+            )
+        )
     if summary.flags:
-        lines.append(_flags(r, lang, summary.flags, no_crp_weeks))
+        lines.append(_flags(r, lang, summary.flags, no_crp_weeks, summary.asdas_kind))
     if detail.answers:
         lines.append("")
         lines.append(r.text("physician.detail.answers", lang))
@@ -309,7 +329,7 @@ def render_pending(r: Renderer, reply: PendingReply, window_days: int) -> str:
                     "physician.crp.latest_asdas",
                     lang,
                     value=reply.asdas_crp,
-                    state=r.text(f"physician.state.{reply.asdas_crp_state}", lang),
+                    state=r.asdas_state_name(reply.asdas_crp_state, lang),
                 )
             )
     elif reply.outcome is PendingOutcome.SAVED:

@@ -36,6 +36,41 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """A follow-up against its baseline, reported as clinical spec §3 and §6 ask: the ASDAS
+    change class within one variant, and BASDAI50 beside the ASAS/EULAR BASDAI response."""
+
+    baseline: HistoryEntry
+    followup: HistoryEntry
+    asdas_change: scoring.AsdasChange | None
+    basdai50: bool | None
+    asas_eular_response: bool | None
+
+
+def compare(baseline: HistoryEntry, followup: HistoryEntry) -> Comparison:
+    """How `followup` compares with `baseline`; a change is only computed between two ASDAS of
+    the same variant (CRP with CRP, ESR with ESR: clinical spec §6)."""
+    asdas_change = None
+    if (
+        baseline.asdas is not None
+        and followup.asdas is not None
+        and baseline.asdas_kind == followup.asdas_kind
+    ):
+        asdas_change = scoring.asdas_change(baseline.asdas, followup.asdas)
+    basdai50 = asas_eular = None
+    if baseline.basdai is not None and followup.basdai is not None:
+        basdai50 = scoring.basdai50(baseline.basdai, followup.basdai)
+        asas_eular = scoring.asdas_eular_basdai_response(baseline.basdai, followup.basdai)
+    return Comparison(
+        baseline=baseline,
+        followup=followup,
+        asdas_change=asdas_change,
+        basdai50=basdai50,
+        asas_eular_response=asas_eular,
+    )
+
+
+@dataclass(frozen=True)
 class LabMark:
     """When a CRP or ESR was drawn."""
 

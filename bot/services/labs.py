@@ -25,6 +25,7 @@ from bot.context import AppContext
 from bot.domain import labs as lab_rules
 from bot.domain.labs import LabInputError, Measurement
 from bot.domain.scoring import CRP_FLOOR_MG_L
+from bot.services import digest as digest_service
 from bot.services import scores as score_service
 from storage import audit, labs, patients
 from storage.models import LabResult, Patient, PatientStatus
@@ -297,6 +298,8 @@ def store_measurement(
     recomputed = recompute(
         session, patient_id=patient.id, moments=[drawn_at], window=window, now=now
     )
+    # A late value can complete a very high ASDAS or a worsening: alert as at completion.
+    digest_service.queue_lab_alerts(session, lab_id=lab.id, administration_ids=recomputed, now=now)
     logger.info(
         "lab value stored",
         extra={"fields": {"lab_id": lab.id, "source": source, "recomputed": len(recomputed)}},
@@ -619,6 +622,31 @@ def delete_lab_value(
         return ChangeOutcome(
             before=before, after=view(session, lab, patient.clinic_ref), recomputed=recomputed
         )
+
+
+@dataclass(frozen=True)
+class LabPage:
+    """One page of the clinic's latest lab values, newest first; `more` if another follows."""
+
+    page: int
+    labs: list[LabView]
+    more: bool
+
+
+def latest_lab_values(
+    ctx: AppContext, *, page: int = 1, page_size: int = 20, include_deleted: bool = False
+) -> LabPage:
+    """The latest lab values across the clinic, most recently drawn first, a page at a time
+    (`lab list` without a patient: what has come in lately)."""
+    with ctx.session() as session:
+        rows = labs.latest_lab_results_of_clinic(
+            session=session,
+            offset=(page - 1) * page_size,
+            limit=page_size + 1,
+            include_deleted=include_deleted,
+        )
+        shown = [view(session, lab, clinic_ref) for lab, clinic_ref in rows[:page_size]]
+    return LabPage(page=page, labs=shown, more=len(rows) > page_size)
 
 
 def list_lab_values(

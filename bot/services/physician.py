@@ -143,8 +143,11 @@ class PatientSummary:
     """One line of `/patients`: latest scores with their states, trend and flags.
 
     Scores are display strings (one decimal, clinical spec §3) next to their state key;
-    `awaiting_crp` when the latest questionnaire has no ASDAS-CRP because no CRP was drawn in
-    its window (never imputed, clinical spec §2).
+    `awaiting_crp` when the latest questionnaire has no ASDAS because no lab value was drawn in
+    its window (never imputed, clinical spec §2). `asdas_crp` is the current ASDAS of
+    `asdas_kind`: ASDAS-CRP, or ASDAS-ESR for a patient with only ESR values, shown with
+    `asdas_drawn_at`, the date of its lab value (clinical spec §6). The BASDAI responses
+    compare the latest BASDAI with the baseline one, each under its own name (spec §3, §6).
     """
 
     clinic_ref: str
@@ -160,6 +163,12 @@ class PatientSummary:
     awaiting_crp: bool
     trend: str
     flags: tuple[str, ...]
+    asdas_kind: str = attention.Variant.CRP.value
+    asdas_drawn_at: datetime | None = None
+    basdai_baseline: str | None = None
+    basdai_baseline_at: datetime | None = None
+    basdai50: bool | None = None
+    basdai_asas_eular: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,10 @@ def summarize_patient(
     stored = scores.scores_of_many(
         session=session, administration_ids=[a.id for a in completed if a.id is not None]
     )
+    drawn = {
+        lab.id: lab.drawn_at
+        for lab in labs.list_lab_results(session=session, patient_id=patient.id)
+    }
     observations = []
     for administration in completed:
         assert administration.id is not None
@@ -199,6 +212,9 @@ def summarize_patient(
                 at=administration.completed_at,
                 basdai=None if record is None else record.basdai,
                 asdas=None if record is None else record.asdas_crp,
+                asdas_esr=None if record is None else record.asdas_esr,
+                crp_drawn_at=None if record is None else drawn.get(record.asdas_crp_lab_id),
+                esr_drawn_at=None if record is None else drawn.get(record.asdas_esr_lab_id),
             )
         )
     last_crp = labs.latest_lab_result(session=session, patient_id=patient.id, analyte=lab_rules.CRP)
@@ -218,7 +234,10 @@ def summarize_patient(
     judged = attention.assess(facts, no_crp_weeks=ctx.settings.digest_no_crp_weeks)
     latest = completed[-1] if completed else None
     latest_record = None if latest is None or latest.id is None else stored.get(latest.id)
-    awaiting = latest is not None and (latest_record is None or latest_record.asdas_crp is None)
+    awaiting = latest is not None and (
+        latest_record is None
+        or (latest_record.asdas_crp is None and latest_record.asdas_esr is None)
+    )
     asdas_obs = judged.latest_asdas
     asdas_record = None
     if asdas_obs is not None:
@@ -232,7 +251,17 @@ def summarize_patient(
     if patient.status in (PatientStatus.PAUSED.value, PatientStatus.WITHDRAWN.value):
         flags.append(patient.status)
     basdai = None if judged.latest_basdai is None else judged.latest_basdai.basdai
-    asdas = None if asdas_obs is None else asdas_obs.asdas
+    asdas = judged.latest_asdas_value
+    first = attention.baseline(
+        [obs for obs in observations if obs.basdai is not None], patient.baseline_date
+    )
+    compared = (
+        first is not None
+        and judged.latest_basdai is not None
+        and first.at != judged.latest_basdai.at
+        and first.basdai is not None
+        and basdai is not None
+    )
     return PatientSummary(
         clinic_ref=patient.clinic_ref,
         identifier=identifier_of(patient, ctx.settings.patient_identifier),
@@ -243,10 +272,28 @@ def summarize_patient(
         asdas_crp=_shown(asdas),
         asdas_state=_state(asdas),
         asdas_at=None if asdas_obs is None else asdas_obs.at,
-        crp_floored=asdas_record is not None and asdas_record.crp_floored,
+        crp_floored=(
+            judged.variant is attention.Variant.CRP
+            and asdas_record is not None
+            and asdas_record.crp_floored
+        ),
         awaiting_crp=awaiting,
         trend=str(judged.trend),
         flags=tuple(flags),
+        asdas_kind=judged.variant.value,
+        asdas_drawn_at=None if asdas_obs is None else asdas_obs.lab_at(judged.variant),
+        basdai_baseline=None if first is None else _shown(first.basdai),
+        basdai_baseline_at=None if first is None else first.at,
+        basdai50=(
+            scoring.basdai50(first.basdai, basdai)
+            if compared and first is not None and first.basdai is not None and basdai is not None
+            else None
+        ),
+        basdai_asas_eular=(
+            scoring.asdas_eular_basdai_response(first.basdai, basdai)
+            if compared and first is not None and first.basdai is not None and basdai is not None
+            else None
+        ),
     )
 
 

@@ -31,6 +31,7 @@ from storage.models import (
     AdministrationStatus,
     Patient,
     PatientStatus,
+    ScoreRecord,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,15 @@ class ResultView:
     asdas_kind: str | None = None  # "CRP" or "ESR"
 
     @property
+    def asdas_high(self) -> bool:
+        """The latest ASDAS in this questionnaire's lab window shows high or very high activity,
+        so the feedback must not call the activity low on BASDAI alone (clinical spec §6)."""
+        return self.asdas is not None and scoring.asdas_category(self.asdas) in (
+            scoring.AsdasState.HIGH,
+            scoring.AsdasState.VERY_HIGH,
+        )
+
+    @property
     def basdai_display(self) -> str | None:
         return None if self.basdai is None else scoring.display_round(self.basdai)
 
@@ -99,11 +109,11 @@ class ResultView:
 
     @property
     def trend(self) -> str | None:
-        """ "lower", "higher" or "same" against last time, on the displayed values."""
-        if self.basdai_display is None or self.previous_display is None:
+        """ "lower", "higher" or "same" (about the same) against last time: only a change of at
+        least 1 point is lower or higher (clinical spec §6)."""
+        if self.basdai is None or self.previous_basdai is None:
             return None
-        now, before = Decimal(self.basdai_display), Decimal(self.previous_display)
-        return "same" if now == before else ("lower" if now < before else "higher")
+        return scoring.basdai_comparison(self.previous_basdai, self.basdai).value
 
 
 @dataclass(frozen=True)
@@ -515,11 +525,17 @@ def confirm(
             if previous is None or previous.id is None
             else scores.get_score(session=session, administration_id=previous.id)
         )
-        asdas, kind = (None, None)
-        if record is not None and record.asdas_crp is not None:
-            asdas, kind = record.asdas_crp, "CRP"
-        elif record is not None and record.asdas_esr is not None:
-            asdas, kind = record.asdas_esr, "ESR"
+        asdas, kind = _asdas_of(record)
+        window = timedelta(days=ctx.settings.lab_window_days)
+        if (
+            asdas is None
+            and previous is not None
+            and previous.completed_at is not None
+            and previous.completed_at >= now - window
+        ):
+            # The latest ASDAS within this questionnaire's lab window, even when it belongs to
+            # the previous questionnaire (clinical spec §6).
+            asdas, kind = _asdas_of(previous_score)
         result = ResultView(
             completed_at=now,
             basdai=None if record is None else record.basdai,
@@ -531,6 +547,15 @@ def confirm(
         return _reply(patient, Outcome.COMPLETED, view=view, result=result)
 
     return _run(ctx, action)
+
+
+def _asdas_of(record: ScoreRecord | None) -> tuple[Decimal | None, str | None]:
+    """ASDAS-CRP when there is one, else ASDAS-ESR (clinical spec §2), with its variant."""
+    if record is not None and record.asdas_crp is not None:
+        return record.asdas_crp, "CRP"
+    if record is not None and record.asdas_esr is not None:
+        return record.asdas_esr, "ESR"
+    return None, None
 
 
 def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
@@ -566,7 +591,7 @@ def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
                 slot_at=now,
                 now=now,
                 expires_at=now + timedelta(days=ctx.settings.expiry_days),
-                instrument_version=instruments.INSTRUMENT_VERSION,
+                instrument_version=ctx.settings.instrument_version(patient.language),
                 language=patient.language,
             )
             if administration is None:

@@ -44,9 +44,8 @@ from sqlmodel import Session
 
 from bot.context import AppContext
 from bot.domain import timing
-from bot.domain.instruments import INSTRUMENT_VERSION
 from storage import audit, deliveries, schedule
-from storage.models import AdministrationStatus, DeliveryStatus
+from storage.models import AdministrationStatus, DeliveryStatus, PatientStatus
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +140,31 @@ def resume_paused_patients(ctx: AppContext, now: datetime, *, limit: int = 1000)
     if ids:
         logger.info("patients resumed", extra={"fields": {"count": len(ids)}})
     return len(ids)
+
+
+@dataclass(frozen=True)
+class TickPreview:
+    """What a tick at a later instant would do, worked out without changing anything."""
+
+    at: datetime
+    ahead: timedelta
+    missed: int
+    active_patients: int
+    paused_patients: int
+
+
+def preview_tick(ctx: AppContext, at: datetime) -> TickPreview:
+    """Reads what moving the clock to `at` would touch: open questionnaires it would close as
+    missed, and the patients whose weekly slots up to then it would open (and, where already
+    past, record as missed) and message."""
+    with ctx.session() as session:
+        return TickPreview(
+            at=at,
+            ahead=at - ctx.clock.now(),
+            missed=schedule.count_open_administrations_expiring(session=session, now=at),
+            active_patients=schedule.count_patients(session=session, status=PatientStatus.ACTIVE),
+            paused_patients=schedule.count_patients(session=session, status=PatientStatus.PAUSED),
+        )
 
 
 def expire_administrations(ctx: AppContext, now: datetime) -> int:
@@ -239,7 +263,7 @@ def claim_invitations(
                         ),
                         expires_at=due.expires_at,
                         next_reminder_at=reminder,
-                        instrument_version=INSTRUMENT_VERSION,
+                        instrument_version=settings.instrument_version(candidate.language),
                         language=candidate.language,
                     )
                 )

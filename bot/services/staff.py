@@ -110,7 +110,7 @@ def _issue(
         physician_id=physician_id,
     )
     link = f"https://t.me/{ctx.settings.telegram_bot_username}?start={code}"
-    return IssuedCode(code=code, link=link, expires_at=expires.isoformat())
+    return IssuedCode(code=code, link=link, expires_at=expires.replace(microsecond=0).isoformat())
 
 
 def add_physician(

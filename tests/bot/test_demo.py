@@ -62,7 +62,7 @@ class TestDemo:
         assert result.exit_code == 0, result.output
         assert "自动回答" in result.output
         assert "非正式译文" in result.output
-        assert "您今天的 BASDAI 为 3.3" in result.output
+        assert "您今天的 BASDAI 为 3.8" in result.output
         assert chart.exists()
 
     def test_quit(self, tmp_path: Path) -> None:
@@ -71,3 +71,86 @@ class TestDemo:
         result = runner.invoke(app, ["demo", "--chart", str(chart)], input="quit\n")
         assert result.exit_code == 1
         assert not chart.exists()
+
+
+SETUP = ["1", "1", "1", "1", "5", "1"]  # English, I agree, time zone, Monday, 18:00, now
+
+
+def _demo(tmp_path: Path, lines: list[str]) -> str:
+    chart = tmp_path / "chart.png"
+    result = runner.invoke(app, ["demo", "--chart", str(chart)], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.output
+    assert chart.read_bytes().startswith(b"\x89PNG")
+    return result.output
+
+
+class TestDemoInput:
+    """The demo reads typed lines as the bot reads messages: one parser, one meaning."""
+
+    def test_confirm_is_accepted_after_a_refused_line(self, tmp_path: Path) -> None:
+        """A line that is no answer at the summary leaves Confirm there to press."""
+        output = _demo(tmp_path, [*SETUP, "4", "5", "0", "3", "4", "1 h", "5", "what?", "confirm"])
+        assert "Your BASDAI today is 3.3" in output
+        assert "automatically" not in output
+
+    def test_back_by_typing(self, tmp_path: Path) -> None:
+        """`back` returns to the previous question; the new answer replaces the old one."""
+        output = _demo(
+            tmp_path, [*SETUP, "9", "back", "4", "5", "0", "3", "4", "1 h", "5", "confirm"]
+        )
+        assert "1. Fatigue: 4" in output
+        assert "Your BASDAI today is 3.3" in output
+
+    def test_a_number_on_item_6_means_minutes_as_in_telegram(self, tmp_path: Path) -> None:
+        """`2` on the stiffness-duration question is 2 minutes, not the second button."""
+        output = _demo(tmp_path, [*SETUP, "4", "5", "0", "3", "4", "2", "5", "confirm"])
+        assert "6. Morning stiffness (how long): 2 min" in output
+
+    def test_buttons_of_a_rating_question_are_listed_once(self, tmp_path: Path) -> None:
+        """On a 0–10 question "[1]" is the answer 1 only; Back is listed by its label."""
+        output = _demo(tmp_path, [*SETUP, "4"])
+        question = output.split("Question 2 of 7")[1].split("> ")[0]
+        assert question.count("[1]") == 1
+        assert "[◀ Back]" in question
+
+    def test_bad_input_only_still_finishes(self, tmp_path: Path) -> None:
+        """Piped lines that are all refused, then the end of input: the demo answers the rest
+        itself and ends with exit code 0 and a BASDAI."""
+        output = _demo(tmp_path, ["garbage", "more garbage", "?", "-1", "11"])
+        assert "Your BASDAI today is 3.8" in output
+        assert output.count("> ") < 40
+
+    def test_mixed_good_and_bad_input(self, tmp_path: Path) -> None:
+        """Good answers, refusals and an exhausted input together end with the answers given."""
+        output = _demo(tmp_path, [*SETUP, "7", "twelve", "6", "0", "eleven"])
+        assert "1. Fatigue: 7" in output
+        assert "2. Neck, back or hip pain: 6" in output
+        assert "Your BASDAI today is" in output
+
+
+class TestPublishedCase:
+    def test_case_prints_the_published_figures(self, tmp_path: Path) -> None:
+        """`demo --case` replays both visits of docs/clinical.md §5 and reports them exactly."""
+        chart = tmp_path / "case.png"
+        result = runner.invoke(app, ["demo", "--case", "--chart", str(chart)])
+        assert result.exit_code == 0, result.output
+        lines = result.output.splitlines()
+        assert "BASDAI 3.8 → 1.4" in lines
+        assert "CRP 64.6 → 7.59 mg/L" in lines
+        assert (
+            "ASDAS-CRP 3.9 (very high disease activity) → 1.8 (low disease activity): "
+            "a major improvement"
+        ) in lines
+        assert "BASDAI50 (improvement of at least 50 %): met" in lines
+        assert "ASAS/EULAR BASDAI response (at least 50 % or 2 points): met" in lines
+        assert f"Your history chart was written to {chart}" in lines
+        assert chart.read_bytes().startswith(b"\x89PNG")
+
+    def test_case_in_chinese(self, tmp_path: Path) -> None:
+        """The case speaks the patient's language too."""
+        result = runner.invoke(
+            app, ["demo", "--case", "--language", "zh", "--chart", str(tmp_path / "c.png")]
+        )
+        assert result.exit_code == 0, result.output
+        assert "BASDAI 3.8 → 1.4" in result.output
+        assert "重大改善" in result.output

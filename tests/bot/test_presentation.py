@@ -14,7 +14,7 @@ from bot import callbacks as cb
 from bot.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
 from bot.domain.instruments import INSTRUMENT_VERSION, ITEM_CODES, STIFFNESS_CHOICES_MINUTES
 from bot.keyboards import markup
-from bot.render import TELEGRAM_TEXT_LIMIT, default_renderer
+from bot.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
 from bot.screens import Screen, fit, instrument_text, present, questionnaire_screen
 from bot.services.patients import CONSENT_VERSION, AccountReply, PatientView
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
@@ -62,7 +62,7 @@ class TestQuestionScreens:
         """The shipped Chinese wording says it is not the licensed translation."""
         screen = questionnaire_screen(default_renderer(), view("q2", "zh"))
         assert "非正式译文" in screen.text
-        assert "您的颈部、背部或髋关节的整体疼痛程度" in screen.text
+        assert "您因强直性脊柱炎引起的颈部、背部或髋部疼痛的总体程度如何？" in screen.text
 
     def test_summary_lists_every_answer(self) -> None:
         """The summary shows each item with the duration as chosen, then Confirm and Change."""
@@ -179,15 +179,21 @@ SPEC_WORDING = {
         "patient_global": "How active was your spondylitis, on average, during the last week?",
     },
     "zh": {
-        "q1": "您身体疲倦的总体程度",
-        "q2": "您的颈部、背部或髋关节的整体疼痛程度",
-        "q3": "除颈部、背部或髋关节外，您的其他关节疼痛或肿胀的整体程度",
-        "q4": "您身体的触痛或压痛部位的整体不适程度",
-        "q5": "您起床时腰背部的整体僵硬程度",
-        "q6": "从起床开始计算，您腰背部僵硬持续的时间",
+        "q1": "过去一周，您感到疲劳或疲倦的总体程度如何？",
+        "q2": "过去一周，您因强直性脊柱炎引起的颈部、背部或髋部疼痛的总体程度如何？",
+        "q3": "过去一周，除颈部、背部或髋部以外，您其他关节疼痛或肿胀的总体程度如何？",
+        "q4": "过去一周，您身体任何部位在触摸或按压时感到疼痛（压痛）所带来的不适，总体程度如何？",
+        "q5": "过去一周，您早上醒来后晨僵的总体程度如何？",
+        "q6": "过去一周，您早上醒来后晨僵通常持续多长时间？",
         "patient_global": "过去一周，您的脊柱炎平均活动程度如何？",
     },
 }
+
+SPEC_CHINESE_DURATIONS = [
+    "0分钟", "15分钟", "30分钟", "45分钟", "1小时", "1小时15分钟", "1小时30分钟", "1小时45分钟",
+    "2小时或以上",
+]  # fmt: skip
+"""Clinical spec §1: the Chinese duration buttons."""
 
 
 class TestInstrumentTexts:
@@ -202,6 +208,34 @@ class TestInstrumentTexts:
         assert sorted(int(minutes) for minutes in wording["durations"]) == list(
             STIFFNESS_CHOICES_MINUTES
         )
+
+    def test_chinese_scale_ends_buttons_and_questions_are_those_of_the_spec(self) -> None:
+        """§1: items end as questions, stiffness is from waking (醒来, not 起床, not only the
+        back), item 2 names the disease, and the scale ends and duration buttons are §1's."""
+        wording = instrument_text(default_renderer(), INSTRUMENT_VERSION, "zh")
+        items = wording["items"]
+        for code, item in items.items():
+            assert item["text"].startswith("过去一周"), code
+            assert item["text"].endswith("？"), code
+            assert "起床" not in item["text"], code
+            assert "腰背" not in item["text"], code
+        assert "强直性脊柱炎" in items["q2"]["text"]
+        for code in ("q1", "q2", "q3", "q4", "q5"):
+            assert (items[code]["low"], items[code]["high"]) == ("无", "非常严重")
+        assert (items["patient_global"]["low"], items["patient_global"]["high"]) == (
+            "病情完全不活跃",
+            "病情非常活跃",
+        )
+        durations = [wording["durations"][str(m)] for m in STIFFNESS_CHOICES_MINUTES]
+        assert durations == SPEC_CHINESE_DURATIONS
+
+    def test_chinese_patient_messages_speak_of_hospital_or_doctor(self) -> None:
+        """§1: the Chinese texts a patient reads say 医院 or 您的医生, never 诊所."""
+        folder = TEMPLATES_DIR / "messages" / "zh"
+        for path in folder.glob("*.toml"):
+            if path.name == "consent.toml":
+                continue  # versioned text: changed only with a new consent version
+            assert "诊所" not in path.read_text(encoding="utf-8"), path.name
 
     def test_only_the_licensed_wording_goes_unlabelled(self) -> None:
         """The informal Chinese rendering is labelled; the English original is not."""

@@ -103,14 +103,14 @@ class TestFullQuestionnaire:
         await start_checkin(running_bot, li)
         question = li.last_message()["text"]
         assert "第 1 题，共 7 题" in question
-        assert "您身体疲倦的总体程度" in question
+        assert "过去一周，您感到疲劳或疲倦的总体程度如何？" in question
         assert "非正式译文" in question  # the unlicensed wording is labelled as such
         for typed in ["4", "5", "0", "3", "4", "1小时", "５"]:
             li.send_text(typed)
             await running_bot.settle()
         summary = li.last_message()["text"]
         assert "您的回答" in summary
-        assert "晨僵持续时间：1 小时" in summary
+        assert "晨僵持续时间：1小时" in summary
         li.press_button("✅ 确认")
         await running_bot.settle()
         assert "您今天的 BASDAI 为 3.3" in li.last_message()["text"]

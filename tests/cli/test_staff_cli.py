@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.main import get_command
@@ -160,3 +163,21 @@ class TestStaffCli:
             result = runner.invoke(app, [*args, "--help"])
             assert result.exit_code == 0, args
             assert "Example" in result.output, args
+
+
+class TestCodeExpiry:
+    def test_expiry_is_clinic_local_time_to_the_minute(
+        self, cli_env: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """ "valid until" is in the clinic's time zone, without seconds or microseconds."""
+        monkeypatch.setenv("CLINIC_TIMEZONE", "Asia/Shanghai")
+        runner.invoke(app, ["physician", "add", "--name", "Dr"])
+        result = runner.invoke(app, ["patient", "add", "--physician", "1", "--ref", "A1"])
+        assert result.exit_code == 0, result.output
+        line = next(line for line in result.output.splitlines() if "valid until" in line)
+        assert re.fullmatch(r"valid until:\s+\d{4}-\d\d-\d\d \d\d:\d\d \(Asia/Shanghai\)", line), (
+            line
+        )
+        shown = datetime.strptime(line.split()[2] + " " + line.split()[3], "%Y-%m-%d %H:%M")
+        expected = (datetime.now(UTC) + timedelta(days=14)).astimezone(ZoneInfo("Asia/Shanghai"))
+        assert abs(shown - expected.replace(tzinfo=None)) < timedelta(minutes=2)

@@ -200,3 +200,27 @@ def crp(ctx: AppContext, patient_id: int, drawn: datetime, mg_l: object) -> int:
         )
         assert lab.id is not None
         return lab.id
+
+
+def esr(ctx: AppContext, patient_id: int, drawn: datetime, mm_h: object) -> int:
+    """An ESR value; the scores it can affect are recomputed as the lab service does."""
+    value = Decimal(str(mm_h))
+    with ctx.session() as session:
+        lab = labs.add_lab_result(
+            session=session,
+            patient_id=patient_id,
+            analyte=Analyte.ESR.value,
+            value=value,
+            unit="mm/h",
+            value_normalised=value,
+            below_detection_limit=False,
+            drawn_at=drawn,
+            source="test",
+            entered_by="test",
+            now=drawn,
+        )
+        score_service.recompute_around_lab(
+            session, patient_id=patient_id, drawn_at=drawn, window=WINDOW, now=drawn
+        )
+        assert lab.id is not None
+        return lab.id

@@ -84,6 +84,8 @@ def line(
         progress=judged.progress,
         history=tuple(observations[-CHART_WEEKS:]),
         severity=judged.severity_key(),
+        asdas_variant=judged.variant,
+        asdas_drawn_at=None if latest_asdas is None else latest_asdas.lab_at(judged.variant),
     )
 
 

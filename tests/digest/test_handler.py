@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 from bot.context import AppContext
 from bot.delivery import RetryPolicy
 from bot.digest_send import send_completion_alerts
-from bot.services import digest
+from bot.jobs import run_tick
+from bot.services import digest, labs
 from storage import deliveries, enrollment, physicians
 from storage.models import Patient
 from tests.bot.e2e import RunningBot
@@ -228,3 +230,68 @@ class TestImmediateAlerts:
         quiet = b.completed(ctx, other, T0 + timedelta(days=30), item=1, patient_global=1)
         assert digest.alerts_for_completion(ctx, quiet) == []
         assert digest.alerts_for_completion(ctx, 9999) == []
+
+
+def alerts_in(user: FakeUser) -> list[dict[str, Any]]:
+    """The alert messages a physician received (the tick may also bring the weekly digest)."""
+    return [m for m in user.messages() if m.get("text", "").startswith("⚠️")]
+
+
+class TestLateLabAlerts:
+    """Clinical spec §6: alerts fire when a late lab value completes an ASDAS that crosses the
+    line, not only at questionnaire completion."""
+
+    async def test_a_late_crp_completing_a_very_high_asdas_alerts_once(
+        self, running_bot: RunningBot
+    ) -> None:
+        """No CRP at completion, no alert; the CRP entered later alerts at the next tick, once."""
+        ana, patient_id = await running_bot.onboarded_patient()
+        lee, _ = await linked_physician_of(running_bot, patient_id, alerts=True)
+        await complete_spec_case(running_bot, ana)
+        assert lee.messages() == []
+        with running_bot.ctx.session() as session:
+            patient = session.get(Patient, patient_id)
+            assert patient is not None
+            ref = patient.clinic_ref
+        running_bot.clock.advance(timedelta(hours=3))
+        labs.add_lab_values(
+            running_bot.ctx,
+            clinic_ref=ref,
+            drawn=(running_bot.clock.now() - timedelta(hours=1)).isoformat(timespec="minutes"),
+            entered_by="test",
+            crp="64.6",
+            crp_unit="mg/L",
+        )
+        for _ in range(2):
+            await run_tick(
+                running_bot.application, running_bot.ctx, running_bot.clock.now(), policy=FAST
+            )
+            await running_bot.settle()
+        (alert,) = alerts_in(lee)
+        assert "a lab value entered later completes the ASDAS" in alert["text"]
+        assert "very high disease activity (ASDAS-CRP 3.9)" in alert["text"]
+
+    async def test_a_late_value_for_a_quiet_score_says_nothing(
+        self, running_bot: RunningBot
+    ) -> None:
+        """A late CRP giving low disease activity sends no alert."""
+        ana, patient_id = await running_bot.onboarded_patient()
+        lee, _ = await linked_physician_of(running_bot, patient_id, alerts=True)
+        await complete_spec_case(running_bot, ana)
+        with running_bot.ctx.session() as session:
+            patient = session.get(Patient, patient_id)
+            assert patient is not None
+            ref = patient.clinic_ref
+        labs.add_lab_values(
+            running_bot.ctx,
+            clinic_ref=ref,
+            drawn=(running_bot.clock.now() - timedelta(hours=1)).isoformat(timespec="minutes"),
+            entered_by="test",
+            crp="<0.5",
+            crp_unit="mg/L",
+        )
+        await run_tick(
+            running_bot.application, running_bot.ctx, running_bot.clock.now(), policy=FAST
+        )
+        await running_bot.settle()
+        assert alerts_in(lee) == []

@@ -94,8 +94,8 @@ class TestRenderDigest:
             samples.line(3, crp=False),
         ]
         text = "\n".join(render_digest(samples.digest(lines), default_renderer()).messages)
-        assert "very high disease activity (ASDAS 3.8)" in text
-        assert "clinically important worsening (ASDAS 2.0 → 3.8, +1.8)" in text
+        assert "very high disease activity (ASDAS-CRP 3.8, lab 31 Mar 2026)" in text
+        assert "clinically important worsening (ASDAS-CRP 2.0 → 3.8, +1.8, lab 31 Mar 2026)" in text
         assert "BASDAI up +2.5 (3.0 → 5.5)" in text
         assert "3 questionnaires missed in a row" in text
         assert "no CRP in the last 12 weeks, so no ASDAS" in text
@@ -108,7 +108,7 @@ class TestRenderDigest:
         text = "\n".join(
             render_digest(samples.digest(lines, language="zh"), default_renderer()).messages
         )
-        assert "极高疾病活动（ASDAS 3.8）" in text
+        assert "极高疾病活动（ASDAS-CRP 3.8，化验于2026年3月31日）" in text
         assert "每周摘要 · 2026-W14" in text
         assert "very high" not in text
 

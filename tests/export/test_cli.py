@@ -61,7 +61,7 @@ class TestExportCommand:
         assert entry["rows"] == 7
         assert entry["sha256"] == hashlib.sha256(data).hexdigest()
         assert entry["destination"] == str(out.resolve())
-        assert json.loads(str(entry["filters"])) == {
+        assert entry["filters"] == {
             "physician": None,
             "shift_dates": False,
             "since": None,
@@ -82,7 +82,26 @@ class TestExportCommand:
         (entry,) = audit_entries()
         assert entry["destination"] == "stdout"
         assert entry["sha256"] == hashlib.sha256(result.stdout_bytes).hexdigest()
-        assert json.loads(str(entry["filters"]))["since"] == "2026-01-01"
+        filters = entry["filters"]
+        assert isinstance(filters, dict), "filters are a JSON object, not a string inside JSON"
+        assert filters["since"] == "2026-01-01"
+
+    def test_json_summary_for_scripts(self, cli_env: Path) -> None:
+        """`--json` prints what was written as one JSON object: rows, hash, audit entry."""
+        result = runner.invoke(app, ["export", "--format", "wide", "--out", "w.csv", "--json"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        (entry,) = audit_entries()
+        assert summary["audit_id"] == entry["audit_id"]
+        assert summary["rows"] == 7
+        assert summary["sha256"] == hashlib.sha256((cli_env / "w.csv").read_bytes()).hexdigest()
+
+    def test_json_without_out_is_refused(self, cli_env: Path) -> None:
+        """With the data on standard output there is no room for JSON: exit 2, nothing written."""
+        result = runner.invoke(app, ["export", "--format", "wide", "--json"])
+        assert result.exit_code == 2
+        assert "--json needs --out" in result.stderr
+        assert audit_entries() == []
 
     def test_operator_is_the_os_user_by_default(self, cli_env: Path) -> None:
         """Without --by the audit names the operating-system user."""
@@ -182,11 +201,22 @@ class TestDictionaryCommand:
         assert result.exit_code == 0
         assert result.stdout == dictionary_markdown()
 
-    def test_missing_directory_exit_2(self, tmp_path: Path) -> None:
-        """A dictionary directory that does not exist is a clear error with exit code 2."""
-        result = runner.invoke(app, ["export", "--dictionary", "--out", str(tmp_path / "nope")])
+    def test_missing_directory_is_created(self, tmp_path: Path) -> None:
+        """`--out dictionary/` as the README writes it creates the folder."""
+        target = tmp_path / "dictionary"
+        result = runner.invoke(app, ["export", "--dictionary", "--out", f"{target}/"])
+        assert result.exit_code == 0, result.output
+        assert sorted(path.name for path in target.iterdir()) == [
+            "data-dictionary.csv",
+            "data-dictionary.md",
+        ]
+
+    def test_a_file_in_the_way_exit_2(self, tmp_path: Path) -> None:
+        """A file where the folder should be is a clear error with exit code 2."""
+        (tmp_path / "taken").write_text("x")
+        result = runner.invoke(app, ["export", "--dictionary", "--out", str(tmp_path / "taken")])
         assert result.exit_code == 2
-        assert "does not exist" in result.stderr
+        assert "is not a directory" in result.stderr
 
 
 class TestAuditList:

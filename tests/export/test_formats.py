@@ -24,8 +24,15 @@ from bot.domain.instruments import ITEM_CODES
 from bot.export import fhir
 from bot.export.columns import LONG_COLUMNS, WIDE_COLUMNS
 from bot.export.pseudonyms import Pseudonymizer
-from bot.export.records import ExportRecord, ExportStatus, LabValue, RecordBuilder, WideText
-from bot.export.service import DURATION_ITEM, ExportRequest, run_export
+from bot.export.records import (
+    ExportRecord,
+    ExportStatus,
+    LabValue,
+    RecordBuilder,
+    WideText,
+    basdai_responses,
+)
+from bot.export.service import DURATION_ITEM, ExportRequest, baselines_of, run_export
 from bot.export.tables import CSV_FORMATTERS, write_wide_csv
 from bot.services import labs as lab_service
 from storage import exports
@@ -88,7 +95,8 @@ class TestWideCsv:
             "q4_enthesitis", "q5_stiffness_severity", "q6_stiffness_duration",
             "q6_stiffness_minutes", "patient_global", "basdai", "basdai_active", "crp_mg_l",
             "crp_drawn_at", "crp_floored", "asdas_crp", "asdas_crp_state", "esr_mm_h",
-            "esr_drawn_at", "asdas_esr", "asdas_esr_state",
+            "esr_drawn_at", "asdas_esr", "asdas_esr_state", "basdai50",
+            "basdai_asas_eular_response",
         ]  # fmt: skip
 
     def test_one_row_per_exported_administration(self, ctx: AppContext, dataset: Dataset) -> None:
@@ -139,6 +147,22 @@ class TestWideCsv:
         assert Decimal(row["asdas_esr"]) == FOLLOW_UP_ASDAS_ESR
         assert row["asdas_esr"] == "1.61"
         assert row["asdas_esr_state"] == "low disease activity"
+
+    def test_basdai_responses_against_the_baseline(self, ctx: AppContext, dataset: Dataset) -> None:
+        """BASDAI50 and the ASAS/EULAR response in their own columns (spec §6): empty at the
+        baseline, both met at the follow-up (BASDAI 3.8 → 1.4)."""
+        rows = wide_by_id(export_csv(ctx, "wide")[0])
+        baseline, follow_up = (
+            rows[dataset.admin[k]] for k in ("alice_baseline", "alice_follow_up")
+        )
+        assert (baseline["basdai50"], baseline["basdai_asas_eular_response"]) == ("", "")
+        assert (follow_up["basdai50"], follow_up["basdai_asas_eular_response"]) == ("true", "true")
+
+    def test_asas_eular_response_without_halving(self) -> None:
+        """A fall of 2 points that is not half the baseline meets only the ASAS/EULAR rule."""
+        assert basdai_responses(Decimal("6"), Decimal("4")) == (False, True)
+        assert basdai_responses(Decimal("6"), Decimal("3")) == (True, True)
+        assert basdai_responses(Decimal("6"), Decimal("4.5")) == (False, False)
 
     def test_scores_are_unrounded(self, ctx: AppContext, dataset: Dataset) -> None:
         """ASDAS is written with every stored digit, so researchers round as they choose."""
@@ -215,7 +239,9 @@ class TestWideCsv:
         key = ctx.settings.pseudonym_key
         assert key is not None
         builder = RecordBuilder(
-            Pseudonymizer(key.get_secret_value().encode("utf-8")), shift_dates=shift_dates
+            Pseudonymizer(key.get_secret_value().encode("utf-8")),
+            shift_dates=shift_dates,
+            baselines=baselines_of(ctx, exports.ExportScope()),
         )
         with ctx.session() as session:
             rows = exports.fetch_administration_batch(

@@ -170,11 +170,14 @@ class TestLabFixDeleteList:
     @pytest.mark.parametrize(
         ("args", "message"),
         [
-            (["fix", "99", "--value", "1"], "no lab value with id 99"),
-            (["fix", "1"], "nothing to change"),
-            (["fix", "1", "--value", "900"], "implausible"),
+            (["fix", "99", "--value", "1", "--reason", "typo"], "no lab value with id 99"),
+            (["fix", "1", "--reason", "typo"], "nothing to change"),
+            (["fix", "1", "--value", "900", "--reason", "typo"], "implausible"),
             (["fix", "one"], "Invalid value"),
-            (["delete", "99"], "no lab value with id 99"),
+            (["delete", "99", "--reason", "typo"], "no lab value with id 99"),
+            (["delete", "1"], "--reason is required"),
+            (["delete", "1", "--reason", "  "], "--reason is required"),
+            (["fix", "1", "--value", "8"], "--reason is required"),
             (["list", "--patient", "MRN-404"], "no patient with reference"),
         ],
     )
@@ -189,3 +192,30 @@ class TestLabFixDeleteList:
         assert message in err
         (lab,) = stored(ctx)
         assert (str(lab.value), lab.deleted) == ("7.59", False)
+
+
+class TestClinicWideList:
+    def test_without_patient_lists_the_clinic_newest_first(
+        self, cli: Path, ctx: AppContext
+    ) -> None:
+        """`lab list` alone shows every patient's values, the most recently drawn first."""
+        invoke("add", "--patient", "MRN-0001", "--crp", "7.59", "--drawn", "2026-02-02")
+        invoke("add", "--patient", "MRN-0002", "--crp", "12", "--drawn", "2026-02-09")
+        invoke("add", "--patient", "MRN-0003", "--esr", "30", "--drawn", "2026-01-20")
+        code, out, _ = invoke("list")
+        assert code == 0, out
+        lines = out.strip().splitlines()[1:]
+        assert [line.split()[1] for line in lines] == ["MRN-0002", "MRN-0001", "MRN-0003"]
+
+    def test_a_page_at_a_time(self, cli: Path, ctx: AppContext) -> None:
+        """Twenty values a page, with the command for the next page."""
+        for day in range(1, 26):
+            invoke(
+                "add", "--patient", "MRN-0001", "--crp", str(day), "--drawn", f"2026-01-{day:02}"
+            )
+        first = json.loads(invoke("list", "--json")[1])
+        second = json.loads(invoke("list", "--page", "2", "--json")[1])
+        assert [lab["value"] for lab in first["labs"]][:2] == ["25", "24"]
+        assert (len(first["labs"]), first["more"]) == (20, True)
+        assert (len(second["labs"]), second["more"]) == (5, False)
+        assert "spondybot lab list --page 2" in invoke("list")[1]

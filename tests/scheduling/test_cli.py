@@ -84,6 +84,53 @@ class TestTickCommand:
         assert "2026-03-29T07:00:00Z" in result.output
 
 
+class TestFutureTick:
+    """Moving the clock forward on a real database needs --force."""
+
+    def test_future_instant_without_force_changes_nothing(
+        self, operator_env: None, clinic: Clinic, api: FakeBotApi
+    ) -> None:
+        """It prints what a tick then would do, sends nothing and leaves questionnaires open."""
+        ana = clinic.patient()
+        assert runner.invoke(app, ["tick", "--at", SLOT]).exit_code == 0
+        future = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+        result = runner.invoke(app, ["tick", "--at", future])
+        assert result.exit_code == 0, result.output
+        assert "dry run, nothing changed" in result.output
+        assert "would mark 1 open questionnaire(s) missed" in result.output
+        assert "--force" in result.output
+        assert len(api.sent_messages(ana.user.chat_id)) == 1
+        again = runner.invoke(app, ["tick", "--at", future, "--json"])
+        assert json.loads(again.output.strip().splitlines()[-1])["missed"] == 1
+
+    def test_future_instant_with_force_does_the_work(
+        self, operator_env: None, clinic: Clinic, api: FakeBotApi
+    ) -> None:
+        """With --force the tick acts at the future instant."""
+        clinic.patient()
+        assert runner.invoke(app, ["tick", "--at", SLOT]).exit_code == 0
+        future = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+        result = runner.invoke(app, ["tick", "--at", future, "--force", "--json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output.strip().splitlines()[-1])
+        assert report["expired"] + report["missed"] >= 1
+
+    def test_now_needs_no_force(self, operator_env: None, clinic: Clinic) -> None:
+        """The present instant (as cron passes it) is not "the future"."""
+        result = runner.invoke(app, ["tick", "--at", datetime.now(UTC).isoformat()])
+        assert result.exit_code == 0, result.output
+        assert "dry run" not in result.output
+
+    def test_without_token_exits_2_naming_the_setting(
+        self, operator_env: None, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A missing token is a missing setting: exit code 2 and one line, as documented."""
+        monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
+        result = runner.invoke(app, ["tick"])
+        assert result.exit_code == 2
+        assert "TELEGRAM_BOT_TOKEN" in result.output
+
+
 class TestDeliveriesCommand:
     def test_lists_failures_and_unreachable_patients_by_reference(
         self, operator_env: None, clinic: Clinic, api: FakeBotApi
