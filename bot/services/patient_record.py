@@ -57,7 +57,6 @@ class OverviewRow:
     summary: PatientSummary
     physician_name: str
     attention_rank: int
-    asdas_lab_drawn_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -81,24 +80,6 @@ def _attention_rank(summary: PatientSummary) -> int:
     """Lower is more urgent: the most severe digest concern decides (attention.SEVERITY)."""
     ranks = [_SEVERITY_RANK[flag] for flag in summary.flags if flag in _SEVERITY_RANK]
     return min(ranks, default=len(_SEVERITY_RANK))
-
-
-def _asdas_lab_drawn_at(
-    session: Session, patient_id: int, completed_at: datetime
-) -> datetime | None:
-    """When the CRP of the ASDAS completed at this moment was drawn: every ASDAS is shown with
-    the date of the lab value it used (clinical spec §6)."""
-    for administration in administrations.list_administrations(
-        session=session, patient_id=patient_id, statuses=(AdministrationStatus.COMPLETED,)
-    ):
-        if administration.completed_at != completed_at or administration.id is None:
-            continue
-        score = scores.get_score(session=session, administration_id=administration.id)
-        if score is None or score.asdas_crp_lab_id is None:
-            return None
-        lab = labs.get_lab_result(session=session, lab_id=score.asdas_crp_lab_id)
-        return None if lab is None else lab.drawn_at
-    return None
 
 
 def overview(
@@ -128,9 +109,6 @@ def overview(
                     summary=summary,
                     physician_name=doctors.get(patient.physician_id, ""),
                     attention_rank=_attention_rank(summary),
-                    asdas_lab_drawn_at=None
-                    if summary.asdas_at is None or patient.id is None
-                    else _asdas_lab_drawn_at(session, patient.id, summary.asdas_at),
                 )
             )
         rows.sort(

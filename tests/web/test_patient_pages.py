@@ -54,7 +54,7 @@ class TestPatientList:
         assert page.text.index("SEED-1") < page.text.index("QUIET-2")
         assert "3.9" in page.text
         assert "very high disease activity" in page.text
-        assert "ASDAS very high" in page.text  # the digest's attention reason
+        assert "ASDAS-CRP very high disease activity" in page.text  # the digest's reason
         assert "lab of 2026-02-27" in page.text
 
     def test_search_by_reference(
