@@ -18,7 +18,16 @@ from pathlib import Path
 from benchmarks.report import Report
 
 # Benchmark modules in report order.
-SUITE: list[str] = ["conversation", "memory", "export", "digest", "fanout", "labs", "startup"]
+SUITE: list[str] = [
+    "conversation",
+    "memory",
+    "export",
+    "digest",
+    "fanout",
+    "labs",
+    "startup",
+    "lab_import_load",
+]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

@@ -106,6 +106,7 @@ def bot_environment(api: FakeBotApi, database_url: str) -> dict[str, str]:
             "TELEGRAM_FILE_BASE_URL": api.base_file_url,
             "TELEGRAM_BOT_USERNAME": "spondy_test_bot",
             "DATABASE_URL": database_url,
+            "PSEUDONYM_KEY": "benchmark-pseudonym-key-0123456789",
             "LOG_LEVEL": "WARNING",
             "PTB_TIMEDELTA": "true",
             "SEND_RATE_PER_SECOND": "1000",
@@ -140,7 +141,10 @@ def bot_process(
 def seed_patients(database_url: str, api: FakeBotApi, count: int) -> list[FakeUser]:
     """Active, linked patients (through the real services) and their Telegram users."""
     settings = load_settings(
-        _env_file=None, database_url=database_url, clinic_timezone="Europe/Berlin"
+        _env_file=None,
+        database_url=database_url,
+        clinic_timezone="Europe/Berlin",
+        pseudonym_key="benchmark-pseudonym-key-0123456789",
     )
     ctx = AppContext(
         settings=settings, engine=make_engine(settings.database_url), clock=SystemClock()

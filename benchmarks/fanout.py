@@ -172,6 +172,7 @@ def run(quick: bool) -> Report:
                     _env_file=None,
                     database_url=url,
                     telegram_bot_token=TOKEN,
+                    pseudonym_key="benchmark-pseudonym-key-0123456789",
                     telegram_api_base_url=f"{server.url}/bot",
                     telegram_file_base_url=f"{server.url}/file/bot",
                     send_rate_per_second=RATE_LIMIT,

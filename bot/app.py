@@ -36,6 +36,8 @@ class Deps:
 
 DEPS_KEY = "spondybot.deps"
 MAX_CONCURRENT_UPDATES = 256
+MAX_QUEUED_PER_USER = 20
+"""Updates of one person waiting behind the one being handled; more are dropped (flooding)."""
 POOL_TIMEOUT_S = 30.0
 """How long a Bot API request waits for a free connection before it counts as timed out."""
 
@@ -62,6 +64,20 @@ def build_application(
     settings = ctx.settings
     if settings.telegram_bot_token is None:
         raise MissingTokenError("TELEGRAM_BOT_TOKEN is not set")
+    renderer = renderer or default_renderer()
+
+    async def ask_to_slow_down(update: Update) -> None:
+        """Tells a person whose updates were dropped to send more slowly, in their language."""
+        chat = update.effective_chat
+        if chat is None:
+            return
+        user = update.effective_user
+        language = (user.language_code or "en")[:2] if user else "en"
+        await update.get_bot().send_message(chat.id, renderer.text("common.slow_down", language))
+
+    processor = PerUserUpdateProcessor(
+        MAX_CONCURRENT_UPDATES, max_queued_per_user=MAX_QUEUED_PER_USER, on_dropped=ask_to_slow_down
+    )
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token.get_secret_value())
@@ -70,7 +86,7 @@ def build_application(
         .defaults(Defaults(parse_mode=ParseMode.HTML))
         .connection_pool_size(settings.telegram_connections)
         .pool_timeout(POOL_TIMEOUT_S)
-        .concurrent_updates(PerUserUpdateProcessor(MAX_CONCURRENT_UPDATES))
+        .concurrent_updates(processor)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
     )
@@ -78,7 +94,7 @@ def build_application(
         limiter: Any = AIORateLimiter(overall_max_rate=settings.send_rate_per_second, max_retries=3)
         builder = builder.rate_limiter(limiter)
     application = builder.build()
-    application.bot_data[DEPS_KEY] = Deps(ctx=ctx, renderer=renderer or default_renderer())
+    application.bot_data[DEPS_KEY] = Deps(ctx=ctx, renderer=renderer)
 
     from bot import handlers
 

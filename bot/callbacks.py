@@ -14,6 +14,8 @@ Formats (ids are decimal integers):
     z:<administration>:<2h|1d>          snooze a reminder
     o:<step>:<value>                    onboarding and settings choices
     p:<action>:<argument>               physician actions
+    k:<check-in>:<y|n|b|e|c>:<question> safety check-in: yes, no, back, change, confirm
+                                        (question: a code of clinical spec §8, or "summary")
 """
 
 from __future__ import annotations
@@ -78,6 +80,19 @@ class PhysicianButton:
     argument: str
 
 
+@dataclass(frozen=True)
+class SafetyButton:
+    """A press in a safety check-in (clinical spec §8); `action` is one of SAFETY_ACTIONS."""
+
+    checkin_id: int
+    action: str
+    question: str
+
+
+SAFETY_ACTIONS = ("y", "n", "b", "e", "c")
+"""yes, no, back, change (from the summary), confirm."""
+
+
 Button = (
     AnswerButton
     | BackButton
@@ -87,6 +102,7 @@ Button = (
     | SnoozeButton
     | OptionButton
     | PhysicianButton
+    | SafetyButton
 )
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -98,6 +114,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"z:(\d{1,12}):(2h|1d)"), "snooze"),
     (re.compile(r"o:([a-z_]{1,16}):([A-Za-z0-9_/+\-:.]{1,40})"), "option"),
     (re.compile(r"p:([a-z_]{1,16}):([A-Za-z0-9_\-:.]{1,40})"), "physician"),
+    (re.compile(r"k:(\d{1,12}):([ynbec]):([a-z_]{1,20})"), "safety"),
 ]
 
 
@@ -128,6 +145,8 @@ def encode(button: Button) -> str:
             data = f"o:{step}:{value}"
         case PhysicianButton(action, argument):
             data = f"p:{action}:{argument}"
+        case SafetyButton(checkin, action, question):
+            data = f"k:{checkin}:{action}:{question}"
     if len(data.encode()) > MAX_CALLBACK_BYTES:
         raise ValueError("callback data longer than Telegram's 64 bytes")
     return data
@@ -158,5 +177,7 @@ def decode(data: str | None) -> Button | None:
             return SnoozeButton(int(groups[0]), groups[1])
         if kind == "option":
             return OptionButton(groups[0], groups[1])
+        if kind == "safety":
+            return SafetyButton(int(groups[0]), groups[1], groups[2])
         return PhysicianButton(groups[0], groups[1])
     return None

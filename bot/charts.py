@@ -12,11 +12,11 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 # matplotlib is imported where a chart is drawn, not here: the constants and label types below
@@ -31,6 +31,7 @@ ASDAS_BANDS: Final = (
     (Decimal("3.5"), None, "#f4a6a6"),
 )
 BASDAI_ACTIVE: Final = 4.0
+THERAPY_COLOURS: Final = ("#9ecae1", "#fdae6b", "#a1d99b", "#fc9272", "#bcbddc", "#d9d9d9")
 WIDTH_INCHES: Final = 8.0
 PANEL_HEIGHT_INCHES: Final = 3.2
 DPI: Final = 140
@@ -58,6 +59,16 @@ class TrendPoint:
     at: datetime
     basdai: Decimal | float | None = None
     asdas: Decimal | float | None = None
+
+
+@dataclass(frozen=True)
+class TherapyBar:
+    """One therapy episode under the curves: its label, first day and last day (None while
+    ongoing), drawn as a bar with a start mark and, once stopped, a stop mark (spec §7)."""
+
+    label: str
+    start: date
+    stop: date | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +167,9 @@ def _unlisted_cjk_fonts() -> list[tuple[str, frozenset[int]]]:
     return found
 
 
-def _families() -> list[str]:
+def installed_families() -> list[str]:
+    """The families of FONT_FAMILIES installed here, in order (matplotlib falls back along
+    them glyph by glyph)."""
     return [family for family, _ in _installed_fonts()] or ["sans-serif"]
 
 
@@ -188,13 +201,15 @@ def trend_chart_png(
     start: datetime | None = None,
     end: datetime | None = None,
     timezone: str = "UTC",
+    therapies: Sequence[TherapyBar] = (),
 ) -> bytes:
     """A PNG of BASDAI (top) and, when any point has one, ASDAS over its state bands (bottom),
-    with lab draws marked; readable on a phone (about 1100 px wide).
+    with lab draws marked; readable on a phone (about 1100 px wide). Therapy episodes, when
+    given, are bars underneath with start and stop marks: the picture of a course.
 
     Dates are shown in `timezone`; `start`/`end` fix the time axis (default: the points).
     """
-    families = _families()
+    families = installed_families()
     from matplotlib.dates import AutoDateLocator, DateFormatter
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
@@ -211,13 +226,21 @@ def trend_chart_png(
 
     with_asdas = [point for point in ordered if point.asdas is not None]
     panels = 2 if with_asdas else 1
+    bar_height = 0.35 * len(therapies) + 0.5 if therapies else 0.0
     figure = Figure(
-        figsize=(WIDTH_INCHES, PANEL_HEIGHT_INCHES * panels + (1.6 if panels == 2 else 0.6)),
+        figsize=(
+            WIDTH_INCHES,
+            PANEL_HEIGHT_INCHES * panels + (1.6 if panels == 2 else 0.6) + bar_height,
+        ),
         dpi=DPI,
         layout="constrained",
     )
-    axes = figure.subplots(panels, 1, sharex=True, squeeze=False)[:, 0]
-    for axis in axes:
+    ratios = [PANEL_HEIGHT_INCHES] * panels + ([bar_height] if therapies else [])
+    all_axes = figure.subplots(
+        len(ratios), 1, sharex=True, squeeze=False, gridspec_kw={"height_ratios": ratios}
+    )[:, 0]
+    axes = all_axes[:panels]
+    for axis in all_axes:
         axis.grid(axis="y", color="#dddddd", linewidth=0.8)
         axis.set_xlim(*x_range)
         axis.tick_params(labelsize=11)
@@ -273,15 +296,18 @@ def trend_chart_png(
         asdas_axis.set_ylim(0, top)
         asdas_axis.set_ylabel(labels.asdas, fontsize=12, fontfamily=families)
         line_handles, _ = asdas_axis.get_legend_handles_labels()
-        asdas_axis.legend(
-            handles=[*line_handles, *reversed(handles)],
-            loc="upper center",
-            bbox_to_anchor=(0.5, -0.14),
-            ncol=2,
-            fontsize=10,
-            frameon=False,
-            prop={"family": families},
-        )
+        legend = {
+            "handles": [*line_handles, *reversed(handles)],
+            "ncol": 2,
+            "fontsize": 10,
+            "frameon": False,
+            "prop": {"family": families},
+        }
+        if therapies:
+            # Below the therapy bars, so the bars sit right under the curves.
+            figure.legend(loc="outside lower center", **legend)
+        else:
+            asdas_axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), **legend)
     elif lab_dates:
         basdai_axis.plot(
             [_local_naive(moment, zone) for moment in lab_dates],
@@ -294,9 +320,47 @@ def trend_chart_png(
         )
         basdai_axis.legend(loc="upper left", fontsize=10, prop={"family": families})
 
-    bottom = axes[-1]
+    if therapies:
+        _therapy_bars(all_axes[-1], therapies, last, zone, families, shown_from=x_range[0])
+    bottom = all_axes[-1]
     bottom.xaxis.set_major_locator(AutoDateLocator(minticks=3, maxticks=7))  # type: ignore[no-untyped-call]
     bottom.xaxis.set_major_formatter(DateFormatter(labels.date_format))  # type: ignore[no-untyped-call]
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _therapy_bars(
+    axis: Any,
+    therapies: Sequence[TherapyBar],
+    last: datetime,
+    zone: ZoneInfo,
+    families: list[str],
+    *,
+    shown_from: datetime,
+) -> None:
+    """One row per episode: a bar from start to stop (or the chart's end), ▶ at the start and
+    a bar end mark at the stop; an episode begun before the chart has its label at the left."""
+    for row, bar in enumerate(therapies):
+        begin = datetime.combine(bar.start, time(0))
+        end = (
+            datetime.combine(bar.stop, time(23, 59))
+            if bar.stop is not None
+            else _local_naive(last, zone)
+        )
+        colour = THERAPY_COLOURS[row % len(THERAPY_COLOURS)]
+        axis.barh(row, end - begin, left=begin, height=0.55, color=colour, alpha=0.85)
+        axis.plot([begin], [row], marker=">", color="black", markersize=7)
+        if bar.stop is not None:
+            axis.plot([end], [row], marker="|", color="black", markersize=16)
+        axis.annotate(
+            bar.label,
+            (max(begin, shown_from), row),
+            xytext=(10, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=10,
+            fontfamily=families,
+        )
+    axis.set_yticks([])
+    axis.set_ylim(len(therapies) - 0.4, -0.6)

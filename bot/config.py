@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     send_rate_per_second: Annotated[float, Field(gt=0, le=1000)] = 25.0
     telegram_connections: Annotated[int, Field(ge=1, le=256)] = 8
 
+    # The weekly safety check-in of clinical spec §8; its emergency advice names the number
+    # patients call, so the check-in cannot be turned on without it.
+    safety_checkins: bool = False
+    emergency_number: Annotated[str | None, Field(validate_default=True)] = None
+
     # Clinical spec §6: a lab value is matched within 1 to 14 days of a questionnaire.
     # The questionnaire text asked from now on, per language: a folder of templates/instruments
     # (clinical spec §1: a clinic installs its licensed translation as a new version).
@@ -205,6 +210,19 @@ class Settings(BaseSettings):
         if secret.lower() in _PLACEHOLDER_SECRETS or len(secret) < 16:
             raise ValueError("must be a real secret of at least 16 characters, not a placeholder")
         return value
+
+    @field_validator("emergency_number")
+    @classmethod
+    def _emergency_number(cls, value: str | None, info: ValidationInfo) -> str | None:
+        number = None if value is None else value.strip() or None
+        if number is None and info.data.get("safety_checkins"):
+            raise ValueError(
+                "required when SAFETY_CHECKINS is on: the emergency number patients are told "
+                "to call (for example 112)"
+            )
+        if number is not None and not re.fullmatch(r"\+?[0-9][0-9 ()-]{1,30}", number):
+            raise ValueError("must be a telephone number such as 112 or +49 30 1234567")
+        return number
 
     @field_validator("log_level")
     @classmethod

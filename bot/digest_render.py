@@ -17,10 +17,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from bot.course_render import CourseWords, rendered
 from bot.digest_charts import ChartPanel, ChartPoint, batches, panel_image
 from bot.domain import scoring
 from bot.render import TELEGRAM_TEXT_LIMIT, Renderer
-from bot.services.digest import Digest
+from bot.services.digest import Digest, TreatmentKind
 
 MAX_MESSAGES = 4
 """Beyond this many messages the digest goes as a summary and an HTML document."""
@@ -159,9 +160,58 @@ def render_charts(digest: Digest, renderer: Renderer) -> list[Chart]:
     return charts
 
 
-def _variables(digest: Digest) -> dict[str, object]:
+def treatment_lines(digest: Digest, renderer: Renderer) -> list[str]:
+    """The treatment section (clinical spec §7): one line per episode's news of the week, with
+    the numbers, in the physician's language."""
+    words = CourseWords(renderer, digest.language)
+    lines: list[str] = []
+    for note in digest.treatment:
+        reading = note.reading
+        detail: str
+        if note.kind in (TreatmentKind.ASSESSED, TreatmentKind.NO_RESPONSE):
+            assert reading.assessment is not None
+            detail = rendered("; ").join(words.assessment(reading.assessment, reading.judgement))
+        else:  # the loss, or when the assessment is due: the reading's last statement
+            detail = words.reading(reading)[-1]
+        lines.append(
+            rendered(
+                renderer.text(
+                    "therapy.digest.line",
+                    digest.language,
+                    identifier=note.identifier,
+                    kind=renderer.text(f"therapy.digest.kind_{note.kind.value}", digest.language),
+                    drug=note.therapy.drug,
+                    detail=detail,
+                )
+            )
+        )
+    return lines
+
+
+def safety_lines(digest: Digest, renderer: Renderer) -> list[str]:
+    """The week's "yes" answers of safety check-ins with their dates (clinical spec §8)."""
+    return [
+        rendered(
+            renderer.text(
+                "therapy.digest.safety_line",
+                digest.language,
+                identifier=note.identifier,
+                day=local_date(note.answered_at, digest.timezone).isoformat(),
+                question=renderer.text(f"safety.short.{note.question}", digest.language),
+                note=note.note,
+                alerted=note.alerted_now,
+            )
+        )
+        for note in digest.safety
+    ]
+
+
+def _variables(digest: Digest, renderer: Renderer) -> dict[str, object]:
     return {
         "d": digest,
+        "t": lambda key: rendered(renderer.text(key, digest.language)),
+        "treatment": treatment_lines(digest, renderer),
+        "safety": safety_lines(digest, renderer),
         "num": number,
         "signed": signed,
         "local": lambda value: local_date(value, digest.timezone),
@@ -175,14 +225,16 @@ def _variables(digest: Digest) -> dict[str, object]:
 def render_text(digest: Digest, renderer: Renderer) -> str:
     """The whole digest as Telegram HTML, before splitting."""
     return renderer.render_file(
-        f"digests/{digest.language}/digest.txt.j2", **_variables(digest)
+        f"digests/{digest.language}/digest.txt.j2", **_variables(digest, renderer)
     ).strip()
 
 
 def render_html(digest: Digest, renderer: Renderer, images: Sequence[str]) -> str:
     """The whole digest as an HTML document; `images` are the chart sources (cid: or data:)."""
     return renderer.render_file(
-        f"digests/{digest.language}/digest.html.j2", images=list(images), **_variables(digest)
+        f"digests/{digest.language}/digest.html.j2",
+        images=list(images),
+        **_variables(digest, renderer),
     )
 
 
@@ -192,7 +244,7 @@ def render_summary(digest: Digest, renderer: Renderer) -> str:
     shown = len(digest.attention)
     while True:
         text = renderer.render_file(
-            f"digests/{digest.language}/summary.txt.j2", shown=shown, **_variables(digest)
+            f"digests/{digest.language}/summary.txt.j2", shown=shown, **_variables(digest, renderer)
         ).strip()
         if len(text) <= TELEGRAM_TEXT_LIMIT or shown == 0:
             return text

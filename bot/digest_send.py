@@ -1,4 +1,5 @@
-"""Sends physician digests and alerts: the weekly tick task, "send now", and completion alerts.
+"""Sends physician digests and alerts: the weekly tick task, "send now", completion alerts and
+the safety check-in's red-flag alerts.
 
 The weekly digest is claimed in the delivery log per physician, channel and ISO week
 (`digest:<physician>:<week>`, `digest-email:<physician>:<week>`) before anything is built or
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from telegram import Bot, InputFile
 from telegram.constants import ParseMode
@@ -34,6 +36,7 @@ from bot.services import digest
 from bot.services.digest import Alert, Channel, DeliveryStatus, DueDigest, IsoWeek
 from bot.services.questionnaire import Outcome as QuestionnaireOutcome
 from bot.services.questionnaire import QuestionnaireReply
+from bot.services.safety import SafetyAlert, SafetyReply
 
 if TYPE_CHECKING:
     from bot.jobs import Tick
@@ -387,6 +390,53 @@ async def alert_if_completed(bot: Bot, ctx: AppContext, renderer: Renderer, repl
         and reply.view is not None
     ):
         await send_completion_alerts(bot, ctx, renderer, reply.view.administration_id)
+
+
+def safety_alert_text(renderer: Renderer, alert: SafetyAlert, advice: str | None) -> str:
+    """The immediate alert of a red flag (clinical spec §8), in the physician's language."""
+    at = alert.answered_at.astimezone(ZoneInfo(alert.timezone)).strftime("%Y-%m-%d %H:%M")
+    return renderer.text(
+        "safety.alert.message",
+        alert.language,
+        identifier=alert.patient_identifier,
+        at=at,
+        question=renderer.text(f"safety.short.{alert.question_code}", alert.language),
+        advice=(
+            None
+            if advice is None
+            else renderer.text(f"safety.alert.advice_{advice}", alert.language)
+        ),
+    )
+
+
+async def send_safety_alerts(
+    bot: Bot,
+    ctx: AppContext,
+    renderer: Renderer,
+    reply: object,
+    policy: RetryPolicy = DEFAULT_POLICY,
+) -> int:
+    """After a red-flag answer: sends the physician the alerts the answer claimed (clinical
+    spec §8: "physician alerted now", whatever their alert setting). Each was claimed in the
+    answer's own transaction, so another process, a redelivery or a restart sends none again.
+    Never raises: an alert must not break the patient's conversation."""
+    if not isinstance(reply, SafetyReply) or not reply.alerts:
+        return 0
+    sent = 0
+    for alert in reply.alerts:
+        try:
+            advice = next((item.value for item in reply.advice if item.value != "none"), None)
+            text = safety_alert_text(renderer, alert, advice)
+            result, _ = await _with_retries(
+                partial(bot.send_message, alert.chat_id, text, parse_mode=ParseMode.HTML), policy
+            )
+            await _finish(ctx, alert.delivery_id, result)
+            sent += result.status is DeliveryStatus.SENT
+        except Exception:
+            logger.exception(
+                "safety alert failed", extra={"fields": {"delivery_id": alert.delivery_id}}
+            )
+    return sent
 
 
 def results_summary(results: Sequence[SendResult]) -> str:

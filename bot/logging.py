@@ -1,7 +1,8 @@
 """Structured logging that never carries tokens, names, clinic references or answers.
 
-Log calls pass ids and event names only; as a second line of defence the filter below masks
-anything shaped like a bot token (python-telegram-bot and httpx log request URLs, which
+Log calls pass ids and event names only; as a second line of defence the filters below
+withhold what python-telegram-bot's own lines would quote of an update (a message's text) and
+mask anything shaped like a bot token (python-telegram-bot and httpx log request URLs, which
 contain the token).
 """
 
@@ -23,6 +24,30 @@ class RedactTokens(logging.Filter):
         if _TOKEN.search(message):
             record.msg = _TOKEN.sub("bot<redacted>", message)
             record.args = None
+        return True
+
+
+_PLAIN_VALUES = (int, float, bool, type(None))
+WITHHELD = "<withheld>"
+
+
+class WithholdUpdateContent(logging.Filter):
+    """Replaces every argument of python-telegram-bot's log lines that is not a plain number
+    by a placeholder: some lines carry an update or the data it came from (at CRITICAL, a
+    malformed update "Received data was %r"), which can hold what a patient wrote."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("telegram") or not record.args:
+            return True
+        if isinstance(record.args, dict):
+            record.args = {
+                key: value if isinstance(value, _PLAIN_VALUES) else WITHHELD
+                for key, value in record.args.items()
+            }
+        else:
+            record.args = tuple(
+                value if isinstance(value, _PLAIN_VALUES) else WITHHELD for value in record.args
+            )
         return True
 
 
@@ -48,6 +73,7 @@ def configure_logging(level: str = "INFO") -> None:
     """Sends JSON lines to stderr; quiets httpx, whose request lines include the token."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(WithholdUpdateContent())
     handler.addFilter(RedactTokens())
     root = logging.getLogger()
     root.handlers[:] = [handler]

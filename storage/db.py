@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -128,6 +129,30 @@ def _begin_immediate(conn: Connection, busy_timeout_ms: int) -> None:
         cursor.close()
 
 
+def private_database_file(path: Path) -> None:
+    """Creates the SQLite file readable by its owner only (0600), or makes an existing one so.
+
+    SQLite creates its -wal and -shm files with the database file's permissions, so they are
+    private too; health data is never left readable by every account of the machine.
+    """
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+    for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if companion.exists() and companion.stat().st_mode & 0o077:
+            companion.chmod(0o600)
+
+
+def has_single_writer(engine: Engine) -> bool:
+    """Whether one writer holds the whole database at a time (SQLite): a long job then pauses
+    between its transactions, since SQLite's waiting writers only poll for the lock (at most
+    every 100 ms) and one that commits and begins again at once would keep them out."""
+    return engine.dialect.name == "sqlite"
+
+
 def make_engine(
     url: str, *, echo: bool = False, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS
 ) -> Engine:
@@ -139,9 +164,10 @@ def make_engine(
     if url.startswith("sqlite"):
         memory = url in {"sqlite://", "sqlite:///:memory:"}
         if not memory:
-            path = url.split("///", 1)[-1]
+            path = url.split("///", 1)[-1].split("?", 1)[0]
             if path:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
+                private_database_file(Path(path))
         engine = create_engine(
             url,
             echo=echo,

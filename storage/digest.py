@@ -145,11 +145,13 @@ def last_crp_drawn(*, session: Session, physician_id: int, before: datetime) -> 
 def physicians_with_chats(
     *, session: Session, physician_id: int | None = None
 ) -> list[PhysicianRow]:
-    """Physicians (all, or one) with their linked chat, in one query."""
+    """Physicians (all, or one) with their linked chat, in one query; a deactivated physician
+    is left out (they receive nothing)."""
     query = (
         select(Physician, ChatLink.chat_id)
         .select_from(Physician)
         .outerjoin(ChatLink, col(ChatLink.physician_id) == col(Physician.id))
+        .where(col(Physician.deactivated_at).is_(None))
         .order_by(col(Physician.id))
     )
     if physician_id is not None:
@@ -162,7 +164,9 @@ def physician_of_account(*, session: Session, telegram_user_id: int) -> Physicia
     row = session.exec(
         select(Physician, ChatLink.chat_id)
         .join(ChatLink, col(ChatLink.physician_id) == col(Physician.id))
-        .where(ChatLink.telegram_user_id == telegram_user_id)
+        .where(
+            ChatLink.telegram_user_id == telegram_user_id, col(Physician.deactivated_at).is_(None)
+        )
     ).first()
     return None if row is None else PhysicianRow(physician=row[0], chat_id=row[1])
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import String, bindparam, delete, func, insert, literal, text, update
 from sqlmodel import Session, col, select
 
-from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode
+from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode, table_of
+from storage.types import UTCDateTime
 
 
 def issue_code(
@@ -63,10 +64,76 @@ def claim_code(*, session: Session, code_hash: str, now: datetime) -> Enrollment
     return session.exec(select(EnrollmentCode).where(EnrollmentCode.code_hash == code_hash)).first()
 
 
+def reserve_attempt(
+    *, session: Session, account_hash: str, now: datetime, since: datetime, limit: int
+) -> int | None:
+    """Counts one code entry of an account against its limit in a single statement: records it
+    and returns its id only while the account has fewer than `limit` entries since `since`;
+    None when it has reached the limit. On PostgreSQL the account's entries are first locked
+    for the transaction, so two processes cannot both take the last one."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:account))"), {"account": account_hash}
+        )
+    attempts = table_of(EnrollmentAttempt)
+    recent = (
+        select(func.count())
+        .select_from(EnrollmentAttempt)
+        .where(
+            col(EnrollmentAttempt.account_hash) == account_hash,
+            col(EnrollmentAttempt.attempted_at) >= since,
+        )
+        .scalar_subquery()
+    )
+    statement = (
+        insert(attempts)
+        .from_select(
+            ["account_hash", "attempted_at"],
+            select(literal(account_hash, String()), literal(now, UTCDateTime())).where(
+                recent < limit
+            ),
+        )
+        .returning(attempts.c.id)
+    )
+    reserved = session.execute(statement).scalar()
+    return None if reserved is None else int(reserved)
+
+
+def release_attempt(*, session: Session, attempt_id: int) -> None:
+    """Takes back a reserved entry: the code was right, so it was no failure."""
+    session.execute(delete(EnrollmentAttempt).where(col(EnrollmentAttempt.id) == attempt_id))
+
+
 def record_failed_attempt(*, session: Session, account_hash: str, now: datetime) -> None:
     """Remembers one wrong code entry for rate limiting."""
     session.add(EnrollmentAttempt(account_hash=account_hash, attempted_at=now))
     session.flush()
+
+
+def unlink_physician(*, session: Session, physician_id: int) -> bool:
+    """Removes the link between a physician and their Telegram account; False if none."""
+    result = session.execute(delete(ChatLink).where(col(ChatLink.physician_id) == physician_id))
+    return bool(getattr(result, "rowcount", 0))
+
+
+def revoke_physician_codes(*, session: Session, physician_id: int, now: datetime) -> None:
+    """Revokes a physician's unused enrollment codes, so none can link an account again."""
+    session.execute(
+        update(EnrollmentCode)
+        .where(
+            col(EnrollmentCode.physician_id) == physician_id,
+            col(EnrollmentCode.used_at).is_(None),
+            col(EnrollmentCode.revoked_at).is_(None),
+        )
+        .values(revoked_at=now)
+    )
+
+
+def forget_failed_attempts(*, session: Session, account_hash: str) -> None:
+    """Drops an account's wrong code entries (its owner asked for their data to be deleted)."""
+    session.execute(
+        delete(EnrollmentAttempt).where(col(EnrollmentAttempt.account_hash) == account_hash)
+    )
 
 
 def count_failed_attempts(*, session: Session, account_hash: str, since: datetime) -> int:

@@ -2,9 +2,11 @@
 and the export audit trail.
 
 Every query here takes the same `ExportScope`, so the administrations, the patients and the lab
-values of one export always agree. Batches are fetched by keyset (`id > :after ORDER BY id LIMIT
-:n`) on primary keys, so each batch is one short, index-driven query whatever the size of the
-database, and a caller can use one short transaction per batch instead of one long read.
+values of one export always agree. Batches are fetched by groups of patients (`patient_id IN
+(...)`, in patient then time order), so each batch is one short, index-driven query whatever the
+size of the database, and a caller can use one short transaction per batch instead of one long
+read. Rows are never read in id order: ids grow with time across all patients, and an export
+whose rows followed them would give away how patients' dates relate (docs/security.md).
 
 Administrations are read either typed (`Decimal`, aware `datetime`) or as the text CSV writes:
 exact decimals as their stored text and times as ISO 8601 UTC text made by the database, so a
@@ -49,7 +51,10 @@ from storage.models import (
     LabResult,
     Patient,
     PatientStatus,
+    SafetyAnswer,
+    SafetyCheckin,
     ScoreRecord,
+    TherapyEpisodeRow,
 )
 
 
@@ -142,10 +147,12 @@ class AdministrationRow:
 
 @dataclass(frozen=True, slots=True)
 class PatientRow:
-    """A covered patient: only the row id and the random research id (never identifying data)."""
+    """A covered patient: only the row id and the random research id (never identifying data),
+    with how many of their administrations the export covers (to size batches)."""
 
     patient_id: int
     research_id: str
+    administrations: int = 0
 
 
 def _not_after_withdrawal(moment: Any) -> ColumnElement[bool]:
@@ -261,9 +268,7 @@ class AdministrationText(NamedTuple):
     esr_drawn_at: str | None
 
 
-_AFTER_ID = bindparam("after_id", type_=Integer())
-_LIMIT = bindparam("limit", type_=Integer())
-_LAST_ID = bindparam("last_id", type_=Integer())
+_PATIENT_IDS = bindparam("patient_ids", expanding=True, type_=Integer())
 # Batch statements are built once per export, with the batch as these parameters: building a
 # statement of this size and its cache key takes milliseconds of Python time, every batch.
 
@@ -276,8 +281,9 @@ def _text(column: Any) -> Any:
 
 @lru_cache(maxsize=8)
 def _administrations_statement(scope: ExportScope, as_text: bool) -> Executable:
-    """The batch of `limit` covered administrations after `after_id`, with their patient, stored
-    scores and the lab values those used; as text, only what the wide table shows."""
+    """The covered administrations of the batch's patients (`patient_ids`), with their patient,
+    stored scores and the lab values those used, in patient then slot order; as text, only what
+    the wide table shows."""
     crp = aliased(LabResult, name="crp")
     esr = aliased(LabResult, name="esr")
     columns: tuple[Any, ...] = (
@@ -325,19 +331,13 @@ def _administrations_statement(scope: ExportScope, as_text: bool) -> Executable:
         core_select(*columns)
         .select_from(Administration)
         .join(Patient, col(Patient.id) == col(Administration.patient_id))
-        .outerjoin(
-            ScoreRecord,
-            and_(
-                col(ScoreRecord.administration_id) == col(Administration.id),
-                # Redundant, but lets PostgreSQL start its merge join at the batch, not at 0.
-                col(ScoreRecord.administration_id) > _AFTER_ID,
-            ),
-        )
+        .outerjoin(ScoreRecord, col(ScoreRecord.administration_id) == col(Administration.id))
         .outerjoin(crp, and_(col(crp.id) == col(ScoreRecord.asdas_crp_lab_id), _usable_lab(crp)))
         .outerjoin(esr, and_(col(esr.id) == col(ScoreRecord.asdas_esr_lab_id), _usable_lab(esr)))
-        .where(col(Administration.id) > _AFTER_ID, *_covered(scope))
-        .order_by(col(Administration.id))
-        .limit(_LIMIT)
+        .where(col(Administration.patient_id).in_(_PATIENT_IDS), *_covered(scope))
+        .order_by(
+            col(Administration.patient_id), col(Administration.slot_at), col(Administration.id)
+        )
     )
 
 
@@ -349,30 +349,25 @@ def _answers_statement(
     answer_details: bool,
     as_text: bool,
 ) -> Executable:
-    """The answers of the batch after `after_id` whose last administration is `last_id`: one
-    row per answer with its version and time, or (without details) pivoted by the database
-    into one row per administration: the raw answer of `duration_item`, then the score of each
-    of `item_codes`.
+    """The answers of the batch's patients (`patient_ids`): one row per answer with its version
+    and time, or (without details) pivoted by the database into one row per administration: the
+    raw answer of `duration_item`, then the score of each of `item_codes`.
 
-    The answers are those of the batch's stretch of ids, read by their index. A full export
-    covers nearly every administration in that stretch (not those of patients who asked for
-    deletion, nor slots after a withdrawal; callers ignore their answers), so the range alone
-    selects them. A narrowed export selects its batch again, as a subquery rather than
-    thousands of parameters, so as not to pivot every other patient's answers.
+    The answers are those of every administration of the batch's patients, read by their
+    indexes. A full export covers nearly all of them (not slots after a withdrawal; callers
+    ignore their answers); a narrowed export selects its administrations again, so as not to
+    pivot answers it does not export.
     """
-    in_batch: list[ColumnElement[bool]] = [
-        col(Answer.administration_id) > _AFTER_ID,
-        col(Answer.administration_id) <= _LAST_ID,
-    ]
+    batch = core_select(col(Administration.id)).where(
+        col(Administration.patient_id).in_(_PATIENT_IDS)
+    )
     if scope.physician_id is not None or scope.since is not None or scope.until is not None:
-        batch = (
-            core_select(col(Administration.id))
-            .join(Patient, col(Patient.id) == col(Administration.patient_id))
-            .where(col(Administration.id) > _AFTER_ID, *_covered(scope))
-            .order_by(col(Administration.id))
-            .limit(_LIMIT)
+        batch = batch.join(Patient, col(Patient.id) == col(Administration.patient_id)).where(
+            *_covered(scope)
         )
-        in_batch.append(col(Answer.administration_id).in_(batch.scalar_subquery()))
+    in_batch: list[ColumnElement[bool]] = [
+        col(Answer.administration_id).in_(batch.scalar_subquery())
+    ]
     if answer_details:
         return core_select(
             col(Answer.administration_id),
@@ -399,8 +394,8 @@ def _batch_connection(session: Session) -> Connection:
     """The session's connection, with PostgreSQL told to plan each batch for its own bounds.
 
     psycopg prepares a statement it has run five times, and PostgreSQL may then switch to a
-    generic plan, which cannot tell a batch's stretch of ids (`id > :after_id ... LIMIT`) from
-    the whole table: each batch then costs several times as much, and more as the table grows.
+    generic plan, which cannot tell a batch's few patients from the whole table: each batch
+    then costs several times as much, and more as the table grows.
     """
     connection = session.connection()
     if connection.dialect.name == "postgresql":
@@ -412,13 +407,12 @@ def fetch_administration_batch(
     *,
     session: Session,
     scope: ExportScope,
-    after_id: int,
-    limit: int,
+    patient_ids: list[int],
     item_codes: tuple[str, ...],
     duration_item: str,
     answer_details: bool = False,
 ) -> list[AdministrationRow]:
-    """The next `limit` covered administrations with id above `after_id`, in id order.
+    """The covered administrations of `patient_ids`, in patient id then slot order.
 
     Two queries per batch: administrations joined with their patient, stored scores and the
     lab values those scores used; then the answers of exactly these administrations: pivoted
@@ -428,7 +422,7 @@ def fetch_administration_batch(
     # Core execution: plain tuples, without the ORM's per-row result machinery.
     connection = _batch_connection(session)
     rows: dict[int, AdministrationRow] = {}
-    bounds = {"after_id": after_id, "limit": limit}
+    bounds = {"patient_ids": patient_ids}
     fetched: list[Any] = list(
         connection.execute(_administrations_statement(scope, False), bounds).all()
     )
@@ -463,7 +457,7 @@ def fetch_administration_batch(
     if not rows:
         return []
     statement = _answers_statement(scope, item_codes, duration_item, answer_details, False)
-    answers = connection.execute(statement, {**bounds, "last_id": max(rows)}).all()
+    answers = connection.execute(statement, bounds).all()
     if answer_details:
         for answer in answers:
             owner = rows.get(answer[0])
@@ -487,7 +481,7 @@ def fetch_administration_batch(
 
 
 def fetch_administration_text_batch(
-    *, session: Session, scope: ExportScope, after_id: int, limit: int
+    *, session: Session, scope: ExportScope, patient_ids: list[int]
 ) -> list[AdministrationText]:
     """The administrations `fetch_administration_batch` reads, as text; their answers come
     from `fetch_answer_text_batch`, so both queries can run at once on two connections.
@@ -496,7 +490,7 @@ def fetch_administration_text_batch(
     database's time text as they are, which would otherwise be most of an export's work.
     """
     connection = _batch_connection(session)
-    bounds = {"after_id": after_id, "limit": limit}
+    bounds = {"patient_ids": patient_ids}
     fetched = connection.execute(_administrations_statement(scope, True), bounds).all()
     # tuple.__new__ makes each row an AdministrationText in C; _make is a Python call per row.
     return [tuple.__new__(AdministrationText, row) for row in fetched]
@@ -506,46 +500,38 @@ def fetch_answer_text_batch(
     *,
     session: Session,
     scope: ExportScope,
-    after_id: int,
-    last_id: int,
-    limit: int,
+    patient_ids: list[int],
     item_codes: tuple[str, ...],
     duration_item: str,
 ) -> dict[int, tuple[str | None, ...]]:
-    """The answers of the text batch after `after_id` ending at `last_id`, pivoted as text: by
+    """The answers of the text batch of `patient_ids`, pivoted as text: by
     administration id, the raw answer of `duration_item`, then the score of each of
     `item_codes` (None where unanswered). An administration without answers is absent."""
     connection = _batch_connection(session)
     statement = _answers_statement(scope, item_codes, duration_item, False, True)
-    bounds = {"after_id": after_id, "last_id": last_id, "limit": limit}
+    bounds = {"patient_ids": patient_ids}
     return {row[0]: row[1:] for row in connection.execute(statement, bounds).all()}
 
 
-def fetch_patient_batch(
-    *, session: Session, scope: ExportScope, after_id: int, limit: int
-) -> list[PatientRow]:
-    """The next `limit` patients (id above `after_id`) with at least one covered administration."""
-    covered = (
-        exists()
-        .where(col(Administration.patient_id) == col(Patient.id), *_covered(scope))
-        .correlate(Patient)
-    )
+def covered_patients(*, session: Session, scope: ExportScope) -> list[PatientRow]:
+    """Every patient with at least one covered administration, with how many, in id order
+    (callers put them in pseudonym order; one short row per patient)."""
     query = (
-        select(col(Patient.id), col(Patient.research_id))
-        .where(col(Patient.id) > after_id, covered)
+        select(col(Patient.id), col(Patient.research_id), func.count())
+        .select_from(Administration)
+        .join(Patient, col(Patient.id) == col(Administration.patient_id))
+        .where(*_covered(scope))
+        .group_by(col(Patient.id), col(Patient.research_id))
         .order_by(col(Patient.id))
-        .limit(limit)
     )
-    _batch_connection(session)
     return [PatientRow(*row) for row in session.execute(query)]
 
 
 def fetch_referenced_lab_batch(
-    *, session: Session, scope: ExportScope, after_id: int, limit: int
+    *, session: Session, scope: ExportScope, patient_ids: list[int]
 ) -> list[LabRow]:
-    """The next `limit` lab values (id above `after_id`) used by a covered administration's score.
-
-    A lab value that fed several administrations comes once.
+    """The lab values of `patient_ids` used by a covered administration's score, in patient id
+    then draw time order. A lab value that fed several administrations comes once.
     """
 
     def used_as(reference: Any) -> ColumnElement[bool]:
@@ -577,7 +563,7 @@ def fetch_referenced_lab_batch(
         )
         .join(owner, col(owner.id) == col(LabResult.patient_id))
         .where(
-            col(LabResult.id) > after_id,
+            col(LabResult.patient_id).in_(_PATIENT_IDS),
             col(LabResult.deleted_at).is_(None),
             or_(
                 col(owner.status) != PatientStatus.WITHDRAWN.value,
@@ -586,14 +572,13 @@ def fetch_referenced_lab_batch(
             ),
             used,
         )
-        .order_by(col(LabResult.id))
-        .limit(limit)
+        .order_by(col(LabResult.patient_id), col(LabResult.drawn_at), col(LabResult.id))
     )
     _batch_connection(session)
     return [
         LabRow(lab_id, patient_id, research_id, analyte, value, bool(below), drawn_at)
         for lab_id, patient_id, research_id, analyte, value, below, drawn_at in session.execute(
-            query
+            query, {"patient_ids": patient_ids}
         )
     ]
 
@@ -642,3 +627,46 @@ def list_exports(*, session: Session, limit: int | None = None) -> list[ExportAu
     if limit is not None:
         query = query.limit(limit)
     return list(session.exec(query))
+
+
+def fetch_therapy_rows(
+    *, session: Session, physician_id: int | None
+) -> list[tuple[str, TherapyEpisodeRow]]:
+    """Every therapy episode (clinical spec §7) of the patients an export may cover (all but
+    those who asked for deletion), with the patient's research id, by patient and start."""
+    query = (
+        select(col(Patient.research_id), TherapyEpisodeRow)
+        .join(Patient, col(Patient.id) == col(TherapyEpisodeRow.patient_id))
+        .where(col(Patient.status) != PatientStatus.DELETED.value)
+        .order_by(col(Patient.id), col(TherapyEpisodeRow.start_date), col(TherapyEpisodeRow.id))
+    )
+    if physician_id is not None:
+        query = query.where(col(Patient.physician_id) == physician_id)
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def fetch_safety_answer_rows(
+    *, session: Session, scope: ExportScope
+) -> list[tuple[str, SafetyCheckin, SafetyAnswer]]:
+    """Safety check-in answers (clinical spec §8) given in the scope's period, with the
+    patient's research id; none of deleted patients, none given after a withdrawal."""
+    query = (
+        select(col(Patient.research_id), SafetyCheckin, SafetyAnswer)
+        .join(SafetyCheckin, col(SafetyCheckin.id) == col(SafetyAnswer.checkin_id))
+        .join(Patient, col(Patient.id) == col(SafetyCheckin.patient_id))
+        .where(
+            col(Patient.status) != PatientStatus.DELETED.value,
+            or_(
+                col(Patient.withdrawn_at).is_(None),
+                col(SafetyAnswer.answered_at) <= col(Patient.withdrawn_at),
+            ),
+        )
+        .order_by(col(Patient.id), col(SafetyAnswer.answered_at), col(SafetyAnswer.id))
+    )
+    if scope.physician_id is not None:
+        query = query.where(col(Patient.physician_id) == scope.physician_id)
+    if scope.since is not None:
+        query = query.where(col(SafetyAnswer.answered_at) >= scope.since)
+    if scope.until is not None:
+        query = query.where(col(SafetyAnswer.answered_at) < scope.until)
+    return [(row[0], row[1], row[2]) for row in session.execute(query)]

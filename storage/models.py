@@ -6,13 +6,14 @@ Telegram user and chat ids only on `ChatLink`. Everything else refers to the pat
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     Index,
     Integer,
     String,
@@ -95,6 +96,9 @@ class Physician(SQLModel, table=True):
     digest_time: time = Field(default=time(8, 0), sa_column=Column(Time(), nullable=False))
     alerts_enabled: bool = Field(default=False)
     created_at: datetime = Field(sa_column=_dt(nullable=False))
+    deactivated_at: datetime | None = Field(default=None, sa_column=_dt())
+    """Set when the physician left the clinic: no access, no digest; their patients are still
+    followed and shown to admins as needing a new physician."""
 
 
 class Patient(SQLModel, table=True):
@@ -119,11 +123,15 @@ class Patient(SQLModel, table=True):
     unreachable_since: datetime | None = Field(default=None, sa_column=_dt())
     withdrawn_at: datetime | None = Field(default=None, sa_column=_dt())
     baseline_date: datetime | None = Field(default=None, sa_column=_dt())
+    # The clinic's choice for the weekly safety check-in; None follows clinical spec §8's
+    # default (on while a TNF, IL-17 or JAK inhibitor episode is open).
+    safety_checkin: bool | None = Field(default=None)
     created_at: datetime = Field(sa_column=_dt(nullable=False))
 
 
 class EnrollmentCode(SQLModel, table=True):
-    """A one-time code; only its SHA-256 is stored, so a database leak reveals no usable code."""
+    """A one-time code; only its HMAC under the server secret is stored, so a database leak
+    reveals no usable code and cannot be searched offline."""
 
     id: int | None = Field(default=None, primary_key=True)
     code_hash: str = Field(max_length=64, unique=True)
@@ -265,6 +273,68 @@ class ScoreRecord(SQLModel, table=True):
     computed_at: datetime = Field(sa_column=_dt(nullable=False))
 
 
+class TherapyEpisodeRow(SQLModel, table=True):
+    """One drug a patient takes from `start_date` to `stop_date` (open while None), clinical
+    spec §7; overlapping rows are a combination. Corrections change the row and the audit
+    trail keeps the old values."""
+
+    __tablename__ = "therapyepisode"
+    __table_args__ = (Index("ix_therapyepisode_patient_start", "patient_id", "start_date"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    drug: str = Field(max_length=120)
+    therapy_class: str = Field(max_length=32)
+    dose: str | None = Field(default=None, max_length=120)
+    start_date: date = Field(sa_column=Column(Date(), nullable=False))
+    stop_date: date | None = Field(default=None, sa_column=Column(Date(), nullable=True))
+    stop_reason: str | None = Field(default=None, max_length=32)
+    entered_by: str = Field(max_length=120)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    updated_at: datetime = Field(sa_column=_dt(nullable=False))
+
+
+class SafetyCheckin(SQLModel, table=True):
+    """One safety check-in (clinical spec §8): the weekly one after a questionnaire, or an event
+    the patient reports any time. Its row is the conversation state, like an administration's.
+
+    `current_question` is the question being asked, or "summary" once all are answered.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("administration_id", name="uq_safetycheckin_administration"),
+        Index("ix_safetycheckin_patient_status", "patient_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    administration_id: int | None = Field(default=None, foreign_key="administration.id")
+    kind: str = Field(max_length=16)
+    status: str = Field(default="open", max_length=16)
+    current_question: str | None = Field(default=None, max_length=32)
+    version: str = Field(max_length=32)
+    language: str = Field(max_length=8)
+    opened_at: datetime = Field(sa_column=_dt(nullable=False))
+    confirmed_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
+class SafetyAnswer(SQLModel, table=True):
+    """One yes/no answer of a safety check-in, stored the moment it is given, with the
+    question set's version; a change before confirming updates it (the audit keeps the old)."""
+
+    __table_args__ = (
+        UniqueConstraint("checkin_id", "question_code", name="uq_safetyanswer_question"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    checkin_id: int = Field(foreign_key="safetycheckin.id", index=True)
+    question_code: str = Field(max_length=32)
+    answer_yes: bool
+    note: str | None = Field(default=None, max_length=500)
+    version: str = Field(max_length=32)
+    answered_at: datetime = Field(sa_column=_dt(nullable=False))
+
+
 class AuditEvent(SQLModel, table=True):
     """Append-only trail of every change to answers, lab values and patient records."""
 
@@ -311,8 +381,9 @@ class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled, so a re-delivered update changes nothing.
 
     `message_key` names what the update carries (`m:<chat>:<message>` for a message,
-    `q:<callback query id>` for a button press), so the same message delivered again under a
-    new update id is recognised too.
+    `q:<user>:<callback query id>` for a button press), so the same message delivered again
+    under a new update id is recognised too. It names a Telegram account, so deleting a
+    patient's data clears it (`storage.patients.delete_patient_data`).
     """
 
     update_id: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))

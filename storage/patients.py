@@ -18,7 +18,12 @@ from storage.models import (
     LabResult,
     Patient,
     PatientStatus,
+    PendingLabEntry,
+    ProcessedUpdate,
+    SafetyAnswer,
+    SafetyCheckin,
     ScoreRecord,
+    TherapyEpisodeRow,
 )
 
 
@@ -111,15 +116,32 @@ def save_patient(*, session: Session, patient: Patient) -> Patient:
 def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> bool:
     """Erases what a patient gave us, keeping only a row that says the record was deleted.
 
-    Removes answers, scores, administrations, the delivery log, lab results and the Telegram
-    link; revokes unused enrollment codes; strips the content (before/after) from the patient's
-    audit events while keeping the events themselves; clears the display name and marks the
-    patient DELETED. The clinic reference stays, so the clinic can see that the patient asked
-    for deletion. False if there is no such patient.
+    Removes answers, scores, administrations, the delivery log, lab results, lab entries
+    waiting for a physician's Save, therapy episodes, safety check-ins and the Telegram link;
+    forgets which of the account's messages and button presses were handled (their keys name
+    the chat and the user); revokes unused enrollment codes; strips the content (before/after)
+    from the patient's audit events while keeping the events themselves; clears the display
+    name, baseline and contact state, gives the record a new random research id (so earlier
+    exports no longer lead back to it) and marks the patient DELETED. The clinic reference
+    stays, so the clinic can see that the patient asked for deletion (docs/security.md). False
+    if there is no such patient.
     """
     patient = session.get(Patient, patient_id)
     if patient is None:
         return False
+    link = session.exec(select(ChatLink).where(ChatLink.patient_id == patient_id)).first()
+    if link is not None:
+        session.execute(
+            update(ProcessedUpdate)
+            .where(
+                or_(
+                    col(ProcessedUpdate.message_key).startswith(f"m:{link.chat_id}:"),
+                    col(ProcessedUpdate.message_key).startswith(f"q:{link.telegram_user_id}:"),
+                )
+            )
+            .values(message_key=None)
+        )
+    session.execute(delete(PendingLabEntry).where(col(PendingLabEntry.patient_id) == patient_id))
     administration_ids = select(Administration.id).where(Administration.patient_id == patient_id)
     session.execute(
         delete(Delivery).where(
@@ -129,12 +151,19 @@ def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> 
             )
         )
     )
+    # Check-ins refer to administrations, so they go first.
+    checkin_ids = select(SafetyCheckin.id).where(SafetyCheckin.patient_id == patient_id)
+    session.execute(delete(SafetyAnswer).where(col(SafetyAnswer.checkin_id).in_(checkin_ids)))
+    session.execute(delete(SafetyCheckin).where(col(SafetyCheckin.patient_id) == patient_id))
     session.execute(
         delete(ScoreRecord).where(col(ScoreRecord.administration_id).in_(administration_ids))
     )
     session.execute(delete(Answer).where(col(Answer.administration_id).in_(administration_ids)))
     session.execute(delete(Administration).where(col(Administration.patient_id) == patient_id))
     session.execute(delete(LabResult).where(col(LabResult.patient_id) == patient_id))
+    session.execute(
+        delete(TherapyEpisodeRow).where(col(TherapyEpisodeRow.patient_id) == patient_id)
+    )
     session.execute(delete(ChatLink).where(col(ChatLink.patient_id) == patient_id))
     session.execute(
         update(EnrollmentCode)
@@ -152,6 +181,9 @@ def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> 
     )
     patient.status = PatientStatus.DELETED.value
     patient.display_name = None
+    patient.research_id = secrets.token_hex(16)
+    patient.baseline_date = None
+    patient.unreachable_since = None
     patient.onboarding_step = None
     patient.paused_until = None
     patient.withdrawn_at = patient.withdrawn_at or now

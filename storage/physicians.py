@@ -91,3 +91,28 @@ def count_followed_patients(*, session: Session, physician_id: int) -> int:
         )
     )
     return len(list(rows))
+
+
+def deactivate_physician(*, session: Session, physician_id: int, now: datetime) -> bool:
+    """Marks a physician as having left: no access and no digest from now on. False if there is
+    no such physician or they were already deactivated."""
+    physician = session.get(Physician, physician_id)
+    if physician is None or physician.deactivated_at is not None:
+        return False
+    physician.deactivated_at = now
+    physician.alerts_enabled = False
+    session.add(physician)
+    session.flush()
+    return True
+
+
+def set_role(*, session: Session, physician_id: int, role: str) -> str | None:
+    """Gives a physician a role; returns the role they had, or None if there is no such one."""
+    physician = session.get(Physician, physician_id)
+    if physician is None:
+        return None
+    before = physician.role
+    physician.role = role
+    session.add(physician)
+    session.flush()
+    return before

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
-from storage.models import Administration, AdministrationStatus, ScoreRecord
+from storage.models import Administration, AdministrationStatus, LabResult, ScoreRecord
 
 _SCORE_OF = select(ScoreRecord).where(
     col(ScoreRecord.administration_id) == bindparam("administration_id")
@@ -82,3 +82,28 @@ def delete_scores_of_patient(*, session: Session, patient_id: int) -> None:
     ):
         session.delete(record)
     session.flush()
+
+
+def completed_scores_of_patients(
+    *, session: Session, patient_ids: list[int]
+) -> list[tuple[int, datetime, ScoreRecord, Decimal | None]]:
+    """Every completed administration's scores of these patients in one query, oldest first:
+    (patient id, completion time, scores, the CRP in mg/L its ASDAS-CRP used)."""
+    if not patient_ids:
+        return []
+    rows = session.execute(
+        select(
+            col(Administration.patient_id),
+            col(Administration.completed_at),
+            ScoreRecord,
+            col(LabResult.value_normalised),
+        )
+        .join(ScoreRecord, col(ScoreRecord.administration_id) == col(Administration.id))
+        .outerjoin(LabResult, col(LabResult.id) == col(ScoreRecord.asdas_crp_lab_id))
+        .where(
+            col(Administration.patient_id).in_(patient_ids),
+            col(Administration.status) == AdministrationStatus.COMPLETED.value,
+        )
+        .order_by(col(Administration.completed_at), col(Administration.id))
+    )
+    return [(row[0], row[1], row[2], row[3]) for row in rows]

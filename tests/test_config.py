@@ -106,8 +106,15 @@ class TestEnvFileAsCopied:
         assert settings.telegram_bot_token is not None
 
     def test_staff_commands_run_with_the_copied_file(self, clinic_folder: Path) -> None:
-        """The README's first commands work with the copied `.env`."""
+        """The README's first commands work with the copied `.env` once PSEUDONYM_KEY (the
+        server secret that keys stored codes) is filled in; before, they say so in one line."""
         assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+        refused = runner.invoke(app, ["physician", "add", "--name", "Dr. Lee"])
+        assert refused.exit_code == 2
+        assert "setting PSEUDONYM_KEY" in refused.output
+        env = clinic_folder / ".env"
+        key = "PSEUDONYM_KEY=test-pseudonym-key-0123456789abcdef\n"
+        env.write_text(env.read_text(encoding="utf-8").replace("PSEUDONYM_KEY=\n", key))
         added = runner.invoke(app, ["physician", "add", "--name", "Dr. Lee"])
         assert added.exit_code == 0, added.output
         assert (clinic_folder / "spondybot.db").is_file()
@@ -186,3 +193,18 @@ class TestTimeZoneSuggestion:
         )
         assert result.exit_code == 2
         assert "did you mean Asia/Shanghai?" in result.output
+
+
+class TestSafetyCheckinSettings:
+    def test_emergency_number_required_when_checkins_are_on(self) -> None:
+        """Check-ins on without EMERGENCY_NUMBER: one line naming it (clinical spec §8)."""
+        with pytest.raises(SettingsError) as raised:
+            load_settings(_env_file=None, safety_checkins=True)
+        assert str(raised.value).startswith("setting EMERGENCY_NUMBER: required when")
+
+    def test_emergency_number_is_a_phone_number(self) -> None:
+        with pytest.raises(SettingsError) as raised:
+            load_settings(_env_file=None, emergency_number="call us")
+        assert str(raised.value).startswith("setting EMERGENCY_NUMBER: must be a telephone")
+        settings = load_settings(_env_file=None, safety_checkins=True, emergency_number=" 112 ")
+        assert settings.emergency_number == "112"

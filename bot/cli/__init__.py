@@ -18,6 +18,7 @@ from bot.cli import (
     run,
     serve,
     staff,
+    therapy,
     tick,
 )
 
@@ -36,6 +37,7 @@ app.add_typer(staff.physician_app, name="physician")
 app.add_typer(staff.patient_app, name="patient")
 app.add_typer(lab.app, name="lab")
 app.add_typer(accounts.staff_app, name="staff")
+app.add_typer(therapy.app, name="therapy")
 app.command("run")(run.run)
 app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)

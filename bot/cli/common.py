@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from bot.clock import Clock
 from bot.config import Settings, SettingsError, database_name, load_settings
 from bot.context import AppContext
+from bot.services import keyed
 from storage import migrate
 
 USAGE_ERROR = 2
@@ -62,6 +63,15 @@ def app_context(clock: Clock | None = None, *, check_schema: bool = True) -> Ite
         yield ctx
     finally:
         ctx.close()
+
+
+def require_server_secret(ctx: AppContext, *, purpose: str) -> None:
+    """Stops a production command in one line when PSEUDONYM_KEY is not set: it keys the
+    enrollment codes and the counting of wrong ones (docs/security.md)."""
+    try:
+        keyed.server_key(ctx, purpose=purpose)
+    except keyed.MissingSecretError as error:
+        fail(str(error))
 
 
 def echo_json(value: Any) -> None:

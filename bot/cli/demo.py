@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import secrets
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -389,6 +390,8 @@ def demo(
                 _env_file=None,
                 database_url=f"sqlite:///{Path(folder) / 'demo.db'}",
                 telegram_bot_username="spondybot",
+                # A throwaway secret for a throwaway database: it keys the demo's codes.
+                pseudonym_key=secrets.token_hex(16),
             )
         except SettingsError as error:
             fail(str(error))

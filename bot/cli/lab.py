@@ -188,9 +188,7 @@ def import_file(
     """
     with app_context() as ctx:
         try:
-            report = labs.import_lab_file(
-                ctx, data=path.read_bytes(), entered_by=_actor(), dry_run=dry_run
-            )
+            report = labs.import_lab_file(ctx, data=path, entered_by=_actor(), dry_run=dry_run)
         except LabInputError as error:
             _refuse(error)
     if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from dataclasses import dataclass
@@ -10,13 +11,15 @@ from urllib.parse import urlsplit
 
 import typer
 
-from bot.cli.common import app_context, fail, settings_or_exit
+from bot.cli.common import app_context, fail, require_server_secret, settings_or_exit
 from bot.config import Settings
 
 NOT_CONFIGURED = 3
 """Exit code of `run` without a token: `make run` tells "not set up yet" from a failure."""
 ALLOWED_UPDATES: Final = ["message", "callback_query", "my_chat_member"]
 """Update types the bot handles; Telegram sends nothing else."""
+DEFAULT_LISTEN: Final = "127.0.0.1"
+"""The webhook server is reached through a reverse proxy (the public face), not directly."""
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +72,13 @@ def run(
         ),
     ] = None,
     listen: Annotated[
-        str, typer.Option("--listen", help="Address the webhook server binds to.")
-    ] = "0.0.0.0",  # noqa: S104 - a webhook server behind a proxy listens on all interfaces
+        str,
+        typer.Option(
+            "--listen",
+            help="Address the webhook server binds to: this machine only by default, where the "
+            "reverse proxy forwards to it; 0.0.0.0 when the proxy runs on another machine.",
+        ),
+    ] = DEFAULT_LISTEN,
     port: Annotated[int, typer.Option("--port", help="Port of the webhook server.")] = 8443,
 ) -> None:
     """Start the Telegram bot: long polling by default, or a webhook server with --webhook-url.
@@ -79,7 +87,10 @@ def run(
     load balancer, since all state lives in the database. Stops cleanly on SIGINT or SIGTERM.
 
     Example: spondybot run --webhook-url https://bot.example.org/telegram --port 8443
+    (listening on 127.0.0.1 behind a reverse proxy; add --listen 0.0.0.0 if the proxy runs
+    on another machine)
     """
+    from bot import webhook
     from bot.app import MissingTokenError, build_application
     from bot.logging import configure_logging
 
@@ -101,6 +112,7 @@ def run(
             application = build_application(ctx)
         except MissingTokenError:
             _no_token()
+        require_server_secret(ctx, purpose="run the bot")
         # What start-up made (modules, templates, the schema: about 200,000 objects) lives as
         # long as the process; out of the collector's sight, its full collections only scan
         # what handling updates creates.
@@ -111,14 +123,16 @@ def run(
             application.run_polling(allowed_updates=ALLOWED_UPDATES, close_loop=False)
         else:
             logger.info("starting spondybot (webhook)", extra={"fields": {"port": options.port}})
-            application.run_webhook(
-                listen=options.listen,
-                port=options.port,
-                url_path=options.url_path,
-                webhook_url=options.webhook_url,
-                secret_token=options.secret_token,
-                allowed_updates=ALLOWED_UPDATES,
-                close_loop=False,
+            asyncio.run(
+                webhook.serve(
+                    application,
+                    listen=options.listen,
+                    port=options.port,
+                    url_path=options.url_path,
+                    webhook_url=options.webhook_url,
+                    secret_token=options.secret_token,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
             )
         logger.info("spondybot stopped")
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 
 from bot.cli.common import app_context, echo_json, fail
-from bot.services import staff
+from bot.domain.treatment import TherapyInputError
+from bot.render import default_renderer
+from bot.services import staff, staff_access, therapy
 
 physician_app = typer.Typer(
     help="Manage physicians.\n\nExample: spondybot physician add --name 'Dr. Lee' --language zh",
@@ -103,6 +107,86 @@ def physician_code(
     _print_code(code, clinic_timezone)
 
 
+def _actor() -> str:
+    """Who ran the command, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"[:120]
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _report_change(
+    change: staff_access.AccessChange, done: str, nothing: str, as_json: bool
+) -> None:
+    if as_json:
+        echo_json(change)
+    else:
+        typer.echo(done if change.changed else nothing)
+
+
+PhysicianId = Annotated[int, typer.Argument(help="The physician's id (see `physician add`).")]
+
+
+@physician_app.command("unlink")
+def physician_unlink(physician_id: PhysicianId, as_json: JsonFlag = False) -> None:
+    """Unlink a physician's Telegram account (lost phone, shared account): its next command or
+    button is refused. `physician code` links a new account. Audited.
+
+    Example: spondybot physician unlink 3
+    """
+    with app_context() as ctx:
+        try:
+            change = staff_access.unlink_account(ctx, physician_id=physician_id, actor=_actor())
+        except staff.StaffError as error:
+            fail(str(error))
+    _report_change(
+        change,
+        f"physician {physician_id}: Telegram account unlinked",
+        f"physician {physician_id}: no Telegram account was linked",
+        as_json,
+    )
+
+
+@physician_app.command("deactivate")
+def physician_deactivate(physician_id: PhysicianId, as_json: JsonFlag = False) -> None:
+    """Deactivate a physician who left: no access, no digest, no new code. Their patients keep
+    being followed and are listed as needing a new physician. Audited.
+
+    Example: spondybot physician deactivate 3
+    """
+    with app_context() as ctx:
+        try:
+            change = staff_access.deactivate(ctx, physician_id=physician_id, actor=_actor())
+        except staff.StaffError as error:
+            fail(str(error))
+    _report_change(
+        change,
+        f"physician {physician_id} deactivated; their patients are listed as needing a new "
+        "physician (`patient list`)",
+        f"physician {physician_id} was already deactivated",
+        as_json,
+    )
+
+
+@physician_app.command("remove-admin")
+def physician_remove_admin(physician_id: PhysicianId, as_json: JsonFlag = False) -> None:
+    """Remove clinic-admin rights: the physician sees only their own patients again. Audited.
+
+    Example: spondybot physician remove-admin 3
+    """
+    with app_context() as ctx:
+        try:
+            change = staff_access.remove_admin(ctx, physician_id=physician_id, actor=_actor())
+        except staff.StaffError as error:
+            fail(str(error))
+    _report_change(
+        change,
+        f"physician {physician_id}: admin rights removed",
+        f"physician {physician_id} was not an admin",
+        as_json,
+    )
+
+
 @patient_app.command("add")
 def patient_add(
     physician: Annotated[int, typer.Option("--physician", help="Id of the treating physician.")],
@@ -166,9 +250,10 @@ def patient_list(
         return
     typer.echo(f"{'id':>5}  {'reference':<16} {'physician':>9}  {'status':<11} {'linked':<6} tz")
     for row in rows:
+        needs = "  needs a new physician (theirs was deactivated)" if row.needs_physician else ""
         typer.echo(
             f"{row.patient_id:>5}  {row.clinic_ref:<16} {row.physician_id:>9}  "
-            f"{row.status:<11} {'yes' if row.linked else 'no':<6} {row.timezone}"
+            f"{row.status:<11} {'yes' if row.linked else 'no':<6} {row.timezone}{needs}"
         )
 
 
@@ -198,3 +283,33 @@ def patient_code(
         )
         return
     _print_code(code, clinic_timezone)
+
+
+@patient_app.command("report")
+def patient_report(
+    clinic_ref: Annotated[str, typer.Argument(help="The patient's clinic reference.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the PDF.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write the one-page course report for the clinic visit (PDF): the course chart with the
+    therapies as bars, each episode's baseline and response, and the latest scores with their
+    lab values and dates, in the physician's language.
+
+    Example: spondybot patient report MRN-0042 --out course.pdf
+    """
+    with app_context() as ctx:
+        try:
+            report = therapy.course_report(ctx, clinic_ref=clinic_ref)
+        except TherapyInputError as error:
+            fail(default_renderer().text(f"therapy.reason.{error.code}", "en", **error.params))
+    from bot.course_report import course_report_pdf  # matplotlib only for this command
+
+    pdf = course_report_pdf(default_renderer(), report)
+    try:
+        out.write_bytes(pdf)
+    except OSError as error:
+        fail(f"cannot write {out}: {error.strerror}")
+    if as_json:
+        echo_json({"patient": report.clinic_ref, "out": str(out), "bytes": len(pdf)})
+        return
+    typer.echo(f"course report for {report.clinic_ref} written to {out}")

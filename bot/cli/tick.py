@@ -9,7 +9,13 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import app_context, echo_json, fail, settings_or_exit
+from bot.cli.common import (
+    app_context,
+    echo_json,
+    fail,
+    require_server_secret,
+    settings_or_exit,
+)
 from bot.clock import Clock, FixedClock, SystemClock
 
 TASK_FAILED = 1
@@ -71,6 +77,7 @@ def tick(
             application = build_application(ctx)
         except MissingTokenError:
             fail(NOT_CONFIGURED)
+        require_server_secret(ctx, purpose="run the scheduler")
 
         async def once() -> Any:
             async with application:

@@ -9,9 +9,10 @@ reason; the reasons are worded in `templates/messages/<lang>/labs.toml` under `r
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
@@ -398,24 +399,42 @@ def _delimiter(text: str) -> str:
 
 
 def read_lab_file(data: bytes) -> LabFile:
-    """Splits a lab export into lines: UTF-8 with or without a byte-order mark, separated by
-    ";", tab or "," (whichever the header line uses), with a header naming the columns.
+    """A whole lab file read at once (see `iter_lab_file` for the rules), with its delimiter."""
+    rows = tuple(iter_lab_file(data.splitlines(keepends=True)))
+    first = next((line for line in data.decode("utf-8-sig").splitlines() if line.strip()), "")
+    return LabFile(delimiter=_delimiter(first), rows=rows)
 
-    Line numbers are those of the file (the header is line 1), so staff can find each
-    reported line in the file itself. Blank lines are skipped; trailing empty fields, as
-    spreadsheets write them, are ignored. Raises `LabInputError` if the file is not a lab
-    file at all (not UTF-8, no header, a required column missing).
+
+def _decoded(lines: Iterable[bytes]) -> Iterator[str]:
+    """The file's physical lines as text; a line that is not UTF-8 refuses the file."""
+    for number, raw in enumerate(lines, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise LabInputError("file_not_utf8", line=str(number)) from None
+
+
+def iter_lab_file(lines: Iterable[bytes]) -> Iterator[FileRow]:
+    """Reads a lab export line by line, so a file of any size is never held in memory: UTF-8
+    with or without a byte-order mark, separated by ";", tab or "," (whichever the header line
+    uses), with a header naming the columns.
+
+    `lines` are the file's physical lines with their line endings (iterating a file opened in
+    binary mode gives them). Line numbers are those of the file (the header is line 1), so
+    staff can find each reported line in the file itself. Blank lines are skipped; trailing
+    empty fields, as spreadsheets write them, are ignored. Raises `LabInputError` when the file
+    turns out not to be a lab file at all (not UTF-8, no header, a required column missing).
     """
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise LabInputError("file_not_utf8", line=str(line)) from None
-    delimiter = _delimiter(text)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    text_lines = _decoded(lines)
+    leading: list[str] = []
+    for text in text_lines:
+        leading.append(text)
+        if text.strip():
+            break
+    delimiter = _delimiter(leading[-1]) if leading else ","
+    reader = csv.reader(itertools.chain(leading, text_lines), delimiter=delimiter)
     positions: dict[str, int] | None = None
     width = 0
-    rows: list[FileRow] = []
     line = 1
     try:
         for record in reader:
@@ -430,27 +449,20 @@ def read_lab_file(data: bytes) -> LabFile:
             while len(fields) > width and not fields[-1].strip():
                 fields.pop()
             if len(fields) > width or len(fields) <= max(positions.values()):
-                rows.append(
-                    FileRow(
-                        line=start,
-                        error=LabInputError(
-                            "row_fields", expected=str(width), found=str(len(fields))
-                        ),
-                    )
+                yield FileRow(
+                    line=start,
+                    error=LabInputError("row_fields", expected=str(width), found=str(len(fields))),
                 )
                 continue
-            rows.append(
-                FileRow(
-                    line=start,
-                    patient=fields[positions["patient"]],
-                    test=fields[positions["test"]],
-                    value=fields[positions["value"]],
-                    unit=fields[positions["unit"]],
-                    drawn=fields[positions["drawn"]],
-                )
+            yield FileRow(
+                line=start,
+                patient=fields[positions["patient"]],
+                test=fields[positions["test"]],
+                value=fields[positions["value"]],
+                unit=fields[positions["unit"]],
+                drawn=fields[positions["drawn"]],
             )
     except csv.Error:
         raise LabInputError("file_unreadable", line=str(line)) from None
     if positions is None:
         raise LabInputError("file_empty")
-    return LabFile(delimiter=delimiter, rows=tuple(rows))

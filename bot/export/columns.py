@@ -13,10 +13,10 @@ import csv
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final, Generic, NamedTuple, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from bot.config import SUPPORTED_LANGUAGES
 from bot.domain import scoring
@@ -143,12 +143,15 @@ WIDE_COLUMNS: Final[tuple[Column[ExportRecord], ...]] = (
     ),
     Column(
         "administration_id",
-        ColumnType.INTEGER,
+        ColumnType.STRING,
         "The questionnaire administration (one per scheduled week or check-in); joins the "
-        "wide and long tables and the FHIR QuestionnaireResponse.",
-        "administration.id",
+        "wide and long tables and the FHIR QuestionnaireResponse. A keyed hash of the database "
+        "id, so it reveals neither when the questionnaire was made nor anything of other "
+        "patients.",
+        "administration.id, keyed with PSEUDONYM_KEY",
         lambda r: r.administration_id,
-        allowed="positive integer",
+        allowed="24 lowercase hexadecimal digits",
+        spec="docs/export.md, Pseudonyms",
     ),
     Column(
         "scheduled_for",
@@ -405,7 +408,7 @@ class LongRow(NamedTuple):
     """One row of the long table: one answer, one lab value or one score."""
 
     patient_pseudonym: str
-    administration_id: int
+    administration_id: str
     record_type: str
     variable: str
     value: object
@@ -450,11 +453,12 @@ LONG_COLUMNS: Final[tuple[Column[LongRow], ...]] = (
     ),
     Column(
         "administration_id",
-        ColumnType.INTEGER,
+        ColumnType.STRING,
         "The administration the row belongs to (joins the wide table).",
-        "administration.id",
+        "administration.id, keyed with PSEUDONYM_KEY",
         lambda r: r.administration_id,
-        allowed="positive integer",
+        allowed="24 lowercase hexadecimal digits",
+        spec="docs/export.md, Pseudonyms",
     ),
     Column(
         "record_type",
@@ -520,9 +524,164 @@ LONG_COLUMNS: Final[tuple[Column[LongRow], ...]] = (
 )
 """The long table (long CSV): one row per answer, lab value and score."""
 
-TABLES: Final[dict[str, tuple[Column[ExportRecord], ...] | tuple[Column[LongRow], ...]]] = {
+
+@dataclass(frozen=True)
+class TherapyRow:
+    """One therapy episode with its §7 reading, pseudonymised and (optionally) date-shifted."""
+
+    pseudonym: str
+    episode: int
+    drug: str
+    therapy_class: str
+    dose: str | None
+    start: date
+    stop: date | None
+    stop_reason: str | None
+    judgement: str
+    baseline_variant: str | None
+    baseline_asdas: Decimal | None
+    baseline_day: date | None
+    baseline_after_start: bool | None
+    baseline_basdai: Decimal | None
+    assessment_day: date | None
+    assessment_week: int | None
+    followup_asdas: Decimal | None
+    asdas_change: str | None
+    major_improvement: bool | None
+    low_activity_target: bool | None
+    inactive_disease: bool | None
+    followup_basdai: Decimal | None
+    basdai50: bool | None
+    asas_eular_basdai_response: bool | None
+    loss_of_response_day: date | None
+
+
+@dataclass(frozen=True)
+class CheckinRow:
+    """One safety check-in answer (§8); the patient's free-text note is never exported."""
+
+    pseudonym: str
+    checkin: int
+    kind: str
+    question: str
+    answer_yes: bool
+    answered_at: datetime
+    questions_version: str
+    confirmed: bool
+
+
+_DAY_SHIFTED: Final = " Calendar day; moved by the patient's secret offset with --shift-dates."
+_S7: Final = f"{SPEC} §7"
+_S8: Final = f"{SPEC} §8"
+
+
+def _t(
+    name: str,
+    kind: ColumnType,
+    meaning: str,
+    value: Callable[[TherapyRow], object],
+    unit: str = "",
+    allowed: str = "",
+) -> Column[TherapyRow]:
+    source = "therapyepisode and the §7 reading"
+    return Column(name, kind, meaning, source, value, unit=unit, allowed=allowed, spec=_S7)
+
+
+THERAPY_COLUMNS: Final[tuple[Column[TherapyRow], ...]] = (
+    Column("patient_pseudonym", ColumnType.STRING, "The patient's pseudonym (as in the other "
+           "tables of this export).", "HMAC of the research id", lambda r: r.pseudonym),
+    _t("episode", ColumnType.INTEGER, "Number of the episode within the patient, by start.",
+       lambda r: r.episode),
+    _t("drug", ColumnType.STRING, "Drug name as entered by the clinic.", lambda r: r.drug),
+    _t("therapy_class", ColumnType.STRING, "Therapy class.", lambda r: r.therapy_class,
+       allowed="nsaid, csdmard, tnf_inhibitor, il17_inhibitor, jak_inhibitor, glucocorticoid, "
+       "other"),
+    _t("dose", ColumnType.STRING, "Dose as entered, if any.", lambda r: r.dose),
+    _t("start_date", ColumnType.STRING, "First day of the episode (YYYY-MM-DD)." + _DAY_SHIFTED,
+       lambda r: r.start.isoformat()),
+    _t("stop_date", ColumnType.STRING, "Last day, empty while ongoing." + _DAY_SHIFTED,
+       lambda r: None if r.stop is None else r.stop.isoformat()),
+    _t("stop_reason", ColumnType.STRING, "Why it stopped.", lambda r: r.stop_reason,
+       allowed="inefficacy, adverse_event, remission_or_taper, patient_choice, other"),
+    _t("response", ColumnType.STRING, "Where the response stands on the export day.",
+       lambda r: r.judgement,
+       allowed="no baseline, not yet due, assessment due, response, no response, target "
+       "reached without important improvement, not assessed, stopped before assessment"),
+    _t("baseline_asdas_variant", ColumnType.STRING, "ASDAS variant of the baseline (and of the "
+       "follow-up).", lambda r: r.baseline_variant, allowed="ASDAS-CRP, ASDAS-ESR"),
+    _t("baseline_asdas", ColumnType.DECIMAL, "Baseline ASDAS, unrounded.",
+       lambda r: r.baseline_asdas),
+    _t("baseline_date", ColumnType.STRING, "Day of the baseline score." + _DAY_SHIFTED,
+       lambda r: None if r.baseline_day is None else r.baseline_day.isoformat()),
+    _t("baseline_after_start", ColumnType.BOOLEAN, "The baseline came within 7 days after the "
+       "start (none in the 28 days before).", lambda r: r.baseline_after_start,
+       allowed=_BOOLEAN),
+    _t("baseline_basdai", ColumnType.DECIMAL, "Baseline BASDAI, unrounded.",
+       lambda r: r.baseline_basdai),
+    _t("assessment_date", ColumnType.STRING, "Day of the response assessment (first ASDAS in "
+       "weeks 12–24)." + _DAY_SHIFTED,
+       lambda r: None if r.assessment_day is None else r.assessment_day.isoformat()),
+    _t("assessment_week", ColumnType.INTEGER, "Whole weeks from the start to the assessment.",
+       lambda r: r.assessment_week, unit="weeks"),
+    _t("followup_asdas", ColumnType.DECIMAL, "ASDAS at the assessment, unrounded.",
+       lambda r: r.followup_asdas),
+    _t("asdas_change", ColumnType.STRING, "Change class from baseline to assessment.",
+       lambda r: r.asdas_change, allowed=", ".join(c.value for c in scoring.AsdasChange)),
+    _t("major_improvement", ColumnType.BOOLEAN, "ASDAS decrease ≥ 2.0.",
+       lambda r: r.major_improvement, allowed=_BOOLEAN),
+    _t("low_activity_target", ColumnType.BOOLEAN, "ASDAS < 2.1 at the assessment.",
+       lambda r: r.low_activity_target, allowed=_BOOLEAN),
+    _t("inactive_disease", ColumnType.BOOLEAN, "ASDAS < 1.3 at the assessment.",
+       lambda r: r.inactive_disease, allowed=_BOOLEAN),
+    _t("followup_basdai", ColumnType.DECIMAL, "BASDAI at the assessment, unrounded.",
+       lambda r: r.followup_basdai),
+    _t("basdai50", ColumnType.BOOLEAN, "BASDAI improved by ≥ 50 %.", lambda r: r.basdai50,
+       allowed=_BOOLEAN),
+    _t("asas_eular_basdai_response", ColumnType.BOOLEAN, "BASDAI improved by ≥ 50 % or ≥ 2 "
+       "points (ASAS/EULAR).", lambda r: r.asas_eular_basdai_response, allowed=_BOOLEAN),
+    _t("loss_of_response_date", ColumnType.STRING, "Day a loss of response was confirmed, if "
+       "any." + _DAY_SHIFTED,
+       lambda r: None if r.loss_of_response_day is None else r.loss_of_response_day.isoformat()),
+)  # fmt: skip
+"""The therapy table (`--format therapy`): one row per episode with its response (§7)."""
+
+
+def _c(
+    name: str,
+    kind: ColumnType,
+    meaning: str,
+    value: Callable[[CheckinRow], object],
+    allowed: str = "",
+) -> Column[CheckinRow]:
+    source = "safetycheckin, safetyanswer"
+    return Column(name, kind, meaning, source, value, allowed=allowed, spec=_S8)
+
+
+CHECKIN_COLUMNS: Final[tuple[Column[CheckinRow], ...]] = (
+    Column("patient_pseudonym", ColumnType.STRING, "The patient's pseudonym.",
+           "HMAC of the research id", lambda r: r.pseudonym),
+    _c("checkin", ColumnType.INTEGER, "Number of the check-in within the patient, in order.",
+       lambda r: r.checkin),
+    _c("checkin_kind", ColumnType.STRING, "Weekly (after the questionnaire) or reported by the "
+       "patient with /sideeffect.", lambda r: r.kind, allowed="weekly, report"),
+    _c("question", ColumnType.STRING, "Question code of the §8 table.", lambda r: r.question,
+       allowed="fever_infection, hospital, zoster, eye, vte_chest, bowel, skin, doses"),
+    _c("answer_yes", ColumnType.BOOLEAN, "The patient answered yes.", lambda r: r.answer_yes,
+       allowed=_BOOLEAN),
+    _c("answered_at", ColumnType.DATETIME, "When the answer was (last) given." + _SHIFTED,
+       lambda r: r.answered_at),
+    _c("questions_version", ColumnType.STRING, "Version of the question set asked (spondybot's "
+       "own questions, not a validated instrument).", lambda r: r.questions_version),
+    _c("confirmed", ColumnType.BOOLEAN, "The patient confirmed the check-in's answers.",
+       lambda r: r.confirmed, allowed=_BOOLEAN),
+)  # fmt: skip
+"""The check-in table (`--format checkins`): one row per answer; free-text notes stay out."""
+
+TABLES: Final[dict[str, tuple[Column[Any], ...]]] = {
     "wide": WIDE_COLUMNS,
     "long": LONG_COLUMNS,
+    "therapy": THERAPY_COLUMNS,
+    "checkins": CHECKIN_COLUMNS,
 }
 """The tables by name; the Parquet file has the wide table's columns."""
 
@@ -574,6 +733,10 @@ def _cell(text: str) -> str:
 _TABLE_TITLES: Final = {
     "wide": "Wide table: `--format wide` (CSV) and `--format parquet`; one row per administration",
     "long": "Long table: `--format long` (CSV); one row per answer, lab value and score",
+    "therapy": "Therapy table: `--format therapy` (CSV); one row per therapy episode with its "
+    "response (§7); also as FHIR MedicationStatement in `--format fhir`",
+    "checkins": "Check-in table: `--format checkins` (CSV); one row per safety check-in "
+    "answer (§8)",
 }
 
 

@@ -20,6 +20,7 @@ from typing import IO, Any, Final
 
 from bot.domain import scoring
 from bot.domain.instruments import ITEM_CODES
+from bot.export.columns import TherapyRow
 from bot.export.records import ExportRecord, ExportStatus, LabValue
 from bot.export.tables import HashingWriter, iso_utc
 from storage.models import AdministrationStatus, Analyte
@@ -47,7 +48,13 @@ CRP_LOINC: Final = ("1988-5", "C reactive protein [Mass/volume] in Serum or Plas
 ESR_LOINC: Final = ("30341-2", "Erythrocyte sedimentation rate")
 """30341-2 states no method; 4537-7 is Westergren only, and the method is not recorded."""
 
-RESOURCE_TYPES: Final = ("Patient", "Questionnaire", "QuestionnaireResponse", "Observation")
+RESOURCE_TYPES: Final = (
+    "Patient",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "Observation",
+    "MedicationStatement",
+)
 """NDJSON files in the order they are written; each file holds one resource type."""
 
 _ITEM_LABELS: Final = {
@@ -186,7 +193,7 @@ def questionnaire_response(record: ExportRecord) -> dict[str, Any]:
     ]
     resource: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
-        "id": f"qr-{record.administration_id}",
+        "id": response_id(record),
         "extension": [
             {"url": SCHEDULED_FOR_EXTENSION, "valueDateTime": iso_utc(record.scheduled_for)}
         ],
@@ -205,8 +212,14 @@ def questionnaire_response(record: ExportRecord) -> dict[str, Any]:
     return resource
 
 
+def response_id(record: ExportRecord) -> str:
+    """The QuestionnaireResponse id of an administration: its keyed record id, never the
+    database id (docs/security.md, "Date shifting")."""
+    return f"qr-{record.administration_id}"
+
+
 def lab_id(lab: LabValue) -> str:
-    """The Observation id of a lab value."""
+    """The Observation id of a lab value, from its keyed record id."""
     return f"{lab.analyte}-{lab.lab_id}"
 
 
@@ -278,7 +291,7 @@ def _asdas_state(value: Decimal) -> tuple[str, str]:
 def score_observations(record: ExportRecord) -> list[dict[str, Any]]:
     """BASDAI, ASDAS-CRP and ASDAS-ESR of one administration (those that exist), unrounded
     to FHIR's 17 fractional digits, each with its state and what it was derived from."""
-    response = f"QuestionnaireResponse/qr-{record.administration_id}"
+    response = f"QuestionnaireResponse/{response_id(record)}"
     observations = []
     if record.basdai is not None:
         active = scoring.basdai_active(record.basdai)
@@ -324,6 +337,39 @@ def score_observations(record: ExportRecord) -> list[dict[str, Any]]:
     return observations
 
 
+THERAPY_CLASS_SYSTEM: Final = "urn:spondybot:fhir:CodeSystem:therapy-class"
+STOP_REASON_SYSTEM: Final = "urn:spondybot:fhir:CodeSystem:therapy-stop-reason"
+
+
+def medication_statement(row: TherapyRow) -> dict[str, Any]:
+    """A therapy episode (clinical spec §7) as an R4 MedicationStatement: the drug as text, its
+    class as a category, the (shifted) period, the dose and why it stopped."""
+    if row.stop is None:
+        status = "active"
+    elif row.stop_reason == "remission_or_taper":
+        status = "completed"
+    else:
+        status = "stopped"
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationStatement",
+        "id": f"{row.pseudonym}-therapy-{row.episode}",
+        "status": status,
+        "category": {"coding": [_coding(THERAPY_CLASS_SYSTEM, row.therapy_class)]},
+        "medicationCodeableConcept": {"text": row.drug},
+        "subject": _patient_ref(row.pseudonym),
+        "effectivePeriod": {"start": row.start.isoformat()},
+    }
+    if row.stop is not None:
+        resource["effectivePeriod"]["end"] = row.stop.isoformat()
+    if row.stop_reason is not None:
+        resource["statusReason"] = [
+            {"coding": [_coding(STOP_REASON_SYSTEM, row.stop_reason)], "text": row.stop_reason}
+        ]
+    if row.dose:
+        resource["dosage"] = [{"text": row.dose}]
+    return resource
+
+
 def manifest(
     *,
     transaction_time: datetime,
@@ -334,13 +380,17 @@ def manifest(
 ) -> dict[str, Any]:
     """The export summary, shaped like a FHIR Bulk Data manifest.
 
-    `url`s are file names relative to the manifest; the `extension` object says whether dates
-    are shifted, which filters were applied, the code systems used and each file's SHA-256.
+    `url`s are file names relative to the manifest; `transactionTime` is left out when dates
+    are shifted; the `extension` object says whether dates are shifted, which filters were
+    applied (real dates withheld when shifted), the code systems used and each file's SHA-256.
     """
     written = [kind for kind in RESOURCE_TYPES if counts.get(kind)]
     output = [{"type": kind, "url": f"{kind}.ndjson", "count": counts[kind]} for kind in written]
+    # With shifted dates the real time of the export would bound every offset (a shifted date
+    # after it is a forward shift), so it is left out.
+    when = {} if shifted else {"transactionTime": iso_utc(transaction_time)}
     return {
-        "transactionTime": iso_utc(transaction_time),
+        **when,
         "request": "spondybot export --format fhir",
         "requiresAccessToken": False,
         "output": output,
@@ -358,6 +408,8 @@ def manifest(
                     "diseaseActivity": STATE_SYSTEM,
                     "questionnaire": QUESTIONNAIRE_URL,
                     "scheduledFor": SCHEDULED_FOR_EXTENSION,
+                    "therapyClass": THERAPY_CLASS_SYSTEM,
+                    "therapyStopReason": STOP_REASON_SYSTEM,
                 },
                 "dictionary": "docs/export.md",
             }

@@ -9,6 +9,10 @@ The date offset for `--shift-dates` is derived from a second HMAC under the same
 distinct message prefix, so knowing a pseudonym reveals nothing about its offset. It is a
 whole number of days between -365 and +365, never 0, the same for all of a patient's dates, so
 intervals and times of day are preserved while calendar dates are not.
+
+Exported record ids (administrations, lab values) are keyed hashes too, never database ids:
+row ids grow with time across all patients, so comparing them between two patients' shifted
+rows would give back each patient's offset (docs/security.md, "Date shifting").
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Final
 PSEUDONYM_HEX_DIGITS: Final = 24
 MAX_SHIFT_DAYS: Final = 365
 _SHIFT_PREFIX: Final = b"spondybot-date-shift\x00"
+_RECORD_PREFIX: Final = b"spondybot-record\x00"
 _CACHE_SIZE: Final = 50_000
 
 
@@ -40,6 +45,15 @@ class Pseudonymizer:
     def date_offset(self, research_id: str) -> timedelta:
         """The patient's secret date shift: ±1 to ±365 whole days, stable for the key."""
         return self._lookup(research_id)[1]
+
+    def record_id(self, kind: str, row_id: int) -> str:
+        """An exported record's id: 24 hex digits of HMAC-SHA256(key, kind and database id).
+
+        Stable for a key, so the wide and long tables and the FHIR resources still join, but it
+        orders nothing: it says neither when the record was made nor how many came before.
+        """
+        message = _RECORD_PREFIX + f"{kind}\x00{row_id}".encode("ascii")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_DIGITS]
 
     def _lookup(self, research_id: str) -> tuple[str, timedelta]:
         cached = self._cache.get(research_id)

@@ -28,7 +28,6 @@ from storage.exports import (
     AnswerRow,
     BasdaiRow,
     LabRow,
-    PatientRow,
 )
 from storage.models import AdministrationStatus
 
@@ -126,7 +125,8 @@ def shift_text(moment: str, offset: timedelta) -> str:
 class LabValue:
     """A lab value as exported (CRP in mg/L, ESR in mm/h)."""
 
-    lab_id: int
+    lab_id: str
+    """The keyed record id (`Pseudonymizer.record_id`), never the database id."""
     analyte: str
     value: Decimal
     below_detection_limit: bool
@@ -147,7 +147,8 @@ class ExportRecord:
     """One administration as exported: pseudonym, dates as written, answers, scores, labs."""
 
     pseudonym: str
-    administration_id: int
+    administration_id: str
+    """The keyed record id (`Pseudonymizer.record_id`), never the database id."""
     scheduled_for: datetime
     completed_at: datetime | None
     status: ExportStatus
@@ -238,22 +239,32 @@ class RecordBuilder:
     def _offset(self, research_id: str) -> timedelta | None:
         return self._pseudonymizer.date_offset(research_id) if self.shift_dates else None
 
+    def date_offset(self, research_id: str) -> timedelta | None:
+        """The patient's date shift in this export (None when dates are not shifted); the same
+        offset moves every row of the patient, whichever table it is in."""
+        return self._offset(research_id)
+
     def pseudonym(self, research_id: str) -> str:
         """The pseudonym under this export's key."""
         return self._pseudonymizer.pseudonym(research_id)
-
-    def patient(self, row: PatientRow) -> str:
-        """A covered patient's pseudonym."""
-        return self.pseudonym(row.research_id)
 
     def lab(self, row: LabRow) -> tuple[str, LabValue]:
         """A lab value with its patient's pseudonym, its draw time shifted as requested."""
         return self.pseudonym(row.research_id), self._lab(row, self._offset(row.research_id))
 
-    @staticmethod
-    def _lab(row: LabRow, offset: timedelta | None) -> LabValue:
+    def record_id(self, kind: str, row_id: int) -> str:
+        """The exported id of a stored row: a keyed hash, so it says nothing about time."""
+        return self._pseudonymizer.record_id(kind, row_id)
+
+    def _lab(self, row: LabRow, offset: timedelta | None) -> LabValue:
         drawn = row.drawn_at if offset is None else row.drawn_at + offset
-        return LabValue(row.lab_id, row.analyte, row.value, row.below_detection_limit, drawn)
+        return LabValue(
+            self.record_id("lab", row.lab_id),
+            row.analyte,
+            row.value,
+            row.below_detection_limit,
+            drawn,
+        )
 
     @staticmethod
     def _shifted(row: AnswerRow, offset: timedelta) -> AnswerValue:
@@ -280,7 +291,7 @@ class RecordBuilder:
         )
         return ExportRecord(
             pseudonym=self.pseudonym(row.research_id),
-            administration_id=row.administration_id,
+            administration_id=self.record_id("administration", row.administration_id),
             scheduled_for=scheduled,
             completed_at=completed,
             status=export_status(row.status, bool(row.scores)),
@@ -344,7 +355,7 @@ class RecordBuilder:
             active = basdai_flag(basdai)
             row: tuple[str, ...] = (
                 self._pseudonymizer.pseudonym(research_id),
-                str(administration_id),
+                self._pseudonymizer.record_id("administration", administration_id),
                 scheduled,
                 completed or "",
                 # A StrEnum is the str CSV writes; its .value is a slow property.

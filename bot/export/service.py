@@ -21,17 +21,18 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import IO, Any, Final, Protocol, TypeAlias
+from typing import IO, Any, Final, Protocol, TypeAlias, TypeVar
 
 from bot.context import AppContext
 from bot.domain.instruments import ITEM_CODES
-from bot.export import fhir
+from bot.export import course, fhir
+from bot.export.columns import CHECKIN_COLUMNS, THERAPY_COLUMNS
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.records import Baseline, ExportRecord, RecordBuilder, WideText, baselines
-from bot.export.tables import write_long_csv, write_parquet, write_wide_csv
+from bot.export.tables import write_long_csv, write_parquet, write_table_csv, write_wide_csv
 from storage import exports, physicians
 
-FORMATS: Final = ("wide", "long", "parquet", "fhir")
+FORMATS: Final = ("wide", "long", "parquet", "fhir", "therapy", "checkins")
 NEEDS_OUT: Final = frozenset({"parquet", "fhir"})
 DURATION_ITEM: Final = "q6"
 """The item answered in minutes; its raw answer is exported beside its 0–10 value (spec §1)."""
@@ -80,6 +81,17 @@ class ExportRequest:
             "physician": self.physician_id,
             "shift_dates": self.shift_dates,
         }
+
+    def published_filters(self) -> dict[str, Any]:
+        """The filters as the FHIR manifest publishes them: with shifted dates, the real
+        --since and --until would anchor the shifted dates, so only whether they were given is
+        said (docs/security.md, "Date shifting")."""
+        filters = self.filters()
+        if self.shift_dates:
+            for bound in ("since", "until"):
+                if filters[bound] is not None:
+                    filters[bound] = "withheld"
+        return filters
 
     def scope(self) -> exports.ExportScope:
         """The storage scope: [since 00:00 UTC, the day after until 00:00 UTC)."""
@@ -165,20 +177,75 @@ def baselines_of(ctx: AppContext, scope: exports.ExportScope) -> dict[str, Basel
         return baselines(exports.basdai_history(session=session, scope=scope))
 
 
-def _fetch(
-    ctx: AppContext, scope: exports.ExportScope, after: int, *, details: bool, batch_size: int
-) -> list[exports.AdministrationRow]:
-    """One batch after `after`, in its own short transaction."""
+class _OfPatient(Protocol):
+    @property
+    def research_id(self) -> str: ...
+
+
+_Row = TypeVar("_Row", bound=_OfPatient)
+
+MAX_PATIENTS_PER_BATCH: Final = 500
+"""At most this many patients' ids are sent with one batch query."""
+
+
+@dataclass(frozen=True)
+class _PatientBatch:
+    """A few patients whose rows are read together, and each one's place in pseudonym order."""
+
+    patient_ids: list[int]
+    rank: dict[str, int]
+    """Pseudonym order, by research id."""
+
+    def ordered(self, rows: list[_Row]) -> list[_Row]:
+        """Rows read in patient then time order, put in pseudonym then time order (the sort is
+        stable and a patient's dates are all shifted alike, so time order is kept)."""
+        rank = self.rank
+        rows.sort(key=lambda row: rank[row.research_id])
+        return rows
+
+
+def _patient_batches(
+    ctx: AppContext, scope: exports.ExportScope, builder: RecordBuilder, batch_size: int
+) -> list[_PatientBatch]:
+    """The covered patients in pseudonym order, cut into batches of about `batch_size`
+    administrations.
+
+    Rows follow pseudonyms and then each patient's (shifted) time, never database ids, which
+    grow with time across all patients (docs/security.md, "Date shifting").
+    """
     with ctx.session() as session:
-        return exports.fetch_administration_batch(
+        patients = exports.covered_patients(session=session, scope=scope)
+    patients.sort(key=lambda patient: builder.pseudonym(patient.research_id))
+    batches: list[_PatientBatch] = []
+    ids: list[int] = []
+    rank: dict[str, int] = {}
+    size = 0
+    for position, patient in enumerate(patients):
+        ids.append(patient.patient_id)
+        rank[patient.research_id] = position
+        size += patient.administrations
+        if size >= batch_size or len(ids) >= MAX_PATIENTS_PER_BATCH:
+            batches.append(_PatientBatch(ids, rank))
+            ids, rank, size = [], {}, 0
+    if ids:
+        batches.append(_PatientBatch(ids, rank))
+    return batches
+
+
+def _fetch(
+    ctx: AppContext, scope: exports.ExportScope, batch: _PatientBatch, *, details: bool
+) -> list[exports.AdministrationRow]:
+    """One batch of patients' administrations, in its own short transaction."""
+    with ctx.session() as session:
+        rows = exports.fetch_administration_batch(
             session=session,
             scope=scope,
-            after_id=after,
-            limit=batch_size,
+            patient_ids=batch.patient_ids,
             item_codes=ITEM_CODES,
             duration_item=DURATION_ITEM,
             answer_details=details,
         )
+    return batch.ordered(rows)
 
 
 def _batches(
@@ -190,27 +257,23 @@ def _batches(
     progress: Progress | None,
     batch_size: int,
 ) -> Iterator[list[ExportRecord]]:
-    """Export records in batches (keyset pagination, one short transaction per batch).
+    """Export records in batches of patients (one short transaction per batch), in pseudonym
+    then time order.
 
     The next batch is read on a worker thread while this one is written, so the database's
     work (SQLite's row stepping, a PostgreSQL round trip) overlaps with formatting; at most two
     batches are in memory.
     """
+    patient_batches = _patient_batches(ctx, scope, builder, batch_size)
+    if not patient_batches:
+        return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="export-fetch") as pool:
-        pending = pool.submit(_fetch, ctx, scope, 0, details=details, batch_size=batch_size)
+        pending = pool.submit(_fetch, ctx, scope, patient_batches[0], details=details)
         try:
-            while True:
+            for following in [*patient_batches[1:], None]:
                 rows = pending.result()
-                if not rows:
-                    return
-                pending = pool.submit(
-                    _fetch,
-                    ctx,
-                    scope,
-                    rows[-1].administration_id,
-                    details=details,
-                    batch_size=batch_size,
-                )
+                if following is not None:
+                    pending = pool.submit(_fetch, ctx, scope, following, details=details)
                 yield [builder.record(row) for row in rows]
                 if progress is not None:
                     progress.advance(len(rows))
@@ -230,58 +293,61 @@ def _wide_text(
     progress: Progress | None,
     batch_size: int,
 ) -> Iterator[list[WideText]]:
-    """Wide CSV rows in batches, read as text: what CSV writes is read as the text it writes, so
-    no value becomes a Python object only to be formatted back.
+    """Wide CSV rows in batches of patients, read as text: what CSV writes is read as the text
+    it writes, so no value becomes a Python object only to be formatted back.
 
-    Two workers, each with its own short transaction per query: as soon as a batch's
-    administrations are read, its answers are pivoted on one connection while the next batch's
-    administrations are read on the other, and this thread builds and writes the batch before.
-    At most two batches are in memory.
+    Two workers, each with its own short transaction per query: a batch's administrations are
+    read on one connection while its answers are pivoted on the other, and this thread builds
+    and writes the batch before. At most two batches are in memory.
     """
 
-    def administrations(after: int) -> list[exports.AdministrationText]:
+    def administrations(batch: _PatientBatch) -> list[exports.AdministrationText]:
         with ctx.session() as session:
-            return exports.fetch_administration_text_batch(
-                session=session, scope=scope, after_id=after, limit=batch_size
+            rows = exports.fetch_administration_text_batch(
+                session=session, scope=scope, patient_ids=batch.patient_ids
             )
+        return batch.ordered(rows)
 
-    def answers(after: int, last: int) -> _Pivoted:
+    def answers(batch: _PatientBatch) -> _Pivoted:
         with ctx.session() as session:
             return exports.fetch_answer_text_batch(
                 session=session,
                 scope=scope,
-                after_id=after,
-                last_id=last,
-                limit=batch_size,
+                patient_ids=batch.patient_ids,
                 item_codes=ITEM_CODES,
                 duration_item=DURATION_ITEM,
             )
 
+    patient_batches = _patient_batches(ctx, scope, builder, batch_size)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-fetch") as pool:
 
-        def read(after: int) -> tuple[list[exports.AdministrationText], Future[_Pivoted] | None]:
-            rows = administrations(after)
-            if not rows:
-                return rows, None
-            return rows, pool.submit(answers, after, rows[-1].administration_id)
+        def read(
+            batch: _PatientBatch,
+        ) -> tuple[Future[list[exports.AdministrationText]], Future[_Pivoted]]:
+            return pool.submit(administrations, batch), pool.submit(answers, batch)
 
-        pending = pool.submit(read, 0)
+        pending = [read(batch) for batch in patient_batches[:1]]
         try:
-            while True:
-                rows, pivoted = pending.result()
-                if pivoted is None:
+            for following in [*patient_batches[1:], None]:
+                if not pending:
                     return
-                pending = pool.submit(read, rows[-1].administration_id)
-                yield builder.wide_text(rows, pivoted.result())
+                rows_future, pivoted_future = pending.pop()
+                rows, pivoted = rows_future.result(), pivoted_future.result()
+                if following is not None:
+                    pending.append(read(following))
+                yield builder.wide_text(rows, pivoted)
                 if progress is not None:
                     progress.advance(len(rows))
         finally:
-            pending.cancel()
+            for rows_future, pivoted_future in pending:
+                rows_future.cancel()
+                pivoted_future.cancel()
 
 
 @contextlib.contextmanager
 def _temporary_file(out: Path) -> Iterator[Path]:
-    """A temporary file beside `out`, renamed to `out` on success and removed on failure."""
+    """A temporary file beside `out` (0600, as mkstemp makes it), renamed to `out` on success
+    and removed on failure."""
     handle, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
     os.close(handle)
     temporary = Path(name)
@@ -295,10 +361,13 @@ def _temporary_file(out: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _temporary_directory(out: Path) -> Iterator[Path]:
-    """A temporary directory beside `out`, renamed to `out` on success, removed on failure."""
+    """A temporary directory beside `out` (0700, its files 0600), renamed to `out` on success,
+    removed on failure."""
     temporary = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part"))
     try:
         yield temporary
+        for written in temporary.iterdir():
+            written.chmod(0o600)  # like the files mkstemp makes: health data, owner only
         if out.is_dir():
             out.rmdir()  # checked empty beforehand; rename needs it gone or empty
         os.replace(temporary, out)
@@ -323,32 +392,23 @@ def _write_fhir(
             versions = exports.instrument_versions(session=session, scope=scope)
         for version in versions:
             files.write(fhir.questionnaire(version))
-        after = 0
-        while True:
-            with ctx.session() as session:
-                patients = exports.fetch_patient_batch(
-                    session=session, scope=scope, after_id=after, limit=batch_size
-                )
-            if not patients:
-                break
-            after = patients[-1].patient_id
-            for row in patients:
-                files.write(fhir.patient(builder.patient(row)))
-        after = 0
-        while True:
+        patient_batches = _patient_batches(ctx, scope, builder, batch_size)
+        for patient_batch in patient_batches:
+            for research_id in patient_batch.rank:
+                files.write(fhir.patient(builder.pseudonym(research_id)))
+        for patient_batch in patient_batches:
             with ctx.session() as session:
                 labs = exports.fetch_referenced_lab_batch(
-                    session=session, scope=scope, after_id=after, limit=batch_size
+                    session=session, scope=scope, patient_ids=patient_batch.patient_ids
                 )
-            if not labs:
-                break
-            after = labs[-1].lab_id
-            for lab in labs:
+            for lab in patient_batch.ordered(labs):
                 files.write(fhir.lab_observation(*builder.lab(lab)))
-        for batch in _batches(
+        for therapy_row in course.therapy_rows(ctx, builder, physician_id=request.physician_id):
+            files.write(fhir.medication_statement(therapy_row))
+        for records in _batches(
             ctx, scope, builder, details=True, progress=progress, batch_size=batch_size
         ):
-            for record in batch:
+            for record in records:
                 files.write(fhir.questionnaire_response(record))
                 for observation in fhir.score_observations(record):
                     files.write(observation)
@@ -361,7 +421,7 @@ def _write_fhir(
         counts=files.counts,
         hashes=hashes,
         shifted=request.shift_dates,
-        filters=request.filters(),
+        filters=request.published_filters(),
     )
     text = fhir.dumps(summary).encode("utf-8")
     (directory / "manifest.json").write_bytes(text)
@@ -443,7 +503,24 @@ def run_export(
             assert entry.id is not None
             return entry.id
 
-    if request.format in csv_writers:
+    if request.format in ("therapy", "checkins"):
+        table: tuple[list[Any], Any] = (
+            (course.therapy_rows(ctx, builder, physician_id=request.physician_id), THERAPY_COLUMNS)
+            if request.format == "therapy"
+            else (course.checkin_rows(ctx, builder, scope=scope), CHECKIN_COLUMNS)
+        )
+        items, columns = table
+        if out is None:
+            assert stdout is not None
+            rows, digest = write_table_csv(stdout, columns, items, shifted=shifted)
+            stdout.flush()
+            audit_id = audit(rows, digest)
+        else:
+            with _temporary_file(out) as temporary:
+                with temporary.open("wb") as handle:
+                    rows, digest = write_table_csv(handle, columns, items, shifted=shifted)
+                audit_id = audit(rows, digest)
+    elif request.format in csv_writers:
         write = csv_writers[request.format]
         batches: Iterator[list[Any]] = (
             _wide_text(ctx, scope, builder, progress=progress, batch_size=batch_size)

@@ -194,6 +194,14 @@ def write_long_csv(
     return _write_csv(sink, header, chunks(), shifted=shifted)
 
 
+def write_table_csv(
+    sink: IO[bytes], columns: Sequence[Column[R]], items: list[R], *, shifted: bool
+) -> tuple[int, str]:
+    """A small table (therapy episodes, check-in answers) as CSV; returns (rows, SHA-256)."""
+    header = [column.name for column in columns]
+    return _write_csv(sink, header, [_formatted(columns, items)], shifted=shifted)
+
+
 def parquet_schema(*, shifted: bool) -> Any:
     """The Parquet schema of the wide table, each field documented from its column definition."""
     import pyarrow as pa

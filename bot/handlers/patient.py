@@ -35,7 +35,9 @@ from bot.services.conversation import PATIENT_COMMANDS, PATIENT_PREFIXES, Notice
 
 logger = logging.getLogger(__name__)
 
-MENU_COMMANDS = ("checkin", "history", "status", "settings", "language", "pause", "stop", "help")
+MENU_COMMANDS = (
+    "checkin", "sideeffect", "history", "status", "settings", "language", "pause", "stop", "help",
+)  # fmt: skip
 """The command menu Telegram shows, in this order, described in templates/…/commands.toml."""
 
 GUARD_GROUP = -1
@@ -46,8 +48,10 @@ SETTLE_GROUP = 100
 def message_key(update: Update) -> str | None:
     """What identifies the message or button press an update carries, whatever its update id:
     a typed "5" delivered twice must not answer two questions."""
-    if update.callback_query is not None:
-        return f"q:{update.callback_query.id}"
+    query = update.callback_query
+    if query is not None:
+        # The presser's id is part of the key so that deleting their data can find it.
+        return f"q:{query.from_user.id}:{query.id}"
     message = update.message
     if message is not None:
         return f"m:{message.chat.id}:{message.message_id}"
@@ -107,18 +111,21 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = update.callback_query
     assert query is not None
     user_id, _chat_id, language = _who(update)
+    d = deps(context)
     reply = await call_brief(
-        conversation.press,
-        deps(context).ctx,
-        telegram_user_id=user_id,
-        data=query.data,
-        language=language,
+        conversation.press, d.ctx, telegram_user_id=user_id, data=query.data, language=language
     )
-    await present(update, context, presentation_of(deps(context).renderer, reply))
-    # A confirmed questionnaire may alert the physician (only if they turned alerts on).
-    await digest_send.alert_if_completed(
-        context.bot, deps(context).ctx, deps(context).renderer, reply
-    )
+    replies = [reply]
+    if conversation.has_follow_up(reply):
+        # A confirmed weekly questionnaire is followed by the safety check-in (spec §8).
+        replies += await call_brief(
+            conversation.follow_up, d.ctx, telegram_user_id=user_id, reply=reply
+        )
+    await present(update, context, presentation_of(d.renderer, replies))
+    # A confirmed questionnaire may alert the physician (only if they turned alerts on);
+    # a red flag in the safety check-in always does, once.
+    await digest_send.alert_if_completed(context.bot, d.ctx, d.renderer, reply)
+    await digest_send.send_safety_alerts(context.bot, d.ctx, d.renderer, reply)
 
 
 async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

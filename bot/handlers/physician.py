@@ -15,13 +15,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from bot import callbacks, screens
 from bot.app import deps
-from bot.charts import ChartLabels, TrendPoint, trend_chart_png
+from bot.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
+from bot.course_render import CourseWords
+from bot.course_report import course_report_pdf
 from bot.handlers.common import call, user_language
 from bot.render import Renderer
 from bot.services import physician
@@ -36,6 +38,7 @@ from bot.services.physician import (
     PendingOutcome,
     PendingReply,
 )
+from bot.services.therapy import CourseReport
 
 logger = logging.getLogger(__name__)
 
@@ -397,6 +400,14 @@ async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             lab_dates=[mark.drawn_at for mark in detail.lab_marks],
             start=detail.since,
             timezone=detail.timezone,
+            therapies=[
+                TherapyBar(
+                    label=t.drug if t.dose is None else f"{t.drug} {t.dose}",
+                    start=t.start,
+                    stop=t.stop,
+                )
+                for t in detail.therapies
+            ],
         )
         caption = r.text(
             "physician.detail.chart_caption",
@@ -408,6 +419,13 @@ async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     settings = d.ctx.settings
     text = render_detail(r, detail, settings.lab_window_days, settings.digest_no_crp_weeks)
     await context.bot.send_message(chat_id, text)
+    if detail.therapies:
+        # A patient on treatment: the course report for the clinic visit comes along (§7).
+        course = await call(
+            physician.patient_course, d.ctx, telegram_user_id=user_id, clinic_ref=args[0]
+        )
+        if course is not None and course.report is not None:
+            await _send_report(context, chat_id, r, course.report)
 
 
 async def crp_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -519,12 +537,53 @@ async def _edit(
     await context.bot.send_message(chat_id, text, reply_markup=keyboard)
 
 
+async def therapy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Shows one patient's treatment course, each episode with its response (clinical spec
+    §7), and sends the one-page course report for the clinic visit."""
+    user_id, chat_id = _who(update)
+    d = deps(context)
+    args = context.args or []
+    reply = await call(
+        physician.patient_course, d.ctx, telegram_user_id=user_id, clinic_ref=" ".join(args[:1])
+    )
+    if reply is None:
+        await _not_available(update, context)
+        return
+    r, lang = d.renderer, reply.language
+    if not args:
+        await context.bot.send_message(chat_id, r.text("therapy.chat.usage", lang))
+        return
+    if reply.outcome is Lookup.NO_PATIENT or reply.report is None:
+        await context.bot.send_message(
+            chat_id, r.text("physician.detail.no_patient", lang, ref=reply.clinic_ref)
+        )
+        return
+    report = reply.report
+    words = CourseWords(r, lang)
+    lines = words.course(report.course) or [r.text("therapy.report.no_episodes", lang)]
+    heading = r.text("therapy.report.title", lang, ref=report.clinic_ref)
+    await context.bot.send_message(chat_id, screens.fit("\n".join([f"<b>{heading}</b>", *lines])))
+    await _send_report(context, chat_id, r, report)
+
+
+async def _send_report(
+    context: ContextTypes.DEFAULT_TYPE, chat_id: int, r: Renderer, report: CourseReport
+) -> None:
+    pdf = await call(course_report_pdf, r, report)
+    await context.bot.send_document(
+        chat_id,
+        InputFile(pdf, filename=f"course-{report.clinic_ref}.pdf"),
+        caption=r.text("therapy.chat.report_caption", report.language, ref=report.clinic_ref),
+    )
+
+
 def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Registers the physician commands and their buttons."""
     private = filters.ChatType.PRIVATE
     application.add_handler(CommandHandler("patients", patients_command, filters=private))
     application.add_handler(CommandHandler("patient", patient_command, filters=private))
     application.add_handler(CommandHandler("crp", crp_command, filters=private))
+    application.add_handler(CommandHandler("therapy", therapy_command, filters=private))
     application.add_handler(
         CallbackQueryHandler(physician_button, pattern=rf"^p:(?:{PAGE}|{SAVE}|{CANCEL}):")
     )

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 from bot import callbacks
 from bot.context import AppContext
-from bot.services import enrollment, history, patients, questionnaire
+from bot.domain import safety as safety_rules
+from bot.services import enrollment, history, patients, questionnaire, safety
 from bot.services.enrollment import EnrollmentResult
 from bot.services.history import StatusView
 from bot.services.patients import AccountReply
 from bot.services.questionnaire import QuestionnaireReply
+from bot.services.safety import SafetyReply
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,9 @@ class Notice:
     language: str
 
 
-Reply = QuestionnaireReply | AccountReply | EnrollmentResult | StatusView | Notice
+Reply = QuestionnaireReply | SafetyReply | AccountReply | EnrollmentResult | StatusView | Notice
 
-PATIENT_PREFIXES = ("a:", "b:", "s:", "c:", "e:", "o:")
+PATIENT_PREFIXES = ("a:", "b:", "s:", "c:", "e:", "o:", "k:")
 """Callback data this module answers; other prefixes belong to other parts of the bot."""
 
 
@@ -65,11 +67,69 @@ def press(ctx: AppContext, *, telegram_user_id: int, data: str | None, language:
                 administration_id=administration_id,
                 item=item,
             )
+        case callbacks.SafetyButton(checkin_id, action, question):
+            return _safety_press(ctx, telegram_user_id, checkin_id, action, question, language)
         case callbacks.OptionButton("first", _):
             return questionnaire.checkin(ctx, telegram_user_id=telegram_user_id)
         case callbacks.OptionButton(step, value):
             return patients.choose(ctx, telegram_user_id=telegram_user_id, step=step, value=value)
     return QuestionnaireReply(questionnaire.Outcome.NOT_YOURS, language=language)
+
+
+def _safety_press(
+    ctx: AppContext,
+    telegram_user_id: int,
+    checkin_id: int,
+    action: str,
+    question: str,
+    language: str,
+) -> Reply:
+    """A press in a safety check-in: yes, no, back, change or confirm (clinical spec §8)."""
+    if question != safety.SUMMARY and question not in safety_rules.QUESTION_CODES:
+        return QuestionnaireReply(questionnaire.Outcome.NOT_YOURS, language=language)
+    if action in ("y", "n") and question != safety.SUMMARY:
+        return safety.answer(
+            ctx,
+            telegram_user_id=telegram_user_id,
+            checkin_id=checkin_id,
+            code=question,
+            yes=action == "y",
+        )
+    if action == "b":
+        return safety.back(
+            ctx, telegram_user_id=telegram_user_id, checkin_id=checkin_id, code=question
+        )
+    if action == "e" and question != safety.SUMMARY:
+        return safety.change(
+            ctx, telegram_user_id=telegram_user_id, checkin_id=checkin_id, code=question
+        )
+    if action == "c" and question == safety.SUMMARY:
+        return safety.confirm(ctx, telegram_user_id=telegram_user_id, checkin_id=checkin_id)
+    return QuestionnaireReply(questionnaire.Outcome.NOT_YOURS, language=language)
+
+
+def has_follow_up(reply: Reply) -> bool:
+    """Whether `follow_up` may add something: only a questionnaire confirmed just now."""
+    return (
+        isinstance(reply, QuestionnaireReply)
+        and reply.outcome is questionnaire.Outcome.COMPLETED
+        and reply.view is not None
+    )
+
+
+def follow_up(ctx: AppContext, *, telegram_user_id: int, reply: Reply) -> list[Reply]:
+    """What comes after a reply in the same answer: a confirmed weekly questionnaire is
+    followed by the safety check-in when the patient is asked it (clinical spec §8)."""
+    if isinstance(reply, QuestionnaireReply) and has_follow_up(reply):
+        assert reply.view is not None
+        opened = safety.after_questionnaire(
+            ctx,
+            telegram_user_id=telegram_user_id,
+            administration_id=reply.view.administration_id,
+        )
+        if opened is not None:
+            return [opened]
+    return []
 
 
 def typed(
@@ -87,7 +147,14 @@ def typed(
     setup = patients.typed_during_setup(ctx, telegram_user_id=telegram_user_id, text=text)
     if setup is not None:
         return [setup]
-    return [questionnaire.answer_typed(ctx, telegram_user_id=telegram_user_id, text=text)]
+    answered = questionnaire.answer_typed(ctx, telegram_user_id=telegram_user_id, text=text)
+    if answered.outcome is questionnaire.Outcome.NO_OPEN:
+        # No questionnaire to answer: text during a safety check-in is a note (spec §8). A
+        # check-in left open never takes the answers of the next questionnaire.
+        noted = safety.note(ctx, telegram_user_id=telegram_user_id, text=text)
+        if noted is not None:
+            return [noted]
+    return [answered]
 
 
 def _enrolled(
@@ -131,13 +198,16 @@ def start(
     return replies or [Notice("enrollment.how_to_join", language)]
 
 
-PATIENT_COMMANDS = ("checkin", "status", "settings", "language", "pause", "stop", "help")
+PATIENT_COMMANDS = (
+    "checkin", "sideeffect", "status", "settings", "language", "pause", "stop", "help",
+)  # fmt: skip
 """Commands answered by `command`, in the order of Telegram's command menu (with history)."""
 
 
 def command(ctx: AppContext, *, telegram_user_id: int, name: str, language: str) -> list[Reply]:
-    """A patient command (`/checkin`, `/status`, `/settings`, `/language`, `/pause`, `/stop`,
-    `/help`): unknown accounts get the how-to-join text, physicians their introduction."""
+    """A patient command (`/checkin`, `/sideeffect`, `/status`, `/settings`, `/language`,
+    `/pause`, `/stop`, `/help`): unknown accounts get the how-to-join text, physicians their
+    introduction."""
     account = enrollment.identify(ctx, telegram_user_id=telegram_user_id, language=language)
     if account.kind == "unknown":
         return [Notice("enrollment.how_to_join", language)]
@@ -147,6 +217,8 @@ def command(ctx: AppContext, *, telegram_user_id: int, name: str, language: str)
         return [Notice("help.patient", account.language)]
     if name == "checkin":
         return [questionnaire.checkin(ctx, telegram_user_id=telegram_user_id)]
+    if name == "sideeffect":
+        return [safety.report(ctx, telegram_user_id=telegram_user_id)]
     if name == "status":
         status = history.my_status(ctx, telegram_user_id=telegram_user_id)
         return [status] if status is not None else [Notice("enrollment.how_to_join", language)]

@@ -23,9 +23,13 @@ from sqlmodel import Session
 
 from bot.config import PatientIdentifier
 from bot.context import AppContext
-from bot.domain import attention, scoring
-from storage import administrations, deliveries, physicians, scores
+from bot.domain import attention, scoring, treatment
+from bot.domain import safety as safety_rules
+from bot.domain.treatment import EpisodeReading
+from bot.services import therapy as therapy_service
+from storage import administrations, deliveries, physicians, scores, therapies
 from storage import digest as digest_storage
+from storage import safety as safety_storage
 from storage.models import (
     AdministrationKind,
     AdministrationStatus,
@@ -181,6 +185,44 @@ class Digest:
     patients: tuple[PatientLine, ...]
     no_crp_weeks: int
     chart_weeks: int = CHART_WEEKS
+    treatment: tuple[TreatmentNote, ...] = ()
+    safety: tuple[SafetyNote, ...] = ()
+
+
+TREATMENT_DUE_AHEAD_WEEKS: Final = 4
+"""Response assessments due within this many weeks after the digest's week are listed."""
+
+
+class TreatmentKind(StrEnum):
+    """Why an episode is in the digest's treatment section (clinical spec §7)."""
+
+    ASSESSED = "assessed"  # response assessed this week (with the numbers)
+    NO_RESPONSE = "no_response"  # primary non-response at the assessment this week
+    LOSS = "loss"  # loss of response confirmed this week
+    DUE = "due"  # assessment window open, or opening in the coming weeks
+
+
+@dataclass(frozen=True)
+class TreatmentNote:
+    """One episode's news for the physician this week."""
+
+    patient_id: int
+    identifier: str
+    kind: TreatmentKind
+    therapy: therapy_service.TherapyView
+    reading: EpisodeReading
+
+
+@dataclass(frozen=True)
+class SafetyNote:
+    """One "yes" in a safety check-in this week (clinical spec §8), with its date."""
+
+    patient_id: int
+    identifier: str
+    answered_at: datetime
+    question: str
+    note: str | None
+    alerted_now: bool
 
 
 def identifier_of(patient: Patient, choice: PatientIdentifier) -> str:
@@ -362,6 +404,12 @@ def build_digest(
             session=session, before=end, physician_id=physician_id, statuses=LISTED_STATUSES
         )
         crp = digest_storage.last_crp_drawn(session=session, physician_id=physician_id, before=end)
+        treatment = _treatment_notes(
+            session, panel, week=week, timezone=timezone, identifier=ctx.settings.patient_identifier
+        )
+        safety_notes = _safety_notes(
+            session, panel, week=week, timezone=timezone, identifier=ctx.settings.patient_identifier
+        )
 
     rows_of: dict[int, list[digest_storage.AdministrationRow]] = defaultdict(list)
     for row in history:
@@ -405,6 +453,97 @@ def build_digest(
         improving=tuple(sorted((ln for ln in lines if ln.progress), key=_improving_order)),
         patients=tuple(sorted(lines, key=lambda ln: (ln.identifier.casefold(), ln.patient_id))),
         no_crp_weeks=settings.digest_no_crp_weeks,
+        treatment=treatment,
+        safety=safety_notes,
+    )
+
+
+def _treatment_notes(
+    session: Session,
+    panel: list[Patient],
+    *,
+    week: IsoWeek,
+    timezone: str,
+    identifier: PatientIdentifier,
+) -> tuple[TreatmentNote, ...]:
+    """The §7 news of the week: responses assessed (and primary non-response), losses of
+    response, and assessments due now or within `TREATMENT_DUE_AHEAD_WEEKS` weeks."""
+    first, last = week.monday(), week.sunday()
+    ahead = last + timedelta(weeks=TREATMENT_DUE_AHEAD_WEEKS)
+    episodes = therapies.list_therapies_of_many(
+        session=session, patient_ids=[p.id for p in panel if p.id is not None]
+    )
+    treated = [patient_id for patient_id, rows in episodes.items() if rows]
+    points_of = therapy_service.score_points_of_many(
+        session, patient_ids=treated, timezone=timezone
+    )
+    notes: list[TreatmentNote] = []
+    for patient in panel:
+        rows = episodes.get(patient.id or 0, [])
+        if not rows or patient.id is None:
+            continue
+        # As the week stood, even for a digest of an earlier week.
+        points = [point for point in points_of[patient.id] if point.day <= last]
+        for row in rows:
+            view = therapy_service.therapy_view(row, patient.clinic_ref)
+            reading = treatment.read_episode(view.episode, points, today=last)
+            kinds: list[TreatmentKind] = []
+            assessment = reading.assessment
+            if assessment is not None and first <= assessment.day <= last:
+                kinds.append(
+                    TreatmentKind.NO_RESPONSE
+                    if reading.judgement is treatment.Judgement.NO_RESPONSE
+                    else TreatmentKind.ASSESSED
+                )
+            if reading.loss is not None and first <= reading.loss.day <= last:
+                kinds.append(TreatmentKind.LOSS)
+            if reading.judgement is treatment.Judgement.DUE or (
+                reading.judgement is treatment.Judgement.NOT_YET_DUE
+                and reading.assessment_from <= ahead
+            ):
+                kinds.append(TreatmentKind.DUE)
+            notes.extend(
+                TreatmentNote(
+                    patient_id=patient.id,
+                    identifier=identifier_of(patient, identifier),
+                    kind=kind,
+                    therapy=view,
+                    reading=reading,
+                )
+                for kind in kinds
+            )
+    order = list(TreatmentKind)
+    return tuple(
+        sorted(notes, key=lambda n: (order.index(n.kind), n.identifier.casefold(), n.therapy.start))
+    )
+
+
+def _safety_notes(
+    session: Session,
+    panel: list[Patient],
+    *,
+    week: IsoWeek,
+    timezone: str,
+    identifier: PatientIdentifier,
+) -> tuple[SafetyNote, ...]:
+    """Every "yes" of the week's safety check-ins, oldest first (clinical spec §8)."""
+    by_id = {p.id: p for p in panel if p.id is not None}
+    rows = safety_storage.yes_answers_between(
+        session=session,
+        patient_ids=list(by_id),
+        since=week.start(timezone),
+        until=week.end(timezone),
+    )
+    return tuple(
+        SafetyNote(
+            patient_id=checkin.patient_id,
+            identifier=identifier_of(by_id[checkin.patient_id], identifier),
+            answered_at=answer.answered_at,
+            question=answer.question_code,
+            note=answer.note,
+            alerted_now=safety_rules.question(answer.question_code).alert_physician_now,
+        )
+        for checkin, answer in rows
     )
 
 

@@ -7,8 +7,6 @@ under a keyed hash of the Telegram user id: Telegram ids are stored only in `cha
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,8 +16,9 @@ from typing import Final
 from sqlmodel import Session
 
 from bot.context import AppContext
+from bot.services.keyed import account_hash
 from bot.services.patients import STEP_LANGUAGE, PatientView, view_of
-from bot.services.staff import hash_code, normalise_code
+from bot.services.staff import hash_code, legacy_hash_code, normalise_code
 from storage import audit, enrollment, patients, physicians
 from storage.models import ChatLink, PatientStatus, Role
 
@@ -28,7 +27,6 @@ logger = logging.getLogger(__name__)
 RATE_WINDOW: Final = timedelta(hours=1)
 MIN_CODE_LENGTH: Final = 6
 MAX_CODE_LENGTH: Final = 24
-_ATTEMPT_KEY_FALLBACK: Final = b"spondybot enrollment attempts"
 
 
 class Outcome(StrEnum):
@@ -47,13 +45,6 @@ class EnrollmentResult:
     language: str
     patient: PatientView | None = None
     physician_id: int | None = None
-
-
-def account_hash(ctx: AppContext, telegram_user_id: int) -> str:
-    """A keyed hash of a Telegram user id, for rate limiting without keeping the id."""
-    secret = ctx.settings.pseudonym_key
-    key = secret.get_secret_value().encode() if secret is not None else _ATTEMPT_KEY_FALLBACK
-    return hmac.new(key, str(telegram_user_id).encode(), hashlib.sha256).hexdigest()
 
 
 def looks_like_code(text: str) -> bool:
@@ -90,10 +81,15 @@ def enroll(
             )
         since = now - RATE_WINDOW
         enrollment.purge_attempts(session=session, before=since)
-        failures = enrollment.count_failed_attempts(session=session, account_hash=key, since=since)
-        if failures >= limit:
+        # The entry counts as a failure until the code proves right (one atomic statement).
+        attempt = enrollment.reserve_attempt(
+            session=session, account_hash=key, now=now, since=since, limit=limit
+        )
+        if attempt is None:
             return EnrollmentResult(Outcome.RATE_LIMITED, language)
-        code = enrollment.claim_code(session=session, code_hash=hash_code(code_text), now=now)
+        code = enrollment.claim_code(
+            session=session, code_hash=hash_code(ctx, code_text), now=now
+        ) or enrollment.claim_code(session=session, code_hash=legacy_hash_code(code_text), now=now)
         patient = (
             patients.get_patient_for_update(session=session, patient_id=code.patient_id)
             if code is not None and code.role == Role.PATIENT.value and code.patient_id
@@ -104,6 +100,10 @@ def enroll(
             if code is not None and code.role == Role.PHYSICIAN.value and code.physician_id
             else None
         )
+        if (patient is not None and patient.status != PatientStatus.DELETED.value) or (
+            physician is not None
+        ):
+            enrollment.release_attempt(session=session, attempt_id=attempt)
         if patient is not None and patient.status != PatientStatus.DELETED.value:
             assert patient.id is not None
             enrollment.delete_link_for_patient(session=session, patient_id=patient.id)
@@ -150,9 +150,9 @@ def enroll(
             return EnrollmentResult(
                 Outcome.PHYSICIAN_LINKED, physician.language, physician_id=physician.id
             )
-        enrollment.record_failed_attempt(session=session, account_hash=key, now=now)
         logger.info("enrollment code refused")
-        if failures + 1 >= limit:
+        failures = enrollment.count_failed_attempts(session=session, account_hash=key, since=since)
+        if failures >= limit:
             return EnrollmentResult(Outcome.RATE_LIMITED, language)
         return EnrollmentResult(Outcome.INVALID, language)
 

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+import sys
+import time
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Any, Final, overload
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
@@ -28,6 +32,7 @@ from bot.domain.scoring import CRP_FLOOR_MG_L
 from bot.services import digest as digest_service
 from bot.services import scores as score_service
 from storage import audit, labs, patients
+from storage.db import has_single_writer
 from storage.models import LabResult, Patient, PatientStatus
 
 logger = logging.getLogger(__name__)
@@ -88,7 +93,12 @@ class ChangeOutcome:
     recomputed: tuple[int, ...]
 
 
-@dataclass(frozen=True)
+_NO_PARAMS: Final[dict[str, str]] = {}
+"""Shared by the report's rows that need no parameters (read only): a large import's report
+keeps one row per line, so a dictionary each would be most of its memory."""
+
+
+@dataclass(frozen=True, slots=True)
 class ImportRow:
     """The fate of one line of a lab file; `reason` and `params` say why it was not stored."""
 
@@ -101,11 +111,62 @@ class ImportRow:
     lab_id: int | None = None
 
 
+class ImportRows(Sequence[ImportRow]):
+    """The rows of an import report, kept as a few numbers each: a 100,000-line file's report
+    stays a few megabytes (docs/resilience.md). Each row is rebuilt when read."""
+
+    def __init__(self) -> None:
+        self._lines = array("q")
+        self._lab_ids = array("q")
+        self._kinds = array("l")
+        """Index into `_distinct` of (outcome, clinic reference, analyte, reason)."""
+        self._distinct: list[tuple[str, str, str, str | None]] = []
+        self._index: dict[tuple[str, str, str, str | None], int] = {}
+        self._params: dict[int, dict[str, str]] = {}
+
+    def append(self, row: ImportRow) -> None:
+        kind = (row.outcome, row.clinic_ref, row.analyte, row.reason)
+        index = self._index.setdefault(kind, len(self._distinct))
+        if index == len(self._distinct):
+            self._distinct.append(kind)
+        if row.params:
+            self._params[len(self._lines)] = row.params
+        self._lines.append(row.line)
+        self._lab_ids.append(-1 if row.lab_id is None else row.lab_id)
+        self._kinds.append(index)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @overload
+    def __getitem__(self, position: int) -> ImportRow: ...
+
+    @overload
+    def __getitem__(self, position: slice) -> Sequence[ImportRow]: ...
+
+    def __getitem__(self, position: int | slice) -> ImportRow | Sequence[ImportRow]:
+        if isinstance(position, slice):
+            return [self[i] for i in range(*position.indices(len(self)))]
+        if position < 0:
+            position += len(self)
+        outcome, clinic_ref, analyte, reason = self._distinct[self._kinds[position]]
+        lab_id = self._lab_ids[position]
+        return ImportRow(
+            line=self._lines[position],
+            outcome=outcome,
+            clinic_ref=clinic_ref,
+            analyte=analyte,
+            reason=reason,
+            params=self._params.get(position, _NO_PARAMS),
+            lab_id=None if lab_id < 0 else lab_id,
+        )
+
+
 @dataclass(frozen=True)
 class ImportReport:
     """Every line of a lab file with its outcome; nothing was written when `dry_run`."""
 
-    rows: tuple[ImportRow, ...]
+    rows: Sequence[ImportRow]
     dry_run: bool
     recomputed: int
 
@@ -378,9 +439,11 @@ def _import_row(
     entered_by: str,
     now: datetime,
     known: dict[str, Patient],
-    allowed_physicians: frozenset[int] | None,
+    allowed_physicians: frozenset[int] | None = None,
+    dry_run_stored: set[str] | None = None,
 ) -> tuple[ImportRow, tuple[int, ...]]:
-    ref = row.patient.strip()[:64]
+    # One string per patient, however many of their lines a large file has.
+    ref = sys.intern(row.patient.strip()[:64])
     if row.error is not None:
         refused = ImportRow(
             line=row.line,
@@ -402,6 +465,10 @@ def _import_row(
             raise LabInputError("patient_unknown", ref=ref)  # not theirs: as if unknown
         known[ref] = patient
         assert patient.id is not None
+        source_key = _source_key(patient.id, row, measurement)
+        if dry_run_stored is not None and source_key in dry_run_stored:
+            # Stored by an earlier batch of this dry run, which was rolled back.
+            return ImportRow(row.line, DUPLICATE, ref, analyte, params=_NO_PARAMS), ()
         outcome = store_measurement(
             session,
             patient=patient,
@@ -411,7 +478,7 @@ def _import_row(
             entered_by=entered_by,
             now=now,
             window=window(ctx),
-            source_key=_source_key(patient.id, row, measurement),
+            source_key=source_key,
             note={"line": row.line},
             usage=False,
         )
@@ -425,6 +492,8 @@ def _import_row(
             params=error.params,
         )
         return refused, ()
+    if dry_run_stored is not None and outcome.status == STORED:
+        dry_run_stored.add(source_key)
     reason = "deleted_earlier" if outcome.status == DUPLICATE and outcome.lab.deleted else None
     result = ImportRow(
         line=row.line,
@@ -432,15 +501,24 @@ def _import_row(
         clinic_ref=ref,
         analyte=analyte,
         reason=reason,
+        params=_NO_PARAMS,
         lab_id=outcome.lab.lab_id,
     )
     return result, outcome.recomputed
 
 
+IMPORT_BATCH_ROWS: Final = 200
+IMPORT_BATCH_SECONDS: Final = 0.4
+"""A transaction of the import ends after this many lines or seconds, whichever comes first."""
+IMPORT_PAUSE_SECONDS: Final = 0.12
+"""On SQLite the import pauses this long between transactions: longer than a waiting writer's
+longest poll (100 ms), so the bot's writes get in and wait about half a second at most."""
+
+
 def import_lab_file(
     ctx: AppContext,
     *,
-    data: bytes,
+    data: bytes | Path,
     entered_by: str,
     dry_run: bool = False,
     allowed_physicians: frozenset[int] | None = None,
@@ -448,32 +526,58 @@ def import_lab_file(
     """Imports a lab file (format in README, "Lab values"): good lines are stored, bad ones
     reported with their line number and reason, lines already imported are duplicates.
 
-    The whole file is one transaction, so an interrupted import stores nothing and can simply
-    be run again. A dry run goes through exactly the same steps and then rolls back, so its
-    report is what the real import would do. A file that cannot be read as a lab file at all
-    raises `LabInputError`. With `allowed_physicians`, lines of other physicians' patients are
-    refused as unknown references (a nurse imports only for the physicians they work for).
+    The file is read twice, line by line, and never held in memory: first to check that it
+    is a lab file at all (else `LabInputError`, and nothing is stored), then to store it in
+    short transactions (IMPORT_BATCH_ROWS lines or IMPORT_BATCH_SECONDS), pausing between them
+    on SQLite, so the bot keeps answering during a large import.
+    Importing is idempotent (a line already stored is a duplicate), so an interrupted import
+    is finished by running it again. A dry run goes through exactly the same steps, rolling
+    each batch back, so its report is what the real import would do.
+    With `allowed_physicians`, lines of other physicians' patients are refused as unknown
+    references (a nurse imports only for the physicians they work for).
     """
-    lab_file = lab_rules.read_lab_file(data)
+
+    def lines() -> Iterator[bytes]:
+        if isinstance(data, bytes):
+            yield from data.splitlines(keepends=True)
+            return
+        with data.open("rb") as handle:
+            yield from handle
+
+    for _row in lab_rules.iter_lab_file(lines()):
+        pass
     now = ctx.clock.now()
-    rows: list[ImportRow] = []
+    rows = ImportRows()
     recomputed: set[int] = set()
-    known: dict[str, Patient] = {}
-    with ctx.session() as session:
-        for row in lab_file.rows:
-            result, administrations = _import_row(
-                ctx,
-                session,
-                row,
-                entered_by=entered_by,
-                now=now,
-                known=known,
-                allowed_physicians=allowed_physicians,
-            )
-            rows.append(result)
-            recomputed.update(administrations)
-        if dry_run:
-            session.rollback()
+    dry_run_stored: set[str] | None = set() if dry_run else None
+    file_rows = lab_rules.iter_lab_file(lines())
+    pause = IMPORT_PAUSE_SECONDS if has_single_writer(ctx.engine) else 0.0
+    finished = False
+    while not finished:
+        finished = True
+        began = time.monotonic()
+        known: dict[str, Patient] = {}
+        with ctx.session() as session:
+            for count, row in enumerate(file_rows, start=1):
+                result, administrations = _import_row(
+                    ctx,
+                    session,
+                    row,
+                    entered_by=entered_by,
+                    now=now,
+                    known=known,
+                    dry_run_stored=dry_run_stored,
+                    allowed_physicians=allowed_physicians,
+                )
+                rows.append(result)
+                recomputed.update(administrations)
+                if count >= IMPORT_BATCH_ROWS or time.monotonic() - began >= IMPORT_BATCH_SECONDS:
+                    finished = False
+                    break
+            if dry_run:
+                session.rollback()
+        if not finished:
+            time.sleep(pause)
     logger.info(
         "lab file imported",
         extra={
@@ -484,7 +588,7 @@ def import_lab_file(
             }
         },
     )
-    return ImportReport(rows=tuple(rows), dry_run=dry_run, recomputed=len(recomputed))
+    return ImportReport(rows=rows, dry_run=dry_run, recomputed=len(recomputed))
 
 
 def _lab_for_change(session: Session, lab_id: int) -> tuple[LabResult, Patient]:

@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from bot.config import SUPPORTED_LANGUAGES, check_timezone
 from bot.context import AppContext
+from bot.services.keyed import account_hash
 from storage import audit, enrollment, patients
 from storage.models import Patient, PatientStatus
 
@@ -422,6 +423,12 @@ def _choose_stop(
     if value == "delete3" and patient.onboarding_step == STEP_DELETE_2:
         view = view_of(ctx, patient)
         assert patient.id is not None
+        link = enrollment.get_link_for_patient(session=session, patient_id=patient.id)
+        if link is not None and ctx.settings.pseudonym_key is not None:
+            enrollment.forget_failed_attempts(
+                session=session,
+                account_hash=account_hash(ctx, link.telegram_user_id),
+            )
         patients.delete_patient_data(session=session, patient_id=patient.id, now=now)
         _audit(session, patient, now, "delete_data")
         return AccountReply("stop.deleted", view)

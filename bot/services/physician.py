@@ -12,6 +12,7 @@ A CRP typed in chat is only shown at first; it is kept in `pendinglabentry` and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from bot.domain import attention, instruments, scoring
 from bot.domain import labs as lab_rules
 from bot.domain.labs import LabInputError, Measurement
 from bot.services import labs as lab_service
+from bot.services import therapy as therapy_service
 from storage import administrations, enrollment, labs, patients, physicians, scores
 from storage.models import (
     AdministrationKind,
@@ -81,12 +83,14 @@ class Viewer:
 
 
 def viewer_of(session: Session, telegram_user_id: int) -> Viewer | None:
-    """The physician linked to this Telegram account, or None (patient or unknown account)."""
+    """The physician linked to this Telegram account, or None (patient, unknown account, or a
+    deactivated physician). Read from the database on every update, so access taken away
+    (`bot.services.staff_access`) is refused at the next command or button."""
     link = enrollment.get_link_by_user(session=session, telegram_user_id=telegram_user_id)
     if link is None or link.physician_id is None:
         return None
     physician = physicians.get_physician(session=session, physician_id=link.physician_id)
-    if physician is None or physician.id is None:
+    if physician is None or physician.id is None or physician.deactivated_at is not None:
         return None
     return Viewer(
         physician_id=physician.id,
@@ -250,6 +254,9 @@ def summarize_patient(
         flags.append("awaiting_crp")
     if patient.status in (PatientStatus.PAUSED.value, PatientStatus.WITHDRAWN.value):
         flags.append(patient.status)
+    physician = physicians.get_physician(session=session, physician_id=patient.physician_id)
+    if physician is not None and physician.deactivated_at is not None:
+        flags.append("needs_physician")
     basdai = None if judged.latest_basdai is None else judged.latest_basdai.basdai
     asdas = judged.latest_asdas_value
     first = attention.baseline(
@@ -384,6 +391,8 @@ class PatientDetail:
     points: tuple[ChartPoint, ...]
     lab_marks: tuple[LabLine, ...]
     since: datetime
+    therapies: tuple[therapy_service.TherapyView, ...] = ()
+    """Episodes overlapping the chart's period, drawn as bars under the curves (spec §7)."""
 
 
 class Lookup(StrEnum):
@@ -498,6 +507,11 @@ def patient_detail(
             points=tuple(points),
             lab_marks=marks,
             since=since,
+            therapies=tuple(
+                view
+                for view in therapy_service.episodes_of_patient(session, patient=patient)
+                if view.stop is None or view.stop >= since.date()
+            ),
         )
         return DetailReply(Lookup.FOUND, viewer.language, patient.clinic_ref, detail)
 
@@ -762,3 +776,38 @@ def resolve_pending(
             reason=error.code,
             params=error.params,
         )
+
+
+# -- /therapy ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CourseReply:
+    """`/therapy <reference>`: the patient's treatment course (clinical spec §7) in the
+    viewer's language, or why not."""
+
+    outcome: Lookup
+    language: str
+    clinic_ref: str
+    report: therapy_service.CourseReport | None = None
+
+
+def patient_course(
+    ctx: AppContext, *, telegram_user_id: int, clinic_ref: str
+) -> CourseReply | None:
+    """The course of a patient the physician may see (own patient, or any for an admin);
+    None if the account is not a physician."""
+    with ctx.session() as session:
+        viewer = viewer_of(session, telegram_user_id)
+        if viewer is None:
+            return None
+        patient = _visible_patient(session, viewer, clinic_ref)
+        if patient is None:
+            return CourseReply(Lookup.NO_PATIENT, viewer.language, clinic_ref.strip()[:64])
+    report = therapy_service.course_report(ctx, clinic_ref=patient.clinic_ref)
+    return CourseReply(
+        Lookup.FOUND,
+        viewer.language,
+        patient.clinic_ref,
+        dataclasses.replace(report, language=viewer.language),
+    )

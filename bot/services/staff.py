@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from bot.config import SUPPORTED_LANGUAGES, check_timezone
 from bot.context import AppContext
+from bot.services import keyed
 from storage import enrollment, patients, physicians
 from storage.models import Role
 
@@ -57,6 +58,8 @@ class PatientRow:
     language: str
     timezone: str
     linked: bool
+    needs_physician: bool = False
+    """Their physician was deactivated: an admin should give them a new one."""
 
 
 def new_code() -> str:
@@ -69,8 +72,19 @@ def normalise_code(text: str) -> str:
     return "".join(ch for ch in text.upper() if ch.isalnum())
 
 
-def hash_code(code: str) -> str:
-    """The SHA-256 under which a code is stored; codes themselves are never stored."""
+def hash_code(ctx: AppContext, code: str) -> str:
+    """The keyed hash under which a code is stored; codes themselves are never stored.
+    Raises `StaffError` naming PSEUDONYM_KEY when the server secret is not set."""
+    try:
+        key = keyed.server_key(ctx, purpose="issue enrollment codes")
+    except keyed.MissingSecretError as error:
+        raise StaffError(str(error)) from None
+    return keyed.code_hash(key, normalise_code(code))
+
+
+def legacy_hash_code(code: str) -> str:
+    """The unkeyed SHA-256 under which codes issued before keyed hashing were stored; still
+    accepted until they expire (ENROLLMENT_CODE_TTL_DAYS)."""
     return hashlib.sha256(normalise_code(code).encode()).hexdigest()
 
 
@@ -102,7 +116,7 @@ def _issue(
     expires = now + timedelta(days=ctx.settings.enrollment_code_ttl_days)
     enrollment.issue_code(
         session=session,
-        code_hash=hash_code(code),
+        code_hash=hash_code(ctx, code),
         role=role,
         now=now,
         expires_at=expires,
@@ -203,6 +217,7 @@ def list_patients(ctx: AppContext, *, physician_id: int | None = None) -> list[P
         for patient in patients.list_patients(session=session, physician_id=physician_id):
             assert patient.id is not None
             link = enrollment.get_link_for_patient(session=session, patient_id=patient.id)
+            physician = physicians.get_physician(session=session, physician_id=patient.physician_id)
             rows.append(
                 PatientRow(
                     patient_id=patient.id,
@@ -213,6 +228,7 @@ def list_patients(ctx: AppContext, *, physician_id: int | None = None) -> list[P
                     language=patient.language,
                     timezone=patient.timezone,
                     linked=link is not None,
+                    needs_physician=physician is not None and physician.deactivated_at is not None,
                 )
             )
         return rows
@@ -237,8 +253,11 @@ def new_patient_code(ctx: AppContext, *, clinic_ref: str) -> IssuedCode:
 def new_physician_code(ctx: AppContext, *, physician_id: int) -> IssuedCode:
     """Issues a fresh code for a physician; their previous unused code stops working."""
     with ctx.session() as session:
-        if physicians.get_physician(session=session, physician_id=physician_id) is None:
+        physician = physicians.get_physician(session=session, physician_id=physician_id)
+        if physician is None:
             raise StaffError(f"no physician with id {physician_id}")
+        if physician.deactivated_at is not None:
+            raise StaffError(f"physician {physician_id} was deactivated: no new code")
         return _issue(
             ctx,
             role=Role.PHYSICIAN.value,

@@ -47,7 +47,10 @@ class TestCommandMenu:
         """The command menu is published in English (default) and Chinese."""
         english = running_bot.api.commands()
         chinese = running_bot.api.commands(language_code="zh")
-        names = ["checkin", "history", "status", "settings", "language", "pause", "stop", "help"]
+        names = [
+            "checkin", "sideeffect", "history", "status", "settings", "language", "pause", "stop",
+            "help",
+        ]  # fmt: skip
         assert [c["command"] for c in english] == names
         assert [c["command"] for c in chinese] == names
         assert english[0]["description"] == "Answer an extra questionnaire now"

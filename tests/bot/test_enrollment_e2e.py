@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from bot.services.enrollment import account_hash
+from bot.services.keyed import account_hash
 from bot.services.patients import CONSENT_VERSION
 from storage.models import ChatLink, EnrollmentAttempt, Patient, PatientStatus
 from tests.bot.e2e import RunningBot

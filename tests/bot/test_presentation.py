@@ -149,7 +149,7 @@ def update_from(user_id: int, update_id: int) -> Update:
 class TestPerUserOrdering:
     async def test_one_person_in_order_others_in_parallel(self) -> None:
         """Updates of one user run one after another; another user's run alongside."""
-        processor = PerUserUpdateProcessor(16)
+        processor = PerUserUpdateProcessor(16, max_queued_per_user=20)
         log: list[tuple[str, int]] = []
 
         async def work(tag: str, delay: float) -> None:
@@ -163,6 +163,63 @@ class TestPerUserOrdering:
         await asyncio.gather(run(1, "1", 0.05), run(1, "2", 0.0), run(2, "3", 0.0))
         assert log.index(("end", 1)) < log.index(("start", 2))
         assert log.index(("end", 3)) < log.index(("end", 1))
+
+    async def test_a_flooding_person_holds_one_slot(self) -> None:
+        """With one slot, another person's update runs while a flooding person's queued
+        updates wait for their own previous one: the per-user lock comes before the slot."""
+        processor = PerUserUpdateProcessor(1, max_queued_per_user=50)
+        release = asyncio.Event()
+        done: list[int] = []
+
+        async def work(tag: int, *, hold: bool = False) -> None:
+            if hold:
+                await release.wait()
+            done.append(tag)
+
+        flood = [
+            asyncio.create_task(
+                processor.process_update(update_from(1, tag), work(tag, hold=tag == 1))
+            )
+            for tag in range(1, 11)
+        ]
+        await asyncio.sleep(0)
+        other = asyncio.create_task(processor.process_update(update_from(2, 99), work(99)))
+        await asyncio.sleep(0.05)
+        assert done == []  # the flooder's first update holds the only slot
+        release.set()
+        await asyncio.gather(*flood, other)
+        assert done.index(99) < done.index(3)
+        assert sorted(done) == [*range(1, 11), 99]
+
+    async def test_excess_updates_are_dropped_and_the_person_told_once(self) -> None:
+        """Beyond the queue cap a person's updates are dropped unhandled, and they are asked
+        once to slow down; another person's updates are untouched."""
+        told: list[int] = []
+
+        async def tell(update: Update) -> None:
+            assert update.effective_user is not None
+            told.append(update.effective_user.id)
+
+        processor = PerUserUpdateProcessor(4, max_queued_per_user=3, on_dropped=tell)
+        release = asyncio.Event()
+        handled: list[int] = []
+
+        async def work(tag: int) -> None:
+            await release.wait()
+            handled.append(tag)
+
+        tasks = [
+            asyncio.create_task(processor.process_update(update_from(1, tag), work(tag)))
+            for tag in range(1, 11)
+        ]
+        tasks.append(asyncio.create_task(processor.process_update(update_from(2, 50), work(50))))
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(*tasks)
+        # One running and three waiting, in order; the rest dropped.
+        assert [tag for tag in handled if tag != 50] == [1, 2, 3, 4]
+        assert sorted(handled) == [1, 2, 3, 4, 50]
+        assert told == [1]
 
 
 SPEC_WORDING = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli.run import webhook_options
+from bot.cli.run import run, webhook_options
 from bot.context import AppContext
+from bot.webhook import secret_matches
 from storage import migrate
 from storage.db import make_engine
-from tests.conftest import TEST_TOKEN, make_settings
+from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN, make_settings
 from tests.factories import make_patient, make_physician
 from tests.fake_bot_api import FakeBotApi
 
@@ -57,6 +59,7 @@ def environment(api: FakeBotApi, database: str) -> dict[str, str]:
     env.update(
         {
             "DATABASE_URL": database,
+            "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
             "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
             "TELEGRAM_API_BASE_URL": api.base_url,
             "TELEGRAM_FILE_BASE_URL": api.base_file_url,
@@ -120,6 +123,33 @@ class TestLongPolling:
         assert code not in stderr
 
 
+def status_on_headers_alone(port: int, *, secret: str, length: int) -> int:
+    """The status the webhook answers to a request whose headers announce `length` bytes of
+    body, none of which is ever sent (the default listen address is 127.0.0.1)."""
+    head = (
+        "POST /telegram/hook HTTP/1.1\r\nHost: bot\r\nContent-Type: application/json\r\n"
+        f"X-Telegram-Bot-Api-Secret-Token: {secret}\r\nContent-Length: {length}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(head.encode())
+        reply = connection.recv(4096).decode("latin-1")
+    return int(reply.split()[1])
+
+
+class TestWebhookGuards:
+    def test_secret_is_compared_whole(self) -> None:
+        """Only the exact secret matches; a prefix, a longer value or none does not."""
+        assert secret_matches(SECRET, SECRET)
+        assert not secret_matches(SECRET[:-1], SECRET)
+        assert not secret_matches(SECRET + "x", SECRET)
+        assert not secret_matches(None, SECRET)
+        assert not secret_matches("ü" * 5, SECRET)
+
+    def test_listens_on_this_machine_by_default(self) -> None:
+        """Without --listen the server binds 127.0.0.1: the reverse proxy is the public face."""
+        assert inspect.signature(run).parameters["listen"].default == "127.0.0.1"
+
+
 class TestWebhook:
     def test_secret_token_is_checked_on_every_request(
         self, api: FakeBotApi, database: str, tmp_path: Path
@@ -128,15 +158,7 @@ class TestWebhook:
         code = a_code(database)
         port = free_port()
         process = spondybot(
-            [
-                "run",
-                "--webhook-url",
-                "https://bot.example.org/telegram/hook",
-                "--listen",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            ["run", "--webhook-url", "https://bot.example.org/telegram/hook", "--port", str(port)],
             environment(api, database),
             tmp_path,
         )
@@ -166,6 +188,9 @@ class TestWebhook:
 
             assert post({"X-Telegram-Bot-Api-Secret-Token": "wrong-secret-0123456789"}) == 403
             assert post({}) == 403
+            # A huge body is refused on its headers: answered while none of it has been sent.
+            assert status_on_headers_alone(port, secret="wrong-secret", length=100 << 20) == 403
+            assert status_on_headers_alone(port, secret=SECRET, length=(1 << 20) + 1) == 413
             assert api.sent_messages(ana.id) == []
             assert post({"X-Telegram-Bot-Api-Secret-Token": SECRET}) == 200
             assert "now linked" in ana.wait_for_reply_sync(timeout=15)["text"]

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlmodel import select
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from bot.cli import app
-from bot.services.staff import hash_code
+from bot.services.keyed import code_hash
+from bot.services.staff import normalise_code
 from storage import enrollment
 from storage.db import make_engine, session_scope
+from storage.models import Physician
+from tests.conftest import TEST_PSEUDONYM_KEY
 
 runner = CliRunner()
+
+
+def stored(code: object) -> str:
+    """How a code is stored under the test's PSEUDONYM_KEY."""
+    return code_hash(TEST_PSEUDONYM_KEY.encode("utf-8"), normalise_code(str(code)))
 
 
 @pytest.fixture
@@ -25,6 +35,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) 
     """Points the CLI at a fresh database, as an operator's environment would."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
     monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "clinic_bot")
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
@@ -83,13 +94,17 @@ class TestStaffCli:
             now = datetime.now(UTC)
             assert (
                 enrollment.claim_code(
-                    session=session, code_hash=hash_code(str(old["code"])), now=now
+                    session=session,
+                    code_hash=stored(old["code"]),
+                    now=now,
                 )
                 is None
             )
             assert (
                 enrollment.claim_code(
-                    session=session, code_hash=hash_code(str(new["code"])), now=now
+                    session=session,
+                    code_hash=stored(new["code"]),
+                    now=now,
                 )
                 is not None
             )
@@ -181,3 +196,30 @@ class TestCodeExpiry:
         shown = datetime.strptime(line.split()[2] + " " + line.split()[3], "%Y-%m-%d %H:%M")
         expected = (datetime.now(UTC) + timedelta(days=14)).astimezone(ZoneInfo("Asia/Shanghai"))
         assert abs(shown - expected.replace(tzinfo=None)) < timedelta(minutes=2)
+
+
+class TestServerSecret:
+    def test_codes_and_the_bot_need_pseudonym_key(
+        self, cli_env: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Without PSEUDONYM_KEY, issuing a code and running the bot stop in one line naming
+        the setting, and nothing is created."""
+        monkeypatch.delenv("PSEUDONYM_KEY")
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:TEST-TOKEN-abcdefghijklmnopqrstuv")
+        added = runner.invoke(app, ["physician", "add", "--name", "Dr"])
+        assert added.exit_code != 0
+        assert isinstance(added.exception, SystemExit)  # a refusal, not a crash
+        assert "setting PSEUDONYM_KEY" in added.output.strip().splitlines()[-1]
+        engine = make_engine(cli_env)
+        with session_scope(engine) as session:
+            assert session.exec(select(Physician)).first() is None
+        engine.dispose()
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:  # `run` sets up the product's logging on the runner's stream, closed afterwards
+            started = runner.invoke(app, ["run"])
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
+        assert started.exit_code != 0
+        assert "setting PSEUDONYM_KEY" in started.output

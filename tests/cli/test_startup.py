@@ -16,7 +16,11 @@ HEAVY = ("matplotlib", "pyarrow", "telegram", "starlette", "uvicorn")
 
 def imported_packages(args: list[str], cwd: Path) -> set[str]:
     """Top-level packages a `spondybot` command imports, read from `python -X importtime`."""
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{cwd / 'clinic.db'}")
+    env = dict(
+        os.environ,
+        DATABASE_URL=f"sqlite:///{cwd / 'clinic.db'}",
+        PSEUDONYM_KEY="test-pseudonym-key-0123456789abcdef",
+    )
     result = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "bot", *args],
         cwd=cwd,
@@ -55,6 +59,7 @@ class TestStartup:
         [
             ["patient", "list"],
             ["lab", "add", "--patient", "MRN-0042", "--crp", "7.59", "--drawn", "2026-03-02"],
+            ["therapy", "list", "--patient", "MRN-0042"],
         ],
     )
     def test_staff_commands_load_none_of_them(self, clinic: Path, args: list[str]) -> None:

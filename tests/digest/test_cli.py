@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.context import AppContext
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN
 from tests.digest import builders as b
 from tests.digest.conftest import Inbox
 from tests.fake_bot_api import FakeBotApi, image_size
@@ -30,6 +30,7 @@ def cli_env(
     """The CLI pointed at the test database (already migrated by `ctx`), away from any .env."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TEST_TOKEN)
     for name in ("SMTP_HOST", "SMTP_USER", "SMTP_FROM"):
         monkeypatch.delenv(name, raising=False)

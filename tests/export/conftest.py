@@ -17,11 +17,13 @@ import pytest
 from bot.clock import FixedClock
 from bot.context import AppContext
 from bot.domain import instruments
+from bot.export.pseudonyms import Pseudonymizer
 from bot.export.service import ExportRequest, ExportResult, run_export
 from bot.services import labs as lab_service
 from bot.services import scores, staff
 from storage import administrations, enrollment, patients, schedule
 from storage.models import AdministrationKind, PatientStatus
+from tests.conftest import TEST_PSEUDONYM_KEY
 
 NURSE = "Nurse Florence Testington"
 LAB_WINDOW = timedelta(days=7)
@@ -295,6 +297,22 @@ def csv_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(lines))
 
 
+_TEST_KEY = Pseudonymizer(TEST_PSEUDONYM_KEY.encode("utf-8"))
+
+
+def exported_id(kind: str, row_id: int) -> str:
+    """The id an export under the test key gives a stored row ("administration" or "lab")."""
+    return _TEST_KEY.record_id(kind, row_id)
+
+
+def db_id(exported: str, kind: str = "administration") -> int:
+    """The database id behind an exported id, found among the few ids a test database has."""
+    for row_id in range(1, 10_000):
+        if exported_id(kind, row_id) == exported:
+            return row_id
+    raise AssertionError(f"{exported} is no {kind} id of the test database")
+
+
 def wide_by_id(text: str) -> dict[int, dict[str, str]]:
-    """Wide CSV rows keyed by administration id."""
-    return {int(row["administration_id"]): row for row in csv_rows(text)}
+    """Wide CSV rows keyed by the database id of their administration."""
+    return {db_id(row["administration_id"]): row for row in csv_rows(text)}

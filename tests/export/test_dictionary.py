@@ -11,8 +11,7 @@ import pyarrow.parquet as pq
 from bot.context import AppContext
 from bot.export.columns import (
     DICTIONARY_FIELDS,
-    LONG_COLUMNS,
-    WIDE_COLUMNS,
+    TABLES,
     dictionary_csv,
     dictionary_markdown,
 )
@@ -61,7 +60,8 @@ class TestDataDictionary:
         """Each column has a type, a meaning and a source; clinical ones cite the spec."""
         rows = list(csv.DictReader(io.StringIO(dictionary_csv())))
         assert list(rows[0]) == list(DICTIONARY_FIELDS)
-        assert len(rows) == len(WIDE_COLUMNS) + len(LONG_COLUMNS)
+        assert len(rows) == sum(len(columns) for columns in TABLES.values())
+        assert {row["table"] for row in rows} == {"wide", "long", "therapy", "checkins"}
         for row in rows:
             assert row["type"] in {"string", "integer", "decimal", "boolean", "datetime"}
             assert row["meaning"]

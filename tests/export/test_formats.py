@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from fhir.resources.R4B.medicationstatement import MedicationStatement
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.questionnaire import Questionnaire
@@ -50,7 +51,9 @@ from tests.export.conftest import (
     Dataset,
     at,
     csv_rows,
+    db_id,
     export_csv,
+    exported_id,
     run_questionnaire,
     wide_by_id,
 )
@@ -60,6 +63,7 @@ FHIR_MODELS = {
     "Questionnaire": Questionnaire,
     "QuestionnaireResponse": QuestionnaireResponse,
     "Observation": Observation,
+    "MedicationStatement": MedicationStatement,
 }
 
 
@@ -244,11 +248,13 @@ class TestWideCsv:
             baselines=baselines_of(ctx, exports.ExportScope()),
         )
         with ctx.session() as session:
+            covered = exports.covered_patients(session=session, scope=exports.ExportScope())
             rows = exports.fetch_administration_batch(
-                session=session, scope=exports.ExportScope(), after_id=0, limit=100,
+                session=session, scope=exports.ExportScope(),
+                patient_ids=[patient.patient_id for patient in covered],
                 item_codes=ITEM_CODES, duration_item=DURATION_ITEM,
             )  # fmt: skip
-        records = [builder.record(row) for row in rows]
+        records = sorted((builder.record(row) for row in rows), key=lambda r: r.pseudonym)
         expected = [
             [CSV_FORMATTERS[column.type](column.value(record)) for column in WIDE_COLUMNS]
             for record in records
@@ -300,7 +306,9 @@ class TestLongCsv:
         text, result = export_csv(ctx, "long")
         rows = csv_rows(text)
         follow_up = [
-            row for row in rows if int(row["administration_id"]) == dataset.admin["alice_follow_up"]
+            row
+            for row in rows
+            if db_id(row["administration_id"]) == dataset.admin["alice_follow_up"]
         ]
         kinds = [row["record_type"] for row in follow_up]
         assert (kinds.count("answer"), kinds.count("lab"), kinds.count("score")) == (8, 2, 3)
@@ -312,7 +320,7 @@ class TestLongCsv:
         follow_up = {
             row["variable"]: row
             for row in rows
-            if int(row["administration_id"]) == dataset.admin["alice_follow_up"]
+            if db_id(row["administration_id"]) == dataset.admin["alice_follow_up"]
         }
         assert follow_up["q1_fatigue"]["value"] == "2"
         assert follow_up["q1_fatigue"]["answer_version"] == "2"
@@ -330,7 +338,7 @@ class TestLongCsv:
     def test_floor_flag_on_crp_rows(self, ctx: AppContext, dataset: Dataset) -> None:
         """crp_floored is set on the CRP and ASDAS-CRP rows only."""
         rows = csv_rows(export_csv(ctx, "long")[0])
-        bob = [r for r in rows if int(r["administration_id"]) == dataset.admin["bob_floored"]]
+        bob = [r for r in rows if db_id(r["administration_id"]) == dataset.admin["bob_floored"]]
         flagged = {row["variable"] for row in bob if row["crp_floored"] == "true"}
         assert flagged == {"crp_mg_l", "asdas_crp"}
         assert all(row["crp_floored"] == "" for row in bob if row["record_type"] == "answer")
@@ -350,11 +358,11 @@ class TestParquet:
         table = pq.read_table(out)
         assert table.column_names == [column.name for column in WIDE_COLUMNS]
         assert result.rows == table.num_rows == 7
-        assert str(table.schema.field("administration_id").type) == "int64"
+        assert str(table.schema.field("administration_id").type) == "string"
         assert str(table.schema.field("basdai").type) == "double"
         assert str(table.schema.field("crp_floored").type) == "bool"
         assert str(table.schema.field("completed_at").type) == "timestamp[us, tz=UTC]"
-        rows = {row["administration_id"]: row for row in table.to_pylist()}
+        rows = {db_id(row["administration_id"]): row for row in table.to_pylist()}
         baseline = rows[dataset.admin["alice_baseline"]]
         assert baseline["basdai"] == pytest.approx(3.8)
         assert baseline["asdas_crp"] == pytest.approx(float(BASELINE_ASDAS_CRP), abs=1e-12)
@@ -457,7 +465,8 @@ class TestFhir:
     def test_scores_use_the_local_code_system(self, fhir_dir: Path) -> None:
         """BASDAI and ASDAS observations carry the local score codes, values and states."""
         observations = {o["id"]: o for o in read_fhir(fhir_dir)["Observation"]}
-        baseline = observations["asdas-crp-1"]
+        first, second = exported_id("administration", 1), exported_id("administration", 2)
+        baseline = observations[f"asdas-crp-{first}"]
         assert baseline["code"]["coding"][0] == {
             "system": "urn:spondybot:fhir:CodeSystem:score",
             "code": "asdas-crp",
@@ -467,17 +476,17 @@ class TestFhir:
         assert abs(value - BASELINE_ASDAS_CRP) < Decimal("1e-16")
         assert baseline["interpretation"][0]["coding"][0]["code"] == "very-high"
         assert baseline["derivedFrom"] == [
-            {"reference": "QuestionnaireResponse/qr-1"},
-            {"reference": "Observation/crp-1"},
+            {"reference": f"QuestionnaireResponse/qr-{first}"},
+            {"reference": f"Observation/crp-{exported_id('lab', 1)}"},
         ]
         assert baseline["component"][0]["valueBoolean"] is False
-        assert observations["basdai-1"]["valueQuantity"]["value"] == Decimal("3.8")
-        assert observations["asdas-esr-2"]["valueQuantity"]["value"] == Decimal("1.61")
+        assert observations[f"basdai-{first}"]["valueQuantity"]["value"] == Decimal("3.8")
+        assert observations[f"asdas-esr-{second}"]["valueQuantity"]["value"] == Decimal("1.61")
 
     def test_responses_reflect_each_administration(self, fhir_dir: Path, dataset: Dataset) -> None:
         """Completed, stopped (missed) and in-progress responses; minutes as a UCUM quantity."""
         responses = {
-            int(r["identifier"]["value"]): r for r in read_fhir(fhir_dir)["QuestionnaireResponse"]
+            db_id(r["identifier"]["value"]): r for r in read_fhir(fhir_dir)["QuestionnaireResponse"]
         }
         follow_up = responses[dataset.admin["alice_follow_up"]]
         assert follow_up["status"] == "completed"
@@ -511,7 +520,7 @@ class TestFhirResponseStatus:
         answer = AnswerRow("q1", Decimal(4), Decimal(4), 2, answered)
         return ExportRecord(
             pseudonym="0" * 24,
-            administration_id=41,
+            administration_id=exported_id("administration", 41),
             scheduled_for=done - timedelta(hours=1),
             completed_at=done if completed else None,
             status=ExportStatus.COMPLETED if completed else ExportStatus.PARTIAL,

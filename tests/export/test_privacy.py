@@ -8,6 +8,8 @@ import hashlib
 import hmac
 import io
 import json
+import os
+import stat
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from bot.context import AppContext
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.service import ExportRequest, run_export
 from tests.conftest import TEST_PSEUDONYM_KEY, make_settings
-from tests.export.conftest import Dataset, csv_rows, export_csv, wide_by_id
+from tests.export.conftest import Dataset, csv_rows, export_csv, exported_id, wide_by_id
 
 FORMATS = ("wide", "long", "parquet", "fhir")
 DATE_COLUMNS = ("scheduled_for", "completed_at", "crp_drawn_at", "esr_drawn_at")
@@ -196,7 +198,8 @@ class TestDateShift:
         expected = parse(wide_moved[admin]["completed_at"]) - parse(
             wide_real[admin]["completed_at"]
         )
-        assert parse(moved[f"qr-{admin}"]) - parse(real[f"qr-{admin}"]) == expected
+        response = f"qr-{exported_id('administration', admin)}"
+        assert parse(moved[response]) - parse(real[response]) == expected
 
 
 class TestDeletedAndWithdrawn:
@@ -235,3 +238,22 @@ class TestDeletedAndWithdrawn:
             if o["subject"]["reference"] == f"Patient/{dan}"
         )
         assert dan_codes == ["30341-2", "asdas-esr", "basdai"]
+
+
+class TestFilePermissions:
+    @pytest.mark.parametrize("fmt", ["wide", "long", "parquet", "fhir"])
+    def test_exports_are_readable_by_their_owner_only(
+        self, ctx: AppContext, dataset: Dataset, tmp_path: Path, fmt: str
+    ) -> None:
+        """Every exported file is 0600 (a FHIR directory 0700), whatever the umask."""
+        out = tmp_path / f"export-{fmt}"
+        previous = os.umask(0o022)
+        try:
+            run_export(ctx, ExportRequest(format=fmt, by="r", out=out))
+        finally:
+            os.umask(previous)
+        files = sorted(out.iterdir()) if out.is_dir() else [out]
+        assert files
+        assert {stat.S_IMODE(path.stat().st_mode) for path in files} == {0o600}
+        if out.is_dir():
+            assert stat.S_IMODE(out.stat().st_mode) == 0o700

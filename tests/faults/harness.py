@@ -30,7 +30,7 @@ from bot.context import AppContext
 from bot.domain.instruments import ITEM_CODES, STIFFNESS_CHOICES_MINUTES
 from storage.db import make_engine
 from storage.models import Administration, AdministrationStatus, Answer, AuditEvent
-from tests.conftest import TEST_TOKEN, make_settings
+from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN, make_settings
 from tests.factories import make_active_patient, make_physician
 from tests.fake_bot_api import FakeBotApi, FakeUser
 
@@ -58,6 +58,7 @@ def bot_environment(api: FakeBotApi, database_url: str, **extra: str) -> dict[st
     env.update(
         {
             "DATABASE_URL": database_url,
+            "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
             "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
             "TELEGRAM_API_BASE_URL": api.base_url,
             "TELEGRAM_FILE_BASE_URL": api.base_file_url,

@@ -8,6 +8,7 @@ Reproduce: `.venv/bin/pytest tests/faults -k security`.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -24,13 +25,20 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlmodel import SQLModel, select
+from telegram import Bot
 
 from bot.context import AppContext
-from bot.logging import JsonFormatter, RedactTokens, configure_logging
+from bot.logging import (
+    WITHHELD,
+    JsonFormatter,
+    RedactTokens,
+    WithholdUpdateContent,
+    configure_logging,
+)
 from bot.services import labs
 from storage.models import ChatLink, EnrollmentCode, ProcessedUpdate
 from tests.bot.e2e import RunningBot
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN
 from tests.factories import make_patient, make_physician
 from tests.fake_bot_api import FakeBotApi, FakeUser
 from tests.faults.harness import BotProcess, bot_environment
@@ -83,7 +91,8 @@ class TestEnrollmentCodes:
 
     def test_only_hashes_of_codes_are_stored(self, ctx: AppContext, tmp_path: Path) -> None:
         """Neither a patient's nor a physician's code appears anywhere in the database; the
-        code table holds their SHA-256."""
+        code table holds their HMAC under the server secret, not the unkeyed SHA-256 a copy of
+        the database could be searched with offline."""
         physician = make_physician(ctx)
         patient = make_patient(ctx, physician_id=physician.physician_id)
         codes = [physician.code.code, patient.code.code]
@@ -93,9 +102,13 @@ class TestEnrollmentCodes:
                 assert form not in everything
         with ctx.session() as session:
             stored = {row.code_hash for row in session.exec(select(EnrollmentCode))}
+        normalised = [code.replace("-", "").upper() for code in codes]
+        key = TEST_PSEUDONYM_KEY.encode()
+        prefix = b"spondybot-enrollment-code\x00"
         assert stored == {
-            hashlib.sha256(code.replace("-", "").upper().encode()).hexdigest() for code in codes
+            hmac.new(key, prefix + code.encode(), hashlib.sha256).hexdigest() for code in normalised
         }
+        assert not stored & {hashlib.sha256(code.encode()).hexdigest() for code in normalised}
         database = ctx.settings.database_url
         if database.startswith("sqlite"):
             path = Path(database.split("///", 1)[1])
@@ -331,3 +344,33 @@ class TestLogs:
                     assert secret.search(log) is None, secret.pattern
                 else:
                     assert secret not in log, secret
+
+
+class TestMalformedUpdate:
+    async def test_its_content_never_reaches_the_log(self, product_logging: io.StringIO) -> None:
+        """An update python-telegram-bot cannot read is logged at CRITICAL with the data it
+        received; the product's logging withholds that data, whatever it holds."""
+        with FakeBotApi(TEST_TOKEN) as api:
+            api.push_update({"message": {"message_id": 1, "text": "my back pain is 9 today"}})
+            async with Bot(TEST_TOKEN, base_url=api.base_url) as bot:
+                with pytest.raises(KeyError):
+                    await bot.get_updates(timeout=0)
+        written = product_logging.getvalue()
+        lines = [json.loads(line) for line in written.splitlines()]
+        assert any(line["level"] == "CRITICAL" for line in lines), written
+        assert "back pain" not in written
+        assert WITHHELD in written
+
+    def test_the_filter_withholds_every_argument_but_numbers(self) -> None:
+        """python-telegram-bot's arguments are withheld unless plain numbers; spondybot's own
+        lines are left as they are."""
+        withhold = WithholdUpdateContent()
+        record = logging.LogRecord(
+            "telegram.ext.Updater", logging.CRITICAL, __file__, 1,
+            "data %r after %s s, update %d", ({"text": "secret"}, 1.5, 7), None,
+        )  # fmt: skip
+        assert withhold.filter(record)
+        assert record.getMessage() == f"data {WITHHELD!r} after 1.5 s, update 7"
+        own = logging.LogRecord("bot.app", logging.INFO, __file__, 1, "kept %s", ("x",), None)
+        assert withhold.filter(own)
+        assert own.getMessage() == "kept x"

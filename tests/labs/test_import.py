@@ -94,6 +94,36 @@ class TestImportFileWithMistakes:
         assert rows[14].params == {"date": "03/02/2026"}
         assert rows[23].params == {"expected": "7", "found": "3"}
 
+    def test_an_interrupted_import_is_finished_by_running_it_again(
+        self, ctx: AppContext, clinic: Clinic
+    ) -> None:
+        """An import that stopped after its first lines (as one killed between transactions
+        leaves it) is completed by importing the whole file: nothing is stored twice."""
+        first_lines = b"".join(MISTAKES.splitlines(keepends=True)[:6])  # header and lines 2-6
+        interrupted = run(ctx, first_lines)
+        assert interrupted.stored == 5
+        again = run(ctx)
+        assert again.stored == 1
+        assert again.duplicate == 6
+        assert outcomes(again)[28] == ("stored", None)
+        assert {outcomes(again)[line] for line in range(2, 7)} == {("duplicate", None)}
+
+    def test_a_file_on_disk_spanning_several_transactions(
+        self, ctx: AppContext, clinic: Clinic, tmp_path: Path
+    ) -> None:
+        """A file longer than one transaction's lines, read from disk line by line: every line
+        stored once, reported under its own line number."""
+        drawn = [f"2026-01-0{1 + n // 200} {n // 60 % 10:02d}:{n % 60:02d}" for n in range(450)]
+        lines = ["patient;test;value;unit;drawn"]
+        lines += [f"MRN-0001;CRP;{n % 50 + 1};mg/L;{drawn[n]}" for n in range(450)]
+        path = tmp_path / "big.csv"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        assert labs.IMPORT_BATCH_ROWS < 450
+        report = labs.import_lab_file(ctx, data=path, entered_by="cli:lab")
+        assert report.stored == 450
+        assert [row.line for row in report.rows] == list(range(2, 452))
+        assert len(labs.list_lab_values(ctx, clinic_ref="MRN-0001")) == 450
+
     def test_reimport_adds_nothing(self, ctx: AppContext, clinic: Clinic) -> None:
         """Importing the same file again stores nothing: every stored line is a duplicate."""
         run(ctx)

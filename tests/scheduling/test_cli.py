@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.context import AppContext
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN
 from tests.fake_bot_api import FakeBotApi
 from tests.scheduling.conftest import Clinic
 
@@ -39,6 +39,7 @@ def operator_env(
     """An operator's environment: the test database and the fake Bot API."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("PSEUDONYM_KEY", TEST_PSEUDONYM_KEY)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", TEST_TOKEN)
     monkeypatch.setenv("TELEGRAM_API_BASE_URL", api.base_url)
     monkeypatch.setenv("TELEGRAM_FILE_BASE_URL", api.base_file_url)

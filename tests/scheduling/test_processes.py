@@ -14,7 +14,7 @@ import pytest
 from bot.context import AppContext
 from storage import deliveries
 from storage.models import DeliveryStatus
-from tests.conftest import TEST_TOKEN
+from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN
 from tests.fake_bot_api import FakeBotApi
 from tests.scheduling.conftest import Clinic
 
@@ -34,6 +34,7 @@ def tick_processes(database_url: str, api: FakeBotApi, cwd: Path, count: int) ->
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
+        "PSEUDONYM_KEY": TEST_PSEUDONYM_KEY,
         "TELEGRAM_BOT_TOKEN": TEST_TOKEN,
         "TELEGRAM_API_BASE_URL": api.base_url,
         "TELEGRAM_FILE_BASE_URL": api.base_file_url,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+from storage import migrate
 from storage.db import make_engine, session_scope
 from storage.models import Administration, Answer, Patient, Physician
 
@@ -24,6 +28,28 @@ class TestSqlitePragmas:
             assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
             assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
         engine.dispose()
+
+
+class TestSqliteFilePermissions:
+    def test_database_and_its_wal_files_are_private(self, tmp_path: Path) -> None:
+        """The database, -wal and -shm files are created 0600 whatever the umask, and an
+        existing world-readable database is made private."""
+        previous = os.umask(0o022)
+        try:
+            engine = make_engine(f"sqlite:///{tmp_path}/p.db")
+            migrate.upgrade(engine)
+            with engine.connect() as conn:  # keeps -wal and -shm while it is open
+                conn.execute(text("SELECT 1"))
+                names = ["p.db", "p.db-wal", "p.db-shm"]
+                modes = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in names}
+            engine.dispose()
+            old = tmp_path / "old.db"
+            old.touch(mode=0o644)
+            make_engine(f"sqlite:///{old}").dispose()
+        finally:
+            os.umask(previous)
+        assert modes == dict.fromkeys(names, 0o600)
+        assert stat.S_IMODE(old.stat().st_mode) == 0o600
 
 
 class TestColumnTypes:

@@ -1,7 +1,7 @@
 """clinic web app accounts sessions and export jobs
 
 Revision ID: 0006
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-06
 """
 
@@ -15,7 +15,7 @@ import storage.types
 
 
 revision: str = '0006'
-down_revision: str | None = '0001'
+down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
