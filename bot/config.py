@@ -136,6 +136,14 @@ class Settings(BaseSettings):
     smtp_from: str | None = None
     smtp_starttls: bool = True
 
+    web_base_url: str = "http://127.0.0.1:8080"
+    web_session_idle_minutes: Annotated[int, Field(ge=5, le=720)] = 30
+    web_session_max_hours: Annotated[int, Field(ge=1, le=72)] = 12
+    web_login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    web_login_max_failures_per_address: Annotated[int, Field(ge=1, le=1000)] = 20
+    web_password_link_hours: Annotated[int, Field(ge=1, le=336)] = 72
+    web_export_dir: str = "exports"
+
     log_level: str = "INFO"
 
     @field_validator("clinic_timezone")
@@ -165,7 +173,7 @@ class Settings(BaseSettings):
         chosen = {"en": self.instrument_version_en, "zh": self.instrument_version_zh}
         return chosen.get(language, INSTRUMENT_VERSION)
 
-    @field_validator("telegram_api_base_url", "telegram_file_base_url")
+    @field_validator("telegram_api_base_url", "telegram_file_base_url", "web_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not re.match(r"^https?://[^\s/]+", value):

@@ -54,3 +54,22 @@ def list_events(
     if entity_id is not None:
         query = query.where(AuditEvent.entity_id == entity_id)
     return list(session.exec(query))
+
+
+def recent_events(
+    *,
+    session: Session,
+    limit: int,
+    patient_id: int | None = None,
+    actor: str | None = None,
+    before_id: int | None = None,
+) -> list[AuditEvent]:
+    """The newest events first, optionally of one patient or one actor, older than an id."""
+    query = select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(limit)
+    if patient_id is not None:
+        query = query.where(AuditEvent.patient_id == patient_id)
+    if actor is not None:
+        query = query.where(AuditEvent.actor == actor)
+    if before_id is not None:
+        query = query.where(col(AuditEvent.id) < before_id)
+    return list(session.exec(query))

@@ -431,6 +431,124 @@ class ExportAudit(SQLModel, table=True):
     destination: str | None = Field(default=None, max_length=500)
 
 
+class StaffRole(StrEnum):
+    """What a clinic web app account may do (docs/web.md, "Roles")."""
+
+    ADMIN = "admin"  # staff accounts, physicians, every patient
+    PHYSICIAN = "physician"  # their own patients only
+    NURSE = "nurse"  # enrollment and lab entry for the physicians they are assigned to
+    RESEARCHER = "researcher"  # exports only, never an identifier
+
+
+class SessionStage(StrEnum):
+    """How far a web session got through sign-in; only FULL opens the clinic's pages."""
+
+    SECOND_FACTOR = "second_factor"  # password right, TOTP code still due
+    SETUP_SECOND_FACTOR = "setup_second_factor"  # the role requires TOTP; none set up yet
+    FULL = "full"
+
+
+class StaffAccount(SQLModel, table=True):
+    """A person who signs in to the clinic web app; deactivated, never deleted.
+
+    `physician_id` ties a physician's account to the physician record whose patients they
+    follow. Only the Argon2 hash of the password is kept.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    role: str = Field(max_length=16)
+    language: str = Field(default="en", max_length=8)
+    physician_id: int | None = Field(default=None, foreign_key="physician.id", index=True)
+    password_hash: str | None = Field(default=None, sa_column=Column(Text()))
+    totp_secret: str | None = Field(default=None, max_length=64)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    deactivated_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
+class NurseAssignment(SQLModel, table=True):
+    """A nurse works for a physician: enrollment and lab entry for that physician's patients."""
+
+    __table_args__ = (UniqueConstraint("account_id", "physician_id", name="uq_nurse_assignment"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="staffaccount.id", index=True)
+    physician_id: int = Field(foreign_key="physician.id")
+
+
+class PasswordLink(SQLModel, table=True):
+    """A one-time link that sets an account's password; only the token's SHA-256 is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="staffaccount.id", index=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    expires_at: datetime = Field(sa_column=_dt(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser, kept server-side so it can be revoked; the cookie holds a token
+    whose SHA-256 is `token_hash`. Idle and absolute timeouts are checked on every request."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, unique=True)
+    account_id: int = Field(foreign_key="staffaccount.id", index=True)
+    stage: str = Field(max_length=24)
+    csrf_token: str = Field(max_length=64)
+    pending_totp_secret: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    last_seen_at: datetime = Field(sa_column=_dt(nullable=False))
+    expires_at: datetime = Field(sa_column=_dt(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
+class LoginFailure(SQLModel, table=True):
+    """A failed sign-in, under a keyed hash of the account's e-mail or of the address it came
+    from, so throttling works across processes without keeping addresses in clear."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(max_length=64, index=True)
+    at: datetime = Field(sa_column=_dt(nullable=False, index=True))
+
+
+class RolePolicy(SQLModel, table=True):
+    """What an admin requires of every account of a role (today: a TOTP second factor)."""
+
+    role: str = Field(primary_key=True, max_length=16)
+    totp_required: bool = Field(default=False)
+
+
+class ExportJobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class ExportJob(SQLModel, table=True):
+    """A research export asked for in the web app and run in the background; its progress is
+    here, so any web process can show it, and its file is downloaded by the person who asked
+    (or an admin). What left the clinic is in `exportaudit`, as for every export."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="staffaccount.id", index=True)
+    format: str = Field(max_length=16)
+    filters: str = Field(sa_column=Column(Text(), nullable=False))
+    status: str = Field(default=ExportJobStatus.QUEUED.value, max_length=16)
+    total: int = Field(default=0)
+    done: int = Field(default=0)
+    rows: int | None = Field(default=None)
+    sha256: str | None = Field(default=None, max_length=64)
+    audit_id: int | None = Field(default=None, foreign_key="exportaudit.id")
+    file_name: str | None = Field(default=None, max_length=200)
+    error: str | None = Field(default=None, sa_column=Column(String(500)))
+    created_at: datetime = Field(sa_column=_dt(nullable=False))
+    updated_at: datetime = Field(sa_column=_dt(nullable=False))
+    finished_at: datetime | None = Field(default=None, sa_column=_dt())
+
+
 def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a model, for statements built once at import (SQLModel does not
     declare `__table__` to type checkers)."""

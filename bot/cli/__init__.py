@@ -6,7 +6,21 @@ import os
 
 import typer
 
-from bot.cli import audit, db, deliveries, demo, digest, export, lab, run, staff, therapy, tick
+from bot.cli import (
+    accounts,
+    audit,
+    db,
+    deliveries,
+    demo,
+    digest,
+    export,
+    lab,
+    run,
+    serve,
+    staff,
+    therapy,
+    tick,
+)
 
 app = typer.Typer(
     name="spondybot",
@@ -22,8 +36,10 @@ app.add_typer(db.app, name="db")
 app.add_typer(staff.physician_app, name="physician")
 app.add_typer(staff.patient_app, name="patient")
 app.add_typer(lab.app, name="lab")
+app.add_typer(accounts.staff_app, name="staff")
 app.add_typer(therapy.app, name="therapy")
 app.command("run")(run.run)
+app.command("serve")(serve.serve)
 app.command("demo")(demo.demo)
 app.command("tick")(tick.tick)
 app.command("deliveries")(deliveries.deliveries)

@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 SOURCE_CLI = "cli"
 SOURCE_CSV = "csv"
 SOURCE_CHAT = "chat"
+SOURCE_WEB = "web"
 
 STORED = "stored"
 DUPLICATE = "duplicate"
@@ -438,6 +439,7 @@ def _import_row(
     entered_by: str,
     now: datetime,
     known: dict[str, Patient],
+    allowed_physicians: frozenset[int] | None = None,
     dry_run_stored: set[str] | None = None,
 ) -> tuple[ImportRow, tuple[int, ...]]:
     # One string per patient, however many of their lines a large file has.
@@ -459,6 +461,8 @@ def _import_row(
             row.drawn, timezone=ctx.settings.clinic_timezone, now=now
         )
         patient = known.get(ref) or find_patient(session, row.patient)
+        if allowed_physicians is not None and patient.physician_id not in allowed_physicians:
+            raise LabInputError("patient_unknown", ref=ref)  # not theirs: as if unknown
         known[ref] = patient
         assert patient.id is not None
         source_key = _source_key(patient.id, row, measurement)
@@ -512,7 +516,12 @@ longest poll (100 ms), so the bot's writes get in and wait about half a second a
 
 
 def import_lab_file(
-    ctx: AppContext, *, data: bytes | Path, entered_by: str, dry_run: bool = False
+    ctx: AppContext,
+    *,
+    data: bytes | Path,
+    entered_by: str,
+    dry_run: bool = False,
+    allowed_physicians: frozenset[int] | None = None,
 ) -> ImportReport:
     """Imports a lab file (format in README, "Lab values"): good lines are stored, bad ones
     reported with their line number and reason, lines already imported are duplicates.
@@ -524,6 +533,8 @@ def import_lab_file(
     Importing is idempotent (a line already stored is a duplicate), so an interrupted import
     is finished by running it again. A dry run goes through exactly the same steps, rolling
     each batch back, so its report is what the real import would do.
+    With `allowed_physicians`, lines of other physicians' patients are refused as unknown
+    references (a nurse imports only for the physicians they work for).
     """
 
     def lines() -> Iterator[bytes]:
@@ -556,6 +567,7 @@ def import_lab_file(
                     now=now,
                     known=known,
                     dry_run_stored=dry_run_stored,
+                    allowed_physicians=allowed_physicians,
                 )
                 rows.append(result)
                 recomputed.update(administrations)

@@ -24,7 +24,7 @@ from bot.services.keyed import account_hash
 from storage import audit, enrollment, patients
 from storage.models import Patient, PatientStatus
 
-CONSENT_VERSION: Final = "2026-03-v1"
+CONSENT_VERSION: Final = "2026-12-v2"
 """Version of the consent text in templates/messages/<lang>/consent.toml (`version` key)."""
 
 STEP_LANGUAGE: Final = "language"

@@ -133,7 +133,13 @@ def _shown(value: Decimal | None) -> str | None:
 
 def _state(value: Decimal | None) -> str | None:
     """The template key of an ASDAS state, from the unrounded score (clinical spec §3)."""
-    return None if value is None else _STATE_KEYS[scoring.asdas_category(value)]
+    return None if value is None else state_key(value)
+
+
+def state_key(value: Decimal) -> str:
+    """The template key ("inactive", "low", "high", "very_high") of an ASDAS state, taken
+    from the unrounded score (clinical spec §3)."""
+    return _STATE_KEYS[scoring.asdas_category(value)]
 
 
 # -- /patients -----------------------------------------------------------------------------------
@@ -186,7 +192,11 @@ class PatientList:
     admin: bool
 
 
-def _summary(ctx: AppContext, session: Session, patient: Patient, now: datetime) -> PatientSummary:
+def summarize_patient(
+    ctx: AppContext, session: Session, patient: Patient, now: datetime
+) -> PatientSummary:
+    """A patient's latest scores, trend and the digest's attention flags (for `/patients` and
+    the clinic web app's patient list)."""
     assert patient.id is not None
     history = administrations.list_administrations(session=session, patient_id=patient.id)
     completed = [
@@ -317,7 +327,7 @@ def patient_list(ctx: AppContext, *, telegram_user_id: int, page: int = 0) -> Pa
         pages = max(1, math.ceil(len(everyone) / PAGE_SIZE))
         page = min(max(page, 0), pages - 1)
         shown = everyone[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
-        rows = tuple(_summary(ctx, session, patient, now) for patient in shown)
+        rows = tuple(summarize_patient(ctx, session, patient, now) for patient in shown)
         return PatientList(
             language=viewer.language,
             timezone=viewer.timezone,
@@ -451,7 +461,7 @@ def patient_detail(
         patient = _visible_patient(session, viewer, clinic_ref)
         if patient is None or patient.id is None:
             return DetailReply(Lookup.NO_PATIENT, viewer.language, clinic_ref.strip()[:64])
-        summary = _summary(ctx, session, patient, now)
+        summary = summarize_patient(ctx, session, patient, now)
         completed = administrations.list_administrations(
             session=session,
             patient_id=patient.id,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-HEAVY = ("matplotlib", "pyarrow", "telegram")
+HEAVY = ("matplotlib", "pyarrow", "telegram", "starlette", "uvicorn")
+"""The chart, Parquet and Telegram libraries, and the web server (`spondybot serve` only)."""
 
 
 def imported_packages(args: list[str], cwd: Path) -> set[str]:
@@ -47,7 +48,8 @@ def clinic(tmp_path: Path) -> Path:
 
 class TestStartup:
     def test_help_loads_none_of_the_heavy_libraries(self, tmp_path: Path) -> None:
-        """`spondybot --help` imports neither matplotlib, pyarrow nor python-telegram-bot."""
+        """`spondybot --help` imports neither matplotlib, pyarrow, python-telegram-bot nor the
+        web server."""
         loaded = imported_packages(["--help"], tmp_path)
         assert "typer" in loaded
         assert not loaded & set(HEAVY)

@@ -1,0 +1,1 @@
+"""The clinic web app: server-rendered pages for staff and, in webhook mode, Telegram's endpoint."""
