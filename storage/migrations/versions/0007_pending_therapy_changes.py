@@ -1,7 +1,7 @@
 """pending therapy changes typed in chat
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0006
 Create Date: 2026-12-06 03:15:00.000000
 """
 
@@ -15,7 +15,7 @@ import storage.types
 
 
 revision: str = '0007'
-down_revision: str | None = '0003'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
