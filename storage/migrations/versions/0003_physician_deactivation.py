@@ -1,7 +1,7 @@
 """physician deactivation
 
 Revision ID: 0003
-Revises: 0005
+Revises: 0002
 Create Date: 2026-12-06
 """
 
@@ -14,7 +14,7 @@ import storage.types
 
 
 revision: str = '0003'
-down_revision: str | None = '0005'
+down_revision: str | None = '0002'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """clinic web app accounts sessions and export jobs
 
-Revision ID: 0006
+Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-06
 """
@@ -14,7 +14,7 @@ from alembic import op
 import storage.types
 
 
-revision: str = '0006'
+revision: str = '0004'
 down_revision: str | None = '0003'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

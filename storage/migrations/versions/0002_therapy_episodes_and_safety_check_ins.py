@@ -1,6 +1,6 @@
 """therapy episodes and safety check-ins
 
-Revision ID: 0005
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-06 01:46:52.508382
 """
@@ -14,7 +14,7 @@ from alembic import op
 import storage.types
 
 
-revision: str = '0005'
+revision: str = '0002'
 down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
