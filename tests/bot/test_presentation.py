@@ -221,6 +221,44 @@ class TestPerUserOrdering:
         assert sorted(handled) == [1, 2, 3, 4, 50]
         assert told == [1]
 
+    async def test_told_once_per_flood_even_when_the_queue_drains_between_bursts(self) -> None:
+        """A flood arrives in bursts, and a fast handler empties the person's queue between
+        them: they are still told once; after a quiet minute, a new flood is told again."""
+        told: list[int] = []
+        now = [1000.0]
+
+        async def tell(update: Update) -> None:
+            told.append(update.update_id)
+
+        processor = PerUserUpdateProcessor(
+            4, max_queued_per_user=3, on_dropped=tell, quiet_s=60.0, clock=lambda: now[0]
+        )
+
+        async def burst(first: int) -> None:
+            release = asyncio.Event()
+
+            async def work() -> None:
+                await release.wait()
+
+            tasks = [
+                asyncio.create_task(processor.process_update(update_from(1, tag), work()))
+                for tag in range(first, first + 10)
+            ]
+            await asyncio.sleep(0.01)
+            release.set()
+            await asyncio.gather(*tasks)
+
+        for second in range(5):  # five bursts a second apart, each overflowing the queue
+            now[0] = 1000.0 + second
+            await burst(100 * second)
+        assert told == [4]  # the first dropped update of the first burst
+        now[0] = 1004.0 + 59.0  # less than a minute of silence: the same flood
+        await burst(500)
+        assert told == [4]
+        now[0] = 1063.0 + 61.0  # a quiet minute later, a new flood
+        await burst(600)
+        assert told == [4, 604]
+
 
 SPEC_WORDING = {
     "en": {

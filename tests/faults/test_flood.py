@@ -83,7 +83,7 @@ class TestFlood:
     ) -> None:
         """While one account floods at 500 updates/s, other patients' presses are answered
         within 1 s (p99) and every answer of theirs is stored once; the flooder is asked to
-        slow down, not once per dropped update."""
+        slow down exactly once for the whole flood."""
         rng = random.Random(SEED)
         with FakeBotApi(TEST_TOKEN) as api:
             flooder, *people = seed_patients(live_ctx, api, PATIENTS + 1, rng)
@@ -118,7 +118,8 @@ class TestFlood:
             f"median {statistics.median(waits):.3f} s, p99 {p99:.3f} s, max {waits[-1]:.3f} s"
         )
         assert p99 < P99_LIMIT_S, waits
-        # Asked to slow down, but far less often than once per dropped update.
-        assert len(told) >= 1
-        assert len(told) * 20 < pushed - answered_flood
+        # Updates were dropped, and the flooder was asked once, however often their queue
+        # drained between two batches.
+        assert pushed - answered_flood > 20
+        assert len(told) == 1, len(told)
         assert "unhandled error" not in log
