@@ -6,8 +6,10 @@ on the same database, as the bot writes them. Measured: how long each answer's u
 took (on SQLite it waits for the import's write lock), whether every answer was stored, the
 import's peak resident memory, and whether its report named every bad line.
 
-The full run (100,000 lines) is `python -m benchmarks lab_import_load`; the fault suite runs a
-smaller file (`tests/faults/test_large_import.py`).
+The full run (100,000 lines) is `python -m benchmarks lab_import_load`: on SQLite, and on
+PostgreSQL too when `SPONDYBOT_TEST_POSTGRES_URL` names a server (each run in a schema of its
+own); `SPONDYBOT_BENCH_DATABASES=postgresql` (or `sqlite`) runs only one of them. The fault
+suite runs a smaller file on both (`tests/faults/test_large_import.py`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from storage import administrations, migrate
 from storage.models import Administration, Answer
 
 POSTGRES_URL_ENV = "SPONDYBOT_TEST_POSTGRES_URL"
+DATABASES_ENV = "SPONDYBOT_BENCH_DATABASES"
 PATIENTS = 200
 ANSWERING = 5
 BAD_EVERY = 997
@@ -226,10 +229,7 @@ def run(quick: bool) -> Report:
             "p99", "max", "import peak RSS", "bad lines reported",
         ],
     )  # fmt: skip
-    targets = [("SQLite", None)]
-    if os.environ.get(POSTGRES_URL_ENV):
-        targets.append(("PostgreSQL", os.environ[POSTGRES_URL_ENV]))
-    for name, base in targets:
+    for name, base in targets():
         with tempfile.TemporaryDirectory() as directory:
             workdir = Path(directory)
             url = f"sqlite:///{workdir / 'load.db'}" if base is None else _fresh_schema(base)
@@ -253,6 +253,23 @@ def run(quick: bool) -> Report:
         "answer wait about a second at most, import peak RSS under 150 MB, every bad line named."
     )
     return report
+
+
+def targets() -> list[tuple[str, str | None]]:
+    """The databases to measure: (name, PostgreSQL server URL or None for a SQLite file)."""
+    server = os.environ.get(POSTGRES_URL_ENV)
+    default = "sqlite,postgresql" if server else "sqlite"
+    chosen = {
+        part.strip().lower() for part in os.environ.get(DATABASES_ENV, default).split(",")
+    }
+    found: list[tuple[str, str | None]] = []
+    if "sqlite" in chosen:
+        found.append(("SQLite", None))
+    if "postgresql" in chosen:
+        if not server:
+            raise SystemExit(f"{POSTGRES_URL_ENV} is not set: no PostgreSQL server to measure")
+        found.append(("PostgreSQL", server))
+    return found
 
 
 def _fresh_schema(base: str) -> str:
