@@ -259,9 +259,7 @@ def targets() -> list[tuple[str, str | None]]:
     """The databases to measure: (name, PostgreSQL server URL or None for a SQLite file)."""
     server = os.environ.get(POSTGRES_URL_ENV)
     default = "sqlite,postgresql" if server else "sqlite"
-    chosen = {
-        part.strip().lower() for part in os.environ.get(DATABASES_ENV, default).split(",")
-    }
+    chosen = {part.strip().lower() for part in os.environ.get(DATABASES_ENV, default).split(",")}
     found: list[tuple[str, str | None]] = []
     if "sqlite" in chosen:
         found.append(("SQLite", None))

@@ -3,7 +3,8 @@ remove admin rights. Each change is written to the audit trail in the same trans
 
 Access is checked from the database on every update (`bot.services.physician.viewer_of`), so a
 revoked account's next command or button is refused at once, in every process. These services
-are what every front door calls (the CLI today, the clinic web app when it exists).
+are what every front door calls: the command line (`spondybot physician …`) and the clinic web
+app's staff page.
 """
 
 from __future__ import annotations
@@ -91,3 +92,42 @@ def remove_admin(ctx: AppContext, *, physician_id: int, actor: str) -> AccessCha
         if changed:
             _audit(ctx, session, physician_id, "remove_admin", actor, role=Role.PHYSICIAN.value)
     return AccessChange(physician_id, "remove_admin", changed)
+
+
+@dataclass(frozen=True)
+class PhysicianAccess:
+    """What access a physician record has now, for the admin's staff page."""
+
+    physician_id: int
+    display_name: str
+    admin: bool
+    telegram_linked: bool
+    deactivated: bool
+    patients: int
+    """Patients they follow (not deleted); when deactivated, all of them need a new physician."""
+
+    @property
+    def patients_needing_physician(self) -> int:
+        return self.patients if self.deactivated else 0
+
+
+def list_access(ctx: AppContext) -> tuple[PhysicianAccess, ...]:
+    """Every physician record with its Telegram link, admin right and state, oldest first."""
+    with ctx.session() as session:
+        rows = []
+        for physician in physicians.list_physicians(session=session):
+            assert physician.id is not None
+            link = enrollment.get_link_for_physician(session=session, physician_id=physician.id)
+            rows.append(
+                PhysicianAccess(
+                    physician_id=physician.id,
+                    display_name=physician.display_name,
+                    admin=physician.role == Role.ADMIN.value,
+                    telegram_linked=link is not None,
+                    deactivated=physician.deactivated_at is not None,
+                    patients=physicians.count_followed_patients(
+                        session=session, physician_id=physician.id
+                    ),
+                )
+            )
+        return tuple(rows)

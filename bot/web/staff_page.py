@@ -1,6 +1,10 @@
-"""The admin's staff page: accounts, roles, assignments, required second factor, sign-outs."""
+"""The admin's staff page: accounts, roles, assignments, required second factor, sign-outs,
+and taking a physician's Telegram access away (docs/security.md, "Staff access")."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -8,9 +12,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from bot.services import accounts
+from bot.services import accounts, staff_access
 from bot.services.accounts import AccountError, Area, Principal, StaffRole
-from bot.web.guard import page_for
+from bot.services.staff import StaffError
+from bot.web.guard import page_for, refused
 from bot.web.pages import deps_of, render
 
 
@@ -33,9 +38,11 @@ async def _page(
     created: accounts.AccountCreated | None = None,
     link: str | None = None,
     error: str | None = None,
+    confirm: AccessRequest | None = None,
 ) -> Response:
     ctx = deps_of(request).ctx
     rows = await run_in_threadpool(accounts.list_accounts, ctx)
+    access = await run_in_threadpool(staff_access.list_access, ctx)
     physicians = await run_in_threadpool(accounts.physician_choices, ctx)
     required = await run_in_threadpool(accounts.roles_requiring_totp, ctx)
     return render(
@@ -50,6 +57,9 @@ async def _page(
         created=created,
         link=link,
         error=error,
+        access=access,
+        confirm=confirm,
+        actions=ACCESS_ACTIONS,
     )
 
 
@@ -152,6 +162,62 @@ async def assignments(request: Request, principal: Principal) -> Response:
     return RedirectResponse("/staff", status_code=303)
 
 
+@dataclass(frozen=True)
+class AccessAction:
+    """One way to take a physician's access away: its path segment, its catalogue key, and the
+    service that does it (audited, the same as the command line)."""
+
+    path: str
+    key: str
+    change: Callable[..., staff_access.AccessChange]
+
+
+ACCESS_ACTIONS: dict[str, AccessAction] = {
+    action.path: action
+    for action in (
+        AccessAction("unlink-telegram", "unlink", staff_access.unlink_account),
+        AccessAction("remove-admin", "remove_admin", staff_access.remove_admin),
+        AccessAction("deactivate", "deactivate_physician", staff_access.deactivate),
+    )
+}
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """An access change the admin asked for and is asked to confirm."""
+
+    action: AccessAction
+    physician: staff_access.PhysicianAccess
+
+
+@page_for(Area.STAFF)
+async def physician_access(request: Request, principal: Principal) -> Response:
+    """Unlinks a physician's Telegram account, removes their admin rights or deactivates them,
+    after the admin has confirmed; their next command or button in Telegram is refused."""
+    action = ACCESS_ACTIONS.get(str(request.path_params["action"]))
+    if action is None:
+        return refused(request, principal, 404)
+    physician_id = int(request.path_params["physician_id"])
+    ctx = deps_of(request).ctx
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        found = [
+            row
+            for row in await run_in_threadpool(staff_access.list_access, ctx)
+            if row.physician_id == physician_id
+        ]
+        if not found:
+            return await _page(request, principal, status_code=404, error="no_physician")
+        return await _page(request, principal, confirm=AccessRequest(action, found[0]))
+    try:
+        await run_in_threadpool(
+            lambda: action.change(ctx, physician_id=physician_id, actor=principal.actor)
+        )
+    except StaffError:
+        return await _page(request, principal, status_code=404, error="no_physician")
+    return RedirectResponse("/staff#physicians", status_code=303)
+
+
 ROUTES = [
     Route("/staff", staff, methods=["GET"]),
     Route("/staff", add_account, methods=["POST"]),
@@ -160,4 +226,5 @@ ROUTES = [
     Route("/staff/{account_id:int}/password-link", password_link, methods=["POST"]),
     Route("/staff/second-factor", second_factor_policy, methods=["POST"]),
     Route("/staff/{account_id:int}/assignments", assignments, methods=["POST"]),
+    Route("/staff/physicians/{physician_id:int}/{action:str}", physician_access, methods=["POST"]),
 ]

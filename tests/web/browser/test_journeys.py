@@ -1,7 +1,7 @@
 """Journeys a person takes in a real browser: sign in, open a patient, enter a CRP and see the
 ASDAS with its state, upload a lab file with a bad line, print an enrollment sheet, download
-an export, and be refused where the role does not allow. Elements are found by role and
-label, as a screen reader would."""
+an export, take a departed physician's access away, and be refused where the role does not
+allow. Elements are found by role and label, as a screen reader would."""
 
 from __future__ import annotations
 
@@ -187,3 +187,22 @@ class TestJourneys:
             page.goto(path)
             expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
             screenshot(page, name, database_kind(web_ctx))
+
+    def test_admin_deactivates_a_physician_who_left(
+        self, page: Page, web_ctx: AppContext, staff: dict[str, Staff], clinic: dict[str, int]
+    ) -> None:
+        """An admin deactivates a physician from the staff page, after confirming; the page
+        then links to that physician's patients, listed as needing a new physician."""
+        sign_in(page, staff["admin"])
+        page.goto("/staff")
+        page.get_by_role("button", name="Deactivate Dr. Lee", exact=True).click()
+        dialog = page.get_by_role("alertdialog", name="Please confirm")
+        expect(dialog).to_contain_text("Their 2 patients keep being followed")
+        screenshot(page, "staff-confirm-deactivate", database_kind(web_ctx))
+        dialog.get_by_role("button", name="Yes, deactivate").click()
+        expect(page.get_by_role("alertdialog")).to_have_count(0)
+        expect(page.get_by_role("button", name="Deactivate Dr. Lee", exact=True)).to_have_count(0)
+        page.get_by_role("link", name="2 need a new physician").click()
+        expect(page.get_by_role("heading", name="Patients")).to_be_visible()
+        expect(page.get_by_text("needs a new physician (theirs was deactivated)")).to_have_count(2)
+        screenshot(page, "patients-need-physician", database_kind(web_ctx))
