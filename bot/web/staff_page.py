@@ -1,5 +1,5 @@
 """The admin's staff page: accounts, roles, assignments, required second factor, sign-outs,
-and taking a physician's Telegram access away (docs/security.md, "Staff access")."""
+and taking a physician's Telegram access away (docs/security.md, "The clinic and its staff")."""
 
 from __future__ import annotations
 
