@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from bot.context import AppContext
 from bot.services.staff import StaffError
-from storage import audit, enrollment, physicians
+from storage import audit, enrollment, physicians, staff_accounts
 from storage.models import Physician, Role
 
 
@@ -61,8 +61,9 @@ def unlink_account(ctx: AppContext, *, physician_id: int, actor: str) -> AccessC
 
 
 def deactivate(ctx: AppContext, *, physician_id: int, actor: str) -> AccessChange:
-    """A physician who left: their account is unlinked, their unused codes revoked, no digest
-    or alert goes to them, and no new code can be issued. Their patients keep being followed
+    """A physician who left: their Telegram account is unlinked, their unused codes revoked,
+    their clinic web app account deactivated and signed out, no digest or alert goes to them,
+    and no new code can be issued. Their patients keep being followed
     (questionnaires, reminders, lab values) and are shown to admins as needing a new
     physician."""
     now = ctx.clock.now()
@@ -73,11 +74,21 @@ def deactivate(ctx: AppContext, *, physician_id: int, actor: str) -> AccessChang
         )
         enrollment.unlink_physician(session=session, physician_id=physician_id)
         enrollment.revoke_physician_codes(session=session, physician_id=physician_id, now=now)
-        if changed:
+        # Their clinic web app account reads the same patients: it goes with them.
+        closed = 0
+        for account in staff_accounts.list_accounts(session=session):
+            if account.physician_id == physician_id and account.active and account.id is not None:
+                account.active = False
+                account.deactivated_at = now
+                staff_accounts.save_account(session=session, account=account)
+                staff_accounts.revoke_web_sessions(session=session, account_id=account.id, now=now)
+                closed += 1
+        if changed or closed:
             followed = physicians.count_followed_patients(
                 session=session, physician_id=physician_id
             )
-            _audit(ctx, session, physician_id, "deactivate", actor, patients=followed)
+            extra = {"web_accounts": closed} if closed else {}
+            _audit(ctx, session, physician_id, "deactivate", actor, patients=followed, **extra)
     return AccessChange(physician_id, "deactivate", changed)
 
 

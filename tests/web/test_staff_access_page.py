@@ -137,6 +137,25 @@ class TestAdminTakesAccessAway:
         assert f"/staff/physicians/{doctor}/" not in staff_page.text
         assert patients.text.count("needs a new physician (theirs was deactivated)") == 2
 
+    def test_deactivating_ends_the_physicians_web_account_too(
+        self, web_ctx: AppContext, staff: dict[str, Staff], physician_id: int
+    ) -> None:
+        """A physician who left no longer reads their patients on the web either: their web
+        account is deactivated and its open session ends at once."""
+        with _signed_in(web_ctx, staff["physician"]) as theirs:
+            assert theirs.get("/patients").status_code == 200
+            with _signed_in(web_ctx, staff["admin"]) as client:
+                _asked, status = _ask_then_confirm(client, physician_id, "deactivate")
+            assert status == 303
+            after = theirs.get("/patients")
+        assert after.status_code == 303
+        assert after.headers["location"].startswith("/login")
+        assert (
+            sign_in(TestClient(create_app(web_ctx), follow_redirects=False), staff["physician"])
+            != 303
+        )
+        assert [action for action, _actor in _audited(web_ctx, physician_id)] == ["deactivate"]
+
     def test_in_chinese(self, web_ctx: AppContext, doctor: int) -> None:
         """The section, its buttons and the confirmation come from the Chinese catalogue."""
         admin = make_staff(web_ctx, "admin", email="zh-admin@clinic.example", language="zh")
