@@ -13,7 +13,7 @@ the interpreter. Two runs over the same patients:
 
 Patients are bulk-loaded into a fresh SQLite database (the one-machine deployment) as active,
 consented, linked patients with the weekly slot Monday 18:00 Europe/Berlin; the tick is the
-real `bot.jobs.run_tick`, exactly as `spondybot tick --at` runs it.
+real `bot.telegram.tick.run_tick`, exactly as `spondybot tick --at` runs it.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from bot.app import build_application
 from bot.clock import FixedClock
 from bot.config import load_settings
 from bot.context import AppContext
-from bot.jobs import TickReport, run_tick
 from bot.services.scheduling import mark_slots_handled
+from bot.telegram.tick import TickReport, run_tick
 from storage import migrate
 from storage.db import make_engine
 from storage.models import ChatLink, Patient, PatientStatus, Physician

@@ -20,8 +20,8 @@ from telegram.ext import (
 )
 
 from bot.context import AppContext, RedeliveredUpdate
-from bot.render import Renderer, default_renderer
-from bot.updates import PerUserUpdateProcessor
+from bot.present.render import Renderer, default_renderer
+from bot.telegram.ordering import PerUserUpdateProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def build_application(
     application = builder.build()
     application.bot_data[DEPS_KEY] = Deps(ctx=ctx, renderer=renderer)
 
-    from bot import handlers
+    from bot.telegram import handlers
 
     handlers.register_all(application)
     application.add_error_handler(_on_error)
@@ -105,8 +105,9 @@ def build_application(
 
 async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Runs once the bot is connected: announces the command list in every language and
-    starts the scheduler's repeating tick (`bot.jobs`)."""
-    from bot import handlers, jobs
+    starts the scheduler's repeating tick (`bot.telegram.tick`)."""
+    from bot.telegram import handlers
+    from bot.telegram import tick as jobs
 
     await handlers.on_startup(application)
     jobs.install(application)

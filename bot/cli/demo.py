@@ -1,10 +1,10 @@
 """`spondybot demo`: the patient's conversation in a terminal, without Telegram.
 
 It drives the same services (`bot.services.conversation`, labs, history) and the same screens
-and templates (`bot.screens`) as the Telegram bot, on a throwaway SQLite database: enrollment,
-consent, onboarding, the whole questionnaire, the BASDAI, then an ASDAS-CRP with a sample CRP
-entered as a clinic would, and the history chart written to a PNG file. When standard input
-runs out (piped input, `make demo` in CI) the remaining steps are answered automatically.
+and templates (`bot.present.screens`) as the Telegram bot, on a throwaway SQLite database:
+enrollment, consent, onboarding, the whole questionnaire, the BASDAI, then an ASDAS-CRP with a
+sample CRP entered as a clinic would, and the history chart written to a PNG file. When standard
+input runs out (piped input, `make demo` in CI) the remaining steps are answered automatically.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from typing import Annotated, Final, TextIO
 
 import typer
 
-from bot.charts import trend_chart_png
 from bot.cli.common import fail
 from bot.clock import FixedClock, SystemClock
 from bot.config import SUPPORTED_LANGUAGES, SettingsError, load_settings
 from bot.context import AppContext
-from bot.course_render import CourseWords
 from bot.domain.scoring import AsdasState, display_round
-from bot.render import Renderer, default_renderer
-from bot.screens import Button, Presentation, Screen, history_screens, present
+from bot.present.charts import trend_chart_png
+from bot.present.course import CourseWords
+from bot.present.render import Renderer, default_renderer
+from bot.present.screens import Button, Presentation, Screen, history_screens, present
 from bot.services import conversation, history, labs, staff, therapy
 from bot.services.conversation import Reply
 from bot.services.questionnaire import Outcome, QuestionnaireReply

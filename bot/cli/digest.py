@@ -51,8 +51,8 @@ def preview(
 
     Example: spondybot digest preview --physician 1 --week 2026-W14 --out /tmp
     """
-    from bot.digest_render import render_digest
-    from bot.render import default_renderer
+    from bot.present.digest.text import render_digest
+    from bot.present.render import default_renderer
     from bot.services.digest import build_digest
 
     chosen = _week(week)
@@ -92,9 +92,9 @@ def send(physician: PhysicianOption, week: WeekOption = None) -> None:
     """
     from telegram import Bot
 
-    from bot.digest_send import SendResult, send_now
-    from bot.render import default_renderer
+    from bot.present.render import default_renderer
     from bot.services.digest import Channel, recipients
+    from bot.telegram.digest_sending import SendResult, send_now
 
     chosen = _week(week)
     with app_context() as ctx:

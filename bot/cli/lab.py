@@ -17,7 +17,7 @@ import typer
 
 from bot.cli.common import app_context, echo_json, fail
 from bot.domain.labs import LabInputError, display_value
-from bot.render import default_renderer
+from bot.present.render import default_renderer
 from bot.services import labs
 from bot.services.labs import LabView
 

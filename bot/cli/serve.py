@@ -52,7 +52,7 @@ def serve(
     """
     import uvicorn
 
-    from bot.logging import configure_logging
+    from bot.log import configure_logging
     from bot.web.app import create_app
 
     if not 1 <= port <= 65535:

@@ -12,7 +12,7 @@ import typer
 
 from bot.cli.common import app_context, echo_json, fail
 from bot.domain.treatment import TherapyInputError
-from bot.render import default_renderer
+from bot.present.render import default_renderer
 from bot.services import staff, staff_access, therapy
 
 physician_app = typer.Typer(
@@ -302,7 +302,7 @@ def patient_report(
             report = therapy.course_report(ctx, clinic_ref=clinic_ref)
         except TherapyInputError as error:
             fail(default_renderer().text(f"therapy.reason.{error.code}", "en", **error.params))
-    from bot.course_report import course_report_pdf  # matplotlib only for this command
+    from bot.present.course_report import course_report_pdf  # matplotlib only for this command
 
     pdf = course_report_pdf(default_renderer(), report)
     try:

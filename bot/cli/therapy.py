@@ -14,9 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from bot.cli.common import app_context, echo_json, fail
-from bot.course_render import CourseWords
 from bot.domain.treatment import EpisodeReading, TherapyInputError
-from bot.render import default_renderer
+from bot.present.course import CourseWords
+from bot.present.render import default_renderer
 from bot.services import therapy
 from bot.services.therapy import TherapyChange, TherapyView
 

@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.context import AppContext
-from bot.render import Renderer, default_renderer
+from bot.present.render import Renderer, default_renderer
 from bot.services.accounts import Principal
 from bot.web import (
     audit_page,

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse
 
 from bot.config import SUPPORTED_LANGUAGES
 from bot.context import AppContext
-from bot.render import Renderer
+from bot.present.render import Renderer
 from bot.services.accounts import Principal
 
 

@@ -21,7 +21,7 @@ What it gives you:
   Telegram user; `onboarded_patient(...)` also takes them through `/start <code>`, language,
   consent, time zone, weekday and time; `linked_physician(...)` links a physician.
 * The scheduler's repeating tick is NOT installed (time stands still in tests); call
-  `bot.jobs.run_tick(...)` yourself, or pass `with_tick=True` to `start()`.
+  `bot.telegram.tick.run_tick(...)` yourself, or pass `with_tick=True` to `start()`.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import handlers
 from bot.app import build_application
 from bot.clock import FixedClock
 from bot.context import AppContext
-from bot.render import Renderer, default_renderer
+from bot.present.render import Renderer, default_renderer
+from bot.telegram import handlers
 from tests.factories import make_patient, make_physician
 from tests.fake_bot_api import FakeBotApi, FakeUser
 

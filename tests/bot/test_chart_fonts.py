@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.charts import CJK_FONT_FILE
+from bot.present.charts import CJK_FONT_FILE
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-CAN_DRAW_CHINESE = "from bot.charts import can_render; print(can_render(['高疾病活动']))"
+CAN_DRAW_CHINESE = "from bot.present.charts import can_render; print(can_render(['高疾病活动']))"
 
 
 def _cjk_font_installed() -> bool:

@@ -11,14 +11,14 @@ import pytest
 from telegram import Chat, Message, Update, User
 
 from bot import callbacks as cb
-from bot.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
 from bot.domain.instruments import INSTRUMENT_VERSION, ITEM_CODES, STIFFNESS_CHOICES_MINUTES
-from bot.keyboards import markup
-from bot.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
-from bot.screens import Screen, fit, instrument_text, present, questionnaire_screen
+from bot.present.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
+from bot.present.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
+from bot.present.screens import Screen, fit, instrument_text, present, questionnaire_screen
 from bot.services.patients import CONSENT_VERSION, AccountReply, PatientView
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
-from bot.updates import PerUserUpdateProcessor
+from bot.telegram.keyboards import markup
+from bot.telegram.ordering import PerUserUpdateProcessor
 
 
 def view(position: str | None, language: str = "en", **answers: int) -> QuestionnaireView:

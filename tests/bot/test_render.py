@@ -9,7 +9,7 @@ import pytest
 from jinja2 import meta
 
 from bot.config import SUPPORTED_LANGUAGES
-from bot.render import TEMPLATES_DIR, MissingText, Renderer, default_renderer
+from bot.present.render import TEMPLATES_DIR, MissingText, Renderer, default_renderer
 
 
 class TestCatalogues:

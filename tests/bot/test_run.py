@@ -19,7 +19,7 @@ import pytest
 
 from bot.cli.run import run, webhook_options
 from bot.context import AppContext
-from bot.webhook import secret_matches
+from bot.telegram.webhook import secret_matches
 from storage import migrate
 from storage.db import make_engine
 from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN, make_settings

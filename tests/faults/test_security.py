@@ -28,7 +28,7 @@ from sqlmodel import SQLModel, select
 from telegram import Bot
 
 from bot.context import AppContext
-from bot.logging import (
+from bot.log import (
     WITHHELD,
     JsonFormatter,
     RedactTokens,

@@ -20,8 +20,8 @@ from bot.app import build_application
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.context import AppContext
-from bot.delivery import RetryPolicy
-from bot.jobs import TickReport, run_tick
+from bot.telegram.delivery import RetryPolicy
+from bot.telegram.tick import TickReport, run_tick
 from storage import deliveries
 from storage.models import DeliveryStatus
 from tests.conftest import make_settings

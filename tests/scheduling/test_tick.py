@@ -12,14 +12,14 @@ import pytest
 from telegram import Update
 from telegram.ext import Application
 
-from bot import jobs
 from bot.callbacks import SnoozeButton, StartButton, encode
 from bot.clock import FixedClock
 from bot.context import AppContext
 from bot.domain.instruments import INSTRUMENT_VERSION
-from bot.jobs import Tick
 from bot.services import patients as patient_service
 from bot.services import questionnaire, scheduling
+from bot.telegram import tick as jobs
+from bot.telegram.tick import Tick
 from storage import administrations, deliveries, patients
 from storage.models import Administration, DeliveryStatus
 from tests.fake_bot_api import FakeBotApi, FakeUser

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.context import AppContext
-from bot.course_render import CourseWords
-from bot.render import default_renderer
+from bot.present.course import CourseWords
+from bot.present.render import default_renderer
 from bot.services import therapy
 from tests.therapy.conftest import CASE_AFTER, CASE_BEFORE, Clinic, invoke, typed_questionnaire
 

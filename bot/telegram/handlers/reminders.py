@@ -11,10 +11,10 @@ from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, C
 
 from bot.app import deps
 from bot.callbacks import SnoozeButton, decode
-from bot.handlers.common import call_brief, user_language
-from bot.jobs import start_keyboard
 from bot.services import scheduling
 from bot.services.scheduling import SnoozeStatus
+from bot.telegram.handlers.common import call_brief, user_language
+from bot.telegram.tick import start_keyboard
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ AREAS: list[str] = ["reminders", "patient", "digest", "physician"]
 def _modules() -> list[Any]:
     import importlib
 
-    return [importlib.import_module(f"bot.handlers.{name}") for name in AREAS]
+    return [importlib.import_module(f"bot.telegram.handlers.{name}") for name in AREAS]
 
 
 def register_all(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

@@ -1,7 +1,7 @@
 """What a service reply looks like to a person: message texts from `templates/` and buttons.
 
 Telegram-free on purpose, so the bot's handlers and the terminal demo present exactly the same
-screens; `bot.keyboards` turns the button rows into Telegram inline keyboards.
+screens; `bot.telegram.keyboards` turns the button rows into Telegram inline keyboards.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from bot import callbacks as cb
-from bot.charts import ChartLabels, TrendPoint, can_render
 from bot.config import SUPPORTED_LANGUAGES
 from bot.domain import flow, instruments
 from bot.domain import safety as safety_rules
 from bot.domain.scoring import asdas_category, display_round
-from bot.render import TELEGRAM_TEXT_LIMIT, Renderer
+from bot.present.charts import ChartLabels, TrendPoint, can_render
+from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
 from bot.services.conversation import SIDE_EFFECT_BUTTON, Notice, Reply
 from bot.services.enrollment import EnrollmentResult
 from bot.services.enrollment import Outcome as EnrollmentOutcome

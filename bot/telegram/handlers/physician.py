@@ -19,13 +19,13 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Upda
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot import callbacks, screens
+from bot import callbacks
 from bot.app import deps
-from bot.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
-from bot.course_render import CourseWords, rendered
-from bot.course_report import course_report_pdf
-from bot.handlers.common import call, user_language
-from bot.render import Renderer
+from bot.present import screens
+from bot.present.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
+from bot.present.course import CourseWords, rendered
+from bot.present.course_report import course_report_pdf
+from bot.present.render import Renderer
 from bot.services import physician
 from bot.services.physician import (
     CrpOutcome,
@@ -42,6 +42,7 @@ from bot.services.physician import (
     TherapyPreview,
 )
 from bot.services.therapy import CourseReport
+from bot.telegram.handlers.common import call, user_language
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""Inline keyboards for Telegram, built from the button rows of a `bot.screens.Screen`."""
+"""Inline keyboards for Telegram, built from the button rows of a `bot.present.screens.Screen`."""
 
 from __future__ import annotations
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.screens import Screen
+from bot.present.screens import Screen
 
 
 def markup(screen: Screen) -> InlineKeyboardMarkup | None:

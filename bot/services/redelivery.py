@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from bot.context import AppContext, UpdateClaim
 from bot.services import scheduling
-from storage import updates
+from storage import processed_updates as updates
 
 KEEP_FOR: Final = timedelta(days=2)
 """Telegram keeps an unconfirmed update for at most 24 hours; ids older than this are dropped."""

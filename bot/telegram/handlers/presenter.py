@@ -1,4 +1,4 @@
-"""Puts a `bot.screens.Presentation` on Telegram: edit in place, send, strip old keyboards.
+"""Puts a `bot.present.screens.Presentation` on Telegram: edit in place, send, strip old keyboards.
 
 Telegram refuses an edit that changes nothing ("message is not modified"); that is the normal
 outcome of a double tap and is ignored. An edit of a message that is gone or too old falls back
@@ -15,10 +15,10 @@ from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
 
 from bot.app import deps
-from bot.handlers.common import call_brief
-from bot.keyboards import markup
-from bot.screens import Presentation, Screen, fit
+from bot.present.screens import Presentation, Screen, fit
 from bot.services import questionnaire
+from bot.telegram.handlers.common import call_brief
+from bot.telegram.keyboards import markup
 
 logger = logging.getLogger(__name__)
 

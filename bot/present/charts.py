@@ -20,8 +20,8 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 # matplotlib is imported where a chart is drawn, not here: the constants and label types below
-# are read by every command (through `bot.screens`), and importing matplotlib costs most of a
-# second at start-up.
+# are read by every command (through `bot.present.screens`), and importing matplotlib costs
+# most of a second at start-up.
 
 # ASDAS state thresholds (clinical spec §3) and band colours, mild to severe.
 ASDAS_BANDS: Final = (

@@ -15,13 +15,13 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
-from bot import digest_send
 from bot.app import deps
 from bot.callbacks import PhysicianButton, decode, encode
-from bot.handlers.common import call, user_language
-from bot.render import Renderer
+from bot.present.render import Renderer
 from bot.services import digest
 from bot.services.digest import DigestSchedule
+from bot.telegram import digest_sending as digest_send
+from bot.telegram.handlers.common import call, user_language
 
 logger = logging.getLogger(__name__)
 

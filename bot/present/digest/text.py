@@ -17,10 +17,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from bot.course_render import CourseWords, rendered
-from bot.digest_charts import ChartPanel, ChartPoint, batches, panel_image
 from bot.domain import scoring
-from bot.render import TELEGRAM_TEXT_LIMIT, Renderer
+from bot.present.course import CourseWords, rendered
+from bot.present.digest.charts import ChartPanel, ChartPoint, batches, panel_image
+from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
 from bot.services.digest import Digest, TreatmentKind
 
 MAX_MESSAGES = 4

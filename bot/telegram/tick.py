@@ -13,7 +13,7 @@ Adding work to the tick (for example the weekly physician digests):
 
 1. In your own module, write a task ``async def send_due_digests(tick: Tick) -> None``. Claim
    what is due with your service (sync: run it with ``await asyncio.to_thread(...)``), word each
-   claimed message with ``tick.renderer`` and hand pages of `bot.delivery.Outgoing` to
+   claimed message with ``tick.renderer`` and hand pages of `bot.telegram.delivery.Outgoing` to
    ``await tick.deliver(pages)``, which paces, retries and records the outcomes (a 403 for a
    patient marks them unreachable). Use ``tick.now`` as "now" and ``tick.bot`` for anything
    that is not a text message.
@@ -37,14 +37,14 @@ from typing import Any, Final
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.ext import Application, ContextTypes
 
-from bot import delivery
 from bot.app import DEPS_KEY, deps
 from bot.callbacks import SnoozeButton, StartButton, encode
 from bot.context import AppContext
-from bot.delivery import DEFAULT_POLICY, DeliveryStats, Outgoing, RetryPolicy
-from bot.render import Renderer, default_renderer
+from bot.present.render import Renderer, default_renderer
 from bot.services import scheduling
 from bot.services.scheduling import DeliveryResult, ScheduledMessage
+from bot.telegram import delivery
+from bot.telegram.delivery import DEFAULT_POLICY, DeliveryStats, Outgoing, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ TICK_JOB_NAME: Final = "spondybot.tick"
 
 # Tick tasks in the order they run, as "module:function"; see the module docstring.
 TICK_TASKS: list[str] = [
-    "bot.jobs:resume_paused_patients",
-    "bot.jobs:expire_administrations",
-    "bot.jobs:send_invitations",
-    "bot.jobs:send_reminders",
-    "bot.digest_send:send_due_digests",
-    "bot.digest_send:send_lab_alerts",
+    "bot.telegram.tick:resume_paused_patients",
+    "bot.telegram.tick:expire_administrations",
+    "bot.telegram.tick:send_invitations",
+    "bot.telegram.tick:send_reminders",
+    "bot.telegram.digest_sending:send_due_digests",
+    "bot.telegram.digest_sending:send_lab_alerts",
 ]
 
 

@@ -14,7 +14,7 @@ from markupsafe import Markup
 from bot.domain import scoring
 from bot.domain.labs import display_value
 from bot.domain.treatment import Assessment, EpisodeReading, Judgement, TherapyEpisode
-from bot.render import Renderer
+from bot.present.render import Renderer
 from bot.services.therapy import Course, TherapyView
 
 

@@ -24,11 +24,11 @@ from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, DateFormatter, date2num
 from matplotlib.figure import Figure
 
-from bot.charts import ASDAS_BANDS, can_render, installed_families
-from bot.course_render import CourseWords
 from bot.domain import scoring
 from bot.domain.labs import display_value
-from bot.render import Renderer
+from bot.present.charts import ASDAS_BANDS, can_render, installed_families
+from bot.present.course import CourseWords
+from bot.present.render import Renderer
 from bot.services.therapy import Course, CourseReport, ScoreLine
 
 A4_INCHES: Final = (8.27, 11.69)

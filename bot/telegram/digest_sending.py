@@ -7,8 +7,8 @@ sent, so several processes, a second tick or a restart never send it twice. Like
 scheduled message it is at-most-once: a process that dies between claim and send leaves the
 claim unfinished, and `spondybot deliveries` lists it for staff.
 
-Telegram errors are handled as `bot.delivery` does for patients' messages (waits on 429, a few
-retries with back-off on network errors and 5xx, no retry on 400, unreachable on 403), for
+Telegram errors are handled as `bot.telegram.delivery` does for patients' messages (waits on 429,
+a few retries with back-off on network errors and 5xx, no retry on 400, unreachable on 403), for
 every part of the digest: text messages, the HTML document and the chart photos.
 """
 
@@ -26,20 +26,20 @@ from zoneinfo import ZoneInfo
 from telegram import Bot, InputFile
 from telegram.constants import ParseMode
 
-from bot import email
 from bot.context import AppContext
-from bot.delivery import DEFAULT_POLICY, RetryPolicy, call_with_retries, error_reason
-from bot.digest_render import RenderedDigest, local_date, number, render_digest
 from bot.domain.attention import Concern
-from bot.render import Renderer
+from bot.outbound import mail as email
+from bot.present.digest.text import RenderedDigest, local_date, number, render_digest
+from bot.present.render import Renderer
 from bot.services import digest
 from bot.services.digest import Alert, Channel, DeliveryStatus, DueDigest, IsoWeek
 from bot.services.questionnaire import Outcome as QuestionnaireOutcome
 from bot.services.questionnaire import QuestionnaireReply
 from bot.services.safety import SafetyAlert, SafetyReply
+from bot.telegram.delivery import DEFAULT_POLICY, RetryPolicy, call_with_retries, error_reason
 
 if TYPE_CHECKING:
-    from bot.jobs import Tick
+    from bot.telegram.tick import Tick
 
 logger = logging.getLogger(__name__)
 _ERROR_LENGTH = 300
@@ -75,7 +75,7 @@ class DigestRun:
 async def _with_retries(
     call: Callable[[], Awaitable[Any]], policy: RetryPolicy
 ) -> tuple[SendResult, int]:
-    """Runs one Bot API call by `bot.delivery`'s rules; (result, attempts used)."""
+    """Runs one Bot API call by `bot.telegram.delivery`'s rules; (result, attempts used)."""
     outcome, attempts, reason = await call_with_retries(call, policy)
     return SendResult(DeliveryStatus(outcome.value), attempts, reason), attempts
 
@@ -267,7 +267,7 @@ async def deliver_due_digests(
 
 
 async def send_due_digests(tick: Tick) -> None:
-    """Tick task: the weekly digests that have fallen due (see `bot.jobs.TICK_TASKS`)."""
+    """Tick task: the weekly digests that have fallen due (see `bot.telegram.tick.TICK_TASKS`)."""
     run = await deliver_due_digests(tick.bot, tick.ctx, tick.renderer, tick.now, tick.policy)
     tick.report.sent += run.sent
     tick.report.failed += run.failed

@@ -2,7 +2,7 @@
 
 Enrollment by `/start <code>`, consent and onboarding, the questionnaire's buttons and typed
 answers, and the patient commands. Every handler parses the update, calls one service of
-`bot.services.conversation` (or history), and hands the reply to `bot.handlers.presenter`.
+`bot.services.conversation` (or history), and hands the reply to `bot.telegram.handlers.presenter`.
 """
 
 from __future__ import annotations
@@ -21,17 +21,18 @@ from telegram.ext import (
     filters,
 )
 
-from bot import digest_send
 from bot.app import deps
-from bot.charts import trend_chart_png
 from bot.config import SUPPORTED_LANGUAGES
 from bot.context import CURRENT_CLAIM
-from bot.handlers.common import call, call_brief, user_language
-from bot.handlers.presenter import answer_query, present
-from bot.screens import Presentation, Screen, history_screens
-from bot.screens import present as presentation_of
-from bot.services import conversation, history, updates
+from bot.present.charts import trend_chart_png
+from bot.present.screens import Presentation, Screen, history_screens
+from bot.present.screens import present as presentation_of
+from bot.services import conversation, history
+from bot.services import redelivery as updates
 from bot.services.conversation import PATIENT_COMMANDS, PATIENT_PREFIXES, Notice
+from bot.telegram import digest_sending as digest_send
+from bot.telegram.handlers.common import call, call_brief, user_language
+from bot.telegram.handlers.presenter import answer_query, present
 
 logger = logging.getLogger(__name__)
 

@@ -40,8 +40,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 from matplotlib.ticker import FixedFormatter, FixedLocator
 
-from bot.charts import ASDAS_BANDS
 from bot.domain import scoring
+from bot.present.charts import ASDAS_BANDS
 
 PANELS_PER_IMAGE = 8
 COLUMNS = 2
