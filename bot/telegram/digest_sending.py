@@ -21,21 +21,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from telegram import Bot, InputFile
 from telegram.constants import ParseMode
 
 from bot.context import AppContext
-from bot.domain.attention import Concern
 from bot.outbound import mail as email
-from bot.present.digest.text import RenderedDigest, local_date, number, render_digest
+from bot.present.digest.alerts import alert_text, safety_alert_text
+from bot.present.digest.text import RenderedDigest, render_digest
 from bot.present.render import Renderer
 from bot.services import digest
-from bot.services.digest import Alert, Channel, DeliveryStatus, DueDigest, IsoWeek
+from bot.services.digest import Channel, DeliveryStatus, DueDigest, IsoWeek
 from bot.services.questionnaire import Outcome as QuestionnaireOutcome
 from bot.services.questionnaire import QuestionnaireReply
-from bot.services.safety import SafetyAlert, SafetyReply
+from bot.services.safety import SafetyReply
 from bot.telegram.delivery import DEFAULT_POLICY, RetryPolicy, call_with_retries, error_reason
 
 if TYPE_CHECKING:
@@ -301,33 +300,6 @@ async def send_now(
 # -- immediate alerts ------------------------------------------------------------------------
 
 
-def alert_text(renderer: Renderer, alert: Alert) -> str:
-    """The one short message an alert is, in the physician's language: the ASDAS variant and
-    its lab date, and whether a late lab value completed it (clinical spec §6)."""
-    values: dict[str, object] = {"asdas": "", "before": "", "after": "", "kind": "CRP", "drawn": ""}
-    values["late"] = alert.late_lab
-    values["completed"] = (
-        "" if alert.completed_at is None else str(local_date(alert.completed_at, alert.timezone))
-    )
-    for flag in alert.flags:
-        if flag.variant is not None:
-            values["kind"] = flag.variant.value
-        if flag.drawn_at is not None:
-            values["drawn"] = str(local_date(flag.drawn_at, alert.timezone))
-        if flag.kind is Concern.ASDAS_VERY_HIGH and flag.value is not None:
-            values["asdas"] = number(flag.value)
-        elif (
-            flag.kind is Concern.ASDAS_WORSENING
-            and flag.reference is not None
-            and flag.value is not None
-        ):
-            values["before"] = number(flag.reference)
-            values["after"] = number(flag.reference + flag.value)
-    return renderer.text(
-        "digest.alert.message", alert.language, identifier=alert.patient_identifier, **values
-    )
-
-
 async def send_completion_alerts(
     bot: Bot,
     ctx: AppContext,
@@ -390,23 +362,6 @@ async def alert_if_completed(bot: Bot, ctx: AppContext, renderer: Renderer, repl
         and reply.view is not None
     ):
         await send_completion_alerts(bot, ctx, renderer, reply.view.administration_id)
-
-
-def safety_alert_text(renderer: Renderer, alert: SafetyAlert, advice: str | None) -> str:
-    """The immediate alert of a red flag (clinical spec §8), in the physician's language."""
-    at = alert.answered_at.astimezone(ZoneInfo(alert.timezone)).strftime("%Y-%m-%d %H:%M")
-    return renderer.text(
-        "safety.alert.message",
-        alert.language,
-        identifier=alert.patient_identifier,
-        at=at,
-        question=renderer.text(f"safety.short.{alert.question_code}", alert.language),
-        advice=(
-            None
-            if advice is None
-            else renderer.text(f"safety.alert.advice_{advice}", alert.language)
-        ),
-    )
 
 
 async def send_safety_alerts(

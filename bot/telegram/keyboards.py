@@ -1,19 +1,21 @@
-"""Inline keyboards for Telegram, built from the button rows of a `bot.present.screens.Screen`."""
+"""Inline keyboards for Telegram, built from the button rows `bot.present` composes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.present.screens import Screen
+from bot.present.screens import Button
 
 
-def markup(screen: Screen) -> InlineKeyboardMarkup | None:
-    """The screen's buttons as an inline keyboard, or None when it has none."""
-    if not screen.buttons:
+def markup(rows: Sequence[Sequence[Button]]) -> InlineKeyboardMarkup | None:
+    """The button rows as an inline keyboard, or None when there are none."""
+    if not rows:
         return None
     return InlineKeyboardMarkup(
         [
             [InlineKeyboardButton(button.label, callback_data=button.data) for button in row]
-            for row in screen.buttons
+            for row in rows
         ]
     )

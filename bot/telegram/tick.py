@@ -1,9 +1,10 @@
 """The scheduler's tick: all work due at one instant, done once, derived from the database.
 
-`run_tick(application_or_bot, ctx, now)` runs the tasks named in `TICK_TASKS`, in order:
-resume patients whose pause has ended, close expired questionnaires as missed, open this
-week's questionnaires and send their invitations, send due reminders. `spondybot run` calls it
-every `TICK_INTERVAL_SECONDS` from python-telegram-bot's JobQueue (APScheduler 3.x, which only
+`run_tick(application_or_bot, ctx, now)` runs the tick tasks the composition root chose
+(`bot.app.TICK_TASKS`), in order: resume patients whose pause has ended, close expired
+questionnaires as missed, open this week's questionnaires and send their invitations, send due
+reminders, send the digests and alerts that are due. `spondybot run` calls it every
+`TICK_INTERVAL_SECONDS` from python-telegram-bot's JobQueue (APScheduler 3.x, which only
 wakes the process; nothing about the schedule is kept in memory), and `spondybot tick --at …`
 calls it once. Ticking twice at the same instant, or from two processes at once, sends nothing
 twice: every message is claimed in the delivery log by its dedupe key before it is sent
@@ -17,8 +18,8 @@ Adding work to the tick (for example the weekly physician digests):
    ``await tick.deliver(pages)``, which paces, retries and records the outcomes (a 403 for a
    patient marks them unreachable). Use ``tick.now`` as "now" and ``tick.bot`` for anything
    that is not a text message.
-2. Append ``"your.module:send_due_digests"`` to `TICK_TASKS`. Names are imported when a tick
-   runs, so your module may import this one without a cycle.
+2. Append the function to `TICK_TASKS` in `bot.app`, the composition root. A test passes its
+   own list: ``build_application(ctx, tick_tasks=[...])``.
 
 Each task runs even if an earlier one failed; a failure is logged and listed in
 `TickReport.errors` (so `spondybot tick` exits non-zero), and the next tick tries again.
@@ -27,38 +28,27 @@ Each task runs even if an earlier one failed; a failure is logged and listed in
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import Bot
 from telegram.ext import Application, ContextTypes
 
-from bot.app import DEPS_KEY, deps
-from bot.callbacks import SnoozeButton, StartButton, encode
 from bot.context import AppContext
 from bot.present.render import Renderer, default_renderer
+from bot.present.scheduled import scheduled_screen
 from bot.services import scheduling
 from bot.services.scheduling import DeliveryResult, ScheduledMessage
-from bot.telegram import delivery
+from bot.telegram import delivery, keyboards
 from bot.telegram.delivery import DEFAULT_POLICY, DeliveryStats, Outgoing, RetryPolicy
+from bot.telegram.deps import DEPS_KEY, deps
 
 logger = logging.getLogger(__name__)
 
 TICK_JOB_NAME: Final = "spondybot.tick"
-
-# Tick tasks in the order they run, as "module:function"; see the module docstring.
-TICK_TASKS: list[str] = [
-    "bot.telegram.tick:resume_paused_patients",
-    "bot.telegram.tick:expire_administrations",
-    "bot.telegram.tick:send_invitations",
-    "bot.telegram.tick:send_reminders",
-    "bot.telegram.digest_sending:send_due_digests",
-    "bot.telegram.digest_sending:send_lab_alerts",
-]
 
 
 @dataclass
@@ -110,26 +100,26 @@ class Tick:
 TickTask = Callable[[Tick], Awaitable[None]]
 
 
-def _task(name: str) -> TickTask:
-    module_name, _, function_name = name.partition(":")
-    task = getattr(importlib.import_module(module_name), function_name)
-    assert callable(task)
-    return task  # type: ignore[no-any-return]
-
-
 async def run_tick(
     application_or_bot: Application[Any, Any, Any, Any, Any, Any] | Bot,
     ctx: AppContext,
     now: datetime,
     *,
     renderer: Renderer | None = None,
+    tasks: Sequence[TickTask] | None = None,
     policy: RetryPolicy = DEFAULT_POLICY,
 ) -> TickReport:
-    """Does all work due at `now`, once; the bot must be initialised (`async with`)."""
+    """Does all work due at `now`, once; the bot must be initialised (`async with`).
+
+    The tasks and the renderer are the application's own (`bot.app.build_application`) unless
+    given; a bare `Bot` runs only the tasks it is given.
+    """
     if isinstance(application_or_bot, Application):
         bot = application_or_bot.bot
-        if renderer is None and DEPS_KEY in application_or_bot.bot_data:
-            renderer = deps(application_or_bot).renderer
+        if DEPS_KEY in application_or_bot.bot_data:
+            dependencies = deps(application_or_bot)
+            renderer = renderer or dependencies.renderer
+            tasks = dependencies.tick_tasks if tasks is None else tasks
     else:
         bot = application_or_bot
     tick = Tick(
@@ -140,9 +130,10 @@ async def run_tick(
         report=TickReport(at=now),
         policy=policy,
     )
-    for name in TICK_TASKS:
+    for task in tasks or ():
+        name = task.__name__
         try:
-            await _task(name)(tick)
+            await task(tick)
         except Exception as error:
             logger.exception(
                 "tick task failed", extra={"fields": {"task": name, "error": type(error).__name__}}
@@ -230,56 +221,14 @@ async def send_reminders(tick: Tick) -> None:
 # -- wording ----------------------------------------------------------------------------------
 
 
-def start_keyboard(
-    renderer: Renderer, language: str, administration_id: int, *, label: str
-) -> InlineKeyboardMarkup:
-    """One "Start" button that opens (or resumes) the questionnaire."""
-    button = InlineKeyboardButton(
-        renderer.text(label, language), callback_data=encode(StartButton(administration_id))
-    )
-    return InlineKeyboardMarkup([[button]])
-
-
-def reminder_keyboard(
-    renderer: Renderer, language: str, administration_id: int, *, started: bool
-) -> InlineKeyboardMarkup:
-    """ "Start now" (or "Continue") and the two snooze buttons."""
-    start = "schedule.button_continue" if started else "schedule.button_start_now"
-    return InlineKeyboardMarkup(
-        [
-            [
-                InlineKeyboardButton(
-                    renderer.text(start, language),
-                    callback_data=encode(StartButton(administration_id)),
-                )
-            ],
-            [
-                InlineKeyboardButton(
-                    renderer.text(f"schedule.button_snooze_{choice}", language),
-                    callback_data=encode(SnoozeButton(administration_id, choice)),
-                )
-                for choice in ("2h", "1d")
-            ],
-        ]
-    )
-
-
 def word(renderer: Renderer, message: ScheduledMessage) -> Outgoing:
-    """The text and buttons of a claimed invitation or reminder, in the patient's language."""
-    language = message.language
-    if message.kind == scheduling.INVITATION:
-        text = renderer.text("schedule.invitation", language, until=message.closes_at)
-        markup = start_keyboard(
-            renderer, language, message.administration_id, label="schedule.button_start"
-        )
-    else:
-        key = "schedule.reminder_started" if message.started else "schedule.reminder"
-        text = renderer.text(key, language, until=message.closes_at)
-        markup = reminder_keyboard(
-            renderer, language, message.administration_id, started=message.started
-        )
+    """A claimed invitation or reminder, worded by `bot.present.scheduled`, ready to send."""
+    screen = scheduled_screen(renderer, message)
     return Outgoing(
-        delivery_id=message.delivery_id, chat_id=message.chat_id, text=text, reply_markup=markup
+        delivery_id=message.delivery_id,
+        chat_id=message.chat_id,
+        text=screen.text,
+        reply_markup=keyboards.markup(screen.buttons),
     )
 
 
@@ -304,9 +253,4 @@ def install(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 async def _tick_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     """Does the work due now; a failure is logged and the next tick tries again."""
     dependencies = deps(context)
-    await run_tick(
-        context.application,
-        dependencies.ctx,
-        dependencies.ctx.clock.now(),
-        renderer=dependencies.renderer,
-    )
+    await run_tick(context.application, dependencies.ctx, dependencies.ctx.clock.now())

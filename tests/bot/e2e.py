@@ -35,7 +35,7 @@ from bot.app import build_application
 from bot.clock import FixedClock
 from bot.context import AppContext
 from bot.present.render import Renderer, default_renderer
-from bot.telegram import handlers
+from bot.telegram.handlers import patient
 from tests.factories import make_patient, make_physician
 from tests.fake_bot_api import FakeBotApi, FakeUser
 
@@ -65,7 +65,7 @@ class RunningBot:
             assert application.post_init is not None
             await application.post_init(application)
         else:
-            await handlers.on_startup(application)
+            await patient.publish_commands(application)
         await application.start()
         assert application.updater is not None
         await application.updater.start_polling(poll_interval=0, timeout=1)

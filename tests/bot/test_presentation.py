@@ -103,10 +103,10 @@ class TestKeyboards:
     def test_markup_mirrors_the_rows(self) -> None:
         """Button rows become inline keyboard rows; no buttons, no keyboard."""
         screen = questionnaire_screen(default_renderer(), view("q3"))
-        keyboard = markup(screen)
+        keyboard = markup(screen.buttons)
         assert keyboard is not None
         assert [len(row) for row in keyboard.inline_keyboard] == [6, 5, 1]
-        assert markup(Screen("plain")) is None
+        assert markup(Screen("plain").buttons) is None
 
 
 class TestCharts:

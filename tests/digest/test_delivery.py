@@ -6,12 +6,13 @@ import asyncio
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from bot.app import TICK_TASKS
 from bot.context import AppContext
 from bot.present.digest.text import render_digest
 from bot.services.digest import DeliveryStatus
 from bot.telegram.delivery import RetryPolicy
-from bot.telegram.digest_sending import deliver_due_digests, send_to_chat
-from bot.telegram.tick import TICK_TASKS, run_tick
+from bot.telegram.digest_sending import deliver_due_digests, send_due_digests, send_to_chat
+from bot.telegram.tick import run_tick
 from storage import deliveries, physicians
 from storage.db import make_engine
 from tests.bot.e2e import RunningBot
@@ -76,7 +77,7 @@ class TestWeeklyDelivery:
 
     async def test_the_tick_sends_it_once(self, running_bot: RunningBot) -> None:
         """The scheduler's tick includes the digest; ticking again sends nothing twice."""
-        assert "bot.telegram.digest_sending:send_due_digests" in TICK_TASKS
+        assert send_due_digests in TICK_TASKS
         user, _ = await physician_with_panel(running_bot)
         for minutes in (0, 0, 1, 60):
             report = await run_tick(

@@ -9,85 +9,32 @@ from __future__ import annotations
 
 import logging
 from datetime import time
-from typing import Any, Final
+from typing import Final
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import InlineKeyboardMarkup, Update
 from telegram.error import BadRequest
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, filters
+from telegram.ext import ContextTypes
 
-from bot.app import deps
-from bot.callbacks import PhysicianButton, decode, encode
-from bot.present.render import Renderer
+from bot.callbacks import PhysicianButton, decode
+from bot.present.digest.menu import (
+    ACTION_PREFIX,
+    TIME_CHOICES,
+    day_buttons,
+    menu_buttons,
+    menu_text,
+    time_buttons,
+)
 from bot.services import digest
 from bot.services.digest import DigestSchedule
 from bot.telegram import digest_sending as digest_send
+from bot.telegram.deps import deps
 from bot.telegram.handlers.common import call, user_language
+from bot.telegram.keyboards import markup
 
 logger = logging.getLogger(__name__)
 
-ACTION_PREFIX: Final = "dg_"
-TIME_CHOICES: Final = ("06:00", "07:00", "08:00", "09:00", "12:00", "17:00", "20:00")
-"""Delivery times offered as buttons, in the physician's own time zone."""
-
-
-def _button(
-    renderer: Renderer, language: str, key: str, action: str, argument: str
-) -> InlineKeyboardButton:
-    return InlineKeyboardButton(
-        renderer.text(key, language),
-        callback_data=encode(PhysicianButton(f"{ACTION_PREFIX}{action}", argument)),
-    )
-
-
-def menu_text(renderer: Renderer, schedule: DigestSchedule, notice: str | None = None) -> str:
-    """The settings message: weekday, time, time zone and whether alerts are on."""
-    language = schedule.language
-    text = renderer.text(
-        "digest.menu",
-        language,
-        weekday=renderer.text(f"digest.weekday.{schedule.weekday}", language),
-        time=f"{schedule.at:%H:%M}",
-        timezone=schedule.timezone,
-        alerts_state=renderer.text(
-            "digest.alerts_on" if schedule.alerts_enabled else "digest.alerts_off", language
-        ),
-    )
-    return text if notice is None else f"{renderer.text(notice, language)}\n{text}"
-
-
-def menu_keyboard(renderer: Renderer, schedule: DigestSchedule) -> InlineKeyboardMarkup:
-    """Change weekday, change time, send now, and alerts on or off."""
-    language = schedule.language
-    alerts = "off" if schedule.alerts_enabled else "on"
-    return InlineKeyboardMarkup(
-        [
-            [
-                _button(renderer, language, "digest.button.day", "menu", "day"),
-                _button(renderer, language, "digest.button.time", "menu", "time"),
-            ],
-            [_button(renderer, language, "digest.button.now", "now", "go")],
-            [_button(renderer, language, f"digest.button.alerts_{alerts}", "alerts", alerts)],
-        ]
-    )
-
-
-def _day_keyboard(renderer: Renderer, language: str) -> InlineKeyboardMarkup:
-    days = [
-        _button(renderer, language, f"digest.weekday.{day}", "day", str(day)) for day in range(7)
-    ]
-    back = _button(renderer, language, "digest.button.back", "menu", "main")
-    return InlineKeyboardMarkup([days[:4], days[4:], [back]])
-
-
-def _time_keyboard(renderer: Renderer, language: str) -> InlineKeyboardMarkup:
-    buttons = [
-        InlineKeyboardButton(
-            choice, callback_data=encode(PhysicianButton(f"{ACTION_PREFIX}time", choice))
-        )
-        for choice in TIME_CHOICES
-    ]
-    back = _button(renderer, language, "digest.button.back", "menu", "main")
-    return InlineKeyboardMarkup([buttons[:4], buttons[4:], [back]])
+BUTTON_PATTERN: Final = rf"^p:{ACTION_PREFIX}[a-z]+:"
+"""The callback data of the digest settings' buttons."""
 
 
 async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -103,7 +50,9 @@ async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         )
         return
     await context.bot.send_message(
-        chat.id, menu_text(d.renderer, schedule), reply_markup=menu_keyboard(d.renderer, schedule)
+        chat.id,
+        menu_text(d.renderer, schedule),
+        reply_markup=markup(menu_buttons(d.renderer, schedule)),
     )
 
 
@@ -144,7 +93,7 @@ async def digest_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await _show(
             update,
             d.renderer.text("digest.pick_day", language),
-            _day_keyboard(d.renderer, language),
+            markup(day_buttons(d.renderer, language)),
         )
         return
     if action == "menu" and argument == "time":
@@ -152,7 +101,7 @@ async def digest_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await _show(
             update,
             d.renderer.text("digest.pick_time", language, timezone=schedule.timezone),
-            _time_keyboard(d.renderer, language),
+            markup(time_buttons(d.renderer, language)),
         )
         return
     if action == "now":
@@ -183,7 +132,9 @@ async def digest_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if changed is None:
         notice = None if action == "menu" else "digest.unknown_button"
         await _show(
-            update, menu_text(d.renderer, schedule, notice), menu_keyboard(d.renderer, schedule)
+            update,
+            menu_text(d.renderer, schedule, notice),
+            markup(menu_buttons(d.renderer, schedule)),
         )
         return
     logger.info(
@@ -191,15 +142,7 @@ async def digest_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         extra={"fields": {"physician_id": changed.physician_id, "setting": action}},
     )
     await _show(
-        update, menu_text(d.renderer, changed, "digest.saved"), menu_keyboard(d.renderer, changed)
-    )
-
-
-def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Registers `/digest` and its buttons (callback data `p:dg_…`)."""
-    application.add_handler(
-        CommandHandler("digest", digest_command, filters=filters.ChatType.PRIVATE)
-    )
-    application.add_handler(
-        CallbackQueryHandler(digest_button, pattern=rf"^p:{ACTION_PREFIX}[a-z]+:")
+        update,
+        menu_text(d.renderer, changed, "digest.saved"),
+        markup(menu_buttons(d.renderer, changed)),
     )

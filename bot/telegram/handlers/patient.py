@@ -13,15 +13,9 @@ from typing import Any
 from telegram import BotCommand, Update
 from telegram.ext import (
     Application,
-    CallbackQueryHandler,
-    CommandHandler,
     ContextTypes,
-    MessageHandler,
-    TypeHandler,
-    filters,
 )
 
-from bot.app import deps
 from bot.config import SUPPORTED_LANGUAGES
 from bot.context import CURRENT_CLAIM
 from bot.present.charts import trend_chart_png
@@ -29,8 +23,9 @@ from bot.present.screens import Presentation, Screen, history_screens
 from bot.present.screens import present as presentation_of
 from bot.services import conversation, history
 from bot.services import redelivery as updates
-from bot.services.conversation import PATIENT_COMMANDS, PATIENT_PREFIXES, Notice
+from bot.services.conversation import Notice
 from bot.telegram import digest_sending as digest_send
+from bot.telegram.deps import deps
 from bot.telegram.handlers.common import call, call_brief, user_language
 from bot.telegram.handlers.presenter import answer_query, present
 
@@ -243,27 +238,7 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 _OWN_CALLBACKS: set[Any] = {claim_update, settle_claim, unknown_button, unknown_command}
 
 
-def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Registers the patient handlers; the redelivery claim is prepared before every other
-    handler runs and settled after them."""
-    private = filters.ChatType.PRIVATE
-    application.add_handler(TypeHandler(Update, claim_update), group=GUARD_GROUP)
-    application.add_handler(TypeHandler(Update, settle_claim), group=SETTLE_GROUP)
-    application.add_handler(CommandHandler("start", start, filters=private))
-    application.add_handler(CommandHandler("history", history_command, filters=private))
-    application.add_handler(
-        CommandHandler(list(PATIENT_COMMANDS), patient_command, filters=private)
-    )
-    prefixes = "|".join(prefix.rstrip(":") for prefix in PATIENT_PREFIXES)
-    application.add_handler(CallbackQueryHandler(button, pattern=rf"^(?:{prefixes}):"))
-    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND & private, text))
-    application.add_handler(CallbackQueryHandler(unknown_button), group=FALLBACK_GROUP)
-    application.add_handler(
-        MessageHandler(filters.COMMAND & private, unknown_command), group=FALLBACK_GROUP
-    )
-
-
-async def on_startup(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+async def publish_commands(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Publishes the command menu in every supported language (English is the default)."""
     renderer = deps(application).renderer
     for language in SUPPORTED_LANGUAGES:

@@ -14,9 +14,9 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import ContextTypes
 
-from bot.app import deps
 from bot.present.screens import Presentation, Screen, fit
 from bot.services import questionnaire
+from bot.telegram.deps import deps
 from bot.telegram.handlers.common import call_brief
 from bot.telegram.keyboards import markup
 
@@ -47,7 +47,7 @@ async def edit_or_send(
 ) -> int:
     """Shows `screen` in message `message_id` if possible, else as a new message; returns the
     id of the message that shows it."""
-    keyboard: InlineKeyboardMarkup | None = markup(screen)
+    keyboard: InlineKeyboardMarkup | None = markup(screen.buttons)
     text = fit(screen.text)
     if message_id is not None:
         try:

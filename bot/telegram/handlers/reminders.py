@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from telegram import ChatMember, InlineKeyboardMarkup, Update
+from telegram import ChatMember, Update
 from telegram.error import BadRequest
-from telegram.ext import Application, CallbackQueryHandler, ChatMemberHandler, ContextTypes
+from telegram.ext import ContextTypes
 
-from bot.app import deps
 from bot.callbacks import SnoozeButton, decode
+from bot.present.scheduled import snooze_screen
 from bot.services import scheduling
 from bot.services.scheduling import SnoozeStatus
+from bot.telegram import keyboards
+from bot.telegram.deps import deps
 from bot.telegram.handlers.common import call_brief, user_language
-from bot.telegram.tick import start_keyboard
 
 logger = logging.getLogger(__name__)
 
@@ -63,19 +63,8 @@ async def snooze(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await query.answer(renderer.text("schedule.not_available", language))
         return
     await query.answer()
-    markup: InlineKeyboardMarkup | None = None
-    if result.status is SnoozeStatus.SNOOZED:
-        text = renderer.text("schedule.snoozed", language, remind_at=result.remind_at)
-        markup = start_keyboard(
-            renderer, language, button.administration_id, label="schedule.button_start_now"
-        )
-    elif result.status is SnoozeStatus.CLOSES_FIRST:
-        text = renderer.text("schedule.snooze_too_late", language, until=result.closes_at)
-        markup = start_keyboard(
-            renderer, language, button.administration_id, label="schedule.button_start_now"
-        )
-    else:
-        text = renderer.text("schedule.closed", language)
+    screen = snooze_screen(renderer, language, button.administration_id, result)
+    text, markup = screen.text, keyboards.markup(screen.buttons)
     try:
         await query.edit_message_text(text, reply_markup=markup)
     except BadRequest as error:
@@ -87,12 +76,3 @@ async def snooze(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if chat is None:
             raise
         await context.bot.send_message(chat.id, text, reply_markup=markup)
-
-
-def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """The contact guard (own low group, runs alongside everything) and the snooze buttons."""
-    application.add_handler(
-        ChatMemberHandler(notice_contact, ChatMemberHandler.MY_CHAT_MEMBER, block=False),
-        group=CONTACT_GUARD_GROUP,
-    )
-    application.add_handler(CallbackQueryHandler(snooze, pattern=r"^z:"))
