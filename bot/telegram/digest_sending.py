@@ -297,6 +297,39 @@ async def send_now(
     return results
 
 
+async def send_now_outside_the_bot(
+    ctx: AppContext,
+    renderer: Renderer,
+    *,
+    physician_id: int,
+    week: IsoWeek | None = None,
+    chat_id: int | None = None,
+    email_to: str | None = None,
+) -> dict[Channel, SendResult] | None:
+    """`send_now` for a command run beside the bot: a Bot of its own, from the settings, for
+    the chat; without a token only the e-mail goes (and the Bot is never called)."""
+    token = ctx.settings.telegram_bot_token
+    if token is None:
+        bot = Bot("0:unused")
+        return await send_now(
+            bot, ctx, renderer, physician_id=physician_id, week=week, email_to=email_to
+        )
+    async with Bot(
+        token.get_secret_value(),
+        base_url=ctx.settings.telegram_api_base_url,
+        base_file_url=ctx.settings.telegram_file_base_url,
+    ) as bot:
+        return await send_now(
+            bot,
+            ctx,
+            renderer,
+            physician_id=physician_id,
+            week=week,
+            chat_id=chat_id,
+            email_to=email_to,
+        )
+
+
 # -- immediate alerts ------------------------------------------------------------------------
 
 
