@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, or_, select
 
+from storage import pending
 from storage.models import LabResult, Patient, PendingLabEntry, ScoreRecord
 from storage.types import UTCDateTime
 
-PENDING = "pending"
 SAVED = "saved"
 CANCELLED = "cancelled"
 
@@ -190,7 +190,7 @@ def create_pending_entry(
         crp_below_detection_limit=crp_below_detection_limit,
         esr_value=esr_value,
         drawn_at=drawn_at,
-        status=PENDING,
+        status=pending.PENDING,
         created_at=now,
         expires_at=expires_at,
     )
@@ -201,30 +201,21 @@ def create_pending_entry(
 
 def get_pending_entry(*, session: Session, entry_id: int) -> PendingLabEntry | None:
     """The pending entry with this id (whatever its status), read fresh, or None."""
-    return session.exec(
-        select(PendingLabEntry)
-        .where(PendingLabEntry.id == entry_id)
-        .execution_options(populate_existing=True)
-    ).first()
+    return pending.get_pending(session=session, model=PendingLabEntry, row_id=entry_id)
 
 
 def resolve_pending_entry(
     *, session: Session, entry_id: int, physician_id: int, status: str, now: datetime
 ) -> bool:
-    """Moves a physician's own, unexpired pending entry to `status`; False if it was not
-    pending any more (pressed twice, in two processes, or expired), in which case nothing
-    changes."""
-    result = session.execute(
-        update(PendingLabEntry)
-        .where(
-            col(PendingLabEntry.id) == entry_id,
-            col(PendingLabEntry.physician_id) == physician_id,
-            col(PendingLabEntry.status) == PENDING,
-            col(PendingLabEntry.expires_at) > now,
-        )
-        .values(status=status, resolved_at=now)
+    """Moves a physician's own, unexpired pending entry to `status` (`storage.pending`)."""
+    return pending.resolve_pending(
+        session=session,
+        model=PendingLabEntry,
+        row_id=entry_id,
+        physician_id=physician_id,
+        status=status,
+        now=now,
     )
-    return getattr(result, "rowcount", 0) == 1
 
 
 _IN_WINDOW = select(LabResult).where(

@@ -81,7 +81,7 @@ class Renderer:
         """The name of an ASDAS state in `language`, from the one table of state names,
         `templates/messages/<lang>/states.toml` (clinical spec §3). `state` is an `AsdasState`
         or its key ("inactive", "low", "high", "very_high")."""
-        key = state.name.lower() if isinstance(state, AsdasState) else state
+        key = state.key if isinstance(state, AsdasState) else state
         return self.text(f"states.asdas.{key}", language)
 
     def render_file(self, name: str, **variables: Any) -> str:

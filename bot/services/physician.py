@@ -26,7 +26,6 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from bot.config import PatientIdentifier
 from bot.context import AppContext
 from bot.domain import attention, instruments, scoring, treatment
 from bot.domain import labs as lab_rules
@@ -34,6 +33,7 @@ from bot.domain.labs import LabInputError, Measurement
 from bot.domain.treatment import TherapyInputError
 from bot.services import labs as lab_service
 from bot.services import therapy as therapy_service
+from bot.services.identifiers import identifier_of
 from storage import administrations, enrollment, labs, patients, physicians, scores, therapies
 from storage.models import (
     AdministrationKind,
@@ -55,12 +55,6 @@ PENDING_TTL: Final = timedelta(hours=24)
 CHART_WEEKS: Final = 26
 """How far back `/patient` charts a patient's course."""
 
-_STATE_KEYS: Final[dict[scoring.AsdasState, str]] = {
-    scoring.AsdasState.INACTIVE: "inactive",
-    scoring.AsdasState.LOW: "low",
-    scoring.AsdasState.HIGH: "high",
-    scoring.AsdasState.VERY_HIGH: "very_high",
-}
 _LISTED_STATUSES: Final = (
     PatientStatus.INVITED.value,
     PatientStatus.ONBOARDING.value,
@@ -118,14 +112,6 @@ def _visible_patient(session: Session, viewer: Viewer, clinic_ref: str) -> Patie
     return patient
 
 
-def identifier_of(patient: Patient, choice: PatientIdentifier) -> str:
-    """How physician-facing messages name a patient: the clinic reference unless the clinic
-    opted in to display names (and the patient has one)."""
-    if choice is PatientIdentifier.DISPLAY_NAME and patient.display_name:
-        return patient.display_name
-    return patient.clinic_ref
-
-
 def _shown(value: Decimal | None) -> str | None:
     """A score to one decimal, half away from zero (clinical spec §3)."""
     return None if value is None else scoring.display_round(value)
@@ -139,7 +125,7 @@ def _state(value: Decimal | None) -> str | None:
 def state_key(value: Decimal) -> str:
     """The template key ("inactive", "low", "high", "very_high") of an ASDAS state, taken
     from the unrounded score (clinical spec §3)."""
-    return _STATE_KEYS[scoring.asdas_category(value)]
+    return scoring.asdas_category(value).key
 
 
 # -- /patients -----------------------------------------------------------------------------------
