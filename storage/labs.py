@@ -13,9 +13,6 @@ from storage import pending
 from storage.models import LabResult, Patient, PendingLabEntry, ScoreRecord
 from storage.types import UTCDateTime
 
-SAVED = "saved"
-CANCELLED = "cancelled"
-
 
 def add_lab_result(
     *,
@@ -197,25 +194,6 @@ def create_pending_entry(
     session.add(entry)
     session.flush()
     return entry
-
-
-def get_pending_entry(*, session: Session, entry_id: int) -> PendingLabEntry | None:
-    """The pending entry with this id (whatever its status), read fresh, or None."""
-    return pending.get_pending(session=session, model=PendingLabEntry, row_id=entry_id)
-
-
-def resolve_pending_entry(
-    *, session: Session, entry_id: int, physician_id: int, status: str, now: datetime
-) -> bool:
-    """Moves a physician's own, unexpired pending entry to `status` (`storage.pending`)."""
-    return pending.resolve_pending(
-        session=session,
-        model=PendingLabEntry,
-        row_id=entry_id,
-        physician_id=physician_id,
-        status=status,
-        now=now,
-    )
 
 
 _IN_WINDOW = select(LabResult).where(

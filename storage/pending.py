@@ -12,6 +12,8 @@ from sqlmodel import Session, col, select
 from storage.models import PendingLabEntry, PendingTherapyChange
 
 PENDING = "pending"
+SAVED = "saved"
+CANCELLED = "cancelled"
 
 Pending = TypeVar("Pending", PendingLabEntry, PendingTherapyChange)
 

@@ -9,9 +9,6 @@ from sqlmodel import Session, col, select
 from storage import pending
 from storage.models import PendingTherapyChange, TherapyEpisodeRow
 
-SAVED = "saved"
-CANCELLED = "cancelled"
-
 
 def add_therapy(
     *,
@@ -137,22 +134,3 @@ def create_pending_change(
     session.add(entry)
     session.flush()
     return entry
-
-
-def get_pending_change(*, session: Session, change_id: int) -> PendingTherapyChange | None:
-    """The pending change with this id (whatever its status), read fresh, or None."""
-    return pending.get_pending(session=session, model=PendingTherapyChange, row_id=change_id)
-
-
-def resolve_pending_change(
-    *, session: Session, change_id: int, physician_id: int, status: str, now: datetime
-) -> bool:
-    """Moves a physician's own, unexpired pending change to `status` (`storage.pending`)."""
-    return pending.resolve_pending(
-        session=session,
-        model=PendingTherapyChange,
-        row_id=change_id,
-        physician_id=physician_id,
-        status=status,
-        now=now,
-    )

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final
+from typing import Final, Generic
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -34,15 +34,26 @@ from bot.domain.treatment import TherapyInputError
 from bot.services import labs as lab_service
 from bot.services import therapy as therapy_service
 from bot.services.identifiers import identifier_of
-from storage import administrations, enrollment, labs, patients, physicians, scores, therapies
+from storage import (
+    administrations,
+    enrollment,
+    labs,
+    patients,
+    pending,
+    physicians,
+    scores,
+    therapies,
+)
 from storage.models import (
     AdministrationKind,
     AdministrationStatus,
     Patient,
     PatientStatus,
     PendingLabEntry,
+    PendingTherapyChange,
     Role,
 )
+from storage.pending import Pending
 
 logger = logging.getLogger(__name__)
 
@@ -666,6 +677,54 @@ def _latest_asdas_crp(session: Session, administration_ids: set[int]) -> Decimal
     return None if record is None else record.asdas_crp
 
 
+@dataclass(frozen=True)
+class _Claim(Generic[Pending]):
+    """A preview this press took out of "pending"; `entry` is None when it was gone (stale,
+    repeated, expired or another physician's), `identifier` empty when the patient is not
+    the viewer's."""
+
+    entry: Pending | None
+    patient: Patient | None
+    identifier: str = ""
+
+
+def _claim_preview(
+    session: Session,
+    ctx: AppContext,
+    viewer: Viewer,
+    model: type[Pending],
+    pending_id: int,
+    *,
+    save: bool,
+    now: datetime,
+) -> _Claim[Pending]:
+    """Saves or cancels the viewer's own preview with a conditional update, so a double tap
+    or a second process resolves it once; only while the patient is still theirs."""
+    entry = pending.get_pending(session=session, model=model, row_id=pending_id)
+    patient = (
+        None
+        if entry is None
+        else patients.get_patient(session=session, patient_id=entry.patient_id)
+    )
+    if (
+        entry is None
+        or patient is None
+        or entry.physician_id != viewer.physician_id
+        or not may_see(viewer, patient)
+    ):
+        return _Claim(None, None)
+    identifier = identifier_of(patient, ctx.settings.patient_identifier)
+    moved = pending.resolve_pending(
+        session=session,
+        model=model,
+        row_id=pending_id,
+        physician_id=viewer.physician_id,
+        status=pending.SAVED if save else pending.CANCELLED,
+        now=now,
+    )
+    return _Claim(entry if moved else None, patient, identifier)
+
+
 def resolve_pending(
     ctx: AppContext, *, telegram_user_id: int, pending_id: int, save: bool
 ) -> PendingReply | None:
@@ -681,30 +740,11 @@ def resolve_pending(
             viewer = viewer_of(session, telegram_user_id)
             if viewer is None:
                 return None
-            entry = labs.get_pending_entry(session=session, entry_id=pending_id)
-            patient = (
-                None
-                if entry is None
-                else patients.get_patient(session=session, patient_id=entry.patient_id)
+            claim = _claim_preview(
+                session, ctx, viewer, PendingLabEntry, pending_id, save=save, now=now
             )
-            if (
-                entry is None
-                or patient is None
-                or entry.physician_id != viewer.physician_id
-                or not may_see(viewer, patient)
-            ):
-                return PendingReply(
-                    PendingOutcome.GONE, language=viewer.language, timezone=viewer.timezone
-                )
-            identifier = identifier_of(patient, ctx.settings.patient_identifier)
-            moved = labs.resolve_pending_entry(
-                session=session,
-                entry_id=pending_id,
-                physician_id=viewer.physician_id,
-                status=labs.SAVED if save else labs.CANCELLED,
-                now=now,
-            )
-            if not moved:
+            entry, patient, identifier = claim.entry, claim.patient, claim.identifier
+            if entry is None or patient is None:
                 return PendingReply(
                     PendingOutcome.GONE,
                     identifier=identifier,
@@ -954,28 +994,11 @@ def resolve_therapy_change(
             viewer = viewer_of(session, telegram_user_id)
             if viewer is None:
                 return None
-            entry = therapies.get_pending_change(session=session, change_id=pending_id)
-            patient = (
-                None
-                if entry is None
-                else patients.get_patient(session=session, patient_id=entry.patient_id)
+            claim = _claim_preview(
+                session, ctx, viewer, PendingTherapyChange, pending_id, save=save, now=now
             )
-            if (
-                entry is None
-                or patient is None
-                or entry.physician_id != viewer.physician_id
-                or not may_see(viewer, patient)
-            ):
-                return TherapyPendingReply(PendingOutcome.GONE, viewer.language)
-            identifier = identifier_of(patient, ctx.settings.patient_identifier)
-            moved = therapies.resolve_pending_change(
-                session=session,
-                change_id=pending_id,
-                physician_id=viewer.physician_id,
-                status=therapies.SAVED if save else therapies.CANCELLED,
-                now=now,
-            )
-            if not moved:
+            entry, patient, identifier = claim.entry, claim.patient, claim.identifier
+            if entry is None or patient is None:
                 return TherapyPendingReply(
                     PendingOutcome.GONE, viewer.language, identifier=identifier
                 )

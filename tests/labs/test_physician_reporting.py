@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.context import AppContext
+from bot.present.physician import render_detail, render_list
 from bot.present.render import default_renderer
 from bot.services import labs, physician
-from bot.present.physician import render_detail, render_list
 from tests.labs.conftest import Clinic, questionnaire
 from tests.labs.test_physician_service import DR_A, PATIENT, link
 

@@ -12,8 +12,8 @@ from bot.config import PatientIdentifier
 from bot.context import AppContext
 from bot.services import enrollment, labs, physician, staff
 from bot.services.physician import CrpOutcome, Lookup, PendingOutcome
-from storage import labs as lab_storage
-from storage import patients
+from storage import patients, pending
+from storage.models import PendingLabEntry
 from tests.factories import make_patient
 from tests.labs.conftest import Clinic, questionnaire, score_of
 
@@ -44,7 +44,7 @@ def linked(ctx: AppContext, clinic: Clinic) -> Clinic:
 
 def pending_rows(ctx: AppContext, entry_id: int) -> str | None:
     with ctx.session() as session:
-        entry = lab_storage.get_pending_entry(session=session, entry_id=entry_id)
+        entry = pending.get_pending(session=session, model=PendingLabEntry, row_id=entry_id)
     return None if entry is None else entry.status
 
 
