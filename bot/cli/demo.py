@@ -9,7 +9,6 @@ input runs out (piped input, `make demo` in CI) the remaining steps are answered
 
 from __future__ import annotations
 
-import html
 import io
 import re
 import secrets
@@ -23,7 +22,7 @@ from typing import Annotated, Final, TextIO
 
 import typer
 
-from bot.cli.common import fail
+from bot.cli.common import fail, plain
 from bot.clock import FixedClock, SystemClock
 from bot.config import SUPPORTED_LANGUAGES, SettingsError, load_settings
 from bot.context import AppContext
@@ -77,13 +76,7 @@ to it, so it had run for a while; the case report does not say how long."""
 SAMPLE_ANSWERS: Final = CASE_BASELINE.answers
 """What the demo answers by itself: the case's first visit."""
 SAMPLE_CRP_MG_L: Final = CASE_BASELINE.crp_mg_l
-_TAG = re.compile(r"<[^>]+>")
 _EDGE_SYMBOLS = re.compile(r"^\W+|\W+$")
-
-
-def plain(text: str) -> str:
-    """Telegram HTML as terminal text."""
-    return html.unescape(_TAG.sub("", text))
 
 
 def _words(label: str) -> str:
