@@ -1,7 +1,7 @@
 """Reminder fan-out: one tick with 10,000 weekly invitations due at the same instant.
 
 Measured against the local fake Bot API running as its own process
-(`python -m tests.fake_bot_api --port 0`), so the server does not compete with the sender for
+(`python -m tests.fake_telegram --port 0`), so the server does not compete with the sender for
 the interpreter. Two runs over the same patients:
 
 1. **Rate-limited**, `SEND_RATE_PER_SECOND=30` through python-telegram-bot's AIORateLimiter, as
@@ -58,7 +58,7 @@ class FakeServer:
     def __init__(self) -> None:
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fake_bot_api", "--port", "0", "--token", TOKEN],
+            [sys.executable, "-m", "tests.fake_telegram", "--port", "0", "--token", TOKEN],
             cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,

@@ -11,7 +11,7 @@ Use the `running_bot` fixture (tests/conftest.py), which yields a started `Runni
 
 What it gives you:
 
-* `api` (`tests.fake_bot_api.FakeBotApi`), `application` (built by `bot.app.build_application`
+* `api` (`tests.fake_telegram.FakeBotApi`), `application` (built by `bot.app.build_application`
   with the real handlers), `ctx` (an `AppContext` whose `clock` is a `FixedClock` at
   `tests.conftest.T0`), and `renderer`.
 * `settle()` waits until the bot has fetched and completely handled every update queued so far,
@@ -37,7 +37,7 @@ from bot.context import AppContext
 from bot.present.render import Renderer, default_renderer
 from bot.telegram.handlers import patient
 from tests.factories import make_patient, make_physician
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 
 SETTLE_TIMEOUT = 15.0
 

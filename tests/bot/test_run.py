@@ -24,7 +24,7 @@ from storage import migrate
 from storage.db import make_engine
 from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN, make_settings
 from tests.factories import make_patient, make_physician
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_telegram import FakeBotApi
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from storage.db import make_engine
 from tests.bot.e2e import RunningBot
 from tests.digest import builders as b
 from tests.digest import samples
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 FAST = RetryPolicy(attempts=3, first_backoff=0.01, max_backoff=0.05, read_timeout=5.0)
 # Monday 2 March 2026: 08:00 in Berlin is 07:00 UTC.

@@ -16,7 +16,7 @@ from tests.bot.e2e import RunningBot
 from tests.bot.helpers import toasts
 from tests.conftest import T0
 from tests.digest import builders as b
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 FAST = RetryPolicy(attempts=2, first_backoff=0.0, max_backoff=0.0, read_timeout=5.0)
 

@@ -20,7 +20,7 @@ from bot.present.digest.text import (
 )
 from bot.present.render import TELEGRAM_TEXT_LIMIT, default_renderer
 from tests.digest import samples
-from tests.fake_bot_api import format_text, image_size
+from tests.fake_telegram import format_text, image_size
 
 
 def telegram_accepts(text: str) -> None:

@@ -38,7 +38,7 @@ from storage.models import (
 )
 from tests.bot.e2e import RunningBot
 from tests.factories import make_active_patient, make_patient, make_physician
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ from storage import deliveries
 from storage.models import DeliveryStatus
 from tests.conftest import make_settings
 from tests.factories import make_active_patient, make_physician
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 
 pytestmark = pytest.mark.slow
 

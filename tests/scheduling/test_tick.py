@@ -23,7 +23,7 @@ from bot.telegram import tick as jobs
 from bot.telegram.tick import Tick
 from storage import administrations, deliveries, patients
 from storage.models import Administration, DeliveryStatus
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 from tests.scheduling.conftest import Clinic, Enrolled, Ticker
 
 # The clock starts at T0 = Monday 2026-03-02 09:00 UTC; Monday 18:00 in Berlin is 17:00 UTC.
