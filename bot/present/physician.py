@@ -18,18 +18,16 @@ from bot.present.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_
 from bot.present.course import CourseWords, rendered
 from bot.present.render import Renderer
 from bot.present.screens import Button
-from bot.services.physician import (
-    CrpPreview,
+from bot.services.crp_entry import CrpPreview, PendingReply
+from bot.services.physician_panel import (
     LabLine,
     PatientDetail,
     PatientList,
     PatientSummary,
     PendingOutcome,
-    PendingReply,
-    TherapyPendingReply,
-    TherapyPreview,
 )
 from bot.services.therapy import CourseReport
+from bot.services.therapy_entry import TherapyPendingReply, TherapyPreview
 
 PAGE, SAVE, CANCEL = "page", "save", "cancel"
 THERAPY_SAVE, THERAPY_CANCEL = "tsave", "tcancel"

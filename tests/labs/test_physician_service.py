@@ -11,7 +11,8 @@ from bot.clock import FixedClock
 from bot.config import PatientIdentifier
 from bot.context import AppContext
 from bot.services import enrollment, labs, physician, staff
-from bot.services.physician import CrpOutcome, Lookup, PendingOutcome
+from bot.services.crp_entry import CrpOutcome
+from bot.services.physician_panel import Lookup, PendingOutcome
 from storage import patients, pending
 from storage.models import PendingLabEntry
 from tests.factories import make_patient

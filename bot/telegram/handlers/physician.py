@@ -1,10 +1,11 @@
 """What a physician experiences in Telegram: `/patients`, `/patient <reference>` and `/crp`.
 
-Each command asks `bot.services.physician`, which answers None for an account that is not a
-linked physician; such an account gets "not available" and learns nothing else. Buttons carry
-`p:<action>:<argument>` (`bot.callbacks.PhysicianButton`): `p:page:<n>` pages the patient list,
-`p:save:<id>` / `p:cancel:<id>` resolve a CRP preview kept in the database, so they work after
-a restart and in any process.
+Each command asks one service (`bot.services.physician_panel`, `crp_entry`, `therapy_entry`),
+which answers None for an account that is not a linked physician; such an account gets "not
+available" and learns nothing else. Buttons carry `p:<action>:<argument>`
+(`bot.callbacks.PhysicianButton`): `p:page:<n>` pages the patient list, `p:save:<id>` /
+`p:cancel:<id>` resolve a CRP preview kept in the database, so they work after a restart and
+in any process.
 """
 
 from __future__ import annotations
@@ -21,14 +22,11 @@ from bot.present import physician as words
 from bot.present.course_report import course_report_pdf
 from bot.present.physician import CANCEL, PAGE, SAVE, THERAPY_CANCEL, THERAPY_SAVE
 from bot.present.render import Renderer
-from bot.services import physician
-from bot.services.physician import (
-    CrpOutcome,
-    Lookup,
-    PendingOutcome,
-    TherapyOutcome,
-)
+from bot.services import crp_entry, physician_panel, therapy_entry
+from bot.services.crp_entry import CrpOutcome
+from bot.services.physician_panel import Lookup, PendingOutcome
 from bot.services.therapy import CourseReport
+from bot.services.therapy_entry import TherapyOutcome
 from bot.telegram import keyboards
 from bot.telegram.deps import deps
 from bot.telegram.handlers.common import call, user_language
@@ -58,7 +56,7 @@ async def patients_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     """Shows the physician's patients with latest BASDAI, ASDAS-CRP, trend and flags."""
     user_id, chat_id = _who(update)
     d = deps(context)
-    found = await call(physician.patient_list, d.ctx, telegram_user_id=user_id, page=0)
+    found = await call(physician_panel.patient_list, d.ctx, telegram_user_id=user_id, page=0)
     if found is None:
         await _not_available(update, context)
         return
@@ -75,7 +73,10 @@ async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     d = deps(context)
     args = context.args or []
     reply = await call(
-        physician.patient_detail, d.ctx, telegram_user_id=user_id, clinic_ref=" ".join(args[:1])
+        physician_panel.patient_detail,
+        d.ctx,
+        telegram_user_id=user_id,
+        clinic_ref=" ".join(args[:1]),
     )
     if reply is None:
         await _not_available(update, context)
@@ -91,7 +92,7 @@ async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return
     detail = reply.detail
     if detail.points:
-        weeks = physician.CHART_WEEKS
+        weeks = physician_panel.CHART_WEEKS
         png = await call(words.detail_chart_png, r, detail, weeks)
         caption = r.text(
             "physician.detail.chart_caption",
@@ -106,7 +107,7 @@ async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if detail.therapies:
         # A patient on treatment: the course report for the clinic visit comes along (§7).
         course = await call(
-            physician.patient_course, d.ctx, telegram_user_id=user_id, clinic_ref=args[0]
+            physician_panel.patient_course, d.ctx, telegram_user_id=user_id, clinic_ref=args[0]
         )
         if course is not None and course.report is not None:
             await _send_report(context, chat_id, r, course.report)
@@ -117,7 +118,7 @@ async def crp_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     user_id, chat_id = _who(update)
     d = deps(context)
     preview = await call(
-        physician.preview_crp, d.ctx, telegram_user_id=user_id, args=list(context.args or [])
+        crp_entry.preview_crp, d.ctx, telegram_user_id=user_id, args=list(context.args or [])
     )
     if preview is None:
         await _not_available(update, context)
@@ -164,7 +165,9 @@ async def physician_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         )
         return
     if button.action == PAGE:
-        found = await call(physician.patient_list, d.ctx, telegram_user_id=user_id, page=number)
+        found = await call(
+            physician_panel.patient_list, d.ctx, telegram_user_id=user_id, page=number
+        )
         if found is None:
             await _answer(query, d.renderer.text("common.not_available", user_language(update)))
             return
@@ -178,7 +181,7 @@ async def physician_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         )
         return
     reply = await call(
-        physician.resolve_pending,
+        crp_entry.resolve_pending,
         d.ctx,
         telegram_user_id=user_id,
         pending_id=number,
@@ -234,11 +237,14 @@ async def therapy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     user_id, chat_id = _who(update)
     d = deps(context)
     args = context.args or []
-    if physician.is_therapy_change(args):
+    if therapy_entry.is_therapy_change(args):
         await _therapy_change(context, user_id, chat_id, args, user_language(update))
         return
     reply = await call(
-        physician.patient_course, d.ctx, telegram_user_id=user_id, clinic_ref=" ".join(args[:1])
+        physician_panel.patient_course,
+        d.ctx,
+        telegram_user_id=user_id,
+        clinic_ref=" ".join(args[:1]),
     )
     if reply is None:
         await _not_available(update, context)
@@ -263,7 +269,7 @@ async def _therapy_change(
     """Shows the episode `/therapy <ref> add|stop …` would store, with Save and Cancel."""
     d = deps(context)
     preview = await call(
-        physician.preview_therapy_change, d.ctx, telegram_user_id=user_id, args=args
+        therapy_entry.preview_therapy_change, d.ctx, telegram_user_id=user_id, args=args
     )
     if preview is None:
         await context.bot.send_message(chat_id, d.renderer.text("common.not_available", language))
@@ -299,7 +305,7 @@ async def _resolve_therapy(
     """Saves or cancels a therapy preview; a stale or repeated press changes nothing."""
     d = deps(context)
     reply = await call(
-        physician.resolve_therapy_change,
+        therapy_entry.resolve_therapy_change,
         d.ctx,
         telegram_user_id=user_id,
         pending_id=pending_id,
