@@ -10,8 +10,8 @@ import pytest
 from bot.domain.scoring import AsdasState
 from bot.export.columns import dictionary_rows
 from bot.present.digest.text import render_digest
+from bot.present.history import chart_labels
 from bot.present.render import TEMPLATES_DIR, default_renderer
-from bot.present.screens import chart_labels
 from tests.digest import samples
 
 LANGUAGES = ("en", "zh")

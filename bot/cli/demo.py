@@ -28,9 +28,11 @@ from bot.config import SUPPORTED_LANGUAGES, SettingsError, load_settings
 from bot.context import AppContext
 from bot.domain.scoring import AsdasState, display_round
 from bot.present.charts import trend_chart_png
+from bot.present.conversation import present
 from bot.present.course import CourseWords
+from bot.present.history import history_screens
 from bot.present.render import Renderer, default_renderer
-from bot.present.screens import Button, Presentation, Screen, history_screens, present
+from bot.present.screens import Button, Presentation, Screen
 from bot.services import conversation, history, labs, staff, therapy
 from bot.services.conversation import Reply
 from bot.services.questionnaire import Outcome, QuestionnaireReply

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from bot import callbacks
-from bot.present import screens
+from bot.present import history, screens
 from bot.present.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
 from bot.present.course import CourseWords, rendered
 from bot.present.render import Renderer
@@ -227,7 +227,7 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
 
 def chart_labels(r: Renderer, detail: PatientDetail, weeks: int) -> ChartLabels:
     """The trend chart's texts in the physician's language, titled with the patient."""
-    return screens.chart_labels(
+    return history.chart_labels(
         r,
         detail.language,
         weeks,

@@ -35,7 +35,7 @@ def _course_chart(renderer: Renderer, language: str, record: patient_record.Reco
     """The course chart as a PNG data URI (an image, so the CSP needs no script), or None."""
     if not record.course:
         return None
-    from bot.present import screens
+    from bot.present import history
     from bot.present.charts import TrendPoint, trend_chart_png
 
     use_crp = any(point.asdas_crp is not None for point in record.course)
@@ -48,7 +48,7 @@ def _course_chart(renderer: Renderer, language: str, record: patient_record.Reco
         for point in record.course
     ]
     weeks = patient_record.CHART_WEEKS
-    labels = screens.chart_labels(
+    labels = history.chart_labels(
         renderer,
         language,
         weeks,

@@ -13,8 +13,10 @@ from telegram import Chat, Message, Update, User
 from bot import callbacks as cb
 from bot.domain.instruments import INSTRUMENT_VERSION, ITEM_CODES, STIFFNESS_CHOICES_MINUTES
 from bot.present.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
+from bot.present.conversation import present
+from bot.present.questionnaire import questionnaire_screen
 from bot.present.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
-from bot.present.screens import Screen, fit, instrument_text, present, questionnaire_screen
+from bot.present.screens import Screen, fit, instrument_text
 from bot.services.patients import CONSENT_VERSION, AccountReply, PatientView
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
 from bot.telegram.keyboards import markup

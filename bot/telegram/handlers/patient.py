@@ -19,8 +19,9 @@ from telegram.ext import (
 from bot.config import SUPPORTED_LANGUAGES
 from bot.context import CURRENT_CLAIM
 from bot.present.charts import trend_chart_png
-from bot.present.screens import Presentation, Screen, history_screens
-from bot.present.screens import present as presentation_of
+from bot.present.conversation import present as presentation_of
+from bot.present.history import history_screens
+from bot.present.screens import Presentation, Screen
 from bot.services import conversation, history
 from bot.services import redelivery as updates
 from bot.services.conversation import Notice
