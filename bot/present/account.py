@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from bot import callbacks as cb
 from bot.config import SUPPORTED_LANGUAGES
@@ -21,7 +23,13 @@ from bot.present.screens import (
 from bot.services.enrollment import EnrollmentResult
 from bot.services.enrollment import Outcome as EnrollmentOutcome
 from bot.services.history import StatusView
-from bot.services.patients import COMMON_TIMEZONES, PAUSE_WEEKS, TIME_CHOICES, AccountReply
+from bot.services.patients import (
+    COMMON_TIMEZONES,
+    PAUSE_WEEKS,
+    TIME_CHOICES,
+    AccountReply,
+    PatientView,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Account: onboarding, settings, language, pause, stop
@@ -74,10 +82,185 @@ def _option(renderer: Renderer, lang: str, key: str, step: str, value: str) -> B
     return Button(renderer.text(key, lang), cb.encode(cb.OptionButton(step, value)))
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """One account screen to word: the reply, its patient and their language."""
+
+    renderer: Renderer
+    reply: AccountReply
+    patient: PatientView
+    lang: str
+
+    def text(self, key: str, **variables: Any) -> str:
+        return self.renderer.text(key, self.lang, **variables)
+
+    def option(self, key: str, step: str, value: str) -> Button:
+        return _option(self.renderer, self.lang, key, step, value)
+
+    def in_settings(self, rows: list[tuple[Button, ...]]) -> tuple[tuple[Button, ...], ...]:
+        """The rows, with Cancel under them when the step is reached from the settings."""
+        if self.reply.screen.startswith("settings."):
+            rows = [*rows, (self.option("account.cancel", "set", "menu"),)]
+        return tuple(rows)
+
+    @property
+    def zone(self) -> str:
+        return self.patient.timezone.replace("_", " ")
+
+    @property
+    def weekday(self) -> str:
+        return weekday_name(self.renderer, self.lang, self.patient.weekday)
+
+
+def _consent(a: _Asked) -> Screen:
+    agree = a.option("consent.agree", "consent", "yes")
+    return Screen(a.text("consent.text"), ((agree, a.option("consent.not_now", "consent", "no")),))
+
+
+def _timezone(a: _Asked) -> Screen:
+    invalid = a.reply.notice == "invalid_timezone"
+    text = a.text(
+        "onboarding.timezone_invalid" if invalid else "onboarding.timezone",
+        clinic_zone=a.patient.clinic_timezone.replace("_", " "),
+        typed=echo(a.reply.echo),
+    )
+    return Screen(text, a.in_settings(_zone_buttons(a.renderer, a.lang, a.patient.clinic_timezone)))
+
+
+def _weekday(a: _Asked) -> Screen:
+    return Screen(a.text("onboarding.weekday"), a.in_settings(_weekday_buttons(a.renderer, a.lang)))
+
+
+def _time(a: _Asked) -> Screen:
+    key = "onboarding.time_invalid" if a.reply.notice == "invalid_time" else "onboarding.time"
+    return Screen(a.text(key), a.in_settings(_time_buttons()))
+
+
+def _onboarded(a: _Asked) -> Screen:
+    at = clock_text(a.patient.at)
+    return Screen(
+        a.text("onboarding.done", weekday=a.weekday, at=at, zone=a.zone),
+        ((a.option("onboarding.answer_now", "first", "now"),),),
+    )
+
+
+def _settings(a: _Asked) -> Screen:
+    language_name = a.text("account.language_name")
+    at = clock_text(a.patient.at)
+    return Screen(
+        a.text(
+            "account.settings", language_name=language_name, zone=a.zone, weekday=a.weekday, at=at
+        ),
+        (
+            (
+                a.option("account.change_day", "set", "day"),
+                a.option("account.change_time", "set", "time"),
+            ),
+            (
+                a.option("account.change_timezone", "set", "tz"),
+                a.option("account.change_language", "set", "lang"),
+            ),
+        ),
+    )
+
+
+def _paused_until(a: _Asked) -> str | None:
+    until = a.patient.paused_until
+    return None if until is None else format_slot(a.renderer, a.lang, until, a.patient.timezone)
+
+
+def _pause_menu(a: _Asked) -> Screen:
+    paused = _paused_until(a)
+    rows = [
+        tuple(
+            Button(
+                a.text("account.pause_weeks", weeks=weeks),
+                cb.encode(cb.OptionButton("pause", str(weeks))),
+            )
+            for weeks in PAUSE_WEEKS
+        )
+    ]
+    if paused is not None:
+        rows.append((a.option("account.resume_now", "pause", "0"),))
+    return Screen(a.text("account.pause_menu", paused_until=paused), tuple(rows))
+
+
+def _paused(a: _Asked) -> Screen:
+    until = _paused_until(a)
+    assert until is not None
+    return Screen(a.text("account.paused", paused_until=until))
+
+
+def _stop_menu(a: _Asked) -> Screen:
+    withdrawn = a.reply.screen == "stop.menu_withdrawn"
+    rows = [] if withdrawn else [(a.option("account.stop_keep", "stop", "keep"),)]
+    rows.append((a.option("account.stop_delete", "stop", "delete"),))
+    rows.append((a.option("account.cancel", "stop", "cancel"),))
+    key = "account.stop_menu_withdrawn" if withdrawn else "account.stop_menu"
+    return Screen(a.text(key), tuple(rows))
+
+
+def _confirm(key: str, button: str, value: str) -> Callable[[_Asked], Screen]:
+    """One of the two confirmations before a patient's data is deleted."""
+
+    def screen(a: _Asked) -> Screen:
+        return Screen(
+            a.text(key),
+            (
+                (a.option(button, "stop", value),),
+                (a.option("account.cancel", "stop", "cancel"),),
+            ),
+        )
+
+    return screen
+
+
+def _languages(key: str) -> Callable[[_Asked], Screen]:
+    """The language buttons under `key` (first contact, or the /language menu)."""
+
+    def screen(a: _Asked) -> Screen:
+        return Screen(a.text(key), _language_buttons(a.renderer))
+
+    return screen
+
+
+_SCREENS: Final[dict[str, Callable[[_Asked], Screen]]] = {
+    "onboarding.language": _languages("onboarding.language"),
+    "onboarding.consent": _consent,
+    "onboarding.timezone": _timezone,
+    "settings.timezone": _timezone,
+    "onboarding.weekday": _weekday,
+    "settings.weekday": _weekday,
+    "onboarding.time": _time,
+    "settings.time": _time,
+    "onboarding.done": _onboarded,
+    "settings.menu": _settings,
+    "language.menu": _languages("account.language_menu"),
+    "pause.menu": _pause_menu,
+    "pause.paused": _paused,
+    "stop.menu": _stop_menu,
+    "stop.menu_withdrawn": _stop_menu,
+    "stop.confirm_1": _confirm("account.confirm_1", "account.yes_delete", "delete2"),
+    "stop.confirm_2": _confirm("account.confirm_2", "account.delete_everything", "delete3"),
+}
+"""Screens with buttons or values, by the name the account service gives them."""
+
+_PLAIN: Final = {
+    "consent.declined": "consent.declined",
+    "language.changed": "account.language_changed",
+    "pause.resumed": "account.resumed",
+    "stop.withdrawn": "account.withdrawn",
+    "stop.deleted": "account.deleted",
+    "stop.cancelled": "account.cancelled",
+    "account.stopped": "account.stopped",
+    "account.home": "help.patient",
+}
+"""Screens that are one message, by name."""
+
+
 def _account_screen(renderer: Renderer, reply: AccountReply) -> Screen:
     patient = reply.patient
     lang = patient.language if patient else (reply.language or "en")
-    name = reply.screen
     if patient is None:
         key = (
             "enrollment.physician_intro"
@@ -85,138 +268,10 @@ def _account_screen(renderer: Renderer, reply: AccountReply) -> Screen:
             else "enrollment.how_to_join"
         )
         return Screen(renderer.text(key, lang))
-    cancel_settings = (_option(renderer, lang, "account.cancel", "set", "menu"),)
-    zone = patient.timezone.replace("_", " ")
-    if name == "onboarding.language":
-        return Screen(renderer.text("onboarding.language", lang), _language_buttons(renderer))
-    if name == "onboarding.consent":
-        return Screen(
-            renderer.text("consent.text", lang),
-            (
-                (
-                    _option(renderer, lang, "consent.agree", "consent", "yes"),
-                    _option(renderer, lang, "consent.not_now", "consent", "no"),
-                ),
-            ),
-        )
-    if name in ("onboarding.timezone", "settings.timezone"):
-        key = (
-            "onboarding.timezone_invalid"
-            if reply.notice == "invalid_timezone"
-            else "onboarding.timezone"
-        )
-        text = renderer.text(
-            key,
-            lang,
-            clinic_zone=patient.clinic_timezone.replace("_", " "),
-            typed=echo(reply.echo),
-        )
-        rows = _zone_buttons(renderer, lang, patient.clinic_timezone)
-        if name == "settings.timezone":
-            rows.append(cancel_settings)
-        return Screen(text, tuple(rows))
-    if name in ("onboarding.weekday", "settings.weekday"):
-        rows = _weekday_buttons(renderer, lang)
-        if name == "settings.weekday":
-            rows.append(cancel_settings)
-        return Screen(renderer.text("onboarding.weekday", lang), tuple(rows))
-    if name in ("onboarding.time", "settings.time"):
-        key = "onboarding.time_invalid" if reply.notice == "invalid_time" else "onboarding.time"
-        rows = _time_buttons()
-        if name == "settings.time":
-            rows.append(cancel_settings)
-        return Screen(renderer.text(key, lang), tuple(rows))
-    if name == "onboarding.done":
-        return Screen(
-            renderer.text(
-                "onboarding.done",
-                lang,
-                weekday=weekday_name(renderer, lang, patient.weekday),
-                at=clock_text(patient.at),
-                zone=zone,
-            ),
-            ((_option(renderer, lang, "onboarding.answer_now", "first", "now"),),),
-        )
-    if name == "settings.menu":
-        return Screen(
-            renderer.text(
-                "account.settings",
-                lang,
-                language_name=renderer.text("account.language_name", lang),
-                zone=zone,
-                weekday=weekday_name(renderer, lang, patient.weekday),
-                at=clock_text(patient.at),
-            ),
-            (
-                (
-                    _option(renderer, lang, "account.change_day", "set", "day"),
-                    _option(renderer, lang, "account.change_time", "set", "time"),
-                ),
-                (
-                    _option(renderer, lang, "account.change_timezone", "set", "tz"),
-                    _option(renderer, lang, "account.change_language", "set", "lang"),
-                ),
-            ),
-        )
-    if name == "language.menu":
-        return Screen(renderer.text("account.language_menu", lang), _language_buttons(renderer))
-    if name == "pause.menu":
-        paused = (
-            None
-            if patient.paused_until is None
-            else format_slot(renderer, lang, patient.paused_until, patient.timezone)
-        )
-        rows = [
-            tuple(
-                Button(
-                    renderer.text("account.pause_weeks", lang, weeks=weeks),
-                    cb.encode(cb.OptionButton("pause", str(weeks))),
-                )
-                for weeks in PAUSE_WEEKS
-            )
-        ]
-        if paused is not None:
-            rows.append((_option(renderer, lang, "account.resume_now", "pause", "0"),))
-        return Screen(renderer.text("account.pause_menu", lang, paused_until=paused), tuple(rows))
-    if name == "pause.paused":
-        assert patient.paused_until is not None
-        until = format_slot(renderer, lang, patient.paused_until, patient.timezone)
-        return Screen(renderer.text("account.paused", lang, paused_until=until))
-    if name in ("stop.menu", "stop.menu_withdrawn"):
-        rows = []
-        if name == "stop.menu":
-            rows.append((_option(renderer, lang, "account.stop_keep", "stop", "keep"),))
-        rows.append((_option(renderer, lang, "account.stop_delete", "stop", "delete"),))
-        rows.append((_option(renderer, lang, "account.cancel", "stop", "cancel"),))
-        key = "account.stop_menu" if name == "stop.menu" else "account.stop_menu_withdrawn"
-        return Screen(renderer.text(key, lang), tuple(rows))
-    if name == "stop.confirm_1":
-        return Screen(
-            renderer.text("account.confirm_1", lang),
-            (
-                (_option(renderer, lang, "account.yes_delete", "stop", "delete2"),),
-                (_option(renderer, lang, "account.cancel", "stop", "cancel"),),
-            ),
-        )
-    if name == "stop.confirm_2":
-        return Screen(
-            renderer.text("account.confirm_2", lang),
-            (
-                (_option(renderer, lang, "account.delete_everything", "stop", "delete3"),),
-                (_option(renderer, lang, "account.cancel", "stop", "cancel"),),
-            ),
-        )
-    simple = {
-        "consent.declined": "consent.declined",
-        "language.changed": "account.language_changed",
-        "pause.resumed": "account.resumed",
-        "stop.withdrawn": "account.withdrawn",
-        "stop.deleted": "account.deleted",
-        "stop.cancelled": "account.cancelled",
-        "account.stopped": "account.stopped",
-        "account.home": "help.patient",
-    }
-    return Screen(renderer.text(simple.get(name, "account.unknown"), lang))
+    screen = _SCREENS.get(reply.screen)
+    if screen is not None:
+        return screen(_Asked(renderer, reply, patient, lang))
+    return Screen(renderer.text(_PLAIN.get(reply.screen, "account.unknown"), lang))
 
 
 _NOTICE_PREFIX: Final = {

@@ -285,18 +285,26 @@ def start(ctx: AppContext, *, telegram_user_id: int, administration_id: int) -> 
     return _run(ctx, action)
 
 
+def _open_administration(
+    session: Session, patient: Patient, now: datetime
+) -> Administration | None:
+    """The patient's open questionnaire, if any."""
+    assert patient.id is not None
+    administration = administrations.get_open_administration(
+        session=session, patient_id=patient.id, now=now
+    )
+    assert administration is None or administration.id is not None
+    return administration
+
+
 def resume(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
     """The patient's open questionnaire where it stands (started if it was not), or NO_OPEN."""
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
         patient = _answering_patient(session, telegram_user_id, now)
-        assert patient.id is not None
-        administration = administrations.get_open_administration(
-            session=session, patient_id=patient.id, now=now
-        )
+        administration = _open_administration(session, patient, now)
         if administration is None:
             return _reply(patient, Outcome.NO_OPEN, next_slot=next_scheduled_slot(patient, now))
-        assert administration.id is not None
         view = _begin(session, patient, administration, now)
         return _reply(patient, Outcome.SHOW, view=view, resumed=True)
 
@@ -396,13 +404,9 @@ def answer_typed(ctx: AppContext, *, telegram_user_id: int, text: str) -> Questi
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
         patient = _answering_patient(session, telegram_user_id, now)
-        assert patient.id is not None
-        administration = administrations.get_open_administration(
-            session=session, patient_id=patient.id, now=now
-        )
+        administration = _open_administration(session, patient, now)
         if administration is None:
             return _reply(patient, Outcome.NO_OPEN, next_slot=next_scheduled_slot(patient, now))
-        assert administration.id is not None
         item = administration.current_item
         if item is None:
             view = _begin(session, patient, administration, now)
