@@ -266,7 +266,7 @@ async def deliver_due_digests(
 
 
 async def send_due_digests(tick: Tick) -> None:
-    """Tick task: the weekly digests that have fallen due (see `bot.telegram.tick.TICK_TASKS`)."""
+    """Tick task: the weekly digests that have fallen due (see `bot.app.TICK_TASKS`)."""
     run = await deliver_due_digests(tick.bot, tick.ctx, tick.renderer, tick.now, tick.policy)
     tick.report.sent += run.sent
     tick.report.failed += run.failed
