@@ -191,13 +191,25 @@ async def physician_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await _answer(query, d.renderer.text("common.not_available", user_language(update)))
         return
     text = words.render_pending(d.renderer, reply, d.ctx.settings.lab_window_days)
-    if reply.outcome is PendingOutcome.GONE:
+    await _show_resolution(context, query, chat_id, message_id, reply.outcome, text)
+
+
+async def _show_resolution(
+    context: ContextTypes.DEFAULT_TYPE,
+    query: Any,
+    chat_id: int,
+    message_id: int | None,
+    outcome: PendingOutcome,
+    text: str,
+) -> None:
+    """What a Save or Cancel press did, where the physician sees it."""
+    if outcome is PendingOutcome.GONE:
         # A second tap on Save or Cancel: the message already says what happened, so it stays
         # as it is and the tap is answered with a short notice.
         await _answer(query, text)
         return
     await _answer(query)
-    if reply.outcome is PendingOutcome.REFUSED:
+    if outcome is PendingOutcome.REFUSED:
         await context.bot.send_message(chat_id, text)
         return
     await _edit(context, chat_id, message_id, text, None)
@@ -315,14 +327,7 @@ async def _resolve_therapy(
         await _answer(query, d.renderer.text("common.not_available", language))
         return
     text = words.render_therapy_pending(d.renderer, reply)
-    if reply.outcome is PendingOutcome.GONE:
-        await _answer(query, text)
-        return
-    await _answer(query)
-    if reply.outcome is PendingOutcome.REFUSED:
-        await context.bot.send_message(chat_id, text)
-        return
-    await _edit(context, chat_id, message_id, text, None)
+    await _show_resolution(context, query, chat_id, message_id, reply.outcome, text)
 
 
 async def _send_report(
