@@ -113,6 +113,12 @@ class TestEveryTextNamingAState:
         names = SPEC_NAMES[drawn]
         assert [labels.inactive, labels.low, labels.high, labels.very_high] == list(names.values())
 
+    def test_german_chart_labels_need_no_extra_font(self) -> None:
+        """German is drawn in German on any server: matplotlib's own fonts have its letters."""
+        labels = chart_labels(default_renderer(), "de", 12)
+        assert labels.very_high == "sehr hohe Krankheitsaktivität"
+        assert labels.date_format == "%d.%m."
+
     @pytest.mark.parametrize("language", LANGUAGES)
     def test_physician_flags_name_states_from_the_table(self, language: str) -> None:
         """/patients flags "ASDAS high" and "ASDAS very high" with the table's names."""
