@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.instruments import INSTRUMENT_VERSION
 
-SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "zh")
+SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "zh", "de")
 
 
 def _templates_dir() -> Path:
@@ -125,6 +125,7 @@ class Settings(BaseSettings):
     # (clinical spec §1: a clinic installs its licensed translation as a new version).
     instrument_version_en: str = INSTRUMENT_VERSION
     instrument_version_zh: str = INSTRUMENT_VERSION
+    instrument_version_de: str = INSTRUMENT_VERSION
 
     lab_window_days: Annotated[int, Field(ge=1, le=14)] = 7
     digest_no_crp_weeks: Annotated[int, Field(ge=1, le=104)] = 12
@@ -156,7 +157,7 @@ class Settings(BaseSettings):
     def _language_supported(cls, value: str) -> str:
         return _check_language(value)
 
-    @field_validator("instrument_version_en", "instrument_version_zh")
+    @field_validator("instrument_version_en", "instrument_version_zh", "instrument_version_de")
     @classmethod
     def _instrument_installed(cls, value: str, info: ValidationInfo) -> str:
         """The version must be installed for its language, so no patient is asked from a
@@ -170,7 +171,11 @@ class Settings(BaseSettings):
 
     def instrument_version(self, language: str) -> str:
         """The instrument version new questionnaires in `language` are asked and stored with."""
-        chosen = {"en": self.instrument_version_en, "zh": self.instrument_version_zh}
+        chosen = {
+            "en": self.instrument_version_en,
+            "zh": self.instrument_version_zh,
+            "de": self.instrument_version_de,
+        }
         return chosen.get(language, INSTRUMENT_VERSION)
 
     @field_validator("telegram_api_base_url", "telegram_file_base_url", "web_base_url")
