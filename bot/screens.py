@@ -16,7 +16,6 @@ from zoneinfo import ZoneInfo
 
 from bot import callbacks as cb
 from bot.charts import ChartLabels, TrendPoint, can_render
-from bot.config import SUPPORTED_LANGUAGES
 from bot.domain import flow, instruments
 from bot.domain import safety as safety_rules
 from bot.domain.scoring import asdas_category, display_round
@@ -86,7 +85,7 @@ def instrument_text(renderer: Renderer, version: str, language: str) -> dict[str
                 renderer.templates_dir
                 / "instruments"
                 / instruments.INSTRUMENT_VERSION
-                / f"{language if language in SUPPORTED_LANGUAGES else 'en'}.toml"
+                / f"{language if language in renderer.languages else 'en'}.toml"
             )
         _instrument_cache[key] = renderer.read_data(str(path.relative_to(renderer.templates_dir)))
     return _instrument_cache[key]
@@ -400,7 +399,7 @@ def _language_buttons(renderer: Renderer) -> tuple[tuple[Button, ...], ...]:
                 renderer.text("account.language_name", code),
                 cb.encode(cb.OptionButton("lang", code)),
             )
-            for code in SUPPORTED_LANGUAGES
+            for code in renderer.languages
         ),
     )
 

@@ -24,7 +24,6 @@ from telegram.ext import (
 from bot import digest_send
 from bot.app import deps
 from bot.charts import trend_chart_png
-from bot.config import SUPPORTED_LANGUAGES
 from bot.context import CURRENT_CLAIM
 from bot.handlers.common import call, call_brief, user_language
 from bot.handlers.presenter import answer_query, present
@@ -265,7 +264,7 @@ def register(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
 async def on_startup(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Publishes the command menu in every supported language (English is the default)."""
     renderer = deps(application).renderer
-    for language in SUPPORTED_LANGUAGES:
+    for language in renderer.languages:
         commands = [
             BotCommand(name, renderer.text(f"commands.{name}", language)) for name in MENU_COMMANDS
         ]

@@ -11,7 +11,6 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from bot.config import SUPPORTED_LANGUAGES
 from bot.context import AppContext
 from bot.render import Renderer
 from bot.services.accounts import Principal
@@ -36,12 +35,13 @@ def language_of(request: Request, principal: Principal | None) -> str:
     Accept-Language, then the clinic's language."""
     if principal is not None:
         return principal.language
+    languages = deps_of(request).renderer.languages
     asked = request.query_params.get("lang", "")
-    if asked in SUPPORTED_LANGUAGES:
+    if asked in languages:
         return asked
     for part in request.headers.get("accept-language", "").split(","):
         tag = part.split(";")[0].strip().lower()[:2]
-        if tag in SUPPORTED_LANGUAGES:
+        if tag in languages:
             return tag
     return deps_of(request).ctx.settings.clinic_language
 
