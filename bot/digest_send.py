@@ -315,14 +315,14 @@ def alert_text(renderer: Renderer, alert: Alert) -> str:
         if flag.drawn_at is not None:
             values["drawn"] = str(local_date(flag.drawn_at, alert.timezone))
         if flag.kind is Concern.ASDAS_VERY_HIGH and flag.value is not None:
-            values["asdas"] = number(flag.value)
+            values["asdas"] = number(flag.value, alert.language)
         elif (
             flag.kind is Concern.ASDAS_WORSENING
             and flag.reference is not None
             and flag.value is not None
         ):
-            values["before"] = number(flag.reference)
-            values["after"] = number(flag.reference + flag.value)
+            values["before"] = number(flag.reference, alert.language)
+            values["after"] = number(flag.reference + flag.value, alert.language)
     return renderer.text(
         "digest.alert.message", alert.language, identifier=alert.patient_identifier, **values
     )

@@ -15,6 +15,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from bot import callbacks as cb
+from bot import formats
 from bot.charts import ChartLabels, TrendPoint, can_render
 from bot.domain import flow, instruments
 from bot.domain import safety as safety_rules
@@ -119,7 +120,9 @@ def _local(moment: datetime, zone: str) -> datetime:
 
 def format_date(renderer: Renderer, language: str, moment: datetime, zone: str) -> str:
     """A date in the person's zone and language."""
-    return _local(moment, zone).strftime(renderer.text("history.date_format", language))
+    return formats.day_text(
+        _local(moment, zone), renderer.text("history.date_format", language), language
+    )
 
 
 def format_slot(renderer: Renderer, language: str, moment: datetime, zone: str) -> str:
@@ -129,13 +132,15 @@ def format_slot(renderer: Renderer, language: str, moment: datetime, zone: str) 
         "account.slot",
         language,
         weekday=weekday_name(renderer, language, local.weekday()),
-        date=local.strftime(renderer.text("history.date_format", language)),
-        clock=local.strftime("%H:%M"),
+        date=formats.day_text(local, renderer.text("history.date_format", language), language),
+        clock=formats.clock_text(local, language),
     )
 
 
 def weekday_name(renderer: Renderer, language: str, weekday: int) -> str:
-    return renderer.text(f"account.weekday_{weekday}", language)
+    """A weekday (0 = Monday) named by CLDR in the language."""
+    del renderer  # kept in the signature: every screen helper takes the renderer first
+    return formats.weekday_name(weekday, language)
 
 
 def _clock(value: time) -> str:
@@ -371,13 +376,13 @@ def result_text(renderer: Renderer, reply: QuestionnaireReply) -> str:
     return renderer.text(
         "questionnaire.result",
         lang,
-        basdai=result.basdai_display,
+        basdai=_number(result.basdai_display, lang),
         active=result.active,
         trend=result.trend,
-        previous=result.previous_display,
+        previous=_number(result.previous_display, lang),
         previous_date=previous_date,
         asdas_high=result.asdas_high,
-        asdas=None if result.asdas is None else display_round(result.asdas),
+        asdas=None if result.asdas is None else display(result.asdas, lang),
         asdas_kind=f"ASDAS-{result.asdas_kind}",
         asdas_state=(
             None
@@ -854,7 +859,8 @@ def chart_labels(
         low=renderer.asdas_state_name("low", language),
         high=renderer.asdas_state_name("high", language),
         very_high=renderer.asdas_state_name("very_high", language),
-        date_format=renderer.text("history.chart_date_format", language),
+        date_pattern=renderer.text("history.chart_date_format", language),
+        language=language,
     )
     if language != "en" and not can_render(labels.texts()):
         return chart_labels(renderer, "en", weeks, title)
@@ -871,15 +877,15 @@ def history_screens(renderer: Renderer, history: History) -> HistoryScreens:
             lang, "", None, labels, empty=renderer.text("history.empty", lang, weeks=weeks)
         )
     has_asdas = any(entry.asdas is not None for entry in history.entries)
-    date_format = renderer.text("history.date_format", lang)
+    date_pattern = renderer.text("history.date_format", lang)
     lines = []
     for entry in history.entries:
-        day = _local(entry.completed_at, history.timezone).strftime(date_format)
-        basdai = "–" if entry.basdai is None else display(entry.basdai)
+        day = formats.day_text(_local(entry.completed_at, history.timezone), date_pattern, lang)
+        basdai = "–" if entry.basdai is None else display(entry.basdai, lang)
         asdas = "–"
         if entry.asdas is not None and entry.asdas_state is not None:
             state = renderer.asdas_state_name(entry.asdas_state, lang)
-            asdas = f"{display(entry.asdas)} {entry.asdas_kind} ({state})"
+            asdas = f"{display(entry.asdas, lang)} {entry.asdas_kind} ({state})"
         lines.append(f"{day:<11} {basdai:>6}  {asdas}")
     header = renderer.text("history.header", lang)
     table = renderer.text("history.table", lang, header=header, rows=lines)
@@ -900,6 +906,11 @@ def history_screens(renderer: Renderer, history: History) -> HistoryScreens:
     )
 
 
-def display(value: Decimal) -> str:
-    """A score with one decimal, half away from zero (clinical spec §3)."""
-    return display_round(value)
+def display(value: Decimal, language: str = "en") -> str:
+    """A score with one decimal, half away from zero (clinical spec §3), written with the
+    language's decimal separator."""
+    return formats.number_text(display_round(value), language)
+
+
+def _number(value: str | None, language: str) -> str | None:
+    return None if value is None else formats.number_text(value, language)

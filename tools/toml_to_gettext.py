@@ -35,6 +35,40 @@ LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 # Hand plural rules, by key: the variable that counts. Its English source is written with
 # {% pluralize %}; each language's forms are rendered from its old template at 1 and 2.
 PLURALS = {"account.pause_weeks": "weeks"}
+# Weekday names now come from CLDR (bot.formats.weekday_name): these messages are dropped.
+DROPPED = re.compile(r"^(account\.weekday_\d|digest\.weekday\.\d|web\.weekday\.\d)$")
+DROPPED_TABLES = {"weekday"}
+# strftime date formats become CLDR patterns, whose month names Babel writes per language.
+STRFTIME_TO_CLDR = {
+    "%d": "dd",
+    "%e": "d",
+    "%m": "MM",
+    "%b": "MMM",
+    "%B": "MMMM",
+    "%Y": "y",
+    "%y": "yy",
+    "%a": "EEE",
+    "%A": "EEEE",
+    "%H": "HH",
+    "%M": "mm",
+}
+DATE_PATTERN_COMMENT = (
+    "# Date patterns in CLDR form (d, dd, M, MM, MMM, y): Babel writes the month names in the\n"
+    "# reader's language; each catalog chooses its own order.\n"
+)
+
+
+def cldr_pattern(strftime: str) -> str:
+    """A strftime format as a CLDR date pattern; other text quoted as a literal."""
+    out = ""
+    for part in re.split(r"(%[a-zA-Z])", strftime):
+        if part in STRFTIME_TO_CLDR:
+            out += STRFTIME_TO_CLDR[part]
+        elif re.search(r"[A-Za-z']", part):
+            out += "'" + part.replace("'", "''") + "'"
+        else:
+            out += part
+    return out
 
 
 @dataclass
@@ -289,7 +323,8 @@ def rewrite_toml(text: str, area: str, sources: dict[str, str]) -> str:
         header = re.match(r"^\[([A-Za-z0-9_.-]+)\]\s*$", line)
         if header:
             table = header.group(1)
-            out.append(line)
+            if table not in DROPPED_TABLES:
+                out.append(line)
             i += 1
             continue
         match = KEY_LINE.match(line)
@@ -308,6 +343,13 @@ def rewrite_toml(text: str, area: str, sources: dict[str, str]) -> str:
                 fragment += lines[i]
         key = ".".join(p for p in (area, table, match.group(1)) if p)
         del start
+        if key not in sources:
+            if out and not out[-1].strip():
+                out.pop()  # the blank line before a dropped table
+            i += 1
+            continue
+        if key.endswith("date_format") and DATE_PATTERN_COMMENT not in out:
+            out.append(DATE_PATTERN_COMMENT)
         out.append(f"{match.group(1)} = {toml_string(sources[key])}\n")
         i += 1
     return "".join(out)
@@ -339,6 +381,13 @@ def main(languages: list[str]) -> int:
         }
         sources: dict[str, str] = {}
         for key, source in english.items():
+            if DROPPED.match(key):
+                continue
+            if key.endswith("date_format"):
+                source = cldr_pattern(source)
+                for lang in languages:
+                    if key in others[lang]:
+                        others[lang][key] = cldr_pattern(others[lang][key])
             translated = {}
             for lang in languages:
                 if key not in others[lang]:

@@ -18,6 +18,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Cont
 from bot import digest_send
 from bot.app import deps
 from bot.callbacks import PhysicianButton, decode, encode
+from bot.formats import clock_text, weekday_name
 from bot.handlers.common import call, user_language
 from bot.render import Renderer
 from bot.services import digest
@@ -45,8 +46,8 @@ def menu_text(renderer: Renderer, schedule: DigestSchedule, notice: str | None =
     text = renderer.text(
         "digest.menu",
         language,
-        weekday=renderer.text(f"digest.weekday.{schedule.weekday}", language),
-        time=f"{schedule.at:%H:%M}",
+        weekday=weekday_name(schedule.weekday, language),
+        time=clock_text(schedule.at, language),
         timezone=schedule.timezone,
         alerts_state=renderer.text(
             "digest.alerts_on" if schedule.alerts_enabled else "digest.alerts_off", language
@@ -73,7 +74,11 @@ def menu_keyboard(renderer: Renderer, schedule: DigestSchedule) -> InlineKeyboar
 
 def _day_keyboard(renderer: Renderer, language: str) -> InlineKeyboardMarkup:
     days = [
-        _button(renderer, language, f"digest.weekday.{day}", "day", str(day)) for day in range(7)
+        InlineKeyboardButton(
+            weekday_name(day, language),
+            callback_data=encode(PhysicianButton(f"{ACTION_PREFIX}day", str(day))),
+        )
+        for day in range(7)
     ]
     back = _button(renderer, language, "digest.button.back", "menu", "main")
     return InlineKeyboardMarkup([days[:4], days[4:], [back]])

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from bot.context import AppContext
+from bot.formats import clock_text, weekday_name
 from bot.render import Renderer
 from bot.services.accounts import Principal
 
@@ -91,6 +92,8 @@ def render(
         t_in=t_in,
         when=when,
         day=day,
+        weekday=lambda number: weekday_name(number, language),
+        clock=lambda value: clock_text(value, language),
         lang=language,
         principal=principal,
         csrf_token=form_token or (principal.csrf_token if principal else ""),

@@ -168,7 +168,7 @@ class TestConsentAndSetUp:
         assert patient.schedule_time.strftime("%H:%M") == "18:00"
         assert patient.status == PatientStatus.ACTIVE.value
         assert patient.onboarding_step is None
-        assert "每周三 18:00（Asia/Shanghai）" in ana.last_message()["text"]
+        assert "每星期三 18:00（Asia/Shanghai）" in ana.last_message()["text"]
 
     async def test_clinic_time_zone_is_offered_first(self, running_bot: RunningBot) -> None:
         """The clinic's own time zone is the first choice."""
