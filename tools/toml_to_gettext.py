@@ -181,6 +181,24 @@ def trans_block(core: str, bound: list[str], names: dict[str, str]) -> str:
     return head + text + "{% endtrans %}"
 
 
+COUNTED = re.compile(r"(\w+)\(s\)")
+
+
+def _counted(core: str, bound: list[str]) -> bool:
+    """A text like "%(count)s line(s)": one number, words written "(s)" by hand; it becomes a
+    gettext plural, so each language says it with its own CLDR plural rule."""
+    return (
+        bool(COUNTED.search(core))
+        and len(bound) == 1
+        and core.count("%(") == 1
+        and re.search(r"(count|rows|recomputed|stored|total)$", bound[0]) is not None
+    )
+
+
+def _plural_forms(core: str) -> tuple[str, str]:
+    return COUNTED.sub(r"\1", core), COUNTED.sub(r"\1s", core)
+
+
 class Mismatch(ValueError):
     pass
 
@@ -224,8 +242,21 @@ def convert_key(key: str, english: str, others: dict[str, str]):
                 )
                 if missing:
                     raise Mismatch(f"{key} ({lang}) run {index}: {missing} not in English")
-                pairs[lang].append((core, ocore))
-            out += lead + trans_block(core, bound, names) + trail
+                if _counted(core, bound):
+                    forms = (ocore,) * _nplurals(lang)
+                    pairs[lang].append((_plural_forms(core), forms))
+                else:
+                    pairs[lang].append((core, ocore))
+            if _counted(core, bound):
+                singular, plural = _plural_forms(core)
+                block = trans_block(singular, bound, names)
+                block = block.replace(
+                    "{% endtrans %}",
+                    "{% pluralize %}" + trans_block(plural, [], names)[len("{% trans %}") :],
+                )
+                out += lead + block + trail
+            else:
+                out += lead + trans_block(core, bound, names) + trail
         if index < len(en_blocks):
             out += "{% " + en_blocks[index] + " %}"
     return out, pairs
