@@ -154,7 +154,19 @@ def catalog_problems(templates_dir: Path = TEMPLATES_DIR) -> list[str]:
             f"{language}: {message.context} {message.id!r} is obsolete"
             for message in catalog.obsolete.values()
         )
+        problems.extend(_missing_documents(templates_dir, language))
     return problems
+
+
+def _missing_documents(templates_dir: Path, language: str) -> list[str]:
+    """Document templates (the digest) are whole files per language, like instrument texts:
+    each English one needs its counterpart."""
+    english = templates_dir / "digests" / SOURCE_LANGUAGE
+    return [
+        f"{language}: digests/{language}/{path.name} is missing"
+        for path in sorted(english.glob("*.j2"))
+        if not (templates_dir / "digests" / language / path.name).is_file()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

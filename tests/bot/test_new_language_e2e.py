@@ -46,6 +46,7 @@ def _add_language(templates: Path) -> None:
     path.parent.mkdir(parents=True)
     with path.open("wb") as handle:
         write_po(handle, catalog)
+    shutil.copytree(templates / "digests" / "en", templates / "digests" / MADE_UP)
     folder = templates / "instruments" / INSTRUMENT_VERSION
     english = (folder / "en.toml").read_text(encoding="utf-8")
     rendering = (

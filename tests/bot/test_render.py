@@ -19,7 +19,10 @@ class TestCatalogues:
         renderer = default_renderer()
         for language in SUPPORTED_LANGUAGES:
             for key in renderer.message_keys():
-                values = {name: _sample(name) for name in renderer.variables(key)}
+                counts = _plural_counts(renderer.source(key))
+                values = {
+                    name: 3 if name in counts else _sample(name) for name in renderer.variables(key)
+                }
                 text = renderer.text(key, language, **values)
                 assert text, key
                 assert len(text) <= 4096
@@ -73,6 +76,13 @@ class TestGettextCatalogs:
         for language in SUPPORTED_LANGUAGES[1:]:
             assert f"{language}: common.brand_new 'Brand new' is missing" in problems
 
+    def test_a_language_without_its_digest_documents_is_reported(self, tmp_path: Path) -> None:
+        """The digest is a set of document templates per language; a missing one is named."""
+        templates = _copy_texts(tmp_path)
+        shutil.copytree(TEMPLATES_DIR / "digests", templates / "digests")
+        (templates / "digests" / "zh" / "summary.txt.j2").unlink()
+        assert "zh: digests/zh/summary.txt.j2 is missing" in catalog_problems(templates)
+
     def test_fuzzy_and_obsolete_entries_are_reported(self, tmp_path: Path) -> None:
         """A fuzzy translation or one whose message is gone is a problem, not a silent fallback."""
         templates = _copy_texts(tmp_path)
@@ -93,6 +103,16 @@ def _copy_texts(tmp_path: Path) -> Path:
     shutil.copytree(TEMPLATES_DIR / "messages", templates / "messages")
     shutil.copytree(TEMPLATES_DIR / "locale", templates / "locale")
     return templates
+
+
+def _plural_counts(source: str) -> set[str]:
+    """The variables that count a plural (the first one a `{% trans %}` with a plural binds)."""
+    counts = set()
+    for head, body in re.findall(r"\{% trans ([^%]*)%\}(.*?)\{% endtrans %\}", source, re.S):
+        if "{% pluralize" in body:
+            first = head.split(",")[0]
+            counts.add(first.split("=")[-1].strip())
+    return counts
 
 
 def _sample(name: str) -> object:
