@@ -182,6 +182,7 @@ def trans_block(core: str, bound: list[str], names: dict[str, str]) -> str:
 
 
 COUNTED = re.compile(r"(\w+)\(s\)")
+BRACKETED = re.compile(r"(\w)\((\w{1,3})\)")
 
 
 def _counted(core: str, bound: list[str]) -> bool:
@@ -243,7 +244,9 @@ def convert_key(key: str, english: str, others: dict[str, str]):
                 if missing:
                     raise Mismatch(f"{key} ({lang}) run {index}: {missing} not in English")
                 if _counted(core, bound):
-                    forms = (ocore,) * _nplurals(lang)
+                    forms: tuple[str, ...] = (ocore,) * _nplurals(lang)
+                    if len(forms) == 2:  # "Zeile(n)": one form without, one with the ending
+                        forms = (BRACKETED.sub(r"\1", ocore), BRACKETED.sub(r"\1\2", ocore))
                     pairs[lang].append((_plural_forms(core), forms))
                 else:
                     pairs[lang].append((core, ocore))
