@@ -14,9 +14,11 @@ HTML autoescaping, so text typed by a patient can never inject markup into a Tel
 from __future__ import annotations
 
 import io
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from markupsafe import Markup
 
 from bot.config import TEMPLATES_DIR, discover_languages
 from bot.domain.scoring import AsdasState
+from bot.formats import number_text
 
 TELEGRAM_TEXT_LIMIT = 4096
 SOURCE_LANGUAGE = "en"
@@ -136,7 +139,12 @@ class Renderer:
         return self._translations[language]
 
     def text(self, key: str, language: str, **variables: Any) -> str:
-        """The message `key` in `language`, rendered with variables."""
+        """The message `key` in `language`, rendered with variables.
+
+        A variable holding a decimal number (a `Decimal`, or text such as "7.59" as services
+        hand over values already rounded for display) is written with the language's decimal
+        separator ("7,59" in German); everything else is rendered as given.
+        """
         template = self._compiled.get(key)
         if template is None:
             template = self._messages.from_string(self.source(key))
@@ -144,8 +152,9 @@ class Renderer:
         if language not in self.languages:
             language = SOURCE_LANGUAGE
         gettext, ngettext = _gettext_callables(self.translations(language), key)
+        localized = {name: _localized(value, language) for name, value in variables.items()}
         return template.render(
-            lang=language, gettext=gettext, ngettext=ngettext, _=gettext, **variables
+            lang=language, gettext=gettext, ngettext=ngettext, _=gettext, **localized
         ).strip()
 
     def asdas_state_name(self, state: AsdasState | str, language: str) -> str:
@@ -181,6 +190,16 @@ def _gettext_callables(
         return Markup(translated) % variables  # noqa: S704
 
     return gettext, ngettext
+
+
+_DECIMAL_TEXT = re.compile(r"[<>]?-?[0-9]+\.[0-9]+")
+
+
+def _localized(value: Any, language: str) -> Any:
+    """A decimal number in the language's notation; any other value unchanged."""
+    if isinstance(value, Decimal) or (type(value) is str and _DECIMAL_TEXT.fullmatch(value)):
+        return number_text(value, language)
+    return value
 
 
 def flatten_messages(entries: Mapping[str, Any], prefix: str) -> list[tuple[str, str]]:
