@@ -142,6 +142,7 @@ class Settings(BaseSettings):
     # (clinical spec §1: a clinic installs its licensed translation as a new version).
     instrument_version_en: str = INSTRUMENT_VERSION
     instrument_version_zh: str = INSTRUMENT_VERSION
+    instrument_version_de: str = INSTRUMENT_VERSION
 
     lab_window_days: Annotated[int, Field(ge=1, le=14)] = 7
     digest_no_crp_weeks: Annotated[int, Field(ge=1, le=104)] = 12
@@ -179,7 +180,7 @@ class Settings(BaseSettings):
         """The languages patients and staff may choose: those with a catalog."""
         return discover_languages(self.templates_dir)
 
-    @field_validator("instrument_version_en", "instrument_version_zh")
+    @field_validator("instrument_version_en", "instrument_version_zh", "instrument_version_de")
     @classmethod
     def _instrument_installed(cls, value: str, info: ValidationInfo) -> str:
         """The version must be installed for its language, so no patient is asked from a
@@ -193,7 +194,11 @@ class Settings(BaseSettings):
 
     def instrument_version(self, language: str) -> str:
         """The instrument version new questionnaires in `language` are asked and stored with."""
-        chosen = {"en": self.instrument_version_en, "zh": self.instrument_version_zh}
+        chosen = {
+            "en": self.instrument_version_en,
+            "zh": self.instrument_version_zh,
+            "de": self.instrument_version_de,
+        }
         return chosen.get(language, INSTRUMENT_VERSION)
 
     @field_validator("telegram_api_base_url", "telegram_file_base_url", "web_base_url")

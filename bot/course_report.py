@@ -35,6 +35,8 @@ A4_INCHES: Final = (8.27, 11.69)
 BAR_COLOURS: Final = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860")
 LAST_SCORES: Final = 4
 WRAP_CHARACTERS: Final = 120
+WIDE_SCRIPT_LANGUAGES: Final = frozenset({"zh"})
+"""Languages whose characters are about twice as wide as Latin ones, so lines wrap at half."""
 _TAG = re.compile(r"<[^>]+>")
 
 
@@ -221,7 +223,7 @@ def course_report_pdf(renderer: Renderer, report: CourseReport) -> bytes:
         for line in report.scores[-LAST_SCORES:][::-1]:
             lines.append((_score_line(words, line, zone), False))
         y = 0.42
-        width = WRAP_CHARACTERS if lang == "en" else WRAP_CHARACTERS // 2
+        width = WRAP_CHARACTERS // 2 if lang in WIDE_SCRIPT_LANGUAGES else WRAP_CHARACTERS
         for text, heading in lines:
             indent = " " * (len(text) - len(text.lstrip()) + 4)
             for part in textwrap.wrap(text, width, subsequent_indent=indent) or [""]:

@@ -1,6 +1,6 @@
 """Turns a `Digest` into what is sent: Telegram messages, charts, an HTML document, an e-mail.
 
-All words come from `templates/digests/<lang>/` and `templates/messages/<lang>/digest.toml`.
+All words come from `templates/digests/<lang>/` and the `digest.*` messages.
 Telegram allows 4096 characters a message: the digest is split between lines (a line never
 straddles two messages, and every patient is one line), and a digest that would take more
 than `MAX_MESSAGES` messages is sent as a short summary plus the full digest as an HTML file.

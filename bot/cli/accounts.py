@@ -23,7 +23,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object fo
 def staff_add(
     email: Annotated[str, typer.Option("--email", help="The person's e-mail (their sign-in).")],
     role: Annotated[str, typer.Option("--role", help="admin, physician, nurse or researcher.")],
-    language: Annotated[str | None, typer.Option(help="en or zh.")] = None,
+    language: Annotated[str | None, typer.Option(help="en, zh or de.")] = None,
     physician: Annotated[
         int | None, typer.Option("--physician", help="Physician record of a physician account.")
     ] = None,

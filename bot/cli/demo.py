@@ -40,7 +40,7 @@ from storage import migrate
 DEMO_USER: Final = 1
 MAX_STEPS: Final = 200
 QUIT_WORDS: Final = frozenset({"quit", "exit", "q"})
-BACK_WORDS: Final = frozenset({"back", "返回"})
+BACK_WORDS: Final = frozenset({"back", "返回", "zurück"})
 """Typed words that press the questionnaire's Back button, whatever its label says."""
 
 
@@ -391,7 +391,7 @@ def _add_case_therapies(ctx: AppContext, clinic_ref: str) -> None:
 
 
 def demo(
-    language: Annotated[str, typer.Option(help="en or zh.")] = "en",
+    language: Annotated[str, typer.Option(help="en, zh or de.")] = "en",
     chart: Annotated[
         Path | None, typer.Option(help="Where to write the chart (default: a new temp folder).")
     ] = None,

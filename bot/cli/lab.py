@@ -35,7 +35,7 @@ _TAG = re.compile(r"<[^>]+>")
 
 
 def _text(key: str, **variables: Any) -> str:
-    """A message from templates/messages/en/labs.toml as plain terminal text."""
+    """A message from templates/messages/labs.toml as plain terminal text."""
     rendered = default_renderer().text(f"labs.{key}", "en", **variables)
     return html.unescape(_TAG.sub("", rendered))
 

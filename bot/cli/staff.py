@@ -41,7 +41,7 @@ def physician_add(
     timezone: Annotated[
         str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")
     ] = None,
-    language: Annotated[str | None, typer.Option(help="en or zh.")] = None,
+    language: Annotated[str | None, typer.Option(help="en, zh or de.")] = None,
     email: Annotated[str | None, typer.Option(help="Where the weekly digest is e-mailed.")] = None,
     admin: Annotated[
         bool, typer.Option("--admin", help="Clinic admin: sees every patient.")
@@ -192,7 +192,7 @@ def patient_add(
     physician: Annotated[int, typer.Option("--physician", help="Id of the treating physician.")],
     ref: Annotated[str, typer.Option("--ref", help="The clinic's reference for the patient.")],
     name: Annotated[str | None, typer.Option(help="Display name (identifying).")] = None,
-    language: Annotated[str | None, typer.Option(help="en or zh.")] = None,
+    language: Annotated[str | None, typer.Option(help="en, zh or de.")] = None,
     timezone: Annotated[str | None, typer.Option(help="IANA time zone.")] = None,
     as_json: JsonFlag = False,
 ) -> None:

@@ -39,7 +39,7 @@ def _plain(rendered: str) -> str:
 
 
 def _text(key: str, **variables: Any) -> str:
-    """A message from templates/messages/en/therapy.toml as plain terminal text."""
+    """A message from templates/messages/therapy.toml as plain terminal text."""
     return _plain(default_renderer().text(f"therapy.{key}", _LANGUAGE, **variables))
 
 

@@ -8,6 +8,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from telegram import Update
 
+from bot.config import SUPPORTED_LANGUAGES
 from bot.context import AppContext
 
 P = ParamSpec("P")
@@ -35,4 +36,7 @@ def user_language(update: Update, default: str = "en") -> str:
     """The language Telegram reports for the user, if we support it (before we know better)."""
     user = update.effective_user
     code = (user.language_code or "") if user else ""
-    return "zh" if code.lower().startswith("zh") else ("en" if code else default)
+    if not code:
+        return default
+    primary = code.lower().split("-")[0]
+    return primary if primary in SUPPORTED_LANGUAGES else "en"

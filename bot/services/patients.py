@@ -25,7 +25,7 @@ from storage import audit, enrollment, patients
 from storage.models import Patient, PatientStatus
 
 CONSENT_VERSION: Final = "2026-12-v2"
-"""Version of the consent text in templates/messages/<lang>/consent.toml (`version` key)."""
+"""Version of the consent text in templates/messages/consent.toml (`version` key)."""
 
 STEP_LANGUAGE: Final = "language"
 STEP_CONSENT: Final = "consent"

@@ -108,7 +108,7 @@ class RunningBot:
         created = make_patient(
             self.ctx, physician_id=physician.physician_id, language=language, timezone=timezone
         )
-        user = self.api.new_user(name, language_code="zh-hans" if language == "zh" else "en")
+        user = self.api.new_user(name, language_code="zh-hans" if language == "zh" else language)
         return user, created.patient_id, created.code.code
 
     async def onboarded_patient(

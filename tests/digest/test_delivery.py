@@ -74,6 +74,19 @@ class TestWeeklyDelivery:
         (photo,) = photos_in(user)
         assert "Needs attention 1–1 of 1" in photo["caption"]
 
+    async def test_a_german_physician_gets_it_in_german(self, running_bot: RunningBot) -> None:
+        """A physician whose language is German receives the digest and its chart caption in
+        German, with the German state names."""
+        user, _ = await physician_with_panel(running_bot, name="Dr. Weber", language="de")
+        run = await deliver(running_bot.ctx, running_bot, DUE)
+        assert run.sent == 1
+        (text,) = [m for m in user.messages() if "Wochenbericht" in m.get("text", "")]
+        assert "2026-W09" in text["text"]
+        assert "MRN-42: sehr hohe Krankheitsaktivität" in text["text"]
+        assert digests_in(user) == []  # nothing in English
+        (photo,) = photos_in(user)
+        assert "Auffällig 1–1 von 1" in photo["caption"]
+
     async def test_the_tick_sends_it_once(self, running_bot: RunningBot) -> None:
         """The scheduler's tick includes the digest; ticking again sends nothing twice."""
         assert "bot.digest_send:send_due_digests" in TICK_TASKS
