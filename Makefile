@@ -30,7 +30,7 @@ lock:
 # Extracts the messages of templates/messages/ into templates/locale/messages.pot and updates
 # every language's catalog; then reports what a translator still has to do.
 catalogs: $(STAMP)
-	@$(BIN)/python -m bot.catalogs
+	@$(BIN)/python -m bot.present.catalogs
 
 wheel: $(STAMP)
 	@echo "spondybot: building the wheel in dist/"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.digest_render import render_digest
 from bot.domain.scoring import AsdasState
 from bot.export.columns import dictionary_rows
-from bot.render import TEMPLATES_DIR, default_renderer
-from bot.screens import chart_labels
+from bot.present.digest.text import render_digest
+from bot.present.history import chart_labels
+from bot.present.render import TEMPLATES_DIR, default_renderer
 from tests.digest import samples
 
 LANGUAGES = ("en", "zh", "de")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import app_context, echo_json, fail
+from bot.cli.common import JsonFlag, app_context, echo_json, fail
 
 staff_app = typer.Typer(
     help=(
@@ -15,8 +15,6 @@ staff_app = typer.Typer(
     ),
     no_args_is_help=True,
 )
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
 
 @staff_app.command("add")

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from bot.context import AppContext
-from bot.formats import clock_text, weekday_name
-from bot.render import Renderer
+from bot.present.formats import clock_text, weekday_name
+from bot.present.render import Renderer
 from bot.services.accounts import Principal
 
 

@@ -22,7 +22,7 @@ from storage.models import (
 )
 from tests.bot.e2e import RunningBot
 from tests.bot.helpers import administrations_of
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 
 async def complete_checkin(bot: RunningBot, user: FakeUser, answers: list[str]) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.charts import CJK_FONT_FILE
+from bot.present.charts import CJK_FONT_FILE
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-CAN_DRAW_CHINESE = "from bot.charts import can_render; print(can_render(['高疾病活动']))"
+CAN_DRAW_CHINESE = "from bot.present.charts import can_render; print(can_render(['高疾病活动']))"
 
 
 def _cjk_font_installed() -> bool:
@@ -69,8 +69,8 @@ class TestGermanLabels:
     def test_german_words_and_month_names_draw_with_the_bundled_font(self) -> None:
         """German needs no extra package: matplotlib's own DejaVu Sans has ä, ö, ü and ß, so
         the German axis (CLDR month names) and labels are drawn, not replaced by English."""
-        from bot.charts import can_render
-        from bot.formats import day_text
+        from bot.present.charts import can_render
+        from bot.present.formats import day_text
 
         march = day_text(date(2026, 3, 2), "dd. MMM", "de")
         assert march == "02. März"

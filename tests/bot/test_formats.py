@@ -6,8 +6,8 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 
-from bot.formats import clock_text, day_text, number_text, weekday_name
-from bot.render import Renderer
+from bot.present.formats import clock_text, day_text, number_text, weekday_name
+from bot.present.render import Renderer
 
 
 class TestNumbers:

@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import SettingsError, load_settings
 from bot.domain.instruments import INSTRUMENT_VERSION
-from bot.render import TEMPLATES_DIR, Renderer
+from bot.present.render import TEMPLATES_DIR, Renderer
 from tests.bot.e2e import RunningBot
 from tests.bot.helpers import administrations_of
 

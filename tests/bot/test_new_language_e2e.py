@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po, write_po
 
-from bot.catalogs import catalog_problems
 from bot.config import discover_languages
 from bot.domain.instruments import INSTRUMENT_VERSION
-from bot.render import TEMPLATES_DIR, Renderer, catalog_path
+from bot.present.catalogs import catalog_problems
+from bot.present.render import TEMPLATES_DIR, Renderer, catalog_path
 from tests.bot.e2e import RunningBot
 from tests.bot.helpers import administrations_of
 

@@ -11,15 +11,17 @@ import pytest
 from telegram import Chat, Message, Update, User
 
 from bot import callbacks as cb
-from bot.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
 from bot.config import SUPPORTED_LANGUAGES
 from bot.domain.instruments import INSTRUMENT_VERSION, ITEM_CODES, STIFFNESS_CHOICES_MINUTES
-from bot.keyboards import markup
-from bot.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
-from bot.screens import Screen, fit, instrument_text, present, questionnaire_screen
+from bot.present.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
+from bot.present.conversation import present
+from bot.present.questionnaire import questionnaire_screen
+from bot.present.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
+from bot.present.screens import Screen, fit, instrument_text
 from bot.services.patients import CONSENT_VERSION, AccountReply, PatientView
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
-from bot.updates import PerUserUpdateProcessor
+from bot.telegram.keyboards import markup
+from bot.telegram.ordering import PerUserUpdateProcessor
 
 
 def view(position: str | None, language: str = "en", **answers: int) -> QuestionnaireView:
@@ -110,10 +112,10 @@ class TestKeyboards:
     def test_markup_mirrors_the_rows(self) -> None:
         """Button rows become inline keyboard rows; no buttons, no keyboard."""
         screen = questionnaire_screen(default_renderer(), view("q3"))
-        keyboard = markup(screen)
+        keyboard = markup(screen.buttons)
         assert keyboard is not None
         assert [len(row) for row in keyboard.inline_keyboard] == [6, 5, 1]
-        assert markup(Screen("plain")) is None
+        assert markup(Screen("plain").buttons) is None
 
 
 class TestCharts:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.catalogs import catalog_problems, planned_files
 from bot.config import SUPPORTED_LANGUAGES
-from bot.render import TEMPLATES_DIR, MissingText, Renderer, catalog_path, default_renderer
+from bot.present.catalogs import catalog_problems, planned_files
+from bot.present.render import TEMPLATES_DIR, MissingText, Renderer, catalog_path, default_renderer
 
 
 class TestCatalogues:

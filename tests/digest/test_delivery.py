@@ -6,18 +6,19 @@ import asyncio
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from bot.app import TICK_TASKS
 from bot.context import AppContext
-from bot.delivery import RetryPolicy
-from bot.digest_render import render_digest
-from bot.digest_send import deliver_due_digests, send_to_chat
-from bot.jobs import TICK_TASKS, run_tick
+from bot.present.digest.text import render_digest
 from bot.services.digest import DeliveryStatus
+from bot.telegram.delivery import RetryPolicy
+from bot.telegram.digest_sending import deliver_due_digests, send_due_digests, send_to_chat
+from bot.telegram.tick import run_tick
 from storage import deliveries, physicians
 from storage.db import make_engine
 from tests.bot.e2e import RunningBot
 from tests.digest import builders as b
 from tests.digest import samples
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 FAST = RetryPolicy(attempts=3, first_backoff=0.01, max_backoff=0.05, read_timeout=5.0)
 # Monday 2 March 2026: 08:00 in Berlin is 07:00 UTC.
@@ -89,7 +90,7 @@ class TestWeeklyDelivery:
 
     async def test_the_tick_sends_it_once(self, running_bot: RunningBot) -> None:
         """The scheduler's tick includes the digest; ticking again sends nothing twice."""
-        assert "bot.digest_send:send_due_digests" in TICK_TASKS
+        assert send_due_digests in TICK_TASKS
         user, _ = await physician_with_panel(running_bot)
         for minutes in (0, 0, 1, 60):
             report = await run_tick(

@@ -10,17 +10,17 @@ import pytest
 from matplotlib.image import imread
 
 from bot.config import SUPPORTED_LANGUAGES
-from bot.digest_charts import PANELS_PER_IMAGE
-from bot.digest_render import (
+from bot.present.digest.charts import PANELS_PER_IMAGE
+from bot.present.digest.text import (
     MAX_MESSAGES,
     html_to_text,
     render_digest,
     signed,
     split_message,
 )
-from bot.render import TELEGRAM_TEXT_LIMIT, default_renderer
+from bot.present.render import TELEGRAM_TEXT_LIMIT, default_renderer
 from tests.digest import samples
-from tests.fake_bot_api import format_text, image_size
+from tests.fake_telegram import format_text, image_size
 
 
 def telegram_accepts(text: str) -> None:
@@ -216,7 +216,7 @@ class TestCharts:
         from datetime import timedelta
         from decimal import Decimal
 
-        from bot.digest_charts import ChartPanel, ChartPoint, panel_image
+        from bot.present.digest.charts import ChartPanel, ChartPoint, panel_image
 
         def panel(number: int, asdas: str) -> ChartPanel:
             points = [
@@ -241,7 +241,7 @@ class TestCharts:
 
     def test_names_the_font_cannot_draw_fall_back_to_the_reference(self) -> None:
         """A name in a script the chart font lacks is replaced by the clinic reference."""
-        from bot.digest_charts import ChartPanel, _title, drawable
+        from bot.present.digest.charts import ChartPanel, _title, drawable
 
         assert drawable("MRN-00001")
         panel = ChartPanel(number=3, title="李伟", points=[], fallback_title="MRN-00001")

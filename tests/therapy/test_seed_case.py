@@ -7,11 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.charts import can_render
 from bot.context import AppContext
-from bot.course_render import CourseWords
-from bot.course_report import course_report_pdf
-from bot.render import default_renderer
+from bot.present.charts import can_render
+from bot.present.course import CourseWords
+from bot.present.course_report import course_report_pdf
+from bot.present.render import default_renderer
 from bot.services import therapy
 from tests.therapy.conftest import CASE_AFTER, CASE_BEFORE, Clinic, invoke, typed_questionnaire
 
