@@ -3,12 +3,13 @@
 Short messages are gettext messages. Their English source lives in per-area files,
 `templates/messages/<area>.toml`, whose values are Jinja2 templates addressed as
 "<area>.<key>"; the words inside `{% trans %}` blocks (with `{% pluralize %}` for plurals) are
-what translators translate, in `templates/locale/<lang>/LC_MESSAGES/messages.po`. The message key
-is the gettext context (msgctxt) of every text of that message, so the same English words may be
-translated differently in two places, and `make catalogs` (`bot.present.catalogs`) extracts
+what translators translate, in `templates/locale/<lang>/LC_MESSAGES/messages.po`. The message
+key is the gettext context (msgctxt) of every text of that message, so the same English words
+may be translated differently in two places; `make catalogs` (`bot.present.catalogs`) extracts
 and updates the catalogs. Longer documents (digests, e-mails) are ordinary template files
-rendered with `render_file`. Messages render with StrictUndefined, so a missing variable fails loudly, and with
-HTML autoescaping, so text typed by a patient can never inject markup into a Telegram message.
+rendered with `render_file`. Messages render with StrictUndefined, so a missing variable fails
+loudly, and with HTML autoescaping, so text typed by a patient can never inject markup into a
+Telegram message.
 """
 
 from __future__ import annotations
