@@ -30,7 +30,7 @@ PARTIAL_IMPORT = 1
 
 
 def _text(key: str, **variables: Any) -> str:
-    """A message from templates/messages/en/labs.toml as plain terminal text."""
+    """A message from templates/messages/labs.toml as plain terminal text."""
     rendered = default_renderer().text(f"labs.{key}", "en", **variables)
     return plain(rendered)
 

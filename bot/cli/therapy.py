@@ -30,7 +30,7 @@ _LANGUAGE = "en"
 
 
 def _text(key: str, **variables: Any) -> str:
-    """A message from templates/messages/en/therapy.toml as plain terminal text."""
+    """A message from templates/messages/therapy.toml as plain terminal text."""
     return plain(default_renderer().text(f"therapy.{key}", _LANGUAGE, **variables))
 
 

@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from bot import callbacks as cb
-from bot.config import SUPPORTED_LANGUAGES
 from bot.present.questionnaire import with_prefix
 from bot.present.render import Renderer
 from bot.present.screens import (
@@ -43,7 +42,7 @@ def _language_buttons(renderer: Renderer) -> tuple[tuple[Button, ...], ...]:
                 renderer.text("account.language_name", code),
                 cb.encode(cb.OptionButton("lang", code)),
             )
-            for code in SUPPORTED_LANGUAGES
+            for code in renderer.languages
         ),
     )
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from bot.present.formats import day_text
+
 # matplotlib is imported where a chart is drawn, not here: the constants and label types below
 # are read by every command (through `bot.present.screens`), and importing matplotlib costs
 # most of a second at start-up.
@@ -84,7 +86,9 @@ class ChartLabels:
     low: str = "low disease activity"
     high: str = "high disease activity"
     very_high: str = "very high disease activity"
-    date_format: str = "%d %b"
+    # A CLDR date pattern for the time axis, and the language whose month names it uses.
+    date_pattern: str = "dd MMM"
+    language: str = "en"
 
     def texts(self) -> list[str]:
         return [
@@ -210,9 +214,10 @@ def trend_chart_png(
     Dates are shown in `timezone`; `start`/`end` fix the time axis (default: the points).
     """
     families = installed_families()
-    from matplotlib.dates import AutoDateLocator, DateFormatter
+    from matplotlib.dates import AutoDateLocator, num2date
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
+    from matplotlib.ticker import FuncFormatter
 
     zone = ZoneInfo(timezone)
     ordered = sorted(points, key=lambda point: point.at)
@@ -324,7 +329,17 @@ def trend_chart_png(
         _therapy_bars(all_axes[-1], therapies, last, zone, families, shown_from=x_range[0])
     bottom = all_axes[-1]
     bottom.xaxis.set_major_locator(AutoDateLocator(minticks=3, maxticks=7))  # type: ignore[no-untyped-call]
-    bottom.xaxis.set_major_formatter(DateFormatter(labels.date_format))  # type: ignore[no-untyped-call]
+    # The tick dates are read as DateFormatter did (matplotlib's default zone); only the
+    # words change: CLDR month names in the reader's language instead of strftime's C locale.
+    bottom.xaxis.set_major_formatter(
+        FuncFormatter(
+            lambda value, _: day_text(
+                num2date(value),  # type: ignore[no-untyped-call]
+                labels.date_pattern,
+                labels.language,
+            )
+        )
+    )
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return buffer.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.present import formats
 from bot.present.charts import ChartLabels, TrendPoint, can_render
 from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
 from bot.present.screens import display, local_time
@@ -51,7 +52,8 @@ def chart_labels(
         low=renderer.asdas_state_name("low", language),
         high=renderer.asdas_state_name("high", language),
         very_high=renderer.asdas_state_name("very_high", language),
-        date_format=renderer.text("history.chart_date_format", language),
+        date_pattern=renderer.text("history.chart_date_format", language),
+        language=language,
     )
     if language != "en" and not can_render(labels.texts()):
         return chart_labels(renderer, "en", weeks, title)
@@ -68,15 +70,15 @@ def history_screens(renderer: Renderer, history: History) -> HistoryScreens:
             lang, "", None, labels, empty=renderer.text("history.empty", lang, weeks=weeks)
         )
     has_asdas = any(entry.asdas is not None for entry in history.entries)
-    date_format = renderer.text("history.date_format", lang)
+    date_pattern = renderer.text("history.date_format", lang)
     lines = []
     for entry in history.entries:
-        day = local_time(entry.completed_at, history.timezone).strftime(date_format)
-        basdai = "–" if entry.basdai is None else display(entry.basdai)
+        day = formats.day_text(local_time(entry.completed_at, history.timezone), date_pattern, lang)
+        basdai = "–" if entry.basdai is None else display(entry.basdai, lang)
         asdas = "–"
         if entry.asdas is not None and entry.asdas_state is not None:
             state = renderer.asdas_state_name(entry.asdas_state, lang)
-            asdas = f"{display(entry.asdas)} {entry.asdas_kind} ({state})"
+            asdas = f"{display(entry.asdas, lang)} {entry.asdas_kind} ({state})"
         lines.append(f"{day:<11} {basdai:>6}  {asdas}")
     header = renderer.text("history.header", lang)
     table = renderer.text("history.table", lang, header=header, rows=lines)

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from bot.config import SUPPORTED_LANGUAGES
 from bot.domain import instruments
 from bot.domain.scoring import display_round
+from bot.present import formats
 from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
 
 NRS_ROWS: Final = ((0, 1, 2, 3, 4, 5), (6, 7, 8, 9, 10))
@@ -74,7 +74,7 @@ def instrument_text(renderer: Renderer, version: str, language: str) -> dict[str
                 renderer.templates_dir
                 / "instruments"
                 / instruments.INSTRUMENT_VERSION
-                / f"{language if language in SUPPORTED_LANGUAGES else 'en'}.toml"
+                / f"{language if language in renderer.languages else 'en'}.toml"
             )
         _instrument_cache[key] = renderer.read_data(str(path.relative_to(renderer.templates_dir)))
     return _instrument_cache[key]
@@ -109,7 +109,9 @@ def local_time(moment: datetime, zone: str) -> datetime:
 
 def format_date(renderer: Renderer, language: str, moment: datetime, zone: str) -> str:
     """A date in the person's zone and language."""
-    return local_time(moment, zone).strftime(renderer.text("history.date_format", language))
+    return formats.day_text(
+        local_time(moment, zone), renderer.text("history.date_format", language), language
+    )
 
 
 def format_slot(renderer: Renderer, language: str, moment: datetime, zone: str) -> str:
@@ -119,13 +121,15 @@ def format_slot(renderer: Renderer, language: str, moment: datetime, zone: str) 
         "account.slot",
         language,
         weekday=weekday_name(renderer, language, local.weekday()),
-        date=local.strftime(renderer.text("history.date_format", language)),
-        clock=local.strftime("%H:%M"),
+        date=formats.day_text(local, renderer.text("history.date_format", language), language),
+        clock=formats.clock_text(local, language),
     )
 
 
 def weekday_name(renderer: Renderer, language: str, weekday: int) -> str:
-    return renderer.text(f"account.weekday_{weekday}", language)
+    """A weekday (0 = Monday) named by CLDR in the language."""
+    del renderer  # kept in the signature: every screen helper takes the renderer first
+    return formats.weekday_name(weekday, language)
 
 
 def clock_text(value: time) -> str:
@@ -133,6 +137,7 @@ def clock_text(value: time) -> str:
     return value.strftime("%H:%M")
 
 
-def display(value: Decimal) -> str:
-    """A score with one decimal, half away from zero (clinical spec §3)."""
-    return display_round(value)
+def display(value: Decimal, language: str = "en") -> str:
+    """A score with one decimal, half away from zero (clinical spec §3), written with the
+    language's decimal separator."""
+    return formats.number_text(display_round(value), language)

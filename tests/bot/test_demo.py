@@ -70,7 +70,8 @@ class TestDemo:
         """A German patient picks Deutsch, types German durations and button words, and reads
         the informal-rendering label, the score and the ASDAS state in German."""
         chart = tmp_path / "de.png"
-        lines = ["3", "1", "1", "1", "5", "1", "4", "5", "0", "3", "4", "1,5 Std.", "5"]
+        # Deutsch is the second language button (English first, then by language code).
+        lines = ["2", "1", "1", "1", "5", "1", "4", "5", "0", "3", "4", "1,5 Std.", "5"]
         lines.append("bestätigen")
         result = runner.invoke(
             app,
@@ -83,7 +84,7 @@ class TestDemo:
         assert "Frage 1 von 7" in output
         assert "informelle Übertragung" in output
         assert "6. Morgensteifigkeit (wie lange): 1½ Std." in output
-        assert "Ihr BASDAI heute beträgt 3.6" in output
+        assert "Ihr BASDAI heute beträgt 3,6" in output
         assert "(sehr hohe Krankheitsaktivität)" in output
         assert "automatisch" not in output
         assert chart.read_bytes().startswith(b"\x89PNG")

@@ -40,7 +40,7 @@ class TestEnrollment:
         welcome, language = ana.messages()
         assert "Your Telegram account is now linked" in welcome["text"]
         assert "Which language" in language["text"]
-        assert [label for label, _ in ana.buttons()] == ["English", "中文", "Deutsch"]
+        assert [label for label, _ in ana.buttons()] == ["English", "Deutsch", "中文"]
         assert patient_row(running_bot, patient_id).status == PatientStatus.ONBOARDING.value
         (link,) = links(running_bot)
         assert (link.telegram_user_id, link.patient_id) == (ana.id, patient_id)
@@ -188,7 +188,7 @@ class TestConsentAndSetUp:
         assert patient.schedule_time.strftime("%H:%M") == "18:00"
         assert patient.status == PatientStatus.ACTIVE.value
         assert patient.onboarding_step is None
-        assert "每周三 18:00（Asia/Shanghai）" in ana.last_message()["text"]
+        assert "每星期三 18:00（Asia/Shanghai）" in ana.last_message()["text"]
 
     async def test_clinic_time_zone_is_offered_first(self, running_bot: RunningBot) -> None:
         """The clinic's own time zone is the first choice."""

@@ -297,9 +297,10 @@ class TestInstrumentTexts:
 
     def test_chinese_patient_messages_speak_of_hospital_or_doctor(self) -> None:
         """§1: the Chinese texts a patient reads say 医院 or 您的医生, never 诊所."""
-        folder = TEMPLATES_DIR / "messages" / "zh"
-        for path in folder.glob("*.toml"):
-            assert "诊所" not in path.read_text(encoding="utf-8"), path.name
+        catalog = TEMPLATES_DIR / "locale" / "zh" / "LC_MESSAGES" / "messages.po"
+        text = catalog.read_text(encoding="utf-8")
+        assert "医院" in text
+        assert "诊所" not in text
 
     def test_only_the_licensed_wording_goes_unlabelled(self) -> None:
         """The informal Chinese rendering is labelled; the English original is not."""

@@ -492,8 +492,8 @@ JOURNEYS: dict[str, Journey] = {
         language_button="中文",
         consent="开始之前：知情同意",
         agree="我同意",
-        monday="周一",
-        all_set="设置完成！问卷将在每周一 18:00",
+        monday="星期一",
+        all_set="设置完成！问卷将在每星期一 18:00",
         answer_now="现在回答",
         question_1="第 1 题，共 7 题",
         q1_wording="过去一周，您感到疲劳或疲倦的总体程度如何？",
@@ -505,7 +505,7 @@ JOURNEYS: dict[str, Journey] = {
         summary_q6="晨僵持续时间：1小时",
         confirm="✅ 确认",
         result="您今天的 BASDAI 为 3.3",
-        status="周一",
+        status="星期一",
     ),
     "de": Journey(
         welcome="Ihr Telegram-Konto ist jetzt mit Ihrer Klinik verknüpft",
@@ -524,7 +524,7 @@ JOURNEYS: dict[str, Journey] = {
         one_hour="1 Std.",
         summary_q6="6. Morgensteifigkeit (wie lange): 1 Std.",
         confirm="✅ Bestätigen",
-        result="Ihr BASDAI heute beträgt 3.3",
+        result="Ihr BASDAI heute beträgt 3,3",
         status="Jeden Montag um 18:00 Uhr",
     ),
 }  # fmt: skip
@@ -550,7 +550,7 @@ class TestJourneyInEveryLanguage:
         await running_bot.settle()
         welcome, question = user.messages()
         assert "Your Telegram account is now linked" in welcome["text"]
-        assert [label for label, _ in user.buttons()] == ["English", "中文", "Deutsch"]
+        assert [label for label, _ in user.buttons()] == ["English", "Deutsch", "中文"]
         for asked in JOURNEYS.values():
             assert asked.language_button in [label for label, _ in user.buttons()]
         assert "Welche Sprache möchten Sie verwenden?" in question["text"]

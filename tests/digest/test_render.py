@@ -114,7 +114,8 @@ class TestRenderDigest:
 
     def test_german_wording(self) -> None:
         """A German-speaking physician reads the digest in German: reasons, states from the
-        German state table, the period with German month names, and the legend."""
+        German state table, the period with German (CLDR) month names, decimal commas, and the
+        legend."""
         lines = [
             samples.line(1, basdai=["3.0", "5.5"], asdas=["2.0", "3.8"]),
             samples.line(2, unreachable=True, missed=3),
@@ -124,12 +125,12 @@ class TestRenderDigest:
         text = "\n".join(rendered.messages)
         assert "Wochenbericht · 2026-W14" in text
         assert "(30. März – 5. Apr. 2026)" in text
-        assert "sehr hohe Krankheitsaktivität (ASDAS-CRP 3.8, Labor 31. März 2026)" in text
+        assert "sehr hohe Krankheitsaktivität (ASDAS-CRP 3,8, Labor 31. März 2026)" in text
         assert (
-            "klinisch relevante Verschlechterung (ASDAS-CRP 2.0 → 3.8, +1.8, Labor 31. März 2026)"
+            "klinisch relevante Verschlechterung (ASDAS-CRP 2,0 → 3,8, +1,8, Labor 31. März 2026)"
             in text
         )
-        assert "BASDAI gestiegen um +2.5 (3.0 → 5.5)" in text
+        assert "BASDAI gestiegen um +2,5 (3,0 → 5,5)" in text
         assert "3 Fragebögen in Folge versäumt" in text
         assert "kein CRP in den letzten 12 Wochen, daher kein ASDAS" in text
         assert "ASDAS-Zustände: &lt;1,3 inaktive Erkrankung" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from bot.callbacks import PhysicianButton, encode
+from bot.present.formats import clock_text, weekday_name
 from bot.present.render import Renderer
 from bot.present.screens import Button
 from bot.services.digest import DigestSchedule
@@ -30,8 +31,8 @@ def menu_text(renderer: Renderer, schedule: DigestSchedule, notice: str | None =
     text = renderer.text(
         "digest.menu",
         language,
-        weekday=renderer.text(f"digest.weekday.{schedule.weekday}", language),
-        time=f"{schedule.at:%H:%M}",
+        weekday=weekday_name(schedule.weekday, language),
+        time=clock_text(schedule.at, language),
         timezone=schedule.timezone,
         alerts_state=renderer.text(
             "digest.alerts_on" if schedule.alerts_enabled else "digest.alerts_off", language
@@ -57,7 +58,10 @@ def menu_buttons(renderer: Renderer, schedule: DigestSchedule) -> Rows:
 def day_buttons(renderer: Renderer, language: str) -> Rows:
     """The seven weekdays, then Back."""
     days = [
-        _button(renderer, language, f"digest.weekday.{day}", "day", str(day)) for day in range(7)
+        Button(
+            weekday_name(day, language), encode(PhysicianButton(f"{ACTION_PREFIX}day", str(day)))
+        )
+        for day in range(7)
     ]
     back = _button(renderer, language, "digest.button.back", "menu", "main")
     return (tuple(days[:4]), tuple(days[4:]), (back,))

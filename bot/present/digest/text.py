@@ -1,6 +1,6 @@
 """Turns a `Digest` into what is sent: Telegram messages, charts, an HTML document, an e-mail.
 
-All words come from `templates/digests/<lang>/` and `templates/messages/<lang>/digest.toml`.
+All words come from `templates/digests/<lang>/` and the `digest.*` messages.
 Telegram allows 4096 characters a message: the digest is split between lines (a line never
 straddles two messages, and every patient is one line), and a digest that would take more
 than `MAX_MESSAGES` messages is sent as a short summary plus the full digest as an HTML file.
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from bot.domain import scoring
 from bot.present.course import CourseWords, rendered
 from bot.present.digest.charts import ChartPanel, ChartPoint, batches, panel_image
+from bot.present.formats import day_text, number_text
 from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
 from bot.services.digest import Digest, TreatmentKind
 
@@ -69,19 +70,21 @@ def local_date(value: datetime, timezone: str) -> date:
     return value.astimezone(ZoneInfo(timezone)).date()
 
 
-def number(value: Decimal) -> str:
-    """A score shown to one decimal, half away from zero (clinical spec §3)."""
-    return scoring.display_round(value)
+def number(value: Decimal, language: str = "en") -> str:
+    """A score shown to one decimal, half away from zero (clinical spec §3), with the
+    language's decimal separator."""
+    return number_text(scoring.display_round(value), language)
 
 
-def signed(value: Decimal) -> str:
+def signed(value: Decimal, language: str = "en") -> str:
     """A change shown with its sign, e.g. "+1.2", "−0.4" (a true minus sign) or "±0.0"."""
     shown = scoring.display_decimal(value)
+    magnitude = number_text(abs(shown), language)
     if shown > 0:
-        return f"+{shown}"
+        return f"+{magnitude}"
     if shown < 0:
-        return f"\u2212{-shown}"
-    return f"\u00b1{shown}"
+        return f"\u2212{magnitude}"
+    return f"\u00b1{magnitude}"
 
 
 def split_message(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
@@ -212,8 +215,10 @@ def _variables(digest: Digest, renderer: Renderer) -> dict[str, object]:
         "t": lambda key: rendered(renderer.text(key, digest.language)),
         "treatment": treatment_lines(digest, renderer),
         "safety": safety_lines(digest, renderer),
-        "num": number,
-        "signed": signed,
+        "num": lambda value: number(value, digest.language),
+        "signed": lambda value: signed(value, digest.language),
+        # A day in a CLDR pattern ("d MMM y"): month names from CLDR, in the digest's language.
+        "date": lambda value, pattern: day_text(value, pattern, digest.language),
         "local": lambda value: local_date(value, digest.timezone),
         "this_week": lambda value: (
             value is not None

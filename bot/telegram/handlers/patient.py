@@ -16,7 +16,6 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from bot.config import SUPPORTED_LANGUAGES
 from bot.context import CURRENT_CLAIM
 from bot.present.charts import trend_chart_png
 from bot.present.conversation import present as presentation_of
@@ -242,7 +241,7 @@ _OWN_CALLBACKS: set[Any] = {claim_update, settle_claim, unknown_button, unknown_
 async def publish_commands(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Publishes the command menu in every supported language (English is the default)."""
     renderer = deps(application).renderer
-    for language in SUPPORTED_LANGUAGES:
+    for language in renderer.languages:
         commands = [
             BotCommand(name, renderer.text(f"commands.{name}", language)) for name in MENU_COMMANDS
         ]
