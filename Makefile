@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check --no-input
 
-.PHONY: run test lint demo bench install lock wheel clean
+.PHONY: run test lint demo bench install lock wheel clean catalogs
 
 $(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || { echo "spondybot: creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
@@ -26,6 +26,11 @@ lock:
 	@$(BIN)/uv pip compile --quiet pyproject.toml --extra dev --python-version 3.11 \
 		--python-platform linux --output-file $(LOCK)
 	@echo "spondybot: $(LOCK) written; run make install to use it"
+
+# Extracts the messages of templates/messages/ into templates/locale/messages.pot and updates
+# every language's catalog; then reports what a translator still has to do.
+catalogs: $(STAMP)
+	@$(BIN)/python -m bot.present.catalogs
 
 wheel: $(STAMP)
 	@echo "spondybot: building the wheel in dist/"

@@ -19,8 +19,8 @@ from benchmarks.bare_bot import on_press, on_text
 from bot.app import build_application
 from bot.cli.common import app_context
 from bot.cli.run import ALLOWED_UPDATES
-from bot.handlers import patient
-from bot.logging import configure_logging
+from bot.log import configure_logging
+from bot.telegram.handlers import patient
 
 
 def main() -> None:

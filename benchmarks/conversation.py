@@ -33,7 +33,7 @@ from bot.context import AppContext
 from storage import migrate
 from storage.db import make_engine
 from tests.factories import make_active_patient, make_physician
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

@@ -36,9 +36,9 @@ from benchmarks.report import Report
 from bot.clock import FixedClock
 from bot.config import load_settings
 from bot.context import AppContext
-from bot.digest_render import render_charts, render_html, render_text
 from bot.domain import scoring
-from bot.render import default_renderer
+from bot.present.digest.text import render_charts, render_html, render_text
+from bot.present.render import default_renderer
 from bot.services.digest import build_digest
 from storage import migrate
 from storage.db import make_engine

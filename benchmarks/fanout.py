@@ -1,7 +1,7 @@
 """Reminder fan-out: one tick with 10,000 weekly invitations due at the same instant.
 
 Measured against the local fake Bot API running as its own process
-(`python -m tests.fake_bot_api --port 0`), so the server does not compete with the sender for
+(`python -m tests.fake_telegram --port 0`), so the server does not compete with the sender for
 the interpreter. Two runs over the same patients:
 
 1. **Rate-limited**, `SEND_RATE_PER_SECOND=30` through python-telegram-bot's AIORateLimiter, as
@@ -13,7 +13,7 @@ the interpreter. Two runs over the same patients:
 
 Patients are bulk-loaded into a fresh SQLite database (the one-machine deployment) as active,
 consented, linked patients with the weekly slot Monday 18:00 Europe/Berlin; the tick is the
-real `bot.jobs.run_tick`, exactly as `spondybot tick --at` runs it.
+real `bot.telegram.tick.run_tick`, exactly as `spondybot tick --at` runs it.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from bot.app import build_application
 from bot.clock import FixedClock
 from bot.config import load_settings
 from bot.context import AppContext
-from bot.jobs import TickReport, run_tick
 from bot.services.scheduling import mark_slots_handled
+from bot.telegram.tick import TickReport, run_tick
 from storage import migrate
 from storage.db import make_engine
 from storage.models import ChatLink, Patient, PatientStatus, Physician
@@ -58,7 +58,7 @@ class FakeServer:
     def __init__(self) -> None:
         os.environ.setdefault("PTB_TIMEDELTA", "true")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fake_bot_api", "--port", "0", "--token", TOKEN],
+            [sys.executable, "-m", "tests.fake_telegram", "--port", "0", "--token", TOKEN],
             cwd=REPO,
             stdout=subprocess.PIPE,
             text=True,

@@ -18,7 +18,7 @@ from benchmarks.conversation import SPONDYBOT, bot_environment, bot_process, dat
 from benchmarks.report import Report, median_spread
 from storage.db import make_engine
 from storage.models import ChatLink, Patient, PatientStatus, Physician
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_telegram import FakeBotApi
 
 TARGET_MB = 200
 

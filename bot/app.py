@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from telegram import Update
@@ -15,26 +15,78 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
+    BaseHandler,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
     ContextTypes,
     Defaults,
+    MessageHandler,
+    TypeHandler,
+    filters,
 )
 
 from bot.context import AppContext, RedeliveredUpdate
-from bot.render import Renderer, default_renderer
-from bot.updates import PerUserUpdateProcessor
+from bot.present.render import Renderer, default_renderer
+from bot.services.conversation import PATIENT_COMMANDS, PATIENT_PREFIXES
+from bot.telegram import digest_sending, tick
+from bot.telegram.deps import DEPS_KEY, Deps, deps
+from bot.telegram.handlers import digest, patient, physician, reminders
+from bot.telegram.ordering import PerUserUpdateProcessor
 
 logger = logging.getLogger(__name__)
 
+TICK_TASKS: tuple[tick.TickTask, ...] = (
+    tick.resume_paused_patients,
+    tick.expire_administrations,
+    tick.send_invitations,
+    tick.send_reminders,
+    digest_sending.send_due_digests,
+    digest_sending.send_lab_alerts,
+)
+"""The tick's work, in the order it runs (add a task here; see `bot.telegram.tick`)."""
 
-@dataclass
-class Deps:
-    """What handlers and jobs need, stored once in `application.bot_data`."""
 
-    ctx: AppContext
-    renderer: Renderer
+def handlers() -> list[tuple[BaseHandler[Any, Any, Any], int]]:
+    """Every handler with its group. Note: order matters within a group; the first match wins.
+
+    The snooze buttons (`z:…`) come first in the main group, so no catch-all takes them.
+    """
+    private = filters.ChatType.PRIVATE
+    patient_prefixes = "|".join(prefix.rstrip(":") for prefix in PATIENT_PREFIXES)
+    return [
+        (TypeHandler(Update, patient.claim_update), patient.GUARD_GROUP),
+        (
+            ChatMemberHandler(
+                reminders.notice_contact, ChatMemberHandler.MY_CHAT_MEMBER, block=False
+            ),
+            reminders.CONTACT_GUARD_GROUP,
+        ),
+        (CallbackQueryHandler(reminders.snooze, pattern=r"^z:"), 0),
+        (CommandHandler("start", patient.start, filters=private), 0),
+        (CommandHandler("history", patient.history_command, filters=private), 0),
+        (
+            CommandHandler(list(PATIENT_COMMANDS), patient.patient_command, filters=private),
+            0,
+        ),
+        (CallbackQueryHandler(patient.button, pattern=rf"^(?:{patient_prefixes}):"), 0),
+        (MessageHandler(filters.TEXT & ~filters.COMMAND & private, patient.text), 0),
+        (CommandHandler("digest", digest.digest_command, filters=private), 0),
+        (CallbackQueryHandler(digest.digest_button, pattern=digest.BUTTON_PATTERN), 0),
+        (CommandHandler("patients", physician.patients_command, filters=private), 0),
+        (CommandHandler("patient", physician.patient_command, filters=private), 0),
+        (CommandHandler("crp", physician.crp_command, filters=private), 0),
+        (CommandHandler("therapy", physician.therapy_command, filters=private), 0),
+        (CallbackQueryHandler(physician.physician_button, pattern=physician.BUTTON_PATTERN), 0),
+        (CallbackQueryHandler(patient.unknown_button), patient.FALLBACK_GROUP),
+        (
+            MessageHandler(filters.COMMAND & private, patient.unknown_command),
+            patient.FALLBACK_GROUP,
+        ),
+        (TypeHandler(Update, patient.settle_claim), patient.SETTLE_GROUP),
+    ]
 
 
-DEPS_KEY = "spondybot.deps"
 MAX_CONCURRENT_UPDATES = 256
 MAX_QUEUED_PER_USER = 20
 """Updates of one person waiting behind the one being handled; more are dropped (flooding)."""
@@ -42,24 +94,21 @@ POOL_TIMEOUT_S = 30.0
 """How long a Bot API request waits for a free connection before it counts as timed out."""
 
 
-def deps(context: ContextTypes.DEFAULT_TYPE | Application[Any, Any, Any, Any, Any, Any]) -> Deps:
-    """The dependencies of a running application, from a handler's context or the app."""
-    value = context.bot_data[DEPS_KEY]
-    assert isinstance(value, Deps)
-    return value
-
-
 class MissingTokenError(RuntimeError):
     """The bot cannot start without a token from @BotFather."""
 
 
 def build_application(
-    ctx: AppContext, *, renderer: Renderer | None = None, rate_limit: bool = True
+    ctx: AppContext,
+    *,
+    renderer: Renderer | None = None,
+    rate_limit: bool = True,
+    tick_tasks: Sequence[tick.TickTask] = TICK_TASKS,
 ) -> Application[Any, Any, Any, Any, Any, Any]:
     """Builds the bot: Bot API endpoint from settings, HTML by default, handlers registered.
 
     Nothing global is touched: tests build as many applications as they like, each against
-    its own database and its own fake Bot API server.
+    its own database and its own fake Bot API server, and pass their own collaborators.
     """
     settings = ctx.settings
     if settings.telegram_bot_token is None:
@@ -94,22 +143,18 @@ def build_application(
         limiter: Any = AIORateLimiter(overall_max_rate=settings.send_rate_per_second, max_retries=3)
         builder = builder.rate_limiter(limiter)
     application = builder.build()
-    application.bot_data[DEPS_KEY] = Deps(ctx=ctx, renderer=renderer)
-
-    from bot import handlers
-
-    handlers.register_all(application)
+    application.bot_data[DEPS_KEY] = Deps(ctx=ctx, renderer=renderer, tick_tasks=tick_tasks)
+    for handler, group in handlers():
+        application.add_handler(handler, group=group)
     application.add_error_handler(_on_error)
     return application
 
 
 async def _post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
     """Runs once the bot is connected: announces the command list in every language and
-    starts the scheduler's repeating tick (`bot.jobs`)."""
-    from bot import handlers, jobs
-
-    await handlers.on_startup(application)
-    jobs.install(application)
+    starts the scheduler's repeating tick (`bot.telegram.tick`)."""
+    await patient.publish_commands(application)
+    tick.install(application)
 
 
 async def _post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:

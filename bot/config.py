@@ -17,8 +17,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.domain.instruments import INSTRUMENT_VERSION
 
-SUPPORTED_LANGUAGES: tuple[str, ...] = ("en", "zh")
-
 
 def _templates_dir() -> Path:
     """`templates/` inside the installed package (the wheel carries it as `bot/templates`),
@@ -30,6 +28,22 @@ def _templates_dir() -> Path:
 
 
 TEMPLATES_DIR = _templates_dir()
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(_[A-Za-z0-9]{2,8})?")
+
+
+def discover_languages(templates_dir: Path) -> tuple[str, ...]:
+    """English, the language the messages are written in, then every language that has a
+    catalog (`locale/<lang>/LC_MESSAGES/messages.po`): adding a language needs no code."""
+    found = sorted(
+        path.parent.parent.name
+        for path in (templates_dir / "locale").glob("*/LC_MESSAGES/messages.po")
+        if _LANGUAGE_TAG.fullmatch(path.parent.parent.name)
+    )
+    return ("en", *(language for language in found if language != "en"))
+
+
+SUPPORTED_LANGUAGES: tuple[str, ...] = discover_languages(TEMPLATES_DIR)
+"""The languages of the shipped templates (a Renderer over other templates has its own)."""
 INSTRUMENTS_DIR = TEMPLATES_DIR / "instruments"
 """Where instrument versions are installed: one folder per version, one file per language."""
 _VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
@@ -68,9 +82,9 @@ def _check_timezone(value: str) -> str:
     return value
 
 
-def _check_language(value: str) -> str:
-    if value not in SUPPORTED_LANGUAGES:
-        raise ValueError(f"must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+def _check_language(value: str, languages: tuple[str, ...]) -> str:
+    if value not in languages:
+        raise ValueError(f"must be one of {', '.join(languages)}")
     return value
 
 
@@ -98,6 +112,9 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
 
     clinic_timezone: str = "UTC"
+    # The texts people read: messages, catalogs (their languages are the supported ones) and
+    # instrument wording. Declared before clinic_language, which is checked against it.
+    templates_dir: Path = TEMPLATES_DIR
     clinic_language: str = "en"
     patient_identifier: PatientIdentifier = PatientIdentifier.CLINIC_REF
 
@@ -125,6 +142,7 @@ class Settings(BaseSettings):
     # (clinical spec §1: a clinic installs its licensed translation as a new version).
     instrument_version_en: str = INSTRUMENT_VERSION
     instrument_version_zh: str = INSTRUMENT_VERSION
+    instrument_version_de: str = INSTRUMENT_VERSION
 
     lab_window_days: Annotated[int, Field(ge=1, le=14)] = 7
     digest_no_crp_weeks: Annotated[int, Field(ge=1, le=104)] = 12
@@ -153,10 +171,16 @@ class Settings(BaseSettings):
 
     @field_validator("clinic_language")
     @classmethod
-    def _language_supported(cls, value: str) -> str:
-        return _check_language(value)
+    def _language_supported(cls, value: str, info: ValidationInfo) -> str:
+        templates_dir = info.data.get("templates_dir", TEMPLATES_DIR)
+        return _check_language(value, discover_languages(Path(templates_dir)))
 
-    @field_validator("instrument_version_en", "instrument_version_zh")
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages patients and staff may choose: those with a catalog."""
+        return discover_languages(self.templates_dir)
+
+    @field_validator("instrument_version_en", "instrument_version_zh", "instrument_version_de")
     @classmethod
     def _instrument_installed(cls, value: str, info: ValidationInfo) -> str:
         """The version must be installed for its language, so no patient is asked from a
@@ -170,7 +194,11 @@ class Settings(BaseSettings):
 
     def instrument_version(self, language: str) -> str:
         """The instrument version new questionnaires in `language` are asked and stored with."""
-        chosen = {"en": self.instrument_version_en, "zh": self.instrument_version_zh}
+        chosen = {
+            "en": self.instrument_version_en,
+            "zh": self.instrument_version_zh,
+            "de": self.instrument_version_de,
+        }
         return chosen.get(language, INSTRUMENT_VERSION)
 
     @field_validator("telegram_api_base_url", "telegram_file_base_url", "web_base_url")

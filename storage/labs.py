@@ -6,15 +6,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, or_, select
 
+from storage import pending
 from storage.models import LabResult, Patient, PendingLabEntry, ScoreRecord
 from storage.types import UTCDateTime
-
-PENDING = "pending"
-SAVED = "saved"
-CANCELLED = "cancelled"
 
 
 def add_lab_result(
@@ -190,41 +187,13 @@ def create_pending_entry(
         crp_below_detection_limit=crp_below_detection_limit,
         esr_value=esr_value,
         drawn_at=drawn_at,
-        status=PENDING,
+        status=pending.PENDING,
         created_at=now,
         expires_at=expires_at,
     )
     session.add(entry)
     session.flush()
     return entry
-
-
-def get_pending_entry(*, session: Session, entry_id: int) -> PendingLabEntry | None:
-    """The pending entry with this id (whatever its status), read fresh, or None."""
-    return session.exec(
-        select(PendingLabEntry)
-        .where(PendingLabEntry.id == entry_id)
-        .execution_options(populate_existing=True)
-    ).first()
-
-
-def resolve_pending_entry(
-    *, session: Session, entry_id: int, physician_id: int, status: str, now: datetime
-) -> bool:
-    """Moves a physician's own, unexpired pending entry to `status`; False if it was not
-    pending any more (pressed twice, in two processes, or expired), in which case nothing
-    changes."""
-    result = session.execute(
-        update(PendingLabEntry)
-        .where(
-            col(PendingLabEntry.id) == entry_id,
-            col(PendingLabEntry.physician_id) == physician_id,
-            col(PendingLabEntry.status) == PENDING,
-            col(PendingLabEntry.expires_at) > now,
-        )
-        .values(status=status, resolved_at=now)
-    )
-    return getattr(result, "rowcount", 0) == 1
 
 
 _IN_WINDOW = select(LabResult).where(

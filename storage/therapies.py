@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from storage import pending
 from storage.models import PendingTherapyChange, TherapyEpisodeRow
-
-PENDING = "pending"
-SAVED = "saved"
-CANCELLED = "cancelled"
 
 
 def add_therapy(
@@ -131,37 +127,10 @@ def create_pending_change(
         start_date=start_date,
         stop_date=stop_date,
         stop_reason=stop_reason,
-        status=PENDING,
+        status=pending.PENDING,
         created_at=now,
         expires_at=expires_at,
     )
     session.add(entry)
     session.flush()
     return entry
-
-
-def get_pending_change(*, session: Session, change_id: int) -> PendingTherapyChange | None:
-    """The pending change with this id (whatever its status), read fresh, or None."""
-    return session.exec(
-        select(PendingTherapyChange)
-        .where(PendingTherapyChange.id == change_id)
-        .execution_options(populate_existing=True)
-    ).first()
-
-
-def resolve_pending_change(
-    *, session: Session, change_id: int, physician_id: int, status: str, now: datetime
-) -> bool:
-    """Moves a physician's own, unexpired pending change to `status`; False if it was not
-    pending any more (pressed twice, in two processes, or expired): then nothing changes."""
-    result = session.execute(
-        update(PendingTherapyChange)
-        .where(
-            col(PendingTherapyChange.id) == change_id,
-            col(PendingTherapyChange.physician_id) == physician_id,
-            col(PendingTherapyChange.status) == PENDING,
-            col(PendingTherapyChange.expires_at) > now,
-        )
-        .values(status=status, resolved_at=now)
-    )
-    return getattr(result, "rowcount", 0) == 1

@@ -118,7 +118,7 @@ async def running_bot(
     queued update is handled, `running_bot.restart()` builds a new Application on the same data.
     """
     from tests.bot.e2e import RunningBot
-    from tests.fake_bot_api import FakeBotApi
+    from tests.fake_telegram import FakeBotApi
 
     with FakeBotApi(TEST_TOKEN) as api:
         settings = make_settings(

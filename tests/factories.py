@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import time
+from collections.abc import Mapping
+from datetime import datetime, time, timedelta
 from itertools import count
 
 from bot.context import AppContext
+from bot.domain import instruments
 from bot.services import staff
+from bot.services.scores import recompute_administration
+from storage import administrations
 
 _refs = count(1)
 
@@ -78,3 +82,51 @@ def make_active_patient(
     assert reply.patient is not None
     assert reply.patient.status == "active", reply
     return created.patient_id
+
+
+def make_completed_questionnaire(
+    ctx: AppContext,
+    *,
+    patient_id: int,
+    completed_at: datetime,
+    answers: Mapping[str, instruments.ParsedAnswer | None],
+) -> int:
+    """A questionnaire with these answers, completed at `completed_at`, stored and scored as
+    the questionnaire service does it; returns the administration id."""
+    with ctx.session() as session:
+        administration = administrations.create_administration(
+            session=session,
+            patient_id=patient_id,
+            kind="scheduled",
+            slot_at=completed_at - timedelta(hours=1),
+            now=completed_at - timedelta(hours=1),
+            expires_at=completed_at + timedelta(days=3),
+            instrument_version=instruments.INSTRUMENT_VERSION,
+            language="en",
+            current_item="patient_global",
+        )
+        assert administration is not None
+        assert administration.id is not None
+        for code, parsed in answers.items():
+            assert parsed is not None, code
+            administrations.save_answer(
+                session=session,
+                administration_id=administration.id,
+                item_code=code,
+                raw_value=parsed.raw_value,
+                score=parsed.score,
+                now=completed_at,
+            )
+        assert administrations.complete_administration(
+            session=session,
+            administration_id=administration.id,
+            expected_item="patient_global",
+            now=completed_at,
+        )
+        recompute_administration(
+            session,
+            administration_id=administration.id,
+            window=timedelta(days=ctx.settings.lab_window_days),
+            now=completed_at,
+        )
+        return administration.id

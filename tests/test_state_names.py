@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from bot.digest_render import render_digest
 from bot.domain.scoring import AsdasState
 from bot.export.columns import dictionary_rows
-from bot.render import TEMPLATES_DIR, default_renderer
-from bot.screens import chart_labels
+from bot.present.digest.text import render_digest
+from bot.present.history import chart_labels
+from bot.present.render import TEMPLATES_DIR, default_renderer
 from tests.digest import samples
 
-LANGUAGES = ("en", "zh")
+LANGUAGES = ("en", "zh", "de")
 
 SPEC_NAMES: dict[str, dict[AsdasState, str]] = {
     "en": {
@@ -29,13 +29,27 @@ SPEC_NAMES: dict[str, dict[AsdasState, str]] = {
         AsdasState.HIGH: "高疾病活动",
         AsdasState.VERY_HIGH: "极高疾病活动",
     },
+    "de": {
+        AsdasState.INACTIVE: "inaktive Erkrankung",
+        AsdasState.LOW: "niedrige Krankheitsaktivität",
+        AsdasState.HIGH: "hohe Krankheitsaktivität",
+        AsdasState.VERY_HIGH: "sehr hohe Krankheitsaktivität",
+    },
 }
-"""Clinical spec §3: the 2018 ASAS names and their Chinese forms."""
+"""Clinical spec §3: the 2018 ASAS names, their Chinese forms, and the German clinical terms."""
 
-NOT_STATE_NAMES = ("缓解", "remission", "疾病不活动", "低疾病活动度", "高疾病活动度", "moderate")
+NOT_STATE_NAMES = (
+    *("缓解", "remission", "疾病不活动", "低疾病活动度", "高疾病活动度", "moderate"),
+    *("Remission", "mäßige Krankheitsaktivität", "moderate Krankheitsaktivität"),
+)
 """Names a rheumatologist would correct: remission is not an ASDAS state, nor are older forms."""
 
-STOP_REASON_WORDING = ("remission_or_taper", "remission or taper", "缓解或减量")
+STOP_REASON_WORDING = (
+    "remission_or_taper",
+    "remission or taper",
+    "缓解或减量",
+    "Remission oder Ausschleichen",
+)
 """The therapy stop reason of clinical spec §7, whose words are no ASDAS state name."""
 
 # One patient in each state: ASDAS 1.0, 1.5, 2.5 and 4.0.
@@ -62,7 +76,7 @@ class TestStateTable:
     def test_no_template_names_a_state_outside_the_table(self) -> None:
         """No template file spells a state in a form the spec rules out (e.g. 缓解)."""
         for path in TEMPLATES_DIR.rglob("*"):
-            if path.suffix not in (".toml", ".j2") or path.name == "states.toml":
+            if path.suffix not in (".toml", ".j2", ".po", ".pot") or path.name == "states.toml":
                 continue
             text = path.read_text(encoding="utf-8")
             for stop_reason in STOP_REASON_WORDING:
@@ -98,6 +112,12 @@ class TestEveryTextNamingAState:
         drawn = language if labels.inactive == SPEC_NAMES[language][AsdasState.INACTIVE] else "en"
         names = SPEC_NAMES[drawn]
         assert [labels.inactive, labels.low, labels.high, labels.very_high] == list(names.values())
+
+    def test_german_chart_labels_need_no_extra_font(self) -> None:
+        """German is drawn in German on any server: matplotlib's own fonts have its letters."""
+        labels = chart_labels(default_renderer(), "de", 12)
+        assert labels.very_high == "sehr hohe Krankheitsaktivität"
+        assert labels.date_pattern == "dd.MM."
 
     @pytest.mark.parametrize("language", LANGUAGES)
     def test_physician_flags_name_states_from_the_table(self, language: str) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from bot.cli.common import app_context, echo_json, fail
+from bot.cli.common import JsonFlag, app_context, echo_json, fail
 
 staff_app = typer.Typer(
     help=(
@@ -16,14 +16,12 @@ staff_app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
-
 
 @staff_app.command("add")
 def staff_add(
     email: Annotated[str, typer.Option("--email", help="The person's e-mail (their sign-in).")],
     role: Annotated[str, typer.Option("--role", help="admin, physician, nurse or researcher.")],
-    language: Annotated[str | None, typer.Option(help="en or zh.")] = None,
+    language: Annotated[str | None, typer.Option(help="en, zh or de.")] = None,
     physician: Annotated[
         int | None, typer.Option("--physician", help="Physician record of a physician account.")
     ] = None,

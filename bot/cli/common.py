@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import getpass
+import html
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy.exc import OperationalError
@@ -18,6 +21,22 @@ from bot.services import keyed
 from storage import migrate
 
 USAGE_ERROR = 2
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+_TAG = re.compile(r"<[^>]+>")
+
+
+def plain(rendered: str) -> str:
+    """A message rendered for chat (HTML) as plain terminal text."""
+    return html.unescape(_TAG.sub("", rendered))
+
+
+def cli_actor() -> str:
+    """Who ran the command, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"[:120]
+    except (KeyError, OSError):
+        return "cli"
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:

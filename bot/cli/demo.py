@@ -1,15 +1,14 @@
 """`spondybot demo`: the patient's conversation in a terminal, without Telegram.
 
 It drives the same services (`bot.services.conversation`, labs, history) and the same screens
-and templates (`bot.screens`) as the Telegram bot, on a throwaway SQLite database: enrollment,
-consent, onboarding, the whole questionnaire, the BASDAI, then an ASDAS-CRP with a sample CRP
-entered as a clinic would, and the history chart written to a PNG file. When standard input
-runs out (piped input, `make demo` in CI) the remaining steps are answered automatically.
+and templates (`bot.present.screens`) as the Telegram bot, on a throwaway SQLite database:
+enrollment, consent, onboarding, the whole questionnaire, the BASDAI, then an ASDAS-CRP with a
+sample CRP entered as a clinic would, and the history chart written to a PNG file. When standard
+input runs out (piped input, `make demo` in CI) the remaining steps are answered automatically.
 """
 
 from __future__ import annotations
 
-import html
 import io
 import re
 import secrets
@@ -23,15 +22,17 @@ from typing import Annotated, Final, TextIO
 
 import typer
 
-from bot.charts import trend_chart_png
-from bot.cli.common import fail
+from bot.cli.common import fail, plain
 from bot.clock import FixedClock, SystemClock
 from bot.config import SUPPORTED_LANGUAGES, SettingsError, load_settings
 from bot.context import AppContext
-from bot.course_render import CourseWords
 from bot.domain.scoring import AsdasState, display_round
-from bot.render import Renderer, default_renderer
-from bot.screens import Button, Presentation, Screen, history_screens, present
+from bot.present.charts import trend_chart_png
+from bot.present.conversation import present
+from bot.present.course import CourseWords
+from bot.present.history import history_screens
+from bot.present.render import Renderer, default_renderer
+from bot.present.screens import Button, Presentation, Screen
 from bot.services import conversation, history, labs, staff, therapy
 from bot.services.conversation import Reply
 from bot.services.questionnaire import Outcome, QuestionnaireReply
@@ -40,7 +41,7 @@ from storage import migrate
 DEMO_USER: Final = 1
 MAX_STEPS: Final = 200
 QUIT_WORDS: Final = frozenset({"quit", "exit", "q"})
-BACK_WORDS: Final = frozenset({"back", "返回"})
+BACK_WORDS: Final = frozenset({"back", "返回", "zurück"})
 """Typed words that press the questionnaire's Back button, whatever its label says."""
 
 
@@ -77,13 +78,7 @@ to it, so it had run for a while; the case report does not say how long."""
 SAMPLE_ANSWERS: Final = CASE_BASELINE.answers
 """What the demo answers by itself: the case's first visit."""
 SAMPLE_CRP_MG_L: Final = CASE_BASELINE.crp_mg_l
-_TAG = re.compile(r"<[^>]+>")
 _EDGE_SYMBOLS = re.compile(r"^\W+|\W+$")
-
-
-def plain(text: str) -> str:
-    """Telegram HTML as terminal text."""
-    return html.unescape(_TAG.sub("", text))
 
 
 def _words(label: str) -> str:
@@ -391,7 +386,7 @@ def _add_case_therapies(ctx: AppContext, clinic_ref: str) -> None:
 
 
 def demo(
-    language: Annotated[str, typer.Option(help="en or zh.")] = "en",
+    language: Annotated[str, typer.Option(help="en, zh or de.")] = "en",
     chart: Annotated[
         Path | None, typer.Option(help="Where to write the chart (default: a new temp folder).")
     ] = None,

@@ -51,8 +51,8 @@ def preview(
 
     Example: spondybot digest preview --physician 1 --week 2026-W14 --out /tmp
     """
-    from bot.digest_render import render_digest
-    from bot.render import default_renderer
+    from bot.present.digest.text import render_digest
+    from bot.present.render import default_renderer
     from bot.services.digest import build_digest
 
     chosen = _week(week)
@@ -90,11 +90,9 @@ def send(physician: PhysicianOption, week: WeekOption = None) -> None:
 
     Example: spondybot digest send --physician 1
     """
-    from telegram import Bot
-
-    from bot.digest_send import SendResult, send_now
-    from bot.render import default_renderer
-    from bot.services.digest import Channel, recipients
+    from bot.present.render import default_renderer
+    from bot.services.digest import recipients
+    from bot.telegram.digest_sending import send_now_outside_the_bot
 
     chosen = _week(week)
     with app_context() as ctx:
@@ -112,33 +110,16 @@ def send(physician: PhysicianOption, week: WeekOption = None) -> None:
                 "and no e-mail address or no SMTP settings"
             )
 
-        async def run() -> dict[Channel, SendResult] | None:
-            if token is None:
-                bot = Bot("0:unused")  # never called: e-mail only
-                return await send_now(
-                    bot,
-                    ctx,
-                    default_renderer(),
-                    physician_id=physician,
-                    week=chosen,
-                    email_to=where.email,
-                )
-            async with Bot(
-                token.get_secret_value(),
-                base_url=ctx.settings.telegram_api_base_url,
-                base_file_url=ctx.settings.telegram_file_base_url,
-            ) as bot:
-                return await send_now(
-                    bot,
-                    ctx,
-                    default_renderer(),
-                    physician_id=physician,
-                    week=chosen,
-                    chat_id=chat_id,
-                    email_to=where.email,
-                )
-
-        results = asyncio.run(run())
+        results = asyncio.run(
+            send_now_outside_the_bot(
+                ctx,
+                default_renderer(),
+                physician_id=physician,
+                week=chosen,
+                chat_id=chat_id,
+                email_to=where.email,
+            )
+        )
     if results is None:
         typer.echo(f"physician {physician} has no enrolled patients yet: no digest")
         return

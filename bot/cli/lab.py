@@ -6,18 +6,15 @@ of its lines were refused, 2 bad arguments or a refused value (nothing written).
 
 from __future__ import annotations
 
-import getpass
-import html
-import re
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.cli.common import app_context, echo_json, fail
+from bot.cli.common import JsonFlag, app_context, cli_actor, echo_json, fail, plain
 from bot.domain.labs import LabInputError, display_value
-from bot.render import default_renderer
+from bot.present.render import default_renderer
 from bot.services import labs
 from bot.services.labs import LabView
 
@@ -30,14 +27,12 @@ app = typer.Typer(
 )
 
 PARTIAL_IMPORT = 1
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
-_TAG = re.compile(r"<[^>]+>")
 
 
 def _text(key: str, **variables: Any) -> str:
-    """A message from templates/messages/en/labs.toml as plain terminal text."""
+    """A message from templates/messages/labs.toml as plain terminal text."""
     rendered = default_renderer().text(f"labs.{key}", "en", **variables)
-    return html.unescape(_TAG.sub("", rendered))
+    return plain(rendered)
 
 
 def reason_text(error: LabInputError) -> str:
@@ -47,14 +42,6 @@ def reason_text(error: LabInputError) -> str:
 
 def _refuse(error: LabInputError) -> None:
     fail(reason_text(error))
-
-
-def _actor() -> str:
-    """Who ran the command, for the audit trail."""
-    try:
-        return f"cli:{getpass.getuser()}"[:120]
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _drawn(lab: LabView, timezone: str) -> str:
@@ -136,7 +123,7 @@ def add(
                 ctx,
                 clinic_ref=patient,
                 drawn=drawn,
-                entered_by=_actor(),
+                entered_by=cli_actor(),
                 crp=crp,
                 crp_unit=unit,
                 crp_below_detection_limit=below_detection_limit,
@@ -188,7 +175,7 @@ def import_file(
     """
     with app_context() as ctx:
         try:
-            report = labs.import_lab_file(ctx, data=path, entered_by=_actor(), dry_run=dry_run)
+            report = labs.import_lab_file(ctx, data=path, entered_by=cli_actor(), dry_run=dry_run)
         except LabInputError as error:
             _refuse(error)
     if as_json:
@@ -291,7 +278,7 @@ def fix(
             outcome = labs.fix_lab_value(
                 ctx,
                 lab_id=lab_id,
-                actor=_actor(),
+                actor=cli_actor(),
                 value=value,
                 unit=unit,
                 drawn=drawn,
@@ -341,7 +328,7 @@ def delete(
     _require_reason(reason, 'e.g. --reason "wrong patient"')
     with app_context() as ctx:
         try:
-            outcome = labs.delete_lab_value(ctx, lab_id=lab_id, actor=_actor(), reason=reason)
+            outcome = labs.delete_lab_value(ctx, lab_id=lab_id, actor=cli_actor(), reason=reason)
         except LabInputError as error:
             _refuse(error)
         timezone = ctx.settings.clinic_timezone

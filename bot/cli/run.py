@@ -90,9 +90,9 @@ def run(
     (listening on 127.0.0.1 behind a reverse proxy; add --listen 0.0.0.0 if the proxy runs
     on another machine)
     """
-    from bot import webhook
     from bot.app import MissingTokenError, build_application
-    from bot.logging import configure_logging
+    from bot.log import configure_logging
+    from bot.telegram import webhook
 
     # The token is asked for before the database is opened: it is the first thing a new
     # installation lacks, and the message says how to get it.

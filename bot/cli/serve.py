@@ -52,7 +52,7 @@ def serve(
     """
     import uvicorn
 
-    from bot.logging import configure_logging
+    from bot.log import configure_logging
     from bot.web.app import create_app
 
     if not 1 <= port <= 65535:
@@ -64,7 +64,7 @@ def serve(
         extra_routes: list[Any] = []
         if ctx.settings.telegram_bot_token is not None:
             from bot.app import build_application
-            from bot.web.telegram_webhook import webhook_route
+            from bot.telegram.web_route import webhook_route
 
             if webhook_url is not None:
                 try:

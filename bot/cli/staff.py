@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -10,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from bot.cli.common import app_context, echo_json, fail
+from bot.cli.common import JsonFlag, app_context, cli_actor, echo_json, fail
 from bot.domain.treatment import TherapyInputError
-from bot.render import default_renderer
+from bot.present.render import default_renderer
 from bot.services import staff, staff_access, therapy
 
 physician_app = typer.Typer(
@@ -23,8 +22,6 @@ patient_app = typer.Typer(
     help="Manage patients.\n\nExample: spondybot patient add --physician 1 --ref MRN-0042",
     no_args_is_help=True,
 )
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
 
 def _print_code(code: staff.IssuedCode, timezone: str) -> None:
@@ -41,7 +38,7 @@ def physician_add(
     timezone: Annotated[
         str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")
     ] = None,
-    language: Annotated[str | None, typer.Option(help="en or zh.")] = None,
+    language: Annotated[str | None, typer.Option(help="en, zh or de.")] = None,
     email: Annotated[str | None, typer.Option(help="Where the weekly digest is e-mailed.")] = None,
     admin: Annotated[
         bool, typer.Option("--admin", help="Clinic admin: sees every patient.")
@@ -107,14 +104,6 @@ def physician_code(
     _print_code(code, clinic_timezone)
 
 
-def _actor() -> str:
-    """Who ran the command, for the audit trail."""
-    try:
-        return f"cli:{getpass.getuser()}"[:120]
-    except (KeyError, OSError):
-        return "cli"
-
-
 def _report_change(
     change: staff_access.AccessChange, done: str, nothing: str, as_json: bool
 ) -> None:
@@ -136,7 +125,7 @@ def physician_unlink(physician_id: PhysicianId, as_json: JsonFlag = False) -> No
     """
     with app_context() as ctx:
         try:
-            change = staff_access.unlink_account(ctx, physician_id=physician_id, actor=_actor())
+            change = staff_access.unlink_account(ctx, physician_id=physician_id, actor=cli_actor())
         except staff.StaffError as error:
             fail(str(error))
     _report_change(
@@ -156,7 +145,7 @@ def physician_deactivate(physician_id: PhysicianId, as_json: JsonFlag = False) -
     """
     with app_context() as ctx:
         try:
-            change = staff_access.deactivate(ctx, physician_id=physician_id, actor=_actor())
+            change = staff_access.deactivate(ctx, physician_id=physician_id, actor=cli_actor())
         except staff.StaffError as error:
             fail(str(error))
     _report_change(
@@ -176,7 +165,7 @@ def physician_remove_admin(physician_id: PhysicianId, as_json: JsonFlag = False)
     """
     with app_context() as ctx:
         try:
-            change = staff_access.remove_admin(ctx, physician_id=physician_id, actor=_actor())
+            change = staff_access.remove_admin(ctx, physician_id=physician_id, actor=cli_actor())
         except staff.StaffError as error:
             fail(str(error))
     _report_change(
@@ -192,7 +181,7 @@ def patient_add(
     physician: Annotated[int, typer.Option("--physician", help="Id of the treating physician.")],
     ref: Annotated[str, typer.Option("--ref", help="The clinic's reference for the patient.")],
     name: Annotated[str | None, typer.Option(help="Display name (identifying).")] = None,
-    language: Annotated[str | None, typer.Option(help="en or zh.")] = None,
+    language: Annotated[str | None, typer.Option(help="en, zh or de.")] = None,
     timezone: Annotated[str | None, typer.Option(help="IANA time zone.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -302,7 +291,7 @@ def patient_report(
             report = therapy.course_report(ctx, clinic_ref=clinic_ref)
         except TherapyInputError as error:
             fail(default_renderer().text(f"therapy.reason.{error.code}", "en", **error.params))
-    from bot.course_report import course_report_pdf  # matplotlib only for this command
+    from bot.present.course_report import course_report_pdf  # matplotlib only for this command
 
     pdf = course_report_pdf(default_renderer(), report)
     try:

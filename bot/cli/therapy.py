@@ -6,17 +6,14 @@ written). Dates are clinic dates: `2026-03-02` or `02.03.2026`.
 
 from __future__ import annotations
 
-import getpass
-import html
-import re
 from typing import Annotated, Any
 
 import typer
 
-from bot.cli.common import app_context, echo_json, fail
-from bot.course_render import CourseWords
+from bot.cli.common import JsonFlag, app_context, cli_actor, echo_json, fail, plain
 from bot.domain.treatment import EpisodeReading, TherapyInputError
-from bot.render import default_renderer
+from bot.present.course import CourseWords
+from bot.present.render import default_renderer
 from bot.services import therapy
 from bot.services.therapy import TherapyChange, TherapyView
 
@@ -29,18 +26,12 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
-_TAG = re.compile(r"<[^>]+>")
 _LANGUAGE = "en"
 
 
-def _plain(rendered: str) -> str:
-    return html.unescape(_TAG.sub("", rendered))
-
-
 def _text(key: str, **variables: Any) -> str:
-    """A message from templates/messages/en/therapy.toml as plain terminal text."""
-    return _plain(default_renderer().text(f"therapy.{key}", _LANGUAGE, **variables))
+    """A message from templates/messages/therapy.toml as plain terminal text."""
+    return plain(default_renderer().text(f"therapy.{key}", _LANGUAGE, **variables))
 
 
 def _words() -> CourseWords:
@@ -49,14 +40,6 @@ def _words() -> CourseWords:
 
 def _refuse(error: TherapyInputError) -> None:
     fail(_text(f"reason.{error.code}", **error.params))
-
-
-def _actor() -> str:
-    """Who ran the command, for the audit trail."""
-    try:
-        return f"cli:{getpass.getuser()}"[:120]
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _as_json(view: TherapyView) -> dict[str, Any]:
@@ -170,7 +153,7 @@ def add(
                 dose=dose,
                 stop=stop,
                 stop_reason=stop_reason,
-                actor=_actor(),
+                actor=cli_actor(),
                 dry_run=dry_run,
             )
         except TherapyInputError as error:
@@ -178,7 +161,7 @@ def add(
     if as_json:
         echo_json({"dry_run": dry_run, "therapy": _as_json(view)})
         return
-    episode = _plain(_words().episode(view))
+    episode = plain(_words().episode(view))
     if dry_run:
         typer.echo(_text("cli.preview", ref=view.clinic_ref, episode=episode))
     else:
@@ -196,9 +179,9 @@ def _report_change(change: TherapyChange, key: str, as_json: bool) -> None:
         _text(
             key,
             therapy_id=change.after.therapy_id,
-            episode=_plain(words.episode(change.after)),
-            before=_plain(words.episode(change.before)),
-            after=_plain(words.episode(change.after)),
+            episode=plain(words.episode(change.after)),
+            before=plain(words.episode(change.before)),
+            after=plain(words.episode(change.after)),
         )
     )
 
@@ -223,7 +206,7 @@ def stop(
     with app_context() as ctx:
         try:
             change = therapy.stop_therapy(
-                ctx, therapy_id=therapy_id, stop=on, stop_reason=reason, actor=_actor()
+                ctx, therapy_id=therapy_id, stop=on, stop_reason=reason, actor=cli_actor()
             )
         except TherapyInputError as error:
             _refuse(error)
@@ -260,7 +243,7 @@ def fix(
             change = therapy.fix_therapy(
                 ctx,
                 therapy_id=therapy_id,
-                actor=_actor(),
+                actor=cli_actor(),
                 drug=drug,
                 therapy_class=therapy_class,
                 dose=dose,
@@ -306,7 +289,7 @@ def list_therapies(
         typer.echo(_text("cli.no_therapies", ref=course.clinic_ref))
         return
     for line in _words().course(course):
-        typer.echo(_plain(line))
+        typer.echo(plain(line))
 
 
 @app.command("checkin")
@@ -331,7 +314,7 @@ def checkin(
     with app_context() as ctx:
         try:
             previous = therapy.set_safety_checkin(
-                ctx, clinic_ref=patient, setting=chosen, actor=_actor()
+                ctx, clinic_ref=patient, setting=chosen, actor=cli_actor()
             )
         except TherapyInputError as error:
             _refuse(error)

@@ -62,8 +62,8 @@ def tick(
     Example: spondybot tick --at 2026-03-29T07:00:00Z
     """
     from bot.app import MissingTokenError, build_application
-    from bot.jobs import run_tick
-    from bot.logging import configure_logging
+    from bot.log import configure_logging
+    from bot.telegram.tick import run_tick
 
     clock: Clock = SystemClock() if at is None else FixedClock(_parse_instant(at))
     if at is not None and not force and clock.now() > SystemClock().now() + CLOCK_SLACK:

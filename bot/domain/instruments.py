@@ -113,7 +113,8 @@ def parse_typed_answer(code: str, text: str) -> ParsedAnswer | None:
 
     Rating items take a whole number 0-10 (ASAS prefers integer NRS for electronic
     collection, spec §1). Item 6 takes a duration such as "45 min", "1.5 h", "1:30" or
-    "1小时30分钟"; a bare number is read as minutes.
+    "1小时30分钟" (German "1,5 Std.", "1 Stunde 30 Minuten" too); a bare number is read as
+    minutes.
     """
     kind = item(code).kind
     if len(text) > _MAX_TEXT_LENGTH:
@@ -142,22 +143,23 @@ def _parse_rating(text: str) -> ParsedAnswer | None:
 
 _NUMBER: Final = r"[0-9]{1,4}(?:[.,][0-9]{1,3})?"
 _WHOLE: Final = r"[0-9]{1,4}"
-_HOURS: Final = r"(?:hours|hour|hrs|hr|h|小时)"
-_MINUTES: Final = r"(?:minutes|minute|mins|min|m|分钟|分)"
+_HOURS: Final = r"(?:hours|hour|hrs|hr|h|stunden|stunde|std\.?|小时)"
+_MINUTES: Final = r"(?:minutes|minute|minuten|mins|min\.?|m|分钟|分)"
 
 _DURATIONS: Final[tuple[re.Pattern[str], ...]] = (
     re.compile(rf"(?P<minutes>{_WHOLE})"),
     re.compile(rf"(?P<minutes>{_NUMBER})\s*{_MINUTES}"),
     re.compile(rf"(?P<hours>{_NUMBER})\s*{_HOURS}"),
     re.compile(
-        rf"(?P<hours>{_WHOLE})\s*{_HOURS}\s*,?\s*(?:and\s*)?"
+        rf"(?P<hours>{_WHOLE})\s*{_HOURS}\s*,?\s*(?:(?:and|und)\s*)?"
         rf"(?P<part>[0-5]?[0-9])\s*(?:{_MINUTES})?"
     ),
     re.compile(rf"(?P<hours>{_WHOLE}):(?P<part>[0-5][0-9])"),
 )
 
 _HEDGES: Final = re.compile(
-    r"^(?:about|around|approximately|approx\.?|roughly|~|大约|大概|差不多|约)\s*|\s*左右$"
+    r"^(?:about|around|approximately|approx\.?|roughly|etwa|ungefähr|ca\.?|~|大约|大概|差不多|约)"
+    r"\s*|\s*左右$"
 )
 
 # Traditional forms and colloquial words mapped to the ones the patterns know.

@@ -3,7 +3,8 @@
 Every entry route (command line, CSV import, physician chat) reads values through this module,
 so "7,59", "< 5", "mg/dL" or "02.03.2026" mean the same thing wherever they were typed.
 A value that cannot be read or is implausible raises `LabInputError`, whose `code` names the
-reason; the reasons are worded in `templates/messages/<lang>/labs.toml` under `reason.<code>`.
+reason; the reasons are worded in the `labs.reason.<code>` messages
+(`templates/messages/labs.toml`).
 """
 
 from __future__ import annotations

@@ -53,6 +53,12 @@ class AsdasState(StrEnum):
     HIGH = "high disease activity"
     VERY_HIGH = "very high disease activity"
 
+    @property
+    def key(self) -> str:
+        """The one short name of the state ("inactive", "low", "high", "very_high") by which
+        the templates' state names, the web pages and the export address it (spec §3)."""
+        return self.name.lower()
+
 
 class AsdasChange(StrEnum):
     """ASDAS change between two administrations (spec §3; Machado ARD 2011, Molto ARD 2018)."""

@@ -68,13 +68,6 @@ _ITEM_LABELS: Final = {
 }
 """Short labels, not the licensed question wording (clinical spec §1, licensing)."""
 
-_STATE_CODES: Final = {
-    scoring.AsdasState.INACTIVE: "inactive",
-    scoring.AsdasState.LOW: "low",
-    scoring.AsdasState.HIGH: "high",
-    scoring.AsdasState.VERY_HIGH: "very-high",
-}
-
 # FHIR decimals allow at most 18 integer and 17 fractional digits (the decimal regex).
 _FHIR_FRACTION: Final = Decimal(1).scaleb(-17)
 _DECIMAL_MARK: Final = "\x00decimal:"
@@ -285,7 +278,7 @@ def _score_observation(
 
 def _asdas_state(value: Decimal) -> tuple[str, str]:
     state = scoring.asdas_category(value)
-    return _STATE_CODES[state], state.value
+    return state.key.replace("_", "-"), state.value
 
 
 def score_observations(record: ExportRecord) -> list[dict[str, Any]]:

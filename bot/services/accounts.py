@@ -21,7 +21,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlmodel import Session
 
-from bot.config import SUPPORTED_LANGUAGES
 from bot.context import AppContext
 from storage import physicians, staff_accounts
 from storage.models import SessionStage as SessionStage  # re-exported: the web knows no storage
@@ -236,9 +235,9 @@ def create_account(
     address = _check_email(email)
     staff_role = _check_role(role)
     lang = language or ctx.settings.clinic_language
-    if lang not in SUPPORTED_LANGUAGES:
+    if lang not in ctx.settings.languages:
         raise AccountError(
-            "bad_language", f"--language must be one of {', '.join(SUPPORTED_LANGUAGES)}"
+            "bad_language", f"--language must be one of {', '.join(ctx.settings.languages)}"
         )
     if staff_role is StaffRole.PHYSICIAN and physician_id is None:
         raise AccountError("needs_physician", "--physician is required for a physician account")

@@ -27,6 +27,7 @@ from bot.domain import attention, scoring, treatment
 from bot.domain import safety as safety_rules
 from bot.domain.treatment import AsdasVariant, EpisodeReading
 from bot.services import therapy as therapy_service
+from bot.services.identifiers import identifier_of
 from storage import administrations, deliveries, physicians, scores, therapies
 from storage import digest as digest_storage
 from storage import safety as safety_storage
@@ -235,13 +236,6 @@ class SafetyNote:
     question: str
     note: str | None
     alerted_now: bool
-
-
-def identifier_of(patient: Patient, choice: PatientIdentifier) -> str:
-    """How physician-facing messages name a patient, per the clinic's setting."""
-    if choice is PatientIdentifier.DISPLAY_NAME and patient.display_name:
-        return patient.display_name
-    return patient.clinic_ref
 
 
 def _percent(part: int, whole: int) -> int | None:

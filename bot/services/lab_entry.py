@@ -22,7 +22,7 @@ from bot.domain import scoring
 from bot.domain.labs import LabInputError as LabInputError  # re-exported for the web
 from bot.domain.labs import Measurement
 from bot.services import labs as lab_service
-from bot.services import physician as physician_service
+from bot.services import physician_panel
 from bot.services.accounts import Principal
 from storage import administrations, audit, labs, patients, scores
 from storage.models import Patient, PatientStatus
@@ -127,7 +127,7 @@ def _completes(session: Session, administration_ids: tuple[int, ...]) -> tuple[C
                         completed_at=administration.completed_at,
                         variant=variant,
                         value=scoring.display_round(value),
-                        state=physician_service.state_key(value),
+                        state=physician_panel.state_key(value),
                     )
                 )
     return tuple(sorted(found, key=lambda score: (score.completed_at, score.variant)))

@@ -19,9 +19,9 @@ from sqlmodel import Session
 from bot.context import AppContext
 from bot.domain import attention, instruments, scoring
 from bot.domain import labs as lab_rules
-from bot.services import physician as physician_service
+from bot.services import physician_panel
 from bot.services.accounts import Principal, StaffRole
-from bot.services.physician import PatientSummary
+from bot.services.physician_panel import PatientSummary
 from storage import administrations, audit, enrollment, labs, patients, physicians, scores
 from storage.models import AdministrationStatus, Answer, Patient, PatientStatus
 
@@ -103,7 +103,7 @@ def overview(
                 continue
             if needle and needle not in patient.clinic_ref.casefold():
                 continue
-            summary = physician_service.summarize_patient(ctx, session, patient, now)
+            summary = physician_panel.summarize_patient(ctx, session, patient, now)
             rows.append(
                 OverviewRow(
                     summary=summary,
@@ -220,7 +220,7 @@ def _score(value: Decimal | None, lab: LabRow | None, *, asdas: bool) -> ScoreCe
     (clinical spec §3), with the date of the lab value it used (spec §6)."""
     if value is None:
         return None
-    state = physician_service.state_key(value) if asdas else None
+    state = physician_panel.state_key(value) if asdas else None
     if lab is None:
         return ScoreCell(scoring.display_round(value), state)
     return ScoreCell(
@@ -305,7 +305,7 @@ def record(ctx: AppContext, *, principal: Principal, clinic_ref: str) -> Record 
             patient_id=patient.id,
             action=AUDIT_VIEW,
         )
-        summary = physician_service.summarize_patient(ctx, session, patient, now)
+        summary = physician_panel.summarize_patient(ctx, session, patient, now)
         doctor = physicians.get_physician(session=session, physician_id=patient.physician_id)
         history = administrations.list_administrations(session=session, patient_id=patient.id)
         ids = [a.id for a in history if a.id is not None]

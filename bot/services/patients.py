@@ -18,14 +18,14 @@ from zoneinfo import available_timezones
 
 from sqlmodel import Session
 
-from bot.config import SUPPORTED_LANGUAGES, check_timezone
+from bot.config import check_timezone
 from bot.context import AppContext
 from bot.services.keyed import account_hash
 from storage import audit, enrollment, patients
 from storage.models import Patient, PatientStatus
 
 CONSENT_VERSION: Final = "2026-12-v2"
-"""Version of the consent text in templates/messages/<lang>/consent.toml (`version` key)."""
+"""Version of the consent text in templates/messages/consent.toml (`version` key)."""
 
 STEP_LANGUAGE: Final = "language"
 STEP_CONSENT: Final = "consent"
@@ -237,7 +237,7 @@ def _save(session: Session, patient: Patient) -> None:
 def _choose_language(
     ctx: AppContext, session: Session, patient: Patient, value: str, now: datetime
 ) -> AccountReply | None:
-    if value not in SUPPORTED_LANGUAGES or patient.status == PatientStatus.WITHDRAWN.value:
+    if value not in ctx.settings.languages or patient.status == PatientStatus.WITHDRAWN.value:
         return None
     patient.language = value
     if _onboarding(patient) and patient.onboarding_step in (None, STEP_LANGUAGE):

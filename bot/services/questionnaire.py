@@ -244,10 +244,20 @@ def _run(
 
 def _begin(
     session: Session, patient: Patient, administration: Administration, now: datetime
+) -> QuestionnaireView:
+    """Moves an unstarted administration to its first question, in the patient's language,
+    and returns where it now stands."""
+    assert administration.id is not None
+    if administration.current_item is None:
+        _move_to_first_question(session, patient, administration, now)
+    fresh = administrations.get_administration(session=session, administration_id=administration.id)
+    assert fresh is not None
+    return _view(session, patient, fresh)
+
+
+def _move_to_first_question(
+    session: Session, patient: Patient, administration: Administration, now: datetime
 ) -> None:
-    """Moves an unstarted administration to its first question, in the patient's language."""
-    if administration.current_item is not None:
-        return
     assert administration.id is not None
     administrations.set_language_if_unstarted(
         session=session, administration_id=administration.id, language=patient.language
@@ -269,14 +279,22 @@ def start(ctx: AppContext, *, telegram_user_id: int, administration_id: int) -> 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
         patient = _answering_patient(session, telegram_user_id, now)
         administration = _own_open_administration(session, patient, administration_id, now)
-        _begin(session, patient, administration, now)
-        fresh = administrations.get_administration(
-            session=session, administration_id=administration_id
-        )
-        assert fresh is not None
-        return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh))
+        view = _begin(session, patient, administration, now)
+        return _reply(patient, Outcome.SHOW, view=view)
 
     return _run(ctx, action)
+
+
+def _open_administration(
+    session: Session, patient: Patient, now: datetime
+) -> Administration | None:
+    """The patient's open questionnaire, if any."""
+    assert patient.id is not None
+    administration = administrations.get_open_administration(
+        session=session, patient_id=patient.id, now=now
+    )
+    assert administration is None or administration.id is not None
+    return administration
 
 
 def resume(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
@@ -284,19 +302,11 @@ def resume(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
         patient = _answering_patient(session, telegram_user_id, now)
-        assert patient.id is not None
-        administration = administrations.get_open_administration(
-            session=session, patient_id=patient.id, now=now
-        )
+        administration = _open_administration(session, patient, now)
         if administration is None:
             return _reply(patient, Outcome.NO_OPEN, next_slot=next_scheduled_slot(patient, now))
-        assert administration.id is not None
-        _begin(session, patient, administration, now)
-        fresh = administrations.get_administration(
-            session=session, administration_id=administration.id
-        )
-        assert fresh is not None
-        return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh), resumed=True)
+        view = _begin(session, patient, administration, now)
+        return _reply(patient, Outcome.SHOW, view=view, resumed=True)
 
     return _run(ctx, action)
 
@@ -394,21 +404,13 @@ def answer_typed(ctx: AppContext, *, telegram_user_id: int, text: str) -> Questi
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
         patient = _answering_patient(session, telegram_user_id, now)
-        assert patient.id is not None
-        administration = administrations.get_open_administration(
-            session=session, patient_id=patient.id, now=now
-        )
+        administration = _open_administration(session, patient, now)
         if administration is None:
             return _reply(patient, Outcome.NO_OPEN, next_slot=next_scheduled_slot(patient, now))
-        assert administration.id is not None
         item = administration.current_item
         if item is None:
-            _begin(session, patient, administration, now)
-            fresh = administrations.get_administration(
-                session=session, administration_id=administration.id
-            )
-            assert fresh is not None
-            return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh), resumed=True)
+            view = _begin(session, patient, administration, now)
+            return _reply(patient, Outcome.SHOW, view=view, resumed=True)
         view = _view(session, patient, administration)
         if item == flow.SUMMARY:
             return _reply(patient, Outcome.HINT, view=view)
@@ -603,15 +605,11 @@ def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
         else:
             resumed = True
         assert administration.id is not None
-        _begin(session, patient, administration, now)
-        fresh = administrations.get_administration(
-            session=session, administration_id=administration.id
-        )
-        assert fresh is not None
+        view = _begin(session, patient, administration, now)
         return _reply(
             patient,
             Outcome.SHOW,
-            view=_view(session, patient, fresh),
+            view=view,
             resumed=resumed,
             new_message=True,
         )

@@ -20,7 +20,7 @@ from sqlmodel import Session
 from bot.context import AppContext
 from bot.domain import safety as rules
 from bot.domain.safety import PatientAdvice
-from bot.services.digest import identifier_of
+from bot.services.identifiers import identifier_of
 from bot.services.patients import linked_patient
 from bot.services.therapy import episodes_of_patient
 from storage import administrations, audit, deliveries, safety

@@ -9,7 +9,7 @@ from datetime import time, timedelta
 
 from sqlmodel import Session
 
-from bot.config import SUPPORTED_LANGUAGES, check_timezone
+from bot.config import Settings, check_timezone
 from bot.context import AppContext
 from bot.services import keyed
 from storage import enrollment, patients, physicians
@@ -88,10 +88,10 @@ def legacy_hash_code(code: str) -> str:
     return hashlib.sha256(normalise_code(code).encode()).hexdigest()
 
 
-def _validated_language(language: str | None, default: str) -> str:
-    chosen = language or default
-    if chosen not in SUPPORTED_LANGUAGES:
-        raise StaffError(f"--language must be one of {', '.join(SUPPORTED_LANGUAGES)}")
+def _validated_language(language: str | None, settings: Settings) -> str:
+    chosen = language or settings.clinic_language
+    if chosen not in settings.languages:
+        raise StaffError(f"--language must be one of {', '.join(settings.languages)}")
     return chosen
 
 
@@ -142,7 +142,7 @@ def add_physician(
         raise StaffError("--name must not be empty")
     if email is not None and "@" not in email:
         raise StaffError("--email must be an e-mail address")
-    lang = _validated_language(language, ctx.settings.clinic_language)
+    lang = _validated_language(language, ctx.settings)
     zone = _validated_timezone(timezone, ctx.settings.clinic_timezone)
     with ctx.session() as session:
         physician = physicians.create_physician(
@@ -178,7 +178,7 @@ def add_patient(
     ref = clinic_ref.strip()
     if not ref or len(ref) > 64 or any(ch.isspace() for ch in ref):
         raise StaffError("--ref must be 1 to 64 characters without spaces")
-    lang = _validated_language(language, ctx.settings.clinic_language)
+    lang = _validated_language(language, ctx.settings)
     zone = _validated_timezone(timezone, ctx.settings.clinic_timezone)
     with ctx.session() as session:
         if physicians.get_physician(session=session, physician_id=physician_id) is None:

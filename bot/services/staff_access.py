@@ -1,7 +1,7 @@
 """Taking staff access away: unlink a physician's Telegram account, deactivate a physician,
 remove admin rights. Each change is written to the audit trail in the same transaction.
 
-Access is checked from the database on every update (`bot.services.physician.viewer_of`), so a
+Access is checked from the database on every update (`bot.services.physician_panel.viewer_of`), so a
 revoked account's next command or button is refused at once, in every process. These services
 are what every front door calls: the command line (`spondybot physician …`) and the clinic web
 app's staff page.

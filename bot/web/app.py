@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bot.context import AppContext
-from bot.render import Renderer, default_renderer
+from bot.present.render import Renderer, default_renderer
 from bot.services.accounts import Principal
 from bot.web import (
     audit_page,
@@ -54,7 +54,7 @@ def create_app(
     extra_routes: list[BaseRoute] | None = None,
 ) -> Starlette:
     """Builds the web app on `ctx`; `extra_routes` carries the Telegram webhook when the bot
-    runs in the same process (see `bot.web.telegram_webhook`)."""
+    runs in the same process (see `bot.telegram.web_route`)."""
     routes: list[BaseRoute] = [
         Route("/", home, methods=["GET"]),
         *sign_in.ROUTES,

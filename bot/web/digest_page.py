@@ -35,7 +35,7 @@ async def digest_page(request: Request, principal: Principal) -> Response:
     messages: list[Markup] = []
     charts: list[str] = []
     if found.digest is not None:
-        from bot.digest_render import render_digest
+        from bot.present.digest.text import render_digest
 
         rendered = await run_in_threadpool(render_digest, found.digest, deps.renderer)
         # The messages are rendered from our own autoescaped templates (Telegram's HTML).

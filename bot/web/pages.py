@@ -11,9 +11,9 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from bot.config import SUPPORTED_LANGUAGES
 from bot.context import AppContext
-from bot.render import Renderer
+from bot.present.formats import clock_text, weekday_name
+from bot.present.render import Renderer
 from bot.services.accounts import Principal
 
 
@@ -36,12 +36,13 @@ def language_of(request: Request, principal: Principal | None) -> str:
     Accept-Language, then the clinic's language."""
     if principal is not None:
         return principal.language
+    languages = deps_of(request).renderer.languages
     asked = request.query_params.get("lang", "")
-    if asked in SUPPORTED_LANGUAGES:
+    if asked in languages:
         return asked
     for part in request.headers.get("accept-language", "").split(","):
         tag = part.split(";")[0].strip().lower()[:2]
-        if tag in SUPPORTED_LANGUAGES:
+        if tag in languages:
             return tag
     return deps_of(request).ctx.settings.clinic_language
 
@@ -91,6 +92,8 @@ def render(
         t_in=t_in,
         when=when,
         day=day,
+        weekday=lambda number: weekday_name(number, language),
+        clock=lambda value: clock_text(value, language),
         lang=language,
         principal=principal,
         csrf_token=form_token or (principal.csrf_token if principal else ""),

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bot.render import Renderer
+from bot.present.render import Renderer
 from bot.services import patient_record
 from bot.services.accounts import Area, Principal
 from bot.web.guard import page_for, refused
@@ -35,8 +35,8 @@ def _course_chart(renderer: Renderer, language: str, record: patient_record.Reco
     """The course chart as a PNG data URI (an image, so the CSP needs no script), or None."""
     if not record.course:
         return None
-    from bot import screens
-    from bot.charts import TrendPoint, trend_chart_png
+    from bot.present import history
+    from bot.present.charts import TrendPoint, trend_chart_png
 
     use_crp = any(point.asdas_crp is not None for point in record.course)
     points = [
@@ -48,7 +48,7 @@ def _course_chart(renderer: Renderer, language: str, record: patient_record.Reco
         for point in record.course
     ]
     weeks = patient_record.CHART_WEEKS
-    labels = screens.chart_labels(
+    labels = history.chart_labels(
         renderer,
         language,
         weeks,

@@ -11,7 +11,7 @@ Use the `running_bot` fixture (tests/conftest.py), which yields a started `Runni
 
 What it gives you:
 
-* `api` (`tests.fake_bot_api.FakeBotApi`), `application` (built by `bot.app.build_application`
+* `api` (`tests.fake_telegram.FakeBotApi`), `application` (built by `bot.app.build_application`
   with the real handlers), `ctx` (an `AppContext` whose `clock` is a `FixedClock` at
   `tests.conftest.T0`), and `renderer`.
 * `settle()` waits until the bot has fetched and completely handled every update queued so far,
@@ -21,7 +21,7 @@ What it gives you:
   Telegram user; `onboarded_patient(...)` also takes them through `/start <code>`, language,
   consent, time zone, weekday and time; `linked_physician(...)` links a physician.
 * The scheduler's repeating tick is NOT installed (time stands still in tests); call
-  `bot.jobs.run_tick(...)` yourself, or pass `with_tick=True` to `start()`.
+  `bot.telegram.tick.run_tick(...)` yourself, or pass `with_tick=True` to `start()`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot import handlers
 from bot.app import build_application
 from bot.clock import FixedClock
 from bot.context import AppContext
-from bot.render import Renderer, default_renderer
+from bot.present.render import Renderer, default_renderer
+from bot.telegram.handlers import patient
 from tests.factories import make_patient, make_physician
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 
 SETTLE_TIMEOUT = 15.0
 
@@ -65,7 +65,7 @@ class RunningBot:
             assert application.post_init is not None
             await application.post_init(application)
         else:
-            await handlers.on_startup(application)
+            await patient.publish_commands(application)
         await application.start()
         assert application.updater is not None
         await application.updater.start_polling(poll_interval=0, timeout=1)
@@ -108,7 +108,7 @@ class RunningBot:
         created = make_patient(
             self.ctx, physician_id=physician.physician_id, language=language, timezone=timezone
         )
-        user = self.api.new_user(name, language_code="zh-hans" if language == "zh" else "en")
+        user = self.api.new_user(name, language_code="zh-hans" if language == "zh" else language)
         return user, created.patient_id, created.code.code
 
     async def onboarded_patient(

@@ -8,7 +8,7 @@ from sqlmodel import col, select
 
 from bot.context import AppContext
 from storage.models import Administration, Answer, AuditEvent, ScoreRecord
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 
 def administrations_of(ctx: AppContext, patient_id: int) -> list[Administration]:

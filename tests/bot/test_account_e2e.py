@@ -22,7 +22,7 @@ from storage.models import (
 )
 from tests.bot.e2e import RunningBot
 from tests.bot.helpers import administrations_of
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 
 async def complete_checkin(bot: RunningBot, user: FakeUser, answers: list[str]) -> None:
@@ -44,17 +44,20 @@ def patient_row(bot: RunningBot, patient_id: int) -> Patient:
 
 class TestCommandMenu:
     async def test_commands_registered_in_every_language(self, running_bot: RunningBot) -> None:
-        """The command menu is published in English (default) and Chinese."""
+        """The command menu is published in English (default), Chinese and German."""
         english = running_bot.api.commands()
         chinese = running_bot.api.commands(language_code="zh")
+        german = running_bot.api.commands(language_code="de")
         names = [
             "checkin", "sideeffect", "history", "status", "settings", "language", "pause", "stop",
             "help",
         ]  # fmt: skip
         assert [c["command"] for c in english] == names
         assert [c["command"] for c in chinese] == names
+        assert [c["command"] for c in german] == names
         assert english[0]["description"] == "Answer an extra questionnaire now"
         assert chinese[0]["description"] == "现在额外回答一份问卷"
+        assert german[0]["description"] == "Jetzt einen zusätzlichen Fragebogen beantworten"
 
     async def test_help_lists_every_command(self, running_bot: RunningBot) -> None:
         """/help names every patient command."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import Engine
 
-from bot.app import MissingTokenError, build_application, deps
+from bot.app import MissingTokenError, build_application
 from bot.clock import FixedClock
 from bot.context import AppContext
+from bot.telegram.deps import deps
 from tests.conftest import make_settings
 
 

@@ -6,14 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from bot.charts import CJK_FONT_FILE
+from bot.present.charts import CJK_FONT_FILE
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-CAN_DRAW_CHINESE = "from bot.charts import can_render; print(can_render(['高疾病活动']))"
+CAN_DRAW_CHINESE = "from bot.present.charts import can_render; print(can_render(['高疾病活动']))"
 
 
 def _cjk_font_installed() -> bool:
@@ -62,3 +63,15 @@ class TestCjkFontAfterInstall:
     def test_a_fresh_font_list_finds_it_too(self, tmp_path: Path) -> None:
         """With no font list yet, the first chart can draw Chinese."""
         assert _python(CAN_DRAW_CHINESE, tmp_path) == "True"
+
+
+class TestGermanLabels:
+    def test_german_words_and_month_names_draw_with_the_bundled_font(self) -> None:
+        """German needs no extra package: matplotlib's own DejaVu Sans has ä, ö, ü and ß, so
+        the German axis (CLDR month names) and labels are drawn, not replaced by English."""
+        from bot.present.charts import can_render
+        from bot.present.formats import day_text
+
+        march = day_text(date(2026, 3, 2), "dd. MMM", "de")
+        assert march == "02. März"
+        assert can_render([march, "sehr hohe Krankheitsaktivität", "Größe", "Schmerz äöü ß"])

@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from bot.context import AppContext
-from bot.handlers.common import call_brief
+from bot.telegram.handlers.common import call_brief
 from storage.models import Physician
 
 

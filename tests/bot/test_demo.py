@@ -66,6 +66,29 @@ class TestDemo:
         assert "您今天的 BASDAI 为 3.8" in result.output
         assert chart.exists()
 
+    def test_german_typed_walk_through(self, tmp_path: Path) -> None:
+        """A German patient picks Deutsch, types German durations and button words, and reads
+        the informal-rendering label, the score and the ASDAS state in German."""
+        chart = tmp_path / "de.png"
+        # Deutsch is the second language button (English first, then by language code).
+        lines = ["2", "1", "1", "1", "5", "1", "4", "5", "0", "3", "4", "1,5 Std.", "5"]
+        lines.append("bestätigen")
+        result = runner.invoke(
+            app,
+            ["demo", "--language", "de", "--chart", str(chart)],
+            input="\n".join(lines) + "\n",
+        )
+        assert result.exit_code == 0, result.output
+        output = result.output
+        assert "Bevor wir beginnen: Ihre Einwilligung" in output
+        assert "Frage 1 von 7" in output
+        assert "informelle Übertragung" in output
+        assert "6. Morgensteifigkeit (wie lange): 1½ Std." in output
+        assert "Ihr BASDAI heute beträgt 3,6" in output
+        assert "(sehr hohe Krankheitsaktivität)" in output
+        assert "automatisch" not in output
+        assert chart.read_bytes().startswith(b"\x89PNG")
+
     def test_quit(self, tmp_path: Path) -> None:
         """Typing quit leaves the demo with a non-zero exit code and no chart."""
         chart = tmp_path / "never.png"

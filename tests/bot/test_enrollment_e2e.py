@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlmodel import select
 
 from bot.services.keyed import account_hash
@@ -39,7 +40,7 @@ class TestEnrollment:
         welcome, language = ana.messages()
         assert "Your Telegram account is now linked" in welcome["text"]
         assert "Which language" in language["text"]
-        assert [label for label, _ in ana.buttons()] == ["English", "中文"]
+        assert [label for label, _ in ana.buttons()] == ["English", "Deutsch", "中文"]
         assert patient_row(running_bot, patient_id).status == PatientStatus.ONBOARDING.value
         (link,) = links(running_bot)
         assert (link.telegram_user_id, link.patient_id) == (ana.id, patient_id)
@@ -75,6 +76,25 @@ class TestEnrollment:
         assert all("personal code your clinic gave you" in text for text in texts)
         assert links(running_bot) == []
         assert attempts(running_bot) == []
+
+    @pytest.mark.parametrize(
+        ("client_language", "expected"),
+        [
+            ("de", "persönlichen Code, den Ihnen Ihre Klinik gegeben hat"),
+            ("de-AT", "persönlichen Code, den Ihnen Ihre Klinik gegeben hat"),
+            ("zh-hans", "医院提供给您的个人代码"),
+            ("fr", "personal code your clinic gave you"),
+        ],
+    )
+    async def test_strangers_read_how_to_join_in_their_telegram_language(
+        self, running_bot: RunningBot, client_language: str, expected: str
+    ) -> None:
+        """Before anyone has chosen, the language Telegram reports picks the text: German and
+        Chinese clients read theirs, any other language reads English."""
+        stranger = running_bot.api.new_user("Jonas", language_code=client_language)
+        stranger.send_text("Hallo")
+        await running_bot.settle()
+        assert expected in stranger.last_message()["text"]
 
     async def test_five_wrong_codes_in_an_hour_ask_to_wait(self, running_bot: RunningBot) -> None:
         """After five wrong codes the account must wait an hour, even with the right code."""
@@ -168,7 +188,7 @@ class TestConsentAndSetUp:
         assert patient.schedule_time.strftime("%H:%M") == "18:00"
         assert patient.status == PatientStatus.ACTIVE.value
         assert patient.onboarding_step is None
-        assert "每周三 18:00（Asia/Shanghai）" in ana.last_message()["text"]
+        assert "每星期三 18:00（Asia/Shanghai）" in ana.last_message()["text"]
 
     async def test_clinic_time_zone_is_offered_first(self, running_bot: RunningBot) -> None:
         """The clinic's own time zone is the first choice."""

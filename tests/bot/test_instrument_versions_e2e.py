@@ -10,7 +10,7 @@ import pytest
 
 from bot.config import SettingsError, load_settings
 from bot.domain.instruments import INSTRUMENT_VERSION
-from bot.render import TEMPLATES_DIR, Renderer
+from bot.present.render import TEMPLATES_DIR, Renderer
 from tests.bot.e2e import RunningBot
 from tests.bot.helpers import administrations_of
 
@@ -111,3 +111,12 @@ class TestVersionSetting:
         settings = load_settings(_env_file=None)
         assert settings.instrument_version("en") == INSTRUMENT_VERSION
         assert settings.instrument_version("zh") == INSTRUMENT_VERSION
+        assert settings.instrument_version("de") == INSTRUMENT_VERSION
+
+    def test_german_has_its_own_setting(self) -> None:
+        """INSTRUMENT_VERSION_DE selects the German text and is checked for a German file."""
+        with pytest.raises(SettingsError) as raised:
+            load_settings(_env_file=None, instrument_version_de="not-installed-v9")
+        assert str(raised.value).startswith("setting INSTRUMENT_VERSION_DE:")
+        settings = load_settings(_env_file=None, instrument_version_de=INSTRUMENT_VERSION)
+        assert settings.instrument_version("de") == INSTRUMENT_VERSION

@@ -11,14 +11,17 @@ import pytest
 from telegram import Chat, Message, Update, User
 
 from bot import callbacks as cb
-from bot.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
+from bot.config import SUPPORTED_LANGUAGES
 from bot.domain.instruments import INSTRUMENT_VERSION, ITEM_CODES, STIFFNESS_CHOICES_MINUTES
-from bot.keyboards import markup
-from bot.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
-from bot.screens import Screen, fit, instrument_text, present, questionnaire_screen
+from bot.present.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
+from bot.present.conversation import present
+from bot.present.questionnaire import questionnaire_screen
+from bot.present.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
+from bot.present.screens import Screen, fit, instrument_text
 from bot.services.patients import CONSENT_VERSION, AccountReply, PatientView
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
-from bot.updates import PerUserUpdateProcessor
+from bot.telegram.keyboards import markup
+from bot.telegram.ordering import PerUserUpdateProcessor
 
 
 def view(position: str | None, language: str = "en", **answers: int) -> QuestionnaireView:
@@ -38,7 +41,7 @@ def view(position: str | None, language: str = "en", **answers: int) -> Question
 
 
 class TestQuestionScreens:
-    @pytest.mark.parametrize("language", ["en", "zh"])
+    @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
     @pytest.mark.parametrize("item", ITEM_CODES)
     def test_every_question_fits_and_carries_its_buttons(self, language: str, item: str) -> None:
         """Each question renders in both languages with answer buttons under 64 bytes."""
@@ -63,6 +66,12 @@ class TestQuestionScreens:
         screen = questionnaire_screen(default_renderer(), view("q2", "zh"))
         assert "非正式译文" in screen.text
         assert "您因强直性脊柱炎引起的颈部、背部或髋部疼痛的总体程度如何？" in screen.text
+
+    def test_german_questions_are_labelled_informal(self) -> None:
+        """The shipped German wording says it is not the licensed translation (spec §1)."""
+        screen = questionnaire_screen(default_renderer(), view("q2", "de"))
+        assert "informelle Übertragung" in screen.text
+        assert "Nacken-, Rücken- oder Hüftschmerzen" in screen.text
 
     def test_summary_lists_every_answer(self) -> None:
         """The summary shows each item with the duration as chosen, then Confirm and Change."""
@@ -103,10 +112,10 @@ class TestKeyboards:
     def test_markup_mirrors_the_rows(self) -> None:
         """Button rows become inline keyboard rows; no buttons, no keyboard."""
         screen = questionnaire_screen(default_renderer(), view("q3"))
-        keyboard = markup(screen)
+        keyboard = markup(screen.buttons)
         assert keyboard is not None
         assert [len(row) for row in keyboard.inline_keyboard] == [6, 5, 1]
-        assert markup(Screen("plain")) is None
+        assert markup(Screen("plain").buttons) is None
 
 
 class TestCharts:
@@ -326,9 +335,10 @@ class TestInstrumentTexts:
 
     def test_chinese_patient_messages_speak_of_hospital_or_doctor(self) -> None:
         """§1: the Chinese texts a patient reads say 医院 or 您的医生, never 诊所."""
-        folder = TEMPLATES_DIR / "messages" / "zh"
-        for path in folder.glob("*.toml"):
-            assert "诊所" not in path.read_text(encoding="utf-8"), path.name
+        catalog = TEMPLATES_DIR / "locale" / "zh" / "LC_MESSAGES" / "messages.po"
+        text = catalog.read_text(encoding="utf-8")
+        assert "医院" in text
+        assert "诊所" not in text
 
     def test_only_the_licensed_wording_goes_unlabelled(self) -> None:
         """The informal Chinese rendering is labelled; the English original is not."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
+from bot.config import SUPPORTED_LANGUAGES
 from bot.domain.instruments import INSTRUMENT_VERSION, ITEM_CODES
 from storage import administrations as administrations_storage
 from storage.models import AdministrationKind, AdministrationStatus
@@ -439,3 +441,166 @@ async def test_settle_waits_for_slow_handlers(running_bot: RunningBot) -> None:
     await asyncio.sleep(0)
     await running_bot.settle()
     assert "Welcome!" in ana.messages()[0]["text"]
+
+
+@dataclass(frozen=True)
+class Journey:
+    """What a patient reads and presses in one language, from the clinic's link to the score."""
+
+    welcome: str
+    language_button: str
+    consent: str
+    agree: str
+    monday: str
+    all_set: str
+    answer_now: str
+    question_1: str
+    q1_wording: str
+    scale: str
+    informal: str | None
+    durations: list[str]
+    one_hour: str
+    summary_q6: str
+    confirm: str
+    result: str
+    status: str
+
+
+JOURNEYS: dict[str, Journey] = {
+    "en": Journey(
+        welcome="Your Telegram account is now linked",
+        language_button="English",
+        consent="Before we start: your consent",
+        agree="I agree",
+        monday="Monday",
+        all_set="All set! Your questionnaire will arrive every Monday at 18:00",
+        answer_now="Answer now",
+        question_1="Question 1 of 7",
+        q1_wording="overall level of fatigue/tiredness",
+        scale="0 = none, 10 = very severe",
+        informal=None,
+        durations=["0 min", "15 min", "30 min", "45 min", "1 h", "1¼ h", "1½ h", "1¾ h",
+                   "2 h or more"],
+        one_hour="1 h",
+        summary_q6="6. Morning stiffness (how long): 1 h",
+        confirm="✅ Confirm",
+        result="Your BASDAI today is 3.3",
+        status="Every Monday at 18:00",
+    ),
+    "zh": Journey(
+        welcome="您的 Telegram 账户已与医院绑定",
+        language_button="中文",
+        consent="开始之前：知情同意",
+        agree="我同意",
+        monday="星期一",
+        all_set="设置完成！问卷将在每星期一 18:00",
+        answer_now="现在回答",
+        question_1="第 1 题，共 7 题",
+        q1_wording="过去一周，您感到疲劳或疲倦的总体程度如何？",
+        scale="0 = 无，10 = 非常严重",
+        informal="非正式译文",
+        durations=["0分钟", "15分钟", "30分钟", "45分钟", "1小时", "1小时15分钟", "1小时30分钟",
+                   "1小时45分钟", "2小时或以上"],
+        one_hour="1小时",
+        summary_q6="晨僵持续时间：1小时",
+        confirm="✅ 确认",
+        result="您今天的 BASDAI 为 3.3",
+        status="星期一",
+    ),
+    "de": Journey(
+        welcome="Ihr Telegram-Konto ist jetzt mit Ihrer Klinik verknüpft",
+        language_button="Deutsch",
+        consent="Bevor wir beginnen: Ihre Einwilligung",
+        agree="Ich stimme zu",
+        monday="Montag",
+        all_set="Alles eingerichtet! Ihr Fragebogen kommt jeden Montag um 18:00 Uhr",
+        answer_now="Jetzt beantworten",
+        question_1="Frage 1 von 7",
+        q1_wording="Ausmaß an Müdigkeit oder Erschöpfung",
+        scale="0 = keine, 10 = sehr stark",
+        informal="informelle Übertragung, nicht die lizenzierte deutsche Übersetzung",
+        durations=["0 Min.", "15 Min.", "30 Min.", "45 Min.", "1 Std.", "1¼ Std.", "1½ Std.",
+                   "1¾ Std.", "2 Std. oder mehr"],
+        one_hour="1 Std.",
+        summary_q6="6. Morgensteifigkeit (wie lange): 1 Std.",
+        confirm="✅ Bestätigen",
+        result="Ihr BASDAI heute beträgt 3,3",
+        status="Jeden Montag um 18:00 Uhr",
+    ),
+}  # fmt: skip
+"""Every supported language has its journey; a language added without one fails below."""
+
+
+class TestJourneyInEveryLanguage:
+    def test_every_supported_language_has_a_journey(self) -> None:
+        """The journey below runs in every language the bot offers."""
+        assert set(JOURNEYS) == set(SUPPORTED_LANGUAGES)
+
+    @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+    async def test_from_the_clinic_link_to_the_score(
+        self, running_bot: RunningBot, language: str
+    ) -> None:
+        """A patient joins with the clinic's code, chooses their language by its button, agrees,
+        sets their schedule and answers by pressing buttons labelled in their language; the
+        answers are stored with that language and the score is shown in it."""
+        words = JOURNEYS[language]
+        # Telegram reports an English client: the patient's own choice decides the language.
+        user, patient_id, code = running_bot.patient()
+        user.send_command("/start", code)
+        await running_bot.settle()
+        welcome, question = user.messages()
+        assert "Your Telegram account is now linked" in welcome["text"]
+        assert [label for label, _ in user.buttons()] == ["English", "Deutsch", "中文"]
+        for asked in JOURNEYS.values():
+            assert asked.language_button in [label for label, _ in user.buttons()]
+        assert "Welche Sprache möchten Sie verwenden?" in question["text"]
+
+        user.press_button(words.language_button)
+        await running_bot.settle()
+        assert words.consent in user.last_message()["text"]
+        user.press_button(words.agree)
+        await running_bot.settle()
+        user.press("o:tz:Europe/Berlin")
+        await running_bot.settle()
+        user.press_button(words.monday)
+        await running_bot.settle()
+        user.press_button("18:00")
+        await running_bot.settle()
+        assert words.all_set in user.last_message()["text"]
+
+        user.press_button(words.answer_now)
+        await running_bot.settle()
+        text = user.last_message()["text"]
+        assert words.question_1 in text
+        assert words.q1_wording in text
+        assert words.scale in text
+        if words.informal is None:
+            assert "informal" not in text
+        else:
+            assert words.informal in text  # the unlicensed wording is labelled as such
+        for _item, value in BUTTON_ANSWERS:
+            user.press_button(value)
+            await running_bot.settle()
+        assert [label for label, _ in user.buttons()][:9] == words.durations
+        user.press_button(words.one_hour)
+        await running_bot.settle()
+        user.press_button("5")
+        await running_bot.settle()
+        assert words.summary_q6 in user.last_message()["text"]
+        user.press_button(words.confirm)
+        await running_bot.settle()
+        assert words.result in user.last_message()["text"]
+
+        user.send_command("/status")
+        await running_bot.settle()
+        assert words.status in user.last_message()["text"]
+
+        (administration,) = administrations_of(running_bot.ctx, patient_id)
+        assert administration.language == language
+        assert administration.instrument_version == INSTRUMENT_VERSION
+        assert administration.status == AdministrationStatus.COMPLETED.value
+        answers = answers_of(running_bot.ctx, administration.id or 0)
+        assert answers["q6"].raw_value == Decimal(60)
+        score = score_of(running_bot.ctx, administration.id or 0)
+        assert score is not None
+        assert score.basdai == Decimal("3.3")

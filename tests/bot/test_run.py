@@ -19,12 +19,12 @@ import pytest
 
 from bot.cli.run import run, webhook_options
 from bot.context import AppContext
-from bot.webhook import secret_matches
+from bot.telegram.webhook import secret_matches
 from storage import migrate
 from storage.db import make_engine
 from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN, make_settings
 from tests.factories import make_patient, make_physician
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_telegram import FakeBotApi
 
 pytestmark = pytest.mark.slow
 

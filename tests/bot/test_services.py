@@ -12,7 +12,8 @@ import pytest
 from bot.clock import FixedClock
 from bot.context import CURRENT_CLAIM, AppContext, RedeliveredUpdate
 from bot.domain.instruments import INSTRUMENT_VERSION
-from bot.services import enrollment, history, labs, patients, questionnaire, staff, updates
+from bot.services import enrollment, history, labs, patients, questionnaire, staff
+from bot.services import redelivery as updates
 from bot.services.enrollment import Outcome as Enrolled
 from bot.services.questionnaire import Outcome
 from storage import administrations

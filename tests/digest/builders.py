@@ -180,38 +180,24 @@ def _closed(ctx: AppContext, patient_id: int, slot: datetime, status: Administra
 
 def crp(ctx: AppContext, patient_id: int, drawn: datetime, mg_l: object) -> int:
     """A CRP value; the scores it can affect are recomputed as the lab service does."""
-    value = Decimal(str(mg_l))
-    with ctx.session() as session:
-        lab = labs.add_lab_result(
-            session=session,
-            patient_id=patient_id,
-            analyte=Analyte.CRP.value,
-            value=value,
-            unit="mg/L",
-            value_normalised=value,
-            below_detection_limit=False,
-            drawn_at=drawn,
-            source="test",
-            entered_by="test",
-            now=drawn,
-        )
-        score_service.recompute_around_lab(
-            session, patient_id=patient_id, drawn_at=drawn, window=WINDOW, now=drawn
-        )
-        assert lab.id is not None
-        return lab.id
+    return _lab(ctx, patient_id, drawn, Analyte.CRP, "mg/L", Decimal(str(mg_l)))
 
 
 def esr(ctx: AppContext, patient_id: int, drawn: datetime, mm_h: object) -> int:
     """An ESR value; the scores it can affect are recomputed as the lab service does."""
-    value = Decimal(str(mm_h))
+    return _lab(ctx, patient_id, drawn, Analyte.ESR, "mm/h", Decimal(str(mm_h)))
+
+
+def _lab(
+    ctx: AppContext, patient_id: int, drawn: datetime, analyte: Analyte, unit: str, value: Decimal
+) -> int:
     with ctx.session() as session:
         lab = labs.add_lab_result(
             session=session,
             patient_id=patient_id,
-            analyte=Analyte.ESR.value,
+            analyte=analyte.value,
             value=value,
-            unit="mm/h",
+            unit=unit,
             value_normalised=value,
             below_detection_limit=False,
             drawn_at=drawn,

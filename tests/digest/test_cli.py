@@ -14,7 +14,7 @@ from bot.context import AppContext
 from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN
 from tests.digest import builders as b
 from tests.digest.conftest import Inbox
-from tests.fake_bot_api import FakeBotApi, image_size
+from tests.fake_telegram import FakeBotApi, image_size
 
 runner = CliRunner()
 

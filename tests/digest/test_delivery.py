@@ -6,18 +6,19 @@ import asyncio
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from bot.app import TICK_TASKS
 from bot.context import AppContext
-from bot.delivery import RetryPolicy
-from bot.digest_render import render_digest
-from bot.digest_send import deliver_due_digests, send_to_chat
-from bot.jobs import TICK_TASKS, run_tick
+from bot.present.digest.text import render_digest
 from bot.services.digest import DeliveryStatus
+from bot.telegram.delivery import RetryPolicy
+from bot.telegram.digest_sending import deliver_due_digests, send_due_digests, send_to_chat
+from bot.telegram.tick import run_tick
 from storage import deliveries, physicians
 from storage.db import make_engine
 from tests.bot.e2e import RunningBot
 from tests.digest import builders as b
 from tests.digest import samples
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 FAST = RetryPolicy(attempts=3, first_backoff=0.01, max_backoff=0.05, read_timeout=5.0)
 # Monday 2 March 2026: 08:00 in Berlin is 07:00 UTC.
@@ -74,9 +75,22 @@ class TestWeeklyDelivery:
         (photo,) = photos_in(user)
         assert "Needs attention 1–1 of 1" in photo["caption"]
 
+    async def test_a_german_physician_gets_it_in_german(self, running_bot: RunningBot) -> None:
+        """A physician whose language is German receives the digest and its chart caption in
+        German, with the German state names."""
+        user, _ = await physician_with_panel(running_bot, name="Dr. Weber", language="de")
+        run = await deliver(running_bot.ctx, running_bot, DUE)
+        assert run.sent == 1
+        (text,) = [m for m in user.messages() if "Wochenbericht" in m.get("text", "")]
+        assert "2026-W09" in text["text"]
+        assert "MRN-42: sehr hohe Krankheitsaktivität" in text["text"]
+        assert digests_in(user) == []  # nothing in English
+        (photo,) = photos_in(user)
+        assert "Auffällig 1–1 von 1" in photo["caption"]
+
     async def test_the_tick_sends_it_once(self, running_bot: RunningBot) -> None:
         """The scheduler's tick includes the digest; ticking again sends nothing twice."""
-        assert "bot.digest_send:send_due_digests" in TICK_TASKS
+        assert send_due_digests in TICK_TASKS
         user, _ = await physician_with_panel(running_bot)
         for minutes in (0, 0, 1, 60):
             report = await run_tick(

@@ -8,11 +8,11 @@ import pytest
 from telegram import Bot
 
 from bot.context import AppContext
-from bot.delivery import RetryPolicy
-from bot.digest_render import render_digest
-from bot.digest_send import deliver_due_digests, send_by_email
-from bot.render import default_renderer
+from bot.present.digest.text import render_digest
+from bot.present.render import default_renderer
 from bot.services.digest import DeliveryStatus, build_digest
+from bot.telegram.delivery import RetryPolicy
+from bot.telegram.digest_sending import deliver_due_digests, send_by_email
 from storage import deliveries
 from tests.conftest import TEST_TOKEN
 from tests.digest import builders as b

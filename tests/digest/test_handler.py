@@ -6,17 +6,17 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from bot.context import AppContext
-from bot.delivery import RetryPolicy
-from bot.digest_send import send_completion_alerts
-from bot.jobs import run_tick
 from bot.services import digest, labs
+from bot.telegram.delivery import RetryPolicy
+from bot.telegram.digest_sending import send_completion_alerts
+from bot.telegram.tick import run_tick
 from storage import deliveries, enrollment, physicians
 from storage.models import Patient
 from tests.bot.e2e import RunningBot
 from tests.bot.helpers import toasts
 from tests.conftest import T0
 from tests.digest import builders as b
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 FAST = RetryPolicy(attempts=2, first_backoff=0.0, max_backoff=0.0, read_timeout=5.0)
 

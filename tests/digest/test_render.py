@@ -10,17 +10,17 @@ import pytest
 from matplotlib.image import imread
 
 from bot.config import SUPPORTED_LANGUAGES
-from bot.digest_charts import PANELS_PER_IMAGE
-from bot.digest_render import (
+from bot.present.digest.charts import PANELS_PER_IMAGE
+from bot.present.digest.text import (
     MAX_MESSAGES,
     html_to_text,
     render_digest,
     signed,
     split_message,
 )
-from bot.render import TELEGRAM_TEXT_LIMIT, default_renderer
+from bot.present.render import TELEGRAM_TEXT_LIMIT, default_renderer
 from tests.digest import samples
-from tests.fake_bot_api import format_text, image_size
+from tests.fake_telegram import format_text, image_size
 
 
 def telegram_accepts(text: str) -> None:
@@ -112,6 +112,33 @@ class TestRenderDigest:
         assert "每周摘要 · 2026-W14" in text
         assert "very high" not in text
 
+    def test_german_wording(self) -> None:
+        """A German-speaking physician reads the digest in German: reasons, states from the
+        German state table, the period with German (CLDR) month names, decimal commas, and the
+        legend."""
+        lines = [
+            samples.line(1, basdai=["3.0", "5.5"], asdas=["2.0", "3.8"]),
+            samples.line(2, unreachable=True, missed=3),
+            samples.line(3, crp=False),
+        ]
+        rendered = render_digest(samples.digest(lines, language="de"), default_renderer())
+        text = "\n".join(rendered.messages)
+        assert "Wochenbericht · 2026-W14" in text
+        assert "(30. März – 5. Apr. 2026)" in text
+        assert "sehr hohe Krankheitsaktivität (ASDAS-CRP 3,8, Labor 31. März 2026)" in text
+        assert (
+            "klinisch relevante Verschlechterung (ASDAS-CRP 2,0 → 3,8, +1,8, Labor 31. März 2026)"
+            in text
+        )
+        assert "BASDAI gestiegen um +2,5 (3,0 → 5,5)" in text
+        assert "3 Fragebögen in Folge versäumt" in text
+        assert "kein CRP in den letzten 12 Wochen, daher kein ASDAS" in text
+        assert "ASDAS-Zustände: &lt;1,3 inaktive Erkrankung" in text
+        assert '<html lang="de">' in rendered.document_html
+        assert "Letzte 4 Wochen" in rendered.document_html
+        for english in ("very high", "Weekly digest", "missed", "Needs attention"):
+            assert english not in text, english
+
     def test_patient_text_is_escaped(self) -> None:
         """An identifier with markup characters is shown literally, not as HTML."""
         lines = [samples.line(1, identifier="<b>Ann & Bo</b>")]
@@ -181,6 +208,7 @@ class TestCharts:
         caption = rendered.charts[0].caption
         assert ("very high" in caption) is (language == "en")
         assert ("极高" in caption) is (language == "zh")
+        assert ("sehr hohe" in caption) is (language == "de")
 
     def test_images_do_not_carry_over_earlier_patients(self) -> None:
         """Drawing other patients in between leaves no trace: the same panels give the same
@@ -188,7 +216,7 @@ class TestCharts:
         from datetime import timedelta
         from decimal import Decimal
 
-        from bot.digest_charts import ChartPanel, ChartPoint, panel_image
+        from bot.present.digest.charts import ChartPanel, ChartPoint, panel_image
 
         def panel(number: int, asdas: str) -> ChartPanel:
             points = [
@@ -213,7 +241,7 @@ class TestCharts:
 
     def test_names_the_font_cannot_draw_fall_back_to_the_reference(self) -> None:
         """A name in a script the chart font lacks is replaced by the clinic reference."""
-        from bot.digest_charts import ChartPanel, _title, drawable
+        from bot.present.digest.charts import ChartPanel, _title, drawable
 
         assert drawable("MRN-00001")
         panel = ChartPanel(number=3, title="李伟", points=[], fallback_title="MRN-00001")

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.context import AppContext
-from bot.digest_render import render_digest
 from bot.domain.attention import Concern, Progress, Variant
 from bot.domain.scoring import AsdasState
-from bot.render import default_renderer
+from bot.present.digest.text import render_digest
+from bot.present.render import default_renderer
 from bot.services.digest import build_digest
 from tests.digest import builders as b
 from tests.digest.test_service import line_of, slot

@@ -203,6 +203,29 @@ class TestTypedDuration:
         assert answer.raw_value == D(minutes)
 
     @pytest.mark.parametrize(
+        ("text", "minutes"),
+        [
+            ("45 Minuten", "45"),
+            ("45 Min.", "45"),
+            ("1 Std.", "60"),
+            ("1,5 Std.", "90"),
+            ("1 Stunde", "60"),
+            ("2 Stunden", "120"),
+            ("1 Stunde 30 Minuten", "90"),
+            ("1 Std. und 15 Min.", "75"),
+            ("etwa 30 Minuten", "30"),
+            ("ca. 1 Std.", "60"),
+            ("ungefähr 1,5 Stunden", "90"),
+        ],
+    )
+    def test_reads_german_durations(self, text: str, minutes: str) -> None:
+        """German units (Minuten, Min., Stunde(n), Std.), the decimal comma and hedges
+        (etwa, ca., ungefähr) are understood, as the German hint invites."""
+        answer = parse_typed_answer("q6", text)
+        assert answer is not None
+        assert answer.raw_value == D(minutes)
+
+    @pytest.mark.parametrize(
         ("text", "expected"),
         [
             ("30 min", duration("30", "2.5")),

@@ -32,7 +32,7 @@ from storage.db import make_engine
 from storage.models import Administration, AdministrationStatus, Answer, AuditEvent
 from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN, make_settings
 from tests.factories import make_active_patient, make_physician
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 
 SEED = int(os.environ.get("SPONDYBOT_FAULT_SEED", "20260302"))
 """Seeds every random choice of the suite; set SPONDYBOT_FAULT_SEED to replay another run."""

@@ -13,7 +13,7 @@ import pytest
 
 from bot.context import AppContext
 from tests.conftest import TEST_TOKEN
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_telegram import FakeBotApi
 from tests.faults.harness import (
     REPLY_TIMEOUT,
     SEED,

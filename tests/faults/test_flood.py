@@ -15,7 +15,7 @@ import pytest
 
 from bot.context import AppContext
 from tests.conftest import TEST_TOKEN
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 from tests.faults.harness import (
     SEED,
     BotProcess,

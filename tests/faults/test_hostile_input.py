@@ -25,7 +25,7 @@ from sqlmodel import select
 from bot.context import AppContext
 from bot.domain import labs as lab_rules
 from bot.domain.instruments import ITEM_CODES, MAX_STIFFNESS_MINUTES
-from bot.services import conversation, enrollment, labs, physician, questionnaire
+from bot.services import conversation, crp_entry, enrollment, labs, physician_panel, questionnaire
 from bot.services.conversation import PATIENT_COMMANDS
 from storage.models import (
     Administration,
@@ -38,7 +38,7 @@ from storage.models import (
 )
 from tests.bot.e2e import RunningBot
 from tests.factories import make_active_patient, make_patient, make_physician
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 
 pytestmark = pytest.mark.slow
 
@@ -293,15 +293,15 @@ class TestServicesUnderHostileInput:
             account=st.sampled_from(ACCOUNTS),
         )
         def command(args: list[str], account: int) -> None:
-            preview = physician.preview_crp(cast.ctx, telegram_user_id=account, args=args)
-            detail = physician.patient_detail(
+            preview = crp_entry.preview_crp(cast.ctx, telegram_user_id=account, args=args)
+            detail = physician_panel.patient_detail(
                 cast.ctx, telegram_user_id=account, clinic_ref=" ".join(args[:1])
             )
             if account == DOCTOR:
                 assert preview is not None
                 assert detail is not None
                 if preview.pending_id is not None:
-                    saved = physician.resolve_pending(
+                    saved = crp_entry.resolve_pending(
                         cast.ctx, telegram_user_id=account, pending_id=preview.pending_id, save=True
                     )
                     assert saved is not None

@@ -26,7 +26,7 @@ from storage import migrate
 from storage.db import make_engine
 from tests.bot.e2e import RunningBot
 from tests.conftest import TEST_TOKEN, make_settings
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_telegram import FakeBotApi
 from tests.faults.harness import (
     SEED,
     TRY_AGAIN,

@@ -28,7 +28,7 @@ from sqlmodel import SQLModel, select
 from telegram import Bot
 
 from bot.context import AppContext
-from bot.logging import (
+from bot.log import (
     WITHHELD,
     JsonFormatter,
     RedactTokens,
@@ -40,7 +40,7 @@ from storage.models import ChatLink, EnrollmentCode, ProcessedUpdate
 from tests.bot.e2e import RunningBot
 from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN
 from tests.factories import make_patient, make_physician
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 from tests.faults.harness import BotProcess, bot_environment
 
 pytestmark = pytest.mark.slow

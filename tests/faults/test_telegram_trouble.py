@@ -20,13 +20,13 @@ from bot.app import build_application
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.context import AppContext
-from bot.delivery import RetryPolicy
-from bot.jobs import TickReport, run_tick
+from bot.telegram.delivery import RetryPolicy
+from bot.telegram.tick import TickReport, run_tick
 from storage import deliveries
 from storage.models import DeliveryStatus
 from tests.conftest import make_settings
 from tests.factories import make_active_patient, make_physician
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 
 pytestmark = pytest.mark.slow
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Context, Decimal
 
 import pytest
 
 from bot.context import AppContext
 from bot.domain import instruments
-from bot.services.scores import recompute_administration
-from storage import administrations, audit, scores
+from storage import audit, scores
 from storage.models import AuditEvent, ScoreRecord
-from tests.factories import make_patient, make_physician
+from tests.factories import make_completed_questionnaire, make_patient, make_physician
 
 # The published case of clinical spec §5, after treatment: back pain 2, stiffness 12 min (1),
 # global 2, peripheral 0; with CRP 7.59 mg/L its ASDAS-CRP is 1.767 (1.8, low activity).
@@ -68,44 +67,10 @@ def questionnaire(
     """A questionnaire answered with buttons and completed at `completed_at`, stored and scored
     as the questionnaire service does it; returns the administration id."""
     chosen = dict(CASE_ANSWERS if answers is None else answers)
-    with ctx.session() as session:
-        administration = administrations.create_administration(
-            session=session,
-            patient_id=patient_id,
-            kind="scheduled",
-            slot_at=completed_at - timedelta(hours=1),
-            now=completed_at - timedelta(hours=1),
-            expires_at=completed_at + timedelta(days=3),
-            instrument_version=instruments.INSTRUMENT_VERSION,
-            language="en",
-            current_item="patient_global",
-        )
-        assert administration is not None
-        assert administration.id is not None
-        for code, value in chosen.items():
-            parsed = instruments.button_answer(code, value)
-            assert parsed is not None, (code, value)
-            administrations.save_answer(
-                session=session,
-                administration_id=administration.id,
-                item_code=code,
-                raw_value=parsed.raw_value,
-                score=parsed.score,
-                now=completed_at,
-            )
-        assert administrations.complete_administration(
-            session=session,
-            administration_id=administration.id,
-            expected_item="patient_global",
-            now=completed_at,
-        )
-        recompute_administration(
-            session,
-            administration_id=administration.id,
-            window=timedelta(days=ctx.settings.lab_window_days),
-            now=completed_at,
-        )
-        return administration.id
+    parsed = {code: instruments.button_answer(code, value) for code, value in chosen.items()}
+    return make_completed_questionnaire(
+        ctx, patient_id=patient_id, completed_at=completed_at, answers=parsed
+    )
 
 
 def score_of(ctx: AppContext, administration_id: int) -> ScoreRecord:

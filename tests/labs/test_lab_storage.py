@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from bot.context import AppContext
-from storage import labs
-from storage.models import LabResult
+from storage import labs, pending
+from storage.models import LabResult, PendingLabEntry
 from tests.labs.conftest import Clinic
 
 DRAWN = datetime(2026, 2, 20, 11, 0, tzinfo=UTC)
@@ -94,8 +94,13 @@ class TestPendingEntries:
 
     def resolve(self, ctx: AppContext, entry: int, physician: int, at: datetime = NOW) -> bool:
         with ctx.session() as session:
-            return labs.resolve_pending_entry(
-                session=session, entry_id=entry, physician_id=physician, status="saved", now=at
+            return pending.resolve_pending(
+                session=session,
+                model=PendingLabEntry,
+                row_id=entry,
+                physician_id=physician,
+                status="saved",
+                now=at,
             )
 
     def test_resolves_once(self, ctx: AppContext, clinic: Clinic) -> None:
@@ -104,7 +109,7 @@ class TestPendingEntries:
         assert self.resolve(ctx, entry, clinic.physician_a)
         assert not self.resolve(ctx, entry, clinic.physician_a)
         with ctx.session() as session:
-            found = labs.get_pending_entry(session=session, entry_id=entry)
+            found = pending.get_pending(session=session, model=PendingLabEntry, row_id=entry)
         assert found is not None
         assert (found.status, found.resolved_at) == ("saved", NOW)
 

@@ -14,7 +14,7 @@ from bot.services import labs, staff
 from tests.bot.e2e import RunningBot
 from tests.bot.helpers import toasts
 from tests.factories import make_patient
-from tests.fake_bot_api import FakeUser
+from tests.fake_telegram import FakeUser
 from tests.labs.conftest import Clinic, questionnaire
 
 NOT_AVAILABLE = "This command is not available."

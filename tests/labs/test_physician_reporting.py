@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.context import AppContext
-from bot.handlers.physician import render_detail, render_list
-from bot.render import default_renderer
-from bot.services import labs, physician
+from bot.present.physician import render_detail, render_list
+from bot.present.render import default_renderer
+from bot.services import labs, physician_panel
 from tests.labs.conftest import Clinic, questionnaire
 from tests.labs.test_physician_service import DR_A, PATIENT, link
 
@@ -27,7 +27,7 @@ def linked(ctx: AppContext, clinic: Clinic) -> Clinic:
 
 
 def _listed(ctx: AppContext) -> str:
-    found = physician.patient_list(ctx, telegram_user_id=DR_A)
+    found = physician_panel.patient_list(ctx, telegram_user_id=DR_A)
     assert found is not None
     return render_list(default_renderer(), found)
 
@@ -42,7 +42,7 @@ class TestPatientList:
         labs.add_lab_values(
             ctx, clinic_ref="MRN-0001", drawn="2026-02-18", entered_by="cli:x", esr="36"
         )
-        found = physician.patient_list(ctx, telegram_user_id=DR_A)
+        found = physician_panel.patient_list(ctx, telegram_user_id=DR_A)
         assert found is not None
         row = found.rows[0]
         assert (row.asdas_kind, row.asdas_state) == ("ESR", "very_high")
@@ -78,7 +78,7 @@ class TestPatientDetail:
             ctx, patient_id=linked.patient_1, completed_at=DONE + timedelta(days=28), answers=lower
         )
         ctx.clock.advance(timedelta(days=30))  # type: ignore[attr-defined]
-        reply = physician.patient_detail(ctx, telegram_user_id=DR_A, clinic_ref="MRN-0001")
+        reply = physician_panel.patient_detail(ctx, telegram_user_id=DR_A, clinic_ref="MRN-0001")
         assert reply is not None
         assert reply.detail is not None
         summary = reply.detail.summary

@@ -10,10 +10,11 @@ import pytest
 from bot.clock import FixedClock
 from bot.config import PatientIdentifier
 from bot.context import AppContext
-from bot.services import enrollment, labs, physician, staff
-from bot.services.physician import CrpOutcome, Lookup, PendingOutcome
-from storage import labs as lab_storage
-from storage import patients
+from bot.services import crp_entry, enrollment, labs, physician_panel, staff
+from bot.services.crp_entry import CrpOutcome
+from bot.services.physician_panel import Lookup, PendingOutcome
+from storage import patients, pending
+from storage.models import PendingLabEntry
 from tests.factories import make_patient
 from tests.labs.conftest import Clinic, questionnaire, score_of
 
@@ -44,12 +45,12 @@ def linked(ctx: AppContext, clinic: Clinic) -> Clinic:
 
 def pending_rows(ctx: AppContext, entry_id: int) -> str | None:
     with ctx.session() as session:
-        entry = lab_storage.get_pending_entry(session=session, entry_id=entry_id)
+        entry = pending.get_pending(session=session, model=PendingLabEntry, row_id=entry_id)
     return None if entry is None else entry.status
 
 
-def preview(ctx: AppContext, account: int, *args: str) -> physician.CrpPreview:
-    found = physician.preview_crp(ctx, telegram_user_id=account, args=list(args))
+def preview(ctx: AppContext, account: int, *args: str) -> crp_entry.CrpPreview:
+    found = crp_entry.preview_crp(ctx, telegram_user_id=account, args=list(args))
     assert found is not None
     return found
 
@@ -61,10 +62,13 @@ class TestNotAPhysician:
     ) -> None:
         """A patient or an unknown account gets None from every physician function, whether
         the reference exists or not, and nothing is kept."""
-        assert physician.patient_list(ctx, telegram_user_id=account) is None
+        assert physician_panel.patient_list(ctx, telegram_user_id=account) is None
         for ref in ("MRN-0001", "MRN-9999"):
-            assert physician.patient_detail(ctx, telegram_user_id=account, clinic_ref=ref) is None
-            assert physician.preview_crp(ctx, telegram_user_id=account, args=[ref, "7"]) is None
+            assert (
+                physician_panel.patient_detail(ctx, telegram_user_id=account, clinic_ref=ref)
+                is None
+            )
+            assert crp_entry.preview_crp(ctx, telegram_user_id=account, args=[ref, "7"]) is None
         assert pending_rows(ctx, 1) is None
 
     @pytest.mark.parametrize("account", [PATIENT, STRANGER])
@@ -75,7 +79,7 @@ class TestNotAPhysician:
         entry = preview(ctx, DR_A, "MRN-0001", "7.59").pending_id
         assert entry is not None
         assert (
-            physician.resolve_pending(ctx, telegram_user_id=account, pending_id=entry, save=True)
+            crp_entry.resolve_pending(ctx, telegram_user_id=account, pending_id=entry, save=True)
             is None
         )
         assert pending_rows(ctx, entry) == "pending"
@@ -87,7 +91,7 @@ class TestOtherPhysiciansPatients:
         """Dr A sees MRN-0001 and MRN-0002, Dr B only MRN-0003; the admin sees all three."""
 
         def refs(account: int) -> list[str]:
-            found = physician.patient_list(ctx, telegram_user_id=account)
+            found = physician_panel.patient_list(ctx, telegram_user_id=account)
             assert found is not None
             return [row.clinic_ref for row in found.rows]
 
@@ -100,8 +104,8 @@ class TestOtherPhysiciansPatients:
     ) -> None:
         """Dr B asking for Dr A's patient gets exactly the answer for a reference that does
         not exist."""
-        foreign = physician.patient_detail(ctx, telegram_user_id=DR_B, clinic_ref="MRN-0001")
-        missing = physician.patient_detail(ctx, telegram_user_id=DR_B, clinic_ref="MRN-0404")
+        foreign = physician_panel.patient_detail(ctx, telegram_user_id=DR_B, clinic_ref="MRN-0001")
+        missing = physician_panel.patient_detail(ctx, telegram_user_id=DR_B, clinic_ref="MRN-0404")
         assert foreign is not None
         assert missing is not None
         assert (foreign.outcome, foreign.detail) == (missing.outcome, missing.detail)
@@ -113,12 +117,12 @@ class TestOtherPhysiciansPatients:
 
     def test_admin_sees_and_enters_for_everyone(self, ctx: AppContext, linked: Clinic) -> None:
         """A clinic admin sees any patient and saves a CRP for any patient."""
-        detail = physician.patient_detail(ctx, telegram_user_id=ADMIN, clinic_ref="MRN-0003")
+        detail = physician_panel.patient_detail(ctx, telegram_user_id=ADMIN, clinic_ref="MRN-0003")
         assert detail is not None
         assert detail.outcome is Lookup.FOUND
         entry = preview(ctx, ADMIN, "MRN-0003", "7.59").pending_id
         assert entry is not None
-        saved = physician.resolve_pending(ctx, telegram_user_id=ADMIN, pending_id=entry, save=True)
+        saved = crp_entry.resolve_pending(ctx, telegram_user_id=ADMIN, pending_id=entry, save=True)
         assert saved is not None
         assert saved.outcome is PendingOutcome.SAVED
 
@@ -126,7 +130,7 @@ class TestOtherPhysiciansPatients:
         """Dr B pressing Save on Dr A's pending entry changes nothing."""
         entry = preview(ctx, DR_A, "MRN-0001", "7.59").pending_id
         assert entry is not None
-        reply = physician.resolve_pending(ctx, telegram_user_id=DR_B, pending_id=entry, save=True)
+        reply = crp_entry.resolve_pending(ctx, telegram_user_id=DR_B, pending_id=entry, save=True)
         assert reply is not None
         assert reply.outcome is PendingOutcome.GONE
         assert pending_rows(ctx, entry) == "pending"
@@ -142,7 +146,7 @@ class TestOtherPhysiciansPatients:
             assert patient is not None
             patient.status = "deleted"
             patients.save_patient(session=session, patient=patient)
-        reply = physician.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
+        reply = crp_entry.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
         assert reply is not None
         assert reply.outcome is PendingOutcome.GONE
 
@@ -156,7 +160,7 @@ class TestPatientList:
             ctx, clinic_ref="MRN-0001", drawn="2026-02-19", entered_by="cli:x", crp="7.59"
         )
         questionnaire(ctx, patient_id=linked.patient_2, completed_at=DONE)
-        found = physician.patient_list(ctx, telegram_user_id=DR_A)
+        found = physician_panel.patient_list(ctx, telegram_user_id=DR_A)
         assert found is not None
         first, second = found.rows
         assert (first.basdai, first.asdas_crp, first.asdas_state) == ("1.3", "1.8", "low")
@@ -171,7 +175,7 @@ class TestPatientList:
         labs.add_lab_values(
             ctx, clinic_ref="MRN-0001", drawn="2026-02-19", entered_by="cli:x", crp="<0.5"
         )
-        found = physician.patient_list(ctx, telegram_user_id=DR_A)
+        found = physician_panel.patient_list(ctx, telegram_user_id=DR_A)
         assert found is not None
         assert found.rows[0].crp_floored
 
@@ -179,8 +183,8 @@ class TestPatientList:
         """Ten patients make two pages of eight and two; a page past the end shows the last."""
         for number in range(8):
             make_patient(ctx, physician_id=linked.physician_a, ref=f"MRN-1{number:03d}")
-        first = physician.patient_list(ctx, telegram_user_id=DR_A, page=0)
-        last = physician.patient_list(ctx, telegram_user_id=DR_A, page=7)
+        first = physician_panel.patient_list(ctx, telegram_user_id=DR_A, page=0)
+        last = physician_panel.patient_list(ctx, telegram_user_id=DR_A, page=7)
         assert first is not None
         assert last is not None
         assert (first.total, first.pages, len(first.rows)) == (10, 2, 8)
@@ -190,13 +194,13 @@ class TestPatientList:
         self, ctx: AppContext, linked: Clinic
     ) -> None:
         """Patients are named by clinic reference, or by display name when configured."""
-        found = physician.patient_list(ctx, telegram_user_id=DR_A)
+        found = physician_panel.patient_list(ctx, telegram_user_id=DR_A)
         assert found is not None
         assert found.rows[0].identifier == "MRN-0001"
         settings = ctx.settings.model_copy(
             update={"patient_identifier": PatientIdentifier.DISPLAY_NAME}
         )
-        found = physician.patient_list(replace(ctx, settings=settings), telegram_user_id=DR_A)
+        found = physician_panel.patient_list(replace(ctx, settings=settings), telegram_user_id=DR_A)
         assert found is not None
         assert [row.identifier for row in found.rows] == ["Ana Ortiz", "MRN-0002"]
 
@@ -211,7 +215,7 @@ class TestCrpEntry:
         assert shown.crp_mg_l == "7.59"
         assert labs.list_lab_values(ctx, clinic_ref="MRN-0001") == []
         assert shown.pending_id is not None
-        saved = physician.resolve_pending(
+        saved = crp_entry.resolve_pending(
             ctx, telegram_user_id=DR_A, pending_id=shown.pending_id, save=True
         )
         assert saved is not None
@@ -234,7 +238,7 @@ class TestCrpEntry:
         entry = preview(ctx, DR_A, "MRN-0001", "7.59").pending_id
         assert entry is not None
         replies = [
-            physician.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
+            crp_entry.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
             for _ in range(2)
         ]
         assert [reply.outcome for reply in replies if reply] == [
@@ -247,10 +251,10 @@ class TestCrpEntry:
         """Cancel closes the entry; a later Save finds it gone."""
         entry = preview(ctx, DR_A, "MRN-0001", "7.59").pending_id
         assert entry is not None
-        cancelled = physician.resolve_pending(
+        cancelled = crp_entry.resolve_pending(
             ctx, telegram_user_id=DR_A, pending_id=entry, save=False
         )
-        late = physician.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
+        late = crp_entry.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
         assert cancelled is not None
         assert late is not None
         assert (cancelled.outcome, late.outcome) == (PendingOutcome.CANCELLED, PendingOutcome.GONE)
@@ -261,8 +265,8 @@ class TestCrpEntry:
         entry = preview(ctx, DR_A, "MRN-0001", "7.59").pending_id
         assert entry is not None
         assert isinstance(ctx.clock, FixedClock)
-        ctx.clock.advance(physician.PENDING_TTL + timedelta(seconds=1))
-        reply = physician.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
+        ctx.clock.advance(physician_panel.PENDING_TTL + timedelta(seconds=1))
+        reply = crp_entry.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
         assert reply is not None
         assert reply.outcome is PendingOutcome.GONE
 
@@ -275,7 +279,7 @@ class TestCrpEntry:
         )
         entry = preview(ctx, DR_A, "MRN-0001", "8", "2026-02-19").pending_id
         assert entry is not None
-        reply = physician.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
+        reply = crp_entry.resolve_pending(ctx, telegram_user_id=DR_A, pending_id=entry, save=True)
         assert reply is not None
         assert (reply.outcome, reply.reason) == (PendingOutcome.REFUSED, "same_sample_differs")
         assert pending_rows(ctx, entry) == "pending"

@@ -14,11 +14,11 @@ from bot.app import build_application
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.context import AppContext
-from bot.delivery import RetryPolicy
-from bot.jobs import TickReport, run_tick
+from bot.telegram.delivery import RetryPolicy
+from bot.telegram.tick import TickReport, run_tick
 from tests.conftest import make_settings
 from tests.factories import make_active_patient, make_physician
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 
 # Short waits so retry tests take fractions of a second; the rules are the production ones.
 FAST = RetryPolicy(attempts=3, first_backoff=0.05, max_backoff=0.2, read_timeout=0.5)

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.context import AppContext
 from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_telegram import FakeBotApi
 from tests.scheduling.conftest import Clinic
 
 runner = CliRunner()

@@ -10,10 +10,10 @@ import pytest
 from telegram import Bot
 from telegram.ext import Application
 
-from bot.delivery import Outgoing, RetryPolicy, deliver, send_one
 from bot.services.scheduling import DeliveryResult, Outcome
+from bot.telegram.delivery import Outgoing, RetryPolicy, deliver, send_one
 from tests.conftest import TEST_TOKEN
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_telegram import FakeBotApi
 from tests.scheduling.conftest import FAST
 
 

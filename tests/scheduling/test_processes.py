@@ -15,7 +15,7 @@ from bot.context import AppContext
 from storage import deliveries
 from storage.models import DeliveryStatus
 from tests.conftest import TEST_PSEUDONYM_KEY, TEST_TOKEN
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_telegram import FakeBotApi
 from tests.scheduling.conftest import Clinic
 
 REPO = Path(__file__).resolve().parents[2]

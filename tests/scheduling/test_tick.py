@@ -12,17 +12,18 @@ import pytest
 from telegram import Update
 from telegram.ext import Application
 
-from bot import jobs
+from bot.app import TICK_TASKS, build_application
 from bot.callbacks import SnoozeButton, StartButton, encode
 from bot.clock import FixedClock
 from bot.context import AppContext
 from bot.domain.instruments import INSTRUMENT_VERSION
-from bot.jobs import Tick
 from bot.services import patients as patient_service
 from bot.services import questionnaire, scheduling
+from bot.telegram import tick as jobs
+from bot.telegram.tick import Tick
 from storage import administrations, deliveries, patients
 from storage.models import Administration, DeliveryStatus
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 from tests.scheduling.conftest import Clinic, Enrolled, Ticker
 
 # The clock starts at T0 = Monday 2026-03-02 09:00 UTC; Monday 18:00 in Berlin is 17:00 UTC.
@@ -538,14 +539,14 @@ class TestTickWiring:
         job.schedule_removal()
 
     async def test_added_tasks_run_and_a_failing_one_does_not_stop_the_rest(
-        self, clinic: Clinic, ticker: Ticker, api: FakeBotApi, monkeypatch: pytest.MonkeyPatch
+        self, clinic: Clinic, ctx: AppContext, clock: FixedClock, api: FakeBotApi
     ) -> None:
-        """Tasks named in TICK_TASKS all run in order; a failure is reported, the rest goes on."""
+        """Tick tasks given to the composition root all run in order; a failure is reported,
+        the rest goes on."""
         ana = clinic.patient()
-        failing = "tests.scheduling.test_tick:failing_task"
-        counting = "tests.scheduling.test_tick:counting_task"
-        monkeypatch.setattr(jobs, "TICK_TASKS", [failing, *jobs.TICK_TASKS, counting])
-        report = await ticker.at(MONDAY_SLOT)
-        assert report.errors == [failing]
+        application = build_application(ctx, tick_tasks=[failing_task, *TICK_TASKS, counting_task])
+        async with application:
+            report = await Ticker(application, ctx, clock).at(MONDAY_SLOT)
+        assert report.errors == ["failing_task"]
         assert report.sent == 1 + 100
         assert len(sent_to(api, ana.user)) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -11,8 +11,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.context import AppContext
 from bot.domain import instruments
-from bot.services.scores import recompute_administration
-from storage import administrations
+from tests.factories import make_completed_questionnaire
 from tests.labs.conftest import Clinic, clinic
 
 __all__ = ["Clinic", "clinic"]
@@ -35,44 +34,10 @@ def typed_questionnaire(
 ) -> int:
     """A questionnaire answered by typing and completed at `completed_at`, stored and scored as
     the questionnaire service does it; returns the administration id."""
-    with ctx.session() as session:
-        administration = administrations.create_administration(
-            session=session,
-            patient_id=patient_id,
-            kind="scheduled",
-            slot_at=completed_at - timedelta(hours=1),
-            now=completed_at - timedelta(hours=1),
-            expires_at=completed_at + timedelta(days=3),
-            instrument_version=instruments.INSTRUMENT_VERSION,
-            language="en",
-            current_item="patient_global",
-        )
-        assert administration is not None
-        assert administration.id is not None
-        for code, text in answers.items():
-            parsed = instruments.parse_typed_answer(code, text)
-            assert parsed is not None, (code, text)
-            administrations.save_answer(
-                session=session,
-                administration_id=administration.id,
-                item_code=code,
-                raw_value=parsed.raw_value,
-                score=parsed.score,
-                now=completed_at,
-            )
-        assert administrations.complete_administration(
-            session=session,
-            administration_id=administration.id,
-            expected_item="patient_global",
-            now=completed_at,
-        )
-        recompute_administration(
-            session,
-            administration_id=administration.id,
-            window=timedelta(days=ctx.settings.lab_window_days),
-            now=completed_at,
-        )
-        return administration.id
+    parsed = {code: instruments.parse_typed_answer(code, text) for code, text in answers.items()}
+    return make_completed_questionnaire(
+        ctx, patient_id=patient_id, completed_at=completed_at, answers=parsed
+    )
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 
 from bot.clock import FixedClock
 from bot.context import AppContext
-from bot.digest_render import render_text
 from bot.domain.attention import Progress
-from bot.render import default_renderer
+from bot.present.digest.text import render_text
+from bot.present.render import default_renderer
 from bot.services import digest, labs, safety, therapy
 from bot.services.digest import IsoWeek, TreatmentKind
 from tests.conftest import make_settings

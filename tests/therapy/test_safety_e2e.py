@@ -17,7 +17,7 @@ from storage.models import SafetyAnswer, SafetyCheckin
 from tests.bot.e2e import RunningBot
 from tests.conftest import TEST_TOKEN, make_settings
 from tests.factories import make_patient, make_physician
-from tests.fake_bot_api import FakeBotApi, FakeUser
+from tests.fake_telegram import FakeBotApi, FakeUser
 
 BEFORE_VTE = ("fever_infection", "hospital", "zoster", "eye")
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.context import AppContext
-from bot.course_render import CourseWords
-from bot.render import default_renderer
+from bot.present.charts import can_render
+from bot.present.course import CourseWords
+from bot.present.course_report import course_report_pdf
+from bot.present.render import default_renderer
 from bot.services import therapy
 from tests.therapy.conftest import CASE_AFTER, CASE_BEFORE, Clinic, invoke, typed_questionnaire
 
@@ -102,6 +105,23 @@ class TestCourseReport:
         upadacitinib = report.course.episodes[1]
         assert "3.9 → 1.8" in " ".join(words.reading(upadacitinib.reading))
         assert [str(line.crp_mg_l) for line in report.scores] == ["64.6", "7.59"]
+
+    def test_german_report_reads_the_case_in_german(
+        self, cli: Path, ctx: AppContext, clinic: Clinic
+    ) -> None:
+        """For a German-speaking physician the reading and the PDF are in German: the report
+        keeps German (Latin letters, umlauts included, need no extra font) rather than falling
+        back to English, and drawing it raises no missing-glyph warning."""
+        enter_case(ctx, clinic)
+        report = replace(therapy.course_report(ctx, clinic_ref="MRN-0001"), language="de")
+        words = CourseWords(default_renderer(), "de")
+        reading = " ".join(words.reading(report.course.episodes[1].reading))
+        assert "sehr hohe Krankheitsaktivität" in reading
+        assert "deutliche Verbesserung" in reading
+        assert "Ziel niedrige Krankheitsaktivität erreicht" in reading
+        assert "BASDAI50 erreicht" in reading
+        assert can_render([default_renderer().text("therapy.reading.major", "de")])
+        assert course_report_pdf(default_renderer(), report).startswith(b"%PDF")
 
     def test_unknown_patient_is_one_line(self, cli: Path, tmp_path: Path) -> None:
         code, _, err = invoke("patient", "report", "MRN-9999", "--out", str(tmp_path / "x.pdf"))

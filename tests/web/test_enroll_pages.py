@@ -53,6 +53,20 @@ class TestEnrollment:
         )
         assert linked.outcome is enrollment.Outcome.PATIENT_LINKED
 
+    def test_german_patient_gets_a_german_sheet(
+        self, web_ctx: AppContext, staff: dict[str, Staff], physician_id: int
+    ) -> None:
+        """German is offered in the language list; the sheet of a German-speaking patient is
+        in German and declares lang="de", while the nurse's own words stay English."""
+        with _signed_in(web_ctx, staff["nurse"]) as client:
+            form = client.get("/enroll").text
+            status, page = _add(client, physician_id, language="de", paper="a4")
+        assert '<option value="de">Deutsch</option>' in form
+        assert status == 200
+        assert 'lang="de"' in page
+        assert "Ihr wöchentlicher Austausch mit Ihrer Ärztin oder Ihrem Arzt" in page
+        assert "Print the sheet now" in page
+
     def test_renewing_invalidates_the_old_code(
         self, web_ctx: AppContext, staff: dict[str, Staff], physician_id: int
     ) -> None:

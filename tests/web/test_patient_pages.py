@@ -95,6 +95,29 @@ class TestPatientList:
         assert "患者" in page
         assert "缓解" not in page + record
 
+    def test_german_reader_gets_german_pages(
+        self, web_ctx: AppContext, physician_id: int, clinic: dict[str, int]
+    ) -> None:
+        """A de account reads the web app in German: navigation, the German state names, the
+        weekday and language of a patient, and the page declares lang="de"."""
+        person = make_staff(
+            web_ctx,
+            "physician",
+            physician_id=physician_id,
+            language="de",
+            email="de@clinic.example",
+        )
+        with _signed_in(web_ctx, person) as client:
+            page = client.get("/patients").text
+            record = client.get("/patients/SEED-1").text
+        assert '<html lang="de">' in page
+        assert "Laboreingabe" in page
+        assert "sehr hohe Krankheitsaktivität" in page
+        assert "Rücken-, Nacken- oder Hüftschmerz: 5" in record
+        assert "Remission" not in page + record
+        for english in ("Lab entry", "very high disease activity", "Sign out"):
+            assert english not in page + record, english
+
 
 class TestPatientPage:
     def test_record_shows_answers_scores_and_lab_provenance(

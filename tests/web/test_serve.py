@@ -24,7 +24,7 @@ from tests.bot.test_run import (
     spondybot,
     stop,
 )
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_telegram import FakeBotApi
 
 __all__ = ["api", "database"]  # fixtures shared with the `spondybot run` tests
 

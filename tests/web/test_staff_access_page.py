@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from bot.context import AppContext
 from bot.services import enrollment, staff, staff_access
-from bot.services.physician import viewer_of
+from bot.services.physician_panel import viewer_of
 from bot.web.app import create_app
 from storage.models import AuditEvent
 from tests.factories import make_patient

@@ -104,7 +104,7 @@ class TestJourneys:
         expect(page.get_by_text("“-4” is negative")).to_be_visible()
         expect(page.get_by_role("row", name=re.compile("^3 SEED-1 ESR refused"))).to_be_visible()
         screenshot(page, "lab-report", database_kind(web_ctx))
-        page.get_by_role("button", name="Import the 1 good line(s)").click()
+        page.get_by_role("button", name="Import the 1 good line").click()
         expect(page.get_by_text("Imported: 1 line(s) stored")).to_be_visible()
         screenshot(page, "lab-imported", database_kind(web_ctx))
 

@@ -1,0 +1,1 @@
+"""E-mail and other channels that are not Telegram."""

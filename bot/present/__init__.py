@@ -1,0 +1,1 @@
+"""Everything a person reads: texts from `templates/`, button contents, charts, per audience."""

@@ -1,0 +1,1 @@
+"""The weekly physician digest in words and small-multiple charts."""

@@ -1,0 +1,1 @@
+"""python-telegram-bot only: dependencies, update ordering, handlers, delivery, the tick job."""
