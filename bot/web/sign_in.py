@@ -133,19 +133,25 @@ def _qr_data_uri(uri: str) -> str:
 @page_for(None, stages=(SessionStage.SETUP_SECOND_FACTOR, SessionStage.FULL))
 async def totp_setup_page(request: Request, principal: Principal) -> Response:
     """Shows a new TOTP secret as a QR code and as text, and asks for a first code."""
-    ctx = deps_of(request).ctx
-    setup = await run_in_threadpool(
-        accounts.begin_totp_setup, ctx, token=request.cookies.get(SESSION_COOKIE, "")
-    )
+    return await _totp_setup_form(request, principal, request.cookies.get(SESSION_COOKIE, ""))
+
+
+async def _totp_setup_form(
+    request: Request, principal: Principal, token: str, *, wrong_code: bool = False
+) -> Response:
+    """A new TOTP secret as a QR code and as text, with the form for a first code (400 and
+    a note when the code just given was wrong)."""
+    setup = await run_in_threadpool(accounts.begin_totp_setup, deps_of(request).ctx, token=token)
     if setup is None:
         return refused(request, principal, 403)
     return render(
         request,
         "totp_setup.html.j2",
         principal=principal,
+        status_code=400 if wrong_code else 200,
         secret=setup.secret,
         qr=_qr_data_uri(setup.uri),
-        error=False,
+        error=wrong_code,
     )
 
 
@@ -160,18 +166,7 @@ async def totp_setup(request: Request, principal: Principal) -> Response:
     )
     if done:
         return RedirectResponse("/", status_code=303)
-    setup = await run_in_threadpool(accounts.begin_totp_setup, ctx, token=token)
-    if setup is None:
-        return refused(request, principal, 403)
-    return render(
-        request,
-        "totp_setup.html.j2",
-        principal=principal,
-        status_code=400,
-        secret=setup.secret,
-        qr=_qr_data_uri(setup.uri),
-        error=True,
-    )
+    return await _totp_setup_form(request, principal, token, wrong_code=True)
 
 
 @page_for(
