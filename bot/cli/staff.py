@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
 
 from bot.cli.common import JsonFlag, app_context, cli_actor, echo_json, fail
+from bot.context import AppContext
 from bot.domain.treatment import TherapyInputError
 from bot.present.render import default_renderer
 from bot.services import staff, staff_access, therapy
@@ -18,10 +20,21 @@ physician_app = typer.Typer(
     help="Manage physicians.\n\nExample: spondybot physician add --name 'Dr. Lee' --language zh",
     no_args_is_help=True,
 )
+_Result = TypeVar("_Result")
 patient_app = typer.Typer(
     help="Manage patients.\n\nExample: spondybot patient add --physician 1 --ref MRN-0042",
     no_args_is_help=True,
 )
+
+
+def _staff_call(action: Callable[[AppContext], _Result]) -> tuple[_Result, str]:
+    """Runs one staff service with the deployment's settings; its refusal is a one-line
+    error. Returns the result with the clinic's time zone, for printing expiry times."""
+    with app_context() as ctx:
+        try:
+            return action(ctx), ctx.settings.clinic_timezone
+        except staff.StaffError as error:
+            fail(str(error))
 
 
 def _report_code(
@@ -62,19 +75,11 @@ def physician_add(
 
     Example: spondybot physician add --name 'Dr. Lee' --language zh --timezone Asia/Shanghai
     """
-    with app_context() as ctx:
-        clinic_timezone = ctx.settings.clinic_timezone
-        try:
-            created = staff.add_physician(
-                ctx,
-                display_name=name,
-                timezone=timezone,
-                language=language,
-                email=email,
-                admin=admin,
-            )
-        except staff.StaffError as error:
-            fail(str(error))
+    created, clinic_timezone = _staff_call(
+        lambda ctx: staff.add_physician(
+            ctx, display_name=name, timezone=timezone, language=language, email=email, admin=admin
+        )
+    )
     _report_code(
         created.code,
         clinic_timezone,
@@ -93,12 +98,9 @@ def physician_code(
 
     Example: spondybot physician code 3
     """
-    with app_context() as ctx:
-        clinic_timezone = ctx.settings.clinic_timezone
-        try:
-            code = staff.new_physician_code(ctx, physician_id=physician_id)
-        except staff.StaffError as error:
-            fail(str(error))
+    code, clinic_timezone = _staff_call(
+        lambda ctx: staff.new_physician_code(ctx, physician_id=physician_id)
+    )
     _report_code(code, clinic_timezone, as_json=as_json, ids={"physician_id": physician_id})
 
 
@@ -121,11 +123,9 @@ def physician_unlink(physician_id: PhysicianId, as_json: JsonFlag = False) -> No
 
     Example: spondybot physician unlink 3
     """
-    with app_context() as ctx:
-        try:
-            change = staff_access.unlink_account(ctx, physician_id=physician_id, actor=cli_actor())
-        except staff.StaffError as error:
-            fail(str(error))
+    change, _ = _staff_call(
+        lambda ctx: staff_access.unlink_account(ctx, physician_id=physician_id, actor=cli_actor())
+    )
     _report_change(
         change,
         f"physician {physician_id}: Telegram account unlinked",
@@ -141,11 +141,9 @@ def physician_deactivate(physician_id: PhysicianId, as_json: JsonFlag = False) -
 
     Example: spondybot physician deactivate 3
     """
-    with app_context() as ctx:
-        try:
-            change = staff_access.deactivate(ctx, physician_id=physician_id, actor=cli_actor())
-        except staff.StaffError as error:
-            fail(str(error))
+    change, _ = _staff_call(
+        lambda ctx: staff_access.deactivate(ctx, physician_id=physician_id, actor=cli_actor())
+    )
     _report_change(
         change,
         f"physician {physician_id} deactivated; their patients are listed as needing a new "
@@ -161,11 +159,9 @@ def physician_remove_admin(physician_id: PhysicianId, as_json: JsonFlag = False)
 
     Example: spondybot physician remove-admin 3
     """
-    with app_context() as ctx:
-        try:
-            change = staff_access.remove_admin(ctx, physician_id=physician_id, actor=cli_actor())
-        except staff.StaffError as error:
-            fail(str(error))
+    change, _ = _staff_call(
+        lambda ctx: staff_access.remove_admin(ctx, physician_id=physician_id, actor=cli_actor())
+    )
     _report_change(
         change,
         f"physician {physician_id}: admin rights removed",
@@ -187,19 +183,16 @@ def patient_add(
 
     Example: spondybot patient add --physician 1 --ref MRN-0042 --language zh
     """
-    with app_context() as ctx:
-        clinic_timezone = ctx.settings.clinic_timezone
-        try:
-            created = staff.add_patient(
-                ctx,
-                physician_id=physician,
-                clinic_ref=ref,
-                display_name=name,
-                language=language,
-                timezone=timezone,
-            )
-        except staff.StaffError as error:
-            fail(str(error))
+    created, clinic_timezone = _staff_call(
+        lambda ctx: staff.add_patient(
+            ctx,
+            physician_id=physician,
+            clinic_ref=ref,
+            display_name=name,
+            language=language,
+            timezone=timezone,
+        )
+    )
     _report_code(
         created.code,
         clinic_timezone,
@@ -250,12 +243,9 @@ def patient_code(
 
     Example: spondybot patient code MRN-0042
     """
-    with app_context() as ctx:
-        clinic_timezone = ctx.settings.clinic_timezone
-        try:
-            code = staff.new_patient_code(ctx, clinic_ref=clinic_ref)
-        except staff.StaffError as error:
-            fail(str(error))
+    code, clinic_timezone = _staff_call(
+        lambda ctx: staff.new_patient_code(ctx, clinic_ref=clinic_ref)
+    )
     _report_code(code, clinic_timezone, as_json=as_json, ids={"clinic_ref": clinic_ref})
 
 
