@@ -179,21 +179,19 @@ def create_pending_entry(
     expires_at: datetime,
 ) -> PendingLabEntry:
     """Remembers a lab entry shown to a physician for confirmation."""
-    entry = PendingLabEntry(
+    return pending.create_pending(
+        session=session,
+        model=PendingLabEntry,
         physician_id=physician_id,
         patient_id=patient_id,
+        now=now,
+        expires_at=expires_at,
         crp_value=crp_value,
         crp_unit=crp_unit,
         crp_below_detection_limit=crp_below_detection_limit,
         esr_value=esr_value,
         drawn_at=drawn_at,
-        status=pending.PENDING,
-        created_at=now,
-        expires_at=expires_at,
     )
-    session.add(entry)
-    session.flush()
-    return entry
 
 
 _IN_WINDOW = select(LabResult).where(

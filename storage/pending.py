@@ -4,7 +4,7 @@ resolved the same way, at most once, whichever process handles the press."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -16,6 +16,31 @@ SAVED = "saved"
 CANCELLED = "cancelled"
 
 Pending = TypeVar("Pending", PendingLabEntry, PendingTherapyChange)
+
+
+def create_pending(
+    *,
+    session: Session,
+    model: type[Pending],
+    physician_id: int,
+    patient_id: int,
+    now: datetime,
+    expires_at: datetime,
+    **columns: Any,
+) -> Pending:
+    """Remembers what a physician typed, shown to them for confirmation until `expires_at`;
+    `columns` are the preview's own (the lab values, or the therapy change)."""
+    entry = model(
+        physician_id=physician_id,
+        patient_id=patient_id,
+        **columns,
+        status=PENDING,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(entry)
+    session.flush()
+    return entry
 
 
 def get_pending(*, session: Session, model: type[Pending], row_id: int) -> Pending | None:

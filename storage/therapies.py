@@ -105,16 +105,14 @@ def create_pending_change(
     expires_at: datetime,
 ) -> PendingTherapyChange:
     """Remembers an episode to add, or a stop, shown to a physician for confirmation."""
-    entry = PendingTherapyChange(
+    return pending.create_pending(
+        session=session,
+        model=PendingTherapyChange,
         physician_id=physician_id,
         patient_id=patient_id,
+        now=now,
+        expires_at=expires_at,
         action=action,
         therapy_id=therapy_id,
         **asdict(episode),
-        status=pending.PENDING,
-        created_at=now,
-        expires_at=expires_at,
     )
-    session.add(entry)
-    session.flush()
-    return entry
