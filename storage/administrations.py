@@ -15,9 +15,9 @@ from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from storage.column_types import UTCDateTime
 from storage.db import cached_row, run_prepared, sync_cached
 from storage.models import Administration, AdministrationStatus, Answer, table_of
-from storage.types import UTCDateTime
 
 
 def create_administration(

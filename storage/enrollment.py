@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import String, bindparam, delete, func, insert, literal, text, update
 from sqlmodel import Session, col, select
 
+from storage.column_types import UTCDateTime
 from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode, table_of
-from storage.types import UTCDateTime
 
 
 def issue_code(

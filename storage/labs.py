@@ -10,8 +10,8 @@ from sqlalchemy import bindparam
 from sqlmodel import Session, col, or_, select
 
 from storage import pending
+from storage.column_types import UTCDateTime
 from storage.models import LabResult, Patient, PendingLabEntry, ScoreRecord
-from storage.types import UTCDateTime
 
 
 def add_lab_result(

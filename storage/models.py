@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from storage.types import ExactDecimal, UTCDateTime
+from storage.column_types import ExactDecimal, UTCDateTime
 
 
 class Role(StrEnum):

@@ -92,6 +92,6 @@ def lab_events(ctx: AppContext, lab_id: int) -> list[AuditEvent]:
 
 
 def as_stored(value: Decimal) -> Decimal:
-    """A computed score as the database keeps it (40 significant digits, storage.types)."""
+    """A computed score as the database keeps it (40 significant digits, storage.column_types)."""
     context = Context(prec=40)
     return Decimal(format(context.plus(value).normalize(context), "f"))

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import storage.types
+import storage.column_types
 
 
 revision: str = '0002'
@@ -32,8 +32,8 @@ def upgrade() -> None:
     sa.Column('stop_date', sa.Date(), nullable=True),
     sa.Column('stop_reason', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('entered_by', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
-    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
@@ -49,8 +49,8 @@ def upgrade() -> None:
     sa.Column('current_question', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('version', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('language', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
-    sa.Column('opened_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('confirmed_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('opened_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('confirmed_at', storage.column_types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['administration_id'], ['administration.id'], ),
     sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
     sa.PrimaryKeyConstraint('id'),
@@ -66,7 +66,7 @@ def upgrade() -> None:
     sa.Column('answer_yes', sa.Boolean(), nullable=False),
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
     sa.Column('version', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('answered_at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('answered_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['checkin_id'], ['safetycheckin.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('checkin_id', 'question_code', name='uq_safetyanswer_question')

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import storage.types
+import storage.column_types
 
 
 revision: str = '0003'
@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('physician') as batch:
         batch.add_column(
-            sa.Column('deactivated_at', storage.types.UTCDateTime(timezone=True), nullable=True)
+            sa.Column('deactivated_at', storage.column_types.UTCDateTime(timezone=True), nullable=True)
         )
 
 

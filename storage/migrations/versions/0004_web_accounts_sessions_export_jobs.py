@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import storage.types
+import storage.column_types
 
 
 revision: str = '0004'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     op.create_table('loginfailure',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('at', storage.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('loginfailure', schema=None) as batch_op:
@@ -45,8 +45,8 @@ def upgrade() -> None:
     sa.Column('password_hash', sa.Text(), nullable=True),
     sa.Column('totp_secret', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('deactivated_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('deactivated_at', storage.column_types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['physician_id'], ['physician.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email')
@@ -67,9 +67,9 @@ def upgrade() -> None:
     sa.Column('audit_id', sa.Integer(), nullable=True),
     sa.Column('file_name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=True),
     sa.Column('error', sa.String(length=500), nullable=True),
-    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('finished_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('finished_at', storage.column_types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['staffaccount.id'], ),
     sa.ForeignKeyConstraint(['audit_id'], ['exportaudit.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -93,9 +93,9 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('account_id', sa.Integer(), nullable=False),
     sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('used_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', storage.column_types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['staffaccount.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')
@@ -110,10 +110,10 @@ def upgrade() -> None:
     sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(length=24), nullable=False),
     sa.Column('csrf_token', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('pending_totp_secret', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
-    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('revoked_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', storage.column_types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['staffaccount.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import storage.types
+import storage.column_types
 
 
 revision: str = '0005'
@@ -34,9 +34,9 @@ def upgrade() -> None:
     sa.Column('stop_date', sa.Date(), nullable=True),
     sa.Column('stop_reason', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('created_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', storage.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('resolved_at', storage.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('resolved_at', storage.column_types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
     sa.ForeignKeyConstraint(['physician_id'], ['physician.id'], ),
     sa.ForeignKeyConstraint(['therapy_id'], ['therapyepisode.id'], ),
