@@ -26,13 +26,13 @@ from bot.cli.common import fail, plain
 from bot.clock import FixedClock, SystemClock
 from bot.config import SUPPORTED_LANGUAGES, SettingsError, load_settings
 from bot.context import AppContext
-from bot.domain.scoring import AsdasState, display_round
+from bot.domain.scoring import AsdasState
 from bot.present.charts import trend_chart_png
 from bot.present.conversation import present
 from bot.present.course import CourseWords
 from bot.present.history import history_screens
 from bot.present.render import Renderer, default_renderer
-from bot.present.screens import Button, Presentation, Screen
+from bot.present.screens import Button, Presentation, Screen, rounded
 from bot.services import conversation, history, labs, staff, therapy
 from bot.services.conversation import Reply
 from bot.services.questionnaire import Outcome, QuestionnaireReply
@@ -41,8 +41,6 @@ from storage import migrate
 DEMO_USER: Final = 1
 MAX_STEPS: Final = 200
 QUIT_WORDS: Final = frozenset({"quit", "exit", "q"})
-BACK_WORDS: Final = frozenset({"back", "返回", "zurück"})
-"""Typed words that press the questionnaire's Back button, whatever its label says."""
 
 
 @dataclass(frozen=True)
@@ -146,9 +144,11 @@ class Terminal:
         return automatic
 
 
-def automatic_choice(buttons: list[Button], language: str, answers: Mapping[str, int]) -> str:
+def automatic_choice(terminal: Terminal, buttons: list[Button], answers: Mapping[str, int]) -> str:
     """What the demo answers by itself on each screen: a button's label, or, for an answer no
-    button offers (item 6 as 12 minutes), the answer typed as a patient would."""
+    button offers (item 6 as 12 minutes), the answer typed as a patient would, in their
+    language (`demo.typed_minutes`)."""
+    language = terminal.language
     by_data = {button.data: button for button in buttons}
     for data in (f"o:lang:{language}", "o:consent:yes", "o:time:18:00", "o:first:now"):
         if data in by_data:
@@ -163,11 +163,21 @@ def automatic_choice(buttons: list[Button], language: str, answers: Mapping[str,
             if int(parts[3]) == answers.get(item):
                 return button.label
     if item is not None and item in answers:
-        return f"{answers[item]} min" if item == "q6" else str(answers[item])
+        if item == "q6":
+            return terminal.text("demo.typed_minutes", minutes=answers[item])
+        return str(answers[item])
     return buttons[0].label if buttons else ""
 
 
-def chosen(buttons: list[Button], line: str) -> Button | None:
+def back_words(renderer: Renderer) -> frozenset[str]:
+    """Typed words that press the questionnaire's Back button, whatever its label says: the
+    word in every language (`demo.back_word`), so "back" works everywhere."""
+    return frozenset(
+        renderer.text("demo.back_word", language).casefold() for language in renderer.languages
+    )
+
+
+def chosen(buttons: list[Button], line: str, back: frozenset[str]) -> Button | None:
     """The button a typed line means: its label ("5", "1 h", "I agree", "confirm"), "back",
     or, outside a question, the number shown in front of it. None means the line is typed
     text for the bot, read by the same parser as in Telegram ("2" on item 6 is 2 minutes)."""
@@ -175,7 +185,7 @@ def chosen(buttons: list[Button], line: str) -> Button | None:
     for button in buttons:
         if typed in (button.label.casefold(), _words(button.label)):
             return button
-    if typed in BACK_WORDS:
+    if typed in back:
         return next((button for button in buttons if button.data.startswith("b:")), None)
     if _answer_buttons(buttons):
         return None
@@ -212,10 +222,10 @@ def converse(
             buttons = terminal.show(screen) or buttons
         if _completed(replies):
             return True
-        line = terminal.ask(automatic_choice(buttons, terminal.language, answers))
+        line = terminal.ask(automatic_choice(terminal, buttons, answers))
         if line.casefold() in QUIT_WORDS:
             return False
-        button = chosen(buttons, line)
+        button = chosen(buttons, line, back_words(terminal.renderer))
         if button is not None:
             replies = [
                 conversation.press(
@@ -284,7 +294,7 @@ def walk_through(ctx: AppContext, terminal: Terminal, chart_path: Path) -> bool:
         terminal.say(
             terminal.text(
                 "demo.asdas",
-                asdas=display_round(latest.asdas),
+                asdas=rounded(latest.asdas),
                 state=_state(terminal, latest.asdas_state),
                 floored=latest.crp_floored,
             )
@@ -339,8 +349,8 @@ def replay_case(ctx: AppContext, clock: FixedClock, terminal: Terminal, chart_pa
     terminal.say(
         terminal.text(
             "demo.case_basdai",
-            before=display_round(before.basdai),
-            after=display_round(after.basdai),
+            before=rounded(before.basdai),
+            after=rounded(after.basdai),
         )
     )
     terminal.say(
@@ -349,9 +359,9 @@ def replay_case(ctx: AppContext, clock: FixedClock, terminal: Terminal, chart_pa
     terminal.say(
         terminal.text(
             "demo.case_asdas",
-            before=display_round(before.asdas or 0),
+            before=rounded(before.asdas),
             before_state=_state(terminal, before.asdas_state),
-            after=display_round(after.asdas or 0),
+            after=rounded(after.asdas),
             after_state=_state(terminal, after.asdas_state),
             change=terminal.text(f"demo.change_{comparison.asdas_change.name.lower()}"),
         )

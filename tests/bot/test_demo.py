@@ -125,6 +125,14 @@ class TestDemoInput:
         assert "1. Fatigue: 4" in output
         assert "Your BASDAI today is 3.3" in output
 
+    @pytest.mark.parametrize("word", ["zurück", "返回", "BACK"])
+    def test_back_in_any_language(self, tmp_path: Path, word: str) -> None:
+        """The word for Back in any of the catalogue's languages presses Back."""
+        output = _demo(
+            tmp_path, [*SETUP, "9", word, "4", "5", "0", "3", "4", "1 h", "5", "confirm"]
+        )
+        assert "1. Fatigue: 4" in output
+
     def test_a_number_on_item_6_means_minutes_as_in_telegram(self, tmp_path: Path) -> None:
         """`2` on the stiffness-duration question is 2 minutes, not the second button."""
         output = _demo(tmp_path, [*SETUP, "4", "5", "0", "3", "4", "2", "5", "confirm"])
@@ -211,3 +219,12 @@ class TestPublishedCase:
         assert "BASDAI 3.8 → 1.4" in result.output
         assert "重大改善" in result.output
         assert "治疗疗程（docs/clinical.md §7）" in result.output
+
+    def test_case_in_german_types_the_stiffness_duration_in_german(self, tmp_path: Path) -> None:
+        """The case types item 6 (12 minutes, which no button offers) as a German patient
+        would, and the scores read with a decimal comma, rounded as the spec says."""
+        result = runner.invoke(
+            app, ["demo", "--case", "--language", "de", "--chart", str(tmp_path / "c.png")]
+        )
+        assert result.exit_code == 0, result.output
+        assert "BASDAI 3,8 → 1,4" in result.output
