@@ -58,8 +58,10 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 # The registry's "now": Monday 17:00 UTC, 18:00 in Berlin, every patient's weekly slot.
 NOW = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 TIMEZONE = "Europe/Berlin"
-# Telegram user (and chat) id of patient n is TELEGRAM_BASE + n.
+# Telegram user (and chat) id of patient n is TELEGRAM_BASE + n, of physician n
+# PHYSICIAN_TELEGRAM_BASE + n.
 TELEGRAM_BASE = 700_000_000
+PHYSICIAN_TELEGRAM_BASE = 600_000_000
 BATCH_PATIENTS = 500
 # Tables the benchmarks write to beyond the registry: emptied by reset_registry.
 SCRATCH_TABLES = (
@@ -151,6 +153,7 @@ class Rows:
         self.enrolled = self.first_slot - timedelta(days=14)
 
     def physician_rows(self) -> list[dict[str, Any]]:
+        """Every physician; the Telegram links of physicians are made by `physician_links`."""
         return [
             Physician(
                 id=n,
@@ -158,6 +161,20 @@ class Rows:
                 language=("en", "de", "zh")[n % 3],
                 timezone=TIMEZONE,
                 created_at=self.enrolled,
+            ).model_dump()
+            for n in range(1, self.physicians + 1)
+        ]
+
+    def physician_links(self, first_id: int) -> list[dict[str, Any]]:
+        """Every physician linked to Telegram (they read digests and alerts there), with link
+        ids from `first_id` on."""
+        return [
+            ChatLink(
+                id=first_id + n - 1,
+                telegram_user_id=PHYSICIAN_TELEGRAM_BASE + n,
+                chat_id=PHYSICIAN_TELEGRAM_BASE + n,
+                physician_id=n,
+                linked_at=self.enrolled,
             ).model_dump()
             for n in range(1, self.physicians + 1)
         ]
@@ -422,7 +439,8 @@ def _counts(engine: Engine) -> dict[str, int]:
     return {name: int(row[0]) for name, row in counts.items()}
 
 
-def _fill(engine: Engine, *, patients: int, physicians: int, weeks: int, seed: int) -> None:
+def load_registry(engine: Engine, *, patients: int, physicians: int, weeks: int, seed: int) -> None:
+    """Migrates `engine`'s database and bulk-loads a registry into it (no caching)."""
     migrate.upgrade(engine)
     rows = Rows(physicians=physicians, weeks=weeks, seed=seed)
 
@@ -431,6 +449,7 @@ def _fill(engine: Engine, *, patients: int, physicians: int, weeks: int, seed: i
         for first in range(1, patients + 1, BATCH_PATIENTS):
             last = min(patients, first + BATCH_PATIENTS - 1)
             yield list(rows.batch(first, last).items())
+        yield [(ChatLink.__table__, rows.physician_links(first_id=patients + 1))]
 
     bulk_load(engine, batches())
 
@@ -466,7 +485,9 @@ def build_registry(
                 stale.unlink()
             engine = make_engine(f"sqlite:///{partial}")
             try:
-                _fill(engine, patients=patients, physicians=physicians, weeks=weeks, seed=seed)
+                load_registry(
+                    engine, patients=patients, physicians=physicians, weeks=weeks, seed=seed
+                )
             finally:
                 engine.dispose()  # the last connection closing checkpoints the WAL
             os.replace(partial, path)
@@ -491,7 +512,9 @@ def build_registry(
             if not exists:
                 engine = make_engine(_schema_url(base, partial))
                 try:
-                    _fill(engine, patients=patients, physicians=physicians, weeks=weeks, seed=seed)
+                    load_registry(
+                        engine, patients=patients, physicians=physicians, weeks=weeks, seed=seed
+                    )
                 finally:
                     engine.dispose()
                 with admin.begin() as connection:
