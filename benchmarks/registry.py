@@ -32,7 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, create_engine, text
+from sqlalchemy import Table, create_engine, text, update
 from sqlalchemy.engine import Engine
 
 from bot.domain import instruments, scoring
@@ -63,6 +63,10 @@ TIMEZONE = "Europe/Berlin"
 TELEGRAM_BASE = 700_000_000
 PHYSICIAN_TELEGRAM_BASE = 600_000_000
 BATCH_PATIENTS = 500
+# Physicians read their digests on Sunday at 23:59, so that no benchmark run (a press, the
+# Monday wave) also builds 500 digests: those are measured on their own.
+DIGEST_WEEKDAY = 6
+DIGEST_TIME = wall_time(23, 59)
 # Tables the benchmarks write to beyond the registry: emptied by reset_registry.
 SCRATCH_TABLES = (
     "safetyanswer",
@@ -160,6 +164,8 @@ class Rows:
                 display_name=f"Physician {n}",
                 language=("en", "de", "zh")[n % 3],
                 timezone=TIMEZONE,
+                digest_weekday=DIGEST_WEEKDAY,
+                digest_time=DIGEST_TIME,
                 created_at=self.enrolled,
             ).model_dump()
             for n in range(1, self.physicians + 1)
@@ -542,6 +548,7 @@ def reset_registry(registry: Registry) -> None:
     """Deletes every row a benchmark added beyond the registry as built (ids past the loaded
     ones, and the tables the registry leaves empty), and undoes patient state changes."""
     engine = make_engine(registry.url)
+    physicians: Table = Physician.__table__  # type: ignore[attr-defined]
     beyond = ("answer", "scorerecord", "labresult", "administration", "therapyepisode")
     try:
         with engine.begin() as connection:
@@ -558,6 +565,9 @@ def reset_registry(registry: Registry) -> None:
                     "UPDATE patient SET unreachable_since = NULL, paused_until = NULL "
                     "WHERE unreachable_since IS NOT NULL OR paused_until IS NOT NULL"
                 )
+            )
+            connection.execute(
+                update(physicians).values(digest_weekday=DIGEST_WEEKDAY, digest_time=DIGEST_TIME)
             )
     finally:
         engine.dispose()
