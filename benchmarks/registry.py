@@ -530,6 +530,11 @@ def build_registry(
                 built = True
         finally:
             admin.dispose()
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)  # a registry cached under an older schema gains its new tables
+    finally:
+        engine.dispose()
     # The last id of each table as built, kept beside the cache: reset_registry deletes
     # whatever lies beyond.
     manifest = CACHE / f"{name}.{'sqlite' if url.startswith('sqlite') else 'postgresql'}.json"
