@@ -250,11 +250,18 @@ def _mark_handled(registry: Registry) -> None:
         ctx.close()
 
 
+def add_patients(api: FakeBotApi, registry: Registry) -> None:
+    """Every registry patient as a user of the fake server, so invitations reach a chat."""
+    for patient in range(1, registry.patients + 1):
+        api.new_user("P", language_code="en", user_id=registry.telegram_id(patient))
+
+
 def two_process_wave(registry: Registry) -> dict[str, Any]:
     """Two `spondybot tick --at` processes at once; what the server received."""
     rate = wave_rate(registry.patients)
     _mark_handled(registry)
     with FakeBotApi() as api:
+        add_patients(api, registry)
         env = bot_environment(api, registry.url) | {"SEND_RATE_PER_SECOND": f"{rate:g}"}
         command = [SPONDYBOT, "tick", "--at", NOW.isoformat(), "--json"]
         started = time.perf_counter()
@@ -299,6 +306,7 @@ def tick_db_work(registry: Registry) -> dict[str, float]:
 
     _mark_handled(registry)
     with FakeBotApi() as api:
+        add_patients(api, registry)
         settings = load_settings(
             _env_file=None,
             database_url=registry.url,
