@@ -34,6 +34,8 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from benchmarks import registry
+from benchmarks.registry import postgres_available
 from benchmarks.report import Report
 from bot.domain import instruments, scoring
 from storage import migrate
@@ -294,52 +296,9 @@ class Data:
         ]
 
 
-def _prepared(
-    engine: Engine, table: Any, rows: list[dict[str, Any]]
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Column names and value tuples converted by the schema's own types for this database."""
-    dialect = engine.dialect
-    names = [column.name for column in table.columns]
-    processors = [
-        column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns
-    ]
-    prepared = [
-        tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip((row.get(name) for name in names), processors, strict=True)
-        )
-        for row in rows
-    ]
-    return names, prepared
-
-
 def bulk_load(engine: Engine, data: Data) -> None:
     """Loads every table with executemany (SQLite) or COPY (PostgreSQL)."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for table, rows in data.tables():
-            names, values = _prepared(engine, table, rows)
-            columns = ", ".join(f'"{name}"' for name in names)
-            if engine.dialect.name == "sqlite":
-                marks = ", ".join("?" for _ in names)
-                cursor.execute("BEGIN")
-                cursor.executemany(
-                    f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', values
-                )
-                cursor.execute("COMMIT")
-            else:
-                with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-                    for row in values:
-                        copy.write_row(row)
-                raw.commit()
-        if engine.dialect.name == "sqlite":
-            cursor.execute("ANALYZE")
-        else:
-            cursor.execute("ANALYZE")
-            raw.commit()
-    finally:
-        raw.close()
+    registry.bulk_load(engine, iter([data.tables()]))
 
 
 def floor_sqlite(path: Path) -> tuple[float, str]:
@@ -435,18 +394,6 @@ def postgres_database() -> Iterator[tuple[str, Engine, None]]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
-
-
-def postgres_available() -> bool:
-    base = os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES
-    try:
-        engine = create_engine("postgresql+psycopg://" + base.split("://", 1)[1])
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:  # any failure means "not available here"
-        return False
 
 
 def _median(values: list[float]) -> float:
