@@ -247,9 +247,11 @@ class NightFigures:
 def _digest_each(ctx: AppContext, physician_ids: list[int]) -> NightFigures:
     """Builds, renders and draws every physician's digest, as the weekly tick does."""
     renderer = default_renderer()
+    # Warm-up: templates compiled and fonts loaded once per process, as in production.
     warm = build_digest(ctx, physician_id=physician_ids[0])
     assert warm is not None
-    render_charts(warm, renderer)
+    render_text(warm, renderer)
+    render_html(warm, renderer, ["cid:x"] * len(render_charts(warm, renderer)))
     figures = NightFigures([], [], [], [])
     for physician_id in physician_ids:
         begin = time.perf_counter()
