@@ -10,11 +10,13 @@ available on the server to the bot's first reply request in that chat.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import bisect
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -163,6 +165,10 @@ def bare_users(api: FakeBotApi, count: int) -> list[FakeUser]:
     return [api.new_user("Bare", language_code="en") for _ in range(count)]
 
 
+def _answerable(data: str) -> bool:
+    return data.startswith(("a:", "c:"))
+
+
 def _choice(buttons: list[tuple[str, str]]) -> str:
     """A plausible answer: the middle answer button, or the confirmation."""
     answers = [data for _, data in buttons if data.startswith("a:")]
@@ -177,6 +183,8 @@ def _choice(buttons: list[tuple[str, str]]) -> str:
 async def _patient(user: FakeUser, opener: str, presses: list[int]) -> None:
     update_id = user.send_command(opener) if opener.startswith("/") else user.send_text(opener)
     await user.wait_for_reply(after_update_id=update_id, timeout=60)
+    # /checkin sends the offer to report a side effect first, then the question.
+    await user.wait_until(lambda _: any(_answerable(data) for _, data in user.buttons()), 60)
     for _ in range(PRESSES_PER_QUESTIONNAIRE):
         update_id = user.press(_choice(user.buttons()))
         presses.append(update_id)
@@ -437,3 +445,86 @@ def run(quick: bool = False) -> Report:
         "each request; spondybot keeps at most TELEGRAM_CONNECTIONS (8)."
     )
     return report
+
+
+PROFILED = """
+import cProfile, signal, sys
+profile = cProfile.Profile()
+out = sys.argv.pop(1)
+def start(*_):
+    profile.enable()
+def stop(*_):
+    profile.disable()
+    profile.dump_stats(out)
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGUSR2, stop)
+from bot.cli import main
+sys.argv[0] = "spondybot"
+main()
+"""
+"""`spondybot` with cProfile switched on by SIGUSR1 and written out by SIGUSR2 (to the file
+named by its first argument); the profile covers the event loop's thread."""
+
+
+def profile_presses(kind: str, out: Path, patients: int = WORK_PATIENTS) -> int:
+    """Profiles `spondybot run` over two measured rounds of `patients` questionnaires (after a
+    warm-up round) and writes cProfile's statistics to `out`; returns the presses profiled."""
+    with database(kind) as url, FakeBotApi() as api:
+        env = bot_environment(api, url)
+        groups = [seed_patients(url, api, patients) for _ in range(1 + MEASURED_ROUNDS)]
+        command = [PYTHON, "-c", PROFILED, str(out), "run"]
+        with bot_process(command, env, api) as pid:
+            run = drive_rounds(api, groups, "/checkin", pid, lambda: os.kill(pid, signal.SIGUSR1))
+            os.kill(pid, signal.SIGUSR2)
+            api.wait_until_sync(out.exists, timeout=60)
+    return run.presses
+
+
+def work(kind: str) -> tuple[float, float]:
+    """Instructions per press of `spondybot run` and of its floor (`benchmarks.app_floor`) on
+    one database, counted by callgrind (`callgrind_instructions_per_press`)."""
+    with database(kind) as url, FakeBotApi() as api:
+        env = bot_environment(api, url)
+        ours = callgrind_instructions_per_press(
+            api,
+            [SPONDYBOT, "run"],
+            env,
+            [seed_patients(url, api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
+            "/checkin",
+        )
+        floor = callgrind_instructions_per_press(
+            api,
+            [PYTHON, "-m", "benchmarks.app_floor"],
+            env,
+            [bare_users(api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
+            "hello",
+        )
+    return ours, floor
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m benchmarks.conversation work|profile DATABASE …`: the overhead of a press
+    over spondybot's own floor, counted in instructions, or a cProfile of `spondybot run`."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.conversation")
+    parser.add_argument("what", choices=("work", "profile"))
+    parser.add_argument("kinds", nargs="*", default=["sqlite", "postgres"])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", default="press.prof", help="profile: the statistics file")
+    args = parser.parse_args(argv)
+    for kind in args.kinds:
+        if args.what == "profile":
+            path = Path(args.out).resolve()
+            presses = profile_presses(kind, path)
+            print(f"{kind}: {presses} presses profiled into {path}", flush=True)
+            continue
+        for _ in range(args.repeats):
+            ours, floor = work(kind)
+            print(
+                f"{kind}: {ours / 1e6:.2f} M instructions per press (spondybot), "
+                f"{floor / 1e6:.2f} M (floor), {ours / floor:.3f}×",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
