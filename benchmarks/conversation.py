@@ -10,21 +10,27 @@ available on the server to the bot's first reply request in that chat.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import bisect
 import os
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+import httpx
+from sqlalchemy import create_engine, func, text
+from sqlmodel import col, select
 
 from benchmarks.report import Report, median_spread
 from bot.clock import SystemClock
@@ -32,6 +38,7 @@ from bot.config import load_settings
 from bot.context import AppContext
 from storage import migrate
 from storage.db import make_engine
+from storage.models import Administration, AdministrationStatus, Answer, ChatLink
 from tests.factories import make_active_patient, make_physician
 from tests.fake_telegram import FakeBotApi, FakeUser
 
@@ -163,6 +170,10 @@ def bare_users(api: FakeBotApi, count: int) -> list[FakeUser]:
     return [api.new_user("Bare", language_code="en") for _ in range(count)]
 
 
+def _answerable(data: str) -> bool:
+    return data.startswith(("a:", "c:"))
+
+
 def _choice(buttons: list[tuple[str, str]]) -> str:
     """A plausible answer: the middle answer button, or the confirmation."""
     answers = [data for _, data in buttons if data.startswith("a:")]
@@ -177,6 +188,8 @@ def _choice(buttons: list[tuple[str, str]]) -> str:
 async def _patient(user: FakeUser, opener: str, presses: list[int]) -> None:
     update_id = user.send_command(opener) if opener.startswith("/") else user.send_text(opener)
     await user.wait_for_reply(after_update_id=update_id, timeout=60)
+    # /checkin sends the offer to report a side effect first, then the question.
+    await user.wait_until(lambda _: any(_answerable(data) for _, data in user.buttons()), 60)
     for _ in range(PRESSES_PER_QUESTIONNAIRE):
         update_id = user.press(_choice(user.buttons()))
         presses.append(update_id)
@@ -437,3 +450,277 @@ def run(quick: bool = False) -> Report:
         "each request; spondybot keeps at most TELEGRAM_CONNECTIONS (8)."
     )
     return report
+
+
+PROFILED = """
+import cProfile, signal, sys
+profile = cProfile.Profile()
+out = sys.argv.pop(1)
+def start(*_):
+    profile.enable()
+def stop(*_):
+    profile.disable()
+    profile.dump_stats(out)
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGUSR2, stop)
+from bot.cli import main
+sys.argv[0] = "spondybot"
+main()
+"""
+"""`spondybot` with cProfile switched on by SIGUSR1 and written out by SIGUSR2 (to the file
+named by its first argument); the profile covers the event loop's thread."""
+
+
+def profile_presses(kind: str, out: Path, patients: int = WORK_PATIENTS) -> int:
+    """Profiles `spondybot run` over two measured rounds of `patients` questionnaires (after a
+    warm-up round) and writes cProfile's statistics to `out`; returns the presses profiled."""
+    with database(kind) as url, FakeBotApi() as api:
+        env = bot_environment(api, url)
+        groups = [seed_patients(url, api, patients) for _ in range(1 + MEASURED_ROUNDS)]
+        command = [PYTHON, "-c", PROFILED, str(out), "run"]
+        with bot_process(command, env, api) as pid:
+            run = drive_rounds(api, groups, "/checkin", pid, lambda: os.kill(pid, signal.SIGUSR1))
+            os.kill(pid, signal.SIGUSR2)
+            api.wait_until_sync(out.exists, timeout=60)
+    return run.presses
+
+
+def work(kind: str) -> tuple[float, float]:
+    """Instructions per press of `spondybot run` and of its floor (`benchmarks.app_floor`) on
+    one database, counted by callgrind (`callgrind_instructions_per_press`)."""
+    with database(kind) as url, FakeBotApi() as api:
+        env = bot_environment(api, url)
+        ours = callgrind_instructions_per_press(
+            api,
+            [SPONDYBOT, "run"],
+            env,
+            [seed_patients(url, api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
+            "/checkin",
+        )
+        floor = callgrind_instructions_per_press(
+            api,
+            [PYTHON, "-m", "benchmarks.app_floor"],
+            env,
+            [bare_users(api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
+            "hello",
+        )
+    return ours, floor
+
+
+WEBHOOK_SECRET = "benchmark-webhook-secret"
+WEBHOOK_PATH = "telegram"
+PROCESS_PATIENTS = 20  # patients at once in the two-process comparison
+
+
+class Relay:
+    """Telegram's side of webhook mode for the fake Bot API: takes each update as it is queued
+    and posts it to one of the bot processes' webhook servers, chosen by chat (as a sticky load
+    balancer would), so that any number of `spondybot run` processes serve one bot.
+
+    With `duplicate_every` n > 0, every n-th update is also posted to another process, as a
+    redelivery that reaches a second process while the first may still be handling it.
+    """
+
+    def __init__(self, api: FakeBotApi, ports: list[int], duplicate_every: int = 0) -> None:
+        self.api = api
+        self.ports = ports
+        self.duplicate_every = duplicate_every
+        self.posted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Relay:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _take(self) -> list[dict[str, object]]:
+        api = self.api
+        with api._cond:
+            while not api._pending and not self._stop.is_set():
+                api._cond.wait(0.05)
+            batch, api._pending = api._pending, []
+        return [update for _, update in batch]
+
+    def _run(self) -> None:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+        with httpx.Client(headers=headers, timeout=30) as client:
+            while not self._stop.is_set():
+                for update in self._take():
+                    chat = _chat_of(update)
+                    first = chat % len(self.ports)
+                    targets = [first]
+                    self.posted += 1
+                    if self.duplicate_every and self.posted % self.duplicate_every == 0:
+                        targets.append((first + 1) % len(self.ports))
+                    for index in targets:
+                        url = f"http://127.0.0.1:{self.ports[index]}/{WEBHOOK_PATH}"
+                        client.post(url, json=update).raise_for_status()
+
+
+def _chat_of(update: dict[str, object]) -> int:
+    for kind in ("message", "callback_query"):
+        body = update.get(kind)
+        if isinstance(body, dict):
+            sender = body.get("from")
+            if isinstance(sender, dict):
+                return int(sender["id"])
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def webhook_processes(env: dict[str, str], api: FakeBotApi, count: int) -> Iterator[list[int]]:
+    """`count` `spondybot run --webhook-url …` processes on one database; yields their ports
+    once every one has registered its webhook and listens."""
+    env = {**env, "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    ports = [_free_port() for _ in range(count)]
+    before = len(api.calls("setWebhook"))
+    processes = [
+        subprocess.Popen(
+            [
+                SPONDYBOT,
+                "run",
+                "--webhook-url",
+                f"https://bot.example.org/{WEBHOOK_PATH}",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        api.wait_until_sync(lambda: len(api.calls("setWebhook")) >= before + count, timeout=120)
+        for port in ports:
+            api.wait_until_sync(lambda port=port: _listens(port), timeout=60)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _listens(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stored_answers(database_url: str, users: list[FakeUser]) -> tuple[int, int]:
+    """Answers stored and questionnaires completed for these patients."""
+    engine = make_engine(database_url)
+    ids = [user.id for user in users]
+    with engine.connect() as conn:
+        patients = select(ChatLink.patient_id).where(col(ChatLink.telegram_user_id).in_(ids))
+        administration_ids = select(Administration.id).where(
+            col(Administration.patient_id).in_(patients)
+        )
+        answers = conn.execute(
+            select(func.count())
+            .select_from(Answer)
+            .where(col(Answer.administration_id).in_(administration_ids))
+        ).scalar_one()
+        completed = conn.execute(
+            select(func.count())
+            .select_from(Administration)
+            .where(
+                col(Administration.patient_id).in_(patients),
+                Administration.status == AdministrationStatus.COMPLETED.value,
+            )
+        ).scalar_one()
+    engine.dispose()
+    return answers, completed
+
+
+@dataclass
+class ProcessesResult:
+    processes: int
+    run: RunResult
+    answers: int
+    expected_answers: int
+    completed: int
+    edits: int
+    presses: int
+    load: float
+
+
+def run_processes(
+    kind: str, count: int, *, duplicate_every: int = 0, patients: int = PROCESS_PATIENTS
+) -> ProcessesResult:
+    """Presses per second of `count` webhook processes on one database, and whether every
+    answer was stored and every press answered exactly once."""
+    with database(kind) as url, FakeBotApi() as api:
+        env = bot_environment(api, url)
+        groups = [seed_patients(url, api, patients) for _ in range(1 + MEASURED_ROUNDS)]
+        with webhook_processes(env, api, count) as ports, Relay(api, ports, duplicate_every):
+            run = drive_rounds(api, groups, "/checkin", os.getpid())
+            load = os.getloadavg()[0]
+        measured = [user for group in groups[1:] for user in group]
+        answers, completed = _stored_answers(url, measured)
+        chats = {user.id for user in measured}
+        edits = sum(
+            1
+            for request in api.requests
+            if request.method == "editMessageText" and request.chat_id in chats
+        )
+    per_questionnaire = PRESSES_PER_QUESTIONNAIRE - 1
+    return ProcessesResult(
+        count, run, answers, per_questionnaire * len(measured), completed, edits, run.presses, load
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m benchmarks.conversation work|profile DATABASE …`: the overhead of a press
+    over spondybot's own floor, counted in instructions, or a cProfile of `spondybot run`."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.conversation")
+    parser.add_argument("what", choices=("work", "profile", "processes"))
+    parser.add_argument("kinds", nargs="*", default=["sqlite", "postgres"])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", default="press.prof", help="profile: the statistics file")
+    parser.add_argument("--duplicate-every", type=int, default=0, help="processes: redeliveries")
+    args = parser.parse_args(argv)
+    for kind in args.kinds:
+        if args.what == "processes":
+            for _ in range(args.repeats):
+                for count in (1, 2):
+                    result = run_processes(kind, count, duplicate_every=args.duplicate_every)
+                    print(
+                        f"{kind}: {count} process(es) {result.run.rate:.1f} presses/s, "
+                        f"answers {result.answers}/{result.expected_answers}, completed "
+                        f"{result.completed}, edits {result.edits} for {result.presses} presses, "
+                        f"load {result.load:.1f}",
+                        flush=True,
+                    )
+            continue
+        if args.what == "profile":
+            path = Path(args.out).resolve()
+            presses = profile_presses(kind, path)
+            print(f"{kind}: {presses} presses profiled into {path}", flush=True)
+            continue
+        for _ in range(args.repeats):
+            ours, floor = work(kind)
+            print(
+                f"{kind}: {ours / 1e6:.2f} M instructions per press (spondybot), "
+                f"{floor / 1e6:.2f} M (floor), {ours / floor:.3f}×",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
