@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import bisect
 import os
+import queue
 import secrets
 import shutil
 import signal
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -515,7 +517,8 @@ PROCESS_PATIENTS = 20  # patients at once in the two-process comparison
 class Relay:
     """Telegram's side of webhook mode for the fake Bot API: takes each update as it is queued
     and posts it to one of the bot processes' webhook servers, chosen by chat (as a sticky load
-    balancer would), so that any number of `spondybot run` processes serve one bot.
+    balancer would), so that any number of `spondybot run` processes serve one bot. Each
+    process has its own poster, so a slow process holds up only its own chats.
 
     With `duplicate_every` n > 0, every n-th update is also posted to another process, as a
     redelivery that reaches a second process while the first may still be handling it.
@@ -527,38 +530,49 @@ class Relay:
         self.duplicate_every = duplicate_every
         self.posted = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._queues: list[queue.SimpleQueue[dict[str, object] | None]] = [
+            queue.SimpleQueue() for _ in ports
+        ]
+        self._threads = [threading.Thread(target=self._take, daemon=True)] + [
+            threading.Thread(target=self._post, args=(port, line), daemon=True)
+            for port, line in zip(ports, self._queues, strict=True)
+        ]
 
     def __enter__(self) -> Relay:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        for line in self._queues:
+            line.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
-    def _take(self) -> list[dict[str, object]]:
+    def _take(self) -> None:
         api = self.api
-        with api._cond:
-            while not api._pending and not self._stop.is_set():
-                api._cond.wait(0.05)
-            batch, api._pending = api._pending, []
-        return [update for _, update in batch]
+        while not self._stop.is_set():
+            with api._cond:
+                while not api._pending and not self._stop.is_set():
+                    api._cond.wait(0.05)
+                batch, api._pending = api._pending, []
+            for _, update in batch:
+                first = _chat_of(update) % len(self.ports)
+                self._queues[first].put(update)
+                self.posted += 1
+                if self.duplicate_every and self.posted % self.duplicate_every == 0:
+                    self._queues[(first + 1) % len(self.ports)].put(update)
 
-    def _run(self) -> None:
+    def _post(self, port: int, line: queue.SimpleQueue[dict[str, object] | None]) -> None:
         headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
-        with httpx.Client(headers=headers, timeout=30) as client:
-            while not self._stop.is_set():
-                for update in self._take():
-                    chat = _chat_of(update)
-                    first = chat % len(self.ports)
-                    targets = [first]
-                    self.posted += 1
-                    if self.duplicate_every and self.posted % self.duplicate_every == 0:
-                        targets.append((first + 1) % len(self.ports))
-                    for index in targets:
-                        url = f"http://127.0.0.1:{self.ports[index]}/{WEBHOOK_PATH}"
-                        client.post(url, json=update).raise_for_status()
+        # Without TCP_NODELAY a post may wait for the delayed acknowledgement of its headers.
+        nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        transport = httpx.HTTPTransport(socket_options=nodelay)
+        url = f"http://127.0.0.1:{port}/{WEBHOOK_PATH}"
+        with httpx.Client(headers=headers, timeout=30, transport=transport) as client:
+            while (update := line.get()) is not None:
+                client.post(url, json=update).raise_for_status()
 
 
 def _chat_of(update: dict[str, object]) -> int:
@@ -604,7 +618,7 @@ def webhook_processes(env: dict[str, str], api: FakeBotApi, count: int) -> Itera
     try:
         api.wait_until_sync(lambda: len(api.calls("setWebhook")) >= before + count, timeout=120)
         for port in ports:
-            api.wait_until_sync(lambda port=port: _listens(port), timeout=60)
+            api.wait_until_sync(partial(_listens, port), timeout=60)
         yield ports
     finally:
         for process in processes:
