@@ -455,9 +455,9 @@ def run(quick: bool = False) -> Report:
 
 
 PROFILED = """
-import cProfile, signal, sys
+import cProfile, runpy, signal, sys
 profile = cProfile.Profile()
-out = sys.argv.pop(1)
+out, module = sys.argv.pop(1), sys.argv.pop(1)
 def start(*_):
     profile.enable()
 def stop(*_):
@@ -465,23 +465,28 @@ def stop(*_):
     profile.dump_stats(out)
 signal.signal(signal.SIGUSR1, start)
 signal.signal(signal.SIGUSR2, stop)
-from bot.cli import main
-sys.argv[0] = "spondybot"
-main()
+runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
-"""`spondybot` with cProfile switched on by SIGUSR1 and written out by SIGUSR2 (to the file
-named by its first argument); the profile covers the event loop's thread."""
+"""A bot module (`bot` is `spondybot`, or `benchmarks.app_floor`) run with cProfile switched
+on by SIGUSR1 and written out by SIGUSR2 (arguments: the file, the module, the module's own);
+the profile covers the event loop's thread."""
 
 
-def profile_presses(kind: str, out: Path, patients: int = WORK_PATIENTS) -> int:
-    """Profiles `spondybot run` over two measured rounds of `patients` questionnaires (after a
-    warm-up round) and writes cProfile's statistics to `out`; returns the presses profiled."""
+def profile_presses(kind: str, out: Path, *, floor: bool = False) -> int:
+    """Profiles `spondybot run` (or its floor) over the measured rounds of `WORK_PATIENTS`
+    questionnaires (after a warm-up round) and writes cProfile's statistics to `out`; returns
+    the presses profiled."""
     with database(kind) as url, FakeBotApi() as api:
         env = bot_environment(api, url)
-        groups = [seed_patients(url, api, patients) for _ in range(1 + MEASURED_ROUNDS)]
-        command = [PYTHON, "-c", PROFILED, str(out), "run"]
+        if floor:
+            groups = [bare_users(api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)]
+            command = [PYTHON, "-c", PROFILED, str(out), "benchmarks.app_floor"]
+        else:
+            groups = [seed_patients(url, api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)]
+            command = [PYTHON, "-c", PROFILED, str(out), "bot", "run"]
         with bot_process(command, env, api) as pid:
-            run = drive_rounds(api, groups, "/checkin", pid, lambda: os.kill(pid, signal.SIGUSR1))
+            opener = "hello" if floor else "/checkin"
+            run = drive_rounds(api, groups, opener, pid, lambda: os.kill(pid, signal.SIGUSR1))
             os.kill(pid, signal.SIGUSR2)
             api.wait_until_sync(out.exists, timeout=60)
     return run.presses
@@ -707,6 +712,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kinds", nargs="*", default=["sqlite", "postgres"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", default="press.prof", help="profile: the statistics file")
+    parser.add_argument("--floor", action="store_true", help="profile: the floor instead")
     parser.add_argument("--duplicate-every", type=int, default=0, help="processes: redeliveries")
     args = parser.parse_args(argv)
     for kind in args.kinds:
@@ -724,7 +730,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         if args.what == "profile":
             path = Path(args.out).resolve()
-            presses = profile_presses(kind, path)
+            presses = profile_presses(kind, path, floor=args.floor)
             print(f"{kind}: {presses} presses profiled into {path}", flush=True)
             continue
         for _ in range(args.repeats):
