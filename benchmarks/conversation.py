@@ -364,9 +364,18 @@ def run(quick: bool = False) -> Report:
                     [bare_users(api, WORK_PATIENTS) for _ in range(3)],
                     "hello",
                 )
+                floor_work = callgrind_instructions_per_press(
+                    api,
+                    [PYTHON, "-m", "benchmarks.app_floor"],
+                    env,
+                    [bare_users(api, WORK_PATIENTS) for _ in range(3)],
+                    "hello",
+                )
                 work.append(
-                    f"{kind}: {ours_work / 1e6:.1f} M instructions per press (spondybot) and "
-                    f"{bare_work / 1e6:.1f} M (bare bot), {ours_work / bare_work:.2f}×"
+                    f"{kind}: {ours_work / 1e6:.1f} M instructions per press (spondybot), "
+                    f"{floor_work / 1e6:.1f} M (its floor) and {bare_work / 1e6:.1f} M (bare "
+                    f"bot): {ours_work / floor_work:.2f}× the floor (target ≤ 1.15), "
+                    f"{ours_work / bare_work:.2f}× the bare bot"
                 )
             budget_level = levels[len(levels) // 2]
             floor_cpu = _median_cpu(results[("floor", budget_level)])
@@ -404,6 +413,8 @@ def run(quick: bool = False) -> Report:
                     f"{_median_cpu(results[('floor', level)]):.1f} / "
                     f"{_median_cpu(results[('bare', level)]):.1f}",
                 )
+    if not quick:
+        report.notes.append(two_processes(repeats))
     report.notes.append(
         f"Median of {repeats} runs ± half the range; the bots alternate within each run, "
         "against the same fake Bot API server, so the ratio is measured side by side."
@@ -701,6 +712,39 @@ def run_processes(
     per_questionnaire = PRESSES_PER_QUESTIONNAIRE - 1
     return ProcessesResult(
         count, run, answers, per_questionnaire * len(measured), completed, edits, run.presses, load
+    )
+
+
+def two_processes(repeats: int) -> str:
+    """Two webhook processes against one on PostgreSQL (issue 22, target 7), as a note."""
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    checks: list[str] = []
+    loads: list[float] = []
+    for _ in range(repeats):
+        for count in (1, 2):
+            result = run_processes("postgres", count, duplicate_every=5)
+            rates[count].append(result.run.rate)
+            loads.append(result.load)
+            if (result.answers, result.edits) != (result.expected_answers, result.presses):
+                checks.append(
+                    f"{count} process(es): {result.answers} of {result.expected_answers} "
+                    f"answers stored, {result.edits} edits for {result.presses} presses"
+                )
+    ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True)]
+    return (
+        "Two `spondybot run` processes on one PostgreSQL (webhook mode; the benchmark relays "
+        "each update to a process chosen by chat, and every fifth one to the other process as "
+        f"well, as a redelivery), {PROCESS_PATIENTS} patients at once: one process "
+        "{:.1f} ± {:.1f} presses/s, two {:.1f} ± {:.1f}, ratio {:.2f} ± {:.2f} (target ≥ 1.6); "
+        "load average during the runs {:.1f} to {:.1f} on {} cores; exactly once: {}.".format(
+            *median_spread(rates[1]),
+            *median_spread(rates[2]),
+            *median_spread(ratios),
+            min(loads),
+            max(loads),
+            os.cpu_count(),
+            "; ".join(checks) or "every answer stored once and every press edited once",
+        )
     )
 
 
