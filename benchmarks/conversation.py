@@ -357,19 +357,15 @@ def run(quick: bool = False) -> Report:
                     [seed_patients(url, api, WORK_PATIENTS) for _ in range(3)],
                     "/checkin",
                 )
-                bare_work = callgrind_instructions_per_press(
-                    api,
-                    [PYTHON, "-m", "benchmarks.bare_bot"],
-                    env,
-                    [bare_users(api, WORK_PATIENTS) for _ in range(3)],
-                    "hello",
-                )
-                floor_work = callgrind_instructions_per_press(
-                    api,
-                    [PYTHON, "-m", "benchmarks.app_floor"],
-                    env,
-                    [bare_users(api, WORK_PATIENTS) for _ in range(3)],
-                    "hello",
+                bare_work, floor_work = (
+                    callgrind_instructions_per_press(
+                        api,
+                        [PYTHON, "-m", module],
+                        env,
+                        [bare_users(api, WORK_PATIENTS) for _ in range(3)],
+                        "hello",
+                    )
+                    for module in ("benchmarks.bare_bot", "benchmarks.app_floor")
                 )
                 work.append(
                     f"{kind}: {ours_work / 1e6:.1f} M instructions per press (spondybot), "
