@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import bisect
 import os
+import queue
 import secrets
 import shutil
 import signal
@@ -26,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -355,16 +357,21 @@ def run(quick: bool = False) -> Report:
                     [seed_patients(url, api, WORK_PATIENTS) for _ in range(3)],
                     "/checkin",
                 )
-                bare_work = callgrind_instructions_per_press(
-                    api,
-                    [PYTHON, "-m", "benchmarks.bare_bot"],
-                    env,
-                    [bare_users(api, WORK_PATIENTS) for _ in range(3)],
-                    "hello",
+                bare_work, floor_work = (
+                    callgrind_instructions_per_press(
+                        api,
+                        [PYTHON, "-m", module],
+                        env,
+                        [bare_users(api, WORK_PATIENTS) for _ in range(3)],
+                        "hello",
+                    )
+                    for module in ("benchmarks.bare_bot", "benchmarks.app_floor")
                 )
                 work.append(
-                    f"{kind}: {ours_work / 1e6:.1f} M instructions per press (spondybot) and "
-                    f"{bare_work / 1e6:.1f} M (bare bot), {ours_work / bare_work:.2f}×"
+                    f"{kind}: {ours_work / 1e6:.1f} M instructions per press (spondybot), "
+                    f"{floor_work / 1e6:.1f} M (its floor) and {bare_work / 1e6:.1f} M (bare "
+                    f"bot): {ours_work / floor_work:.2f}× the floor (target ≤ 1.15), "
+                    f"{ours_work / bare_work:.2f}× the bare bot"
                 )
             budget_level = levels[len(levels) // 2]
             floor_cpu = _median_cpu(results[("floor", budget_level)])
@@ -402,6 +409,8 @@ def run(quick: bool = False) -> Report:
                     f"{_median_cpu(results[('floor', level)]):.1f} / "
                     f"{_median_cpu(results[('bare', level)]):.1f}",
                 )
+    if not quick:
+        report.notes.append(two_processes(repeats))
     report.notes.append(
         f"Median of {repeats} runs ± half the range; the bots alternate within each run, "
         "against the same fake Bot API server, so the ratio is measured side by side."
@@ -453,9 +462,9 @@ def run(quick: bool = False) -> Report:
 
 
 PROFILED = """
-import cProfile, signal, sys
+import cProfile, runpy, signal, sys
 profile = cProfile.Profile()
-out = sys.argv.pop(1)
+out, module = sys.argv.pop(1), sys.argv.pop(1)
 def start(*_):
     profile.enable()
 def stop(*_):
@@ -463,23 +472,28 @@ def stop(*_):
     profile.dump_stats(out)
 signal.signal(signal.SIGUSR1, start)
 signal.signal(signal.SIGUSR2, stop)
-from bot.cli import main
-sys.argv[0] = "spondybot"
-main()
+runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
-"""`spondybot` with cProfile switched on by SIGUSR1 and written out by SIGUSR2 (to the file
-named by its first argument); the profile covers the event loop's thread."""
+"""A bot module (`bot` is `spondybot`, or `benchmarks.app_floor`) run with cProfile switched
+on by SIGUSR1 and written out by SIGUSR2 (arguments: the file, the module, the module's own);
+the profile covers the event loop's thread."""
 
 
-def profile_presses(kind: str, out: Path, patients: int = WORK_PATIENTS) -> int:
-    """Profiles `spondybot run` over two measured rounds of `patients` questionnaires (after a
-    warm-up round) and writes cProfile's statistics to `out`; returns the presses profiled."""
+def profile_presses(kind: str, out: Path, *, floor: bool = False) -> int:
+    """Profiles `spondybot run` (or its floor) over the measured rounds of `WORK_PATIENTS`
+    questionnaires (after a warm-up round) and writes cProfile's statistics to `out`; returns
+    the presses profiled."""
     with database(kind) as url, FakeBotApi() as api:
         env = bot_environment(api, url)
-        groups = [seed_patients(url, api, patients) for _ in range(1 + MEASURED_ROUNDS)]
-        command = [PYTHON, "-c", PROFILED, str(out), "run"]
+        if floor:
+            groups = [bare_users(api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)]
+            command = [PYTHON, "-c", PROFILED, str(out), "benchmarks.app_floor"]
+        else:
+            groups = [seed_patients(url, api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)]
+            command = [PYTHON, "-c", PROFILED, str(out), "bot", "run"]
         with bot_process(command, env, api) as pid:
-            run = drive_rounds(api, groups, "/checkin", pid, lambda: os.kill(pid, signal.SIGUSR1))
+            opener = "hello" if floor else "/checkin"
+            run = drive_rounds(api, groups, opener, pid, lambda: os.kill(pid, signal.SIGUSR1))
             os.kill(pid, signal.SIGUSR2)
             api.wait_until_sync(out.exists, timeout=60)
     return run.presses
@@ -515,7 +529,8 @@ PROCESS_PATIENTS = 20  # patients at once in the two-process comparison
 class Relay:
     """Telegram's side of webhook mode for the fake Bot API: takes each update as it is queued
     and posts it to one of the bot processes' webhook servers, chosen by chat (as a sticky load
-    balancer would), so that any number of `spondybot run` processes serve one bot.
+    balancer would), so that any number of `spondybot run` processes serve one bot. Each
+    process has its own poster, so a slow process holds up only its own chats.
 
     With `duplicate_every` n > 0, every n-th update is also posted to another process, as a
     redelivery that reaches a second process while the first may still be handling it.
@@ -527,38 +542,49 @@ class Relay:
         self.duplicate_every = duplicate_every
         self.posted = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._queues: list[queue.SimpleQueue[dict[str, object] | None]] = [
+            queue.SimpleQueue() for _ in ports
+        ]
+        self._threads = [threading.Thread(target=self._take, daemon=True)] + [
+            threading.Thread(target=self._post, args=(port, line), daemon=True)
+            for port, line in zip(ports, self._queues, strict=True)
+        ]
 
     def __enter__(self) -> Relay:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        for line in self._queues:
+            line.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
-    def _take(self) -> list[dict[str, object]]:
+    def _take(self) -> None:
         api = self.api
-        with api._cond:
-            while not api._pending and not self._stop.is_set():
-                api._cond.wait(0.05)
-            batch, api._pending = api._pending, []
-        return [update for _, update in batch]
+        while not self._stop.is_set():
+            with api._cond:
+                while not api._pending and not self._stop.is_set():
+                    api._cond.wait(0.05)
+                batch, api._pending = api._pending, []
+            for _, update in batch:
+                first = _chat_of(update) % len(self.ports)
+                self._queues[first].put(update)
+                self.posted += 1
+                if self.duplicate_every and self.posted % self.duplicate_every == 0:
+                    self._queues[(first + 1) % len(self.ports)].put(update)
 
-    def _run(self) -> None:
+    def _post(self, port: int, line: queue.SimpleQueue[dict[str, object] | None]) -> None:
         headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
-        with httpx.Client(headers=headers, timeout=30) as client:
-            while not self._stop.is_set():
-                for update in self._take():
-                    chat = _chat_of(update)
-                    first = chat % len(self.ports)
-                    targets = [first]
-                    self.posted += 1
-                    if self.duplicate_every and self.posted % self.duplicate_every == 0:
-                        targets.append((first + 1) % len(self.ports))
-                    for index in targets:
-                        url = f"http://127.0.0.1:{self.ports[index]}/{WEBHOOK_PATH}"
-                        client.post(url, json=update).raise_for_status()
+        # Without TCP_NODELAY a post may wait for the delayed acknowledgement of its headers.
+        nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        transport = httpx.HTTPTransport(socket_options=nodelay)
+        url = f"http://127.0.0.1:{port}/{WEBHOOK_PATH}"
+        with httpx.Client(headers=headers, timeout=30, transport=transport) as client:
+            while (update := line.get()) is not None:
+                client.post(url, json=update).raise_for_status()
 
 
 def _chat_of(update: dict[str, object]) -> int:
@@ -604,7 +630,7 @@ def webhook_processes(env: dict[str, str], api: FakeBotApi, count: int) -> Itera
     try:
         api.wait_until_sync(lambda: len(api.calls("setWebhook")) >= before + count, timeout=120)
         for port in ports:
-            api.wait_until_sync(lambda port=port: _listens(port), timeout=60)
+            api.wait_until_sync(partial(_listens, port), timeout=60)
         yield ports
     finally:
         for process in processes:
@@ -685,6 +711,39 @@ def run_processes(
     )
 
 
+def two_processes(repeats: int) -> str:
+    """Two webhook processes against one on PostgreSQL (issue 22, target 7), as a note."""
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    checks: list[str] = []
+    loads: list[float] = []
+    for _ in range(repeats):
+        for count in (1, 2):
+            result = run_processes("postgres", count, duplicate_every=5)
+            rates[count].append(result.run.rate)
+            loads.append(result.load)
+            if (result.answers, result.edits) != (result.expected_answers, result.presses):
+                checks.append(
+                    f"{count} process(es): {result.answers} of {result.expected_answers} "
+                    f"answers stored, {result.edits} edits for {result.presses} presses"
+                )
+    ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True)]
+    return (
+        "Two `spondybot run` processes on one PostgreSQL (webhook mode; the benchmark relays "
+        "each update to a process chosen by chat, and every fifth one to the other process as "
+        f"well, as a redelivery), {PROCESS_PATIENTS} patients at once: one process "
+        "{:.1f} ± {:.1f} presses/s, two {:.1f} ± {:.1f}, ratio {:.2f} ± {:.2f} (target ≥ 1.6); "
+        "load average during the runs {:.1f} to {:.1f} on {} cores; exactly once: {}.".format(
+            *median_spread(rates[1]),
+            *median_spread(rates[2]),
+            *median_spread(ratios),
+            min(loads),
+            max(loads),
+            os.cpu_count(),
+            "; ".join(checks) or "every answer stored once and every press edited once",
+        )
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """`python -m benchmarks.conversation work|profile DATABASE …`: the overhead of a press
     over spondybot's own floor, counted in instructions, or a cProfile of `spondybot run`."""
@@ -693,6 +752,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("kinds", nargs="*", default=["sqlite", "postgres"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", default="press.prof", help="profile: the statistics file")
+    parser.add_argument("--floor", action="store_true", help="profile: the floor instead")
     parser.add_argument("--duplicate-every", type=int, default=0, help="processes: redeliveries")
     args = parser.parse_args(argv)
     for kind in args.kinds:
@@ -710,7 +770,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         if args.what == "profile":
             path = Path(args.out).resolve()
-            presses = profile_presses(kind, path)
+            presses = profile_presses(kind, path, floor=args.floor)
             print(f"{kind}: {presses} presses profiled into {path}", flush=True)
             continue
         for _ in range(args.repeats):

@@ -19,6 +19,7 @@ registry as built, so the next run starts from the same data.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -103,7 +104,7 @@ class Registry:
     physicians: int
     weeks: int
     seed: int
-    rows: dict[str, int]
+    last_ids: dict[str, int]
     build_seconds: float | None  # None when it came from the cache
 
     def telegram_id(self, patient_id: int) -> int:
@@ -436,13 +437,14 @@ def _schema_url(base: str, schema: str) -> str:
     return f"{base}{separator}options=-csearch_path%3D{schema}"
 
 
-def _counts(engine: Engine) -> dict[str, int]:
+def _last_ids(engine: Engine) -> dict[str, int]:
+    """The highest id of each loaded table."""
     with engine.connect() as connection:
-        counts = {
-            table.name: connection.execute(text(f'SELECT count(*) FROM "{table.name}"')).one()
+        found = {
+            table.name: connection.execute(text(f'SELECT max(id) FROM "{table.name}"')).one()
             for table in LOADED
         }
-    return {name: int(row[0]) for name, row in counts.items()}
+    return {name: int(row[0] or 0) for name, row in found.items()}
 
 
 def load_registry(engine: Engine, *, patients: int, physicians: int, weeks: int, seed: int) -> None:
@@ -530,16 +532,28 @@ def build_registry(
             admin.dispose()
     engine = make_engine(url)
     try:
-        rows = _counts(engine)
+        migrate.upgrade(engine)  # a registry cached under an older schema gains its new tables
     finally:
         engine.dispose()
+    # The last id of each table as built, kept beside the cache: reset_registry deletes
+    # whatever lies beyond.
+    manifest = CACHE / f"{name}.{'sqlite' if url.startswith('sqlite') else 'postgresql'}.json"
+    if built or not manifest.exists():
+        engine = make_engine(url)
+        try:
+            rows = _last_ids(engine)
+        finally:
+            engine.dispose()
+        CACHE.mkdir(exist_ok=True)
+        manifest.write_text(json.dumps(rows, indent=1) + "\n")
+    rows = json.loads(manifest.read_text())
     return Registry(
         url=url,
         patients=patients,
         physicians=physicians,
         weeks=weeks,
         seed=seed,
-        rows=rows,
+        last_ids=rows,
         build_seconds=time.perf_counter() - started if built else None,
     )
 
@@ -549,16 +563,26 @@ def reset_registry(registry: Registry) -> None:
     ones, and the tables the registry leaves empty), and undoes patient state changes."""
     engine = make_engine(registry.url)
     physicians: Table = Physician.__table__  # type: ignore[attr-defined]
-    beyond = ("answer", "scorerecord", "labresult", "administration", "therapyepisode")
+    last = registry.last_ids
     try:
         with engine.begin() as connection:
             for table in SCRATCH_TABLES:
                 connection.execute(text(f'DELETE FROM "{table}"'))
-            # Children first; the loaded ids are 1..count in every table.
-            for table in beyond:
+            for statement, bound in (
+                (
+                    "DELETE FROM answer WHERE administration_id > :a OR id > :b",
+                    ("administration", "answer"),
+                ),
+                (
+                    "DELETE FROM scorerecord WHERE administration_id > :a OR id > :b",
+                    ("administration", "scorerecord"),
+                ),
+                ("DELETE FROM labresult WHERE id > :a", ("labresult",)),
+                ("DELETE FROM administration WHERE id > :a", ("administration",)),
+                ("DELETE FROM therapyepisode WHERE id > :a", ("therapyepisode",)),
+            ):
                 connection.execute(
-                    text(f'DELETE FROM "{table}" WHERE id > :last'),
-                    {"last": registry.rows[table]},
+                    text(statement), dict(zip("ab", (last[name] for name in bound), strict=False))
                 )
             connection.execute(
                 text(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from bot import callbacks
+from bot.domain.scoring import AsdasState
 from bot.present import history, screens
 from bot.present.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
 from bot.present.course import CourseWords, rendered
@@ -151,6 +152,31 @@ def _lab_text(r: Renderer, lang: str, lab: LabLine, timezone: str) -> str:
     return INDENT + r.text(key, lang, **values)
 
 
+def _asdas_lines(
+    r: Renderer,
+    lang: str,
+    variant: str,
+    value: Decimal | None,
+    state: AsdasState | None,
+    lab: LabLine | None,
+    timezone: str,
+) -> list[str]:
+    """An ASDAS ("crp" or "esr") with its state and the lab value it used; none without it."""
+    if value is None or state is None:
+        return []
+    lines = [
+        r.text(
+            f"physician.detail.asdas_{variant}",
+            lang,
+            value=rounded(value),
+            state=r.asdas_state_name(state, lang),
+        )
+    ]
+    if lab is not None:
+        lines.append(_lab_text(r, lang, lab, timezone))
+    return lines
+
+
 def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_weeks: int) -> str:
     """The text of `/patient <reference>`: latest scores with their lab values, last answers."""
     lang, zone, summary = detail.language, detail.timezone, detail.summary
@@ -175,30 +201,15 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
                 active=summary.basdai_active,
             )
         )
-    if detail.asdas_crp is not None and detail.asdas_crp_state is not None:
-        lines.append(
-            r.text(
-                "physician.detail.asdas_crp",
-                lang,
-                value=rounded(detail.asdas_crp),
-                state=r.asdas_state_name(detail.asdas_crp_state, lang),
-            )
-        )
-        if detail.crp is not None:
-            lines.append(_lab_text(r, lang, detail.crp, zone))
-    elif detail.asdas_esr is None:
+    crp_lines = _asdas_lines(
+        r, lang, "crp", detail.asdas_crp, detail.asdas_crp_state, detail.crp, zone
+    )
+    lines.extend(crp_lines)
+    if not crp_lines and detail.asdas_esr is None:
         lines.append(r.text("physician.detail.awaiting_crp", lang, days=window_days))
-    if detail.asdas_esr is not None and detail.asdas_esr_state is not None:
-        lines.append(
-            r.text(
-                "physician.detail.asdas_esr",
-                lang,
-                value=rounded(detail.asdas_esr),
-                state=r.asdas_state_name(detail.asdas_esr_state, lang),
-            )
-        )
-        if detail.esr is not None:
-            lines.append(_lab_text(r, lang, detail.esr, zone))
+    lines.extend(
+        _asdas_lines(r, lang, "esr", detail.asdas_esr, detail.asdas_esr_state, detail.esr, zone)
+    )
     if summary.basdai50 is not None and summary.basdai_baseline_at is not None:
         # BASDAI50 and the ASAS/EULAR response, each under its own name (clinical spec §6).
         lines.append(
