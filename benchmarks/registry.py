@@ -19,6 +19,7 @@ registry as built, so the next run starts from the same data.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -32,7 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, create_engine, text
+from sqlalchemy import Table, create_engine, text, update
 from sqlalchemy.engine import Engine
 
 from bot.domain import instruments, scoring
@@ -58,9 +59,15 @@ DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 # The registry's "now": Monday 17:00 UTC, 18:00 in Berlin, every patient's weekly slot.
 NOW = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)
 TIMEZONE = "Europe/Berlin"
-# Telegram user (and chat) id of patient n is TELEGRAM_BASE + n.
+# Telegram user (and chat) id of patient n is TELEGRAM_BASE + n, of physician n
+# PHYSICIAN_TELEGRAM_BASE + n.
 TELEGRAM_BASE = 700_000_000
+PHYSICIAN_TELEGRAM_BASE = 600_000_000
 BATCH_PATIENTS = 500
+# Physicians read their digests on Sunday at 23:59, so that no benchmark run (a press, the
+# Monday wave) also builds 500 digests: those are measured on their own.
+DIGEST_WEEKDAY = 6
+DIGEST_TIME = wall_time(23, 59)
 # Tables the benchmarks write to beyond the registry: emptied by reset_registry.
 SCRATCH_TABLES = (
     "safetyanswer",
@@ -97,7 +104,7 @@ class Registry:
     physicians: int
     weeks: int
     seed: int
-    rows: dict[str, int]
+    last_ids: dict[str, int]
     build_seconds: float | None  # None when it came from the cache
 
     def telegram_id(self, patient_id: int) -> int:
@@ -151,13 +158,30 @@ class Rows:
         self.enrolled = self.first_slot - timedelta(days=14)
 
     def physician_rows(self) -> list[dict[str, Any]]:
+        """Every physician; the Telegram links of physicians are made by `physician_links`."""
         return [
             Physician(
                 id=n,
                 display_name=f"Physician {n}",
                 language=("en", "de", "zh")[n % 3],
                 timezone=TIMEZONE,
+                digest_weekday=DIGEST_WEEKDAY,
+                digest_time=DIGEST_TIME,
                 created_at=self.enrolled,
+            ).model_dump()
+            for n in range(1, self.physicians + 1)
+        ]
+
+    def physician_links(self, first_id: int) -> list[dict[str, Any]]:
+        """Every physician linked to Telegram (they read digests and alerts there), with link
+        ids from `first_id` on."""
+        return [
+            ChatLink(
+                id=first_id + n - 1,
+                telegram_user_id=PHYSICIAN_TELEGRAM_BASE + n,
+                chat_id=PHYSICIAN_TELEGRAM_BASE + n,
+                physician_id=n,
+                linked_at=self.enrolled,
             ).model_dump()
             for n in range(1, self.physicians + 1)
         ]
@@ -413,16 +437,18 @@ def _schema_url(base: str, schema: str) -> str:
     return f"{base}{separator}options=-csearch_path%3D{schema}"
 
 
-def _counts(engine: Engine) -> dict[str, int]:
+def _last_ids(engine: Engine) -> dict[str, int]:
+    """The highest id of each loaded table."""
     with engine.connect() as connection:
-        counts = {
-            table.name: connection.execute(text(f'SELECT count(*) FROM "{table.name}"')).one()
+        found = {
+            table.name: connection.execute(text(f'SELECT max(id) FROM "{table.name}"')).one()
             for table in LOADED
         }
-    return {name: int(row[0]) for name, row in counts.items()}
+    return {name: int(row[0] or 0) for name, row in found.items()}
 
 
-def _fill(engine: Engine, *, patients: int, physicians: int, weeks: int, seed: int) -> None:
+def load_registry(engine: Engine, *, patients: int, physicians: int, weeks: int, seed: int) -> None:
+    """Migrates `engine`'s database and bulk-loads a registry into it (no caching)."""
     migrate.upgrade(engine)
     rows = Rows(physicians=physicians, weeks=weeks, seed=seed)
 
@@ -431,6 +457,7 @@ def _fill(engine: Engine, *, patients: int, physicians: int, weeks: int, seed: i
         for first in range(1, patients + 1, BATCH_PATIENTS):
             last = min(patients, first + BATCH_PATIENTS - 1)
             yield list(rows.batch(first, last).items())
+        yield [(ChatLink.__table__, rows.physician_links(first_id=patients + 1))]
 
     bulk_load(engine, batches())
 
@@ -466,7 +493,9 @@ def build_registry(
                 stale.unlink()
             engine = make_engine(f"sqlite:///{partial}")
             try:
-                _fill(engine, patients=patients, physicians=physicians, weeks=weeks, seed=seed)
+                load_registry(
+                    engine, patients=patients, physicians=physicians, weeks=weeks, seed=seed
+                )
             finally:
                 engine.dispose()  # the last connection closing checkpoints the WAL
             os.replace(partial, path)
@@ -491,7 +520,9 @@ def build_registry(
             if not exists:
                 engine = make_engine(_schema_url(base, partial))
                 try:
-                    _fill(engine, patients=patients, physicians=physicians, weeks=weeks, seed=seed)
+                    load_registry(
+                        engine, patients=patients, physicians=physicians, weeks=weeks, seed=seed
+                    )
                 finally:
                     engine.dispose()
                 with admin.begin() as connection:
@@ -501,16 +532,28 @@ def build_registry(
             admin.dispose()
     engine = make_engine(url)
     try:
-        rows = _counts(engine)
+        migrate.upgrade(engine)  # a registry cached under an older schema gains its new tables
     finally:
         engine.dispose()
+    # The last id of each table as built, kept beside the cache: reset_registry deletes
+    # whatever lies beyond.
+    manifest = CACHE / f"{name}.{'sqlite' if url.startswith('sqlite') else 'postgresql'}.json"
+    if built or not manifest.exists():
+        engine = make_engine(url)
+        try:
+            rows = _last_ids(engine)
+        finally:
+            engine.dispose()
+        CACHE.mkdir(exist_ok=True)
+        manifest.write_text(json.dumps(rows, indent=1) + "\n")
+    rows = json.loads(manifest.read_text())
     return Registry(
         url=url,
         patients=patients,
         physicians=physicians,
         weeks=weeks,
         seed=seed,
-        rows=rows,
+        last_ids=rows,
         build_seconds=time.perf_counter() - started if built else None,
     )
 
@@ -519,22 +562,36 @@ def reset_registry(registry: Registry) -> None:
     """Deletes every row a benchmark added beyond the registry as built (ids past the loaded
     ones, and the tables the registry leaves empty), and undoes patient state changes."""
     engine = make_engine(registry.url)
-    beyond = ("answer", "scorerecord", "labresult", "administration", "therapyepisode")
+    physicians: Table = Physician.__table__  # type: ignore[attr-defined]
+    last = registry.last_ids
     try:
         with engine.begin() as connection:
             for table in SCRATCH_TABLES:
                 connection.execute(text(f'DELETE FROM "{table}"'))
-            # Children first; the loaded ids are 1..count in every table.
-            for table in beyond:
+            for statement, bound in (
+                (
+                    "DELETE FROM answer WHERE administration_id > :a OR id > :b",
+                    ("administration", "answer"),
+                ),
+                (
+                    "DELETE FROM scorerecord WHERE administration_id > :a OR id > :b",
+                    ("administration", "scorerecord"),
+                ),
+                ("DELETE FROM labresult WHERE id > :a", ("labresult",)),
+                ("DELETE FROM administration WHERE id > :a", ("administration",)),
+                ("DELETE FROM therapyepisode WHERE id > :a", ("therapyepisode",)),
+            ):
                 connection.execute(
-                    text(f'DELETE FROM "{table}" WHERE id > :last'),
-                    {"last": registry.rows[table]},
+                    text(statement), dict(zip("ab", (last[name] for name in bound), strict=False))
                 )
             connection.execute(
                 text(
                     "UPDATE patient SET unreachable_since = NULL, paused_until = NULL "
                     "WHERE unreachable_since IS NOT NULL OR paused_until IS NOT NULL"
                 )
+            )
+            connection.execute(
+                update(physicians).values(digest_weekday=DIGEST_WEEKDAY, digest_time=DIGEST_TIME)
             )
     finally:
         engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
 from sqlmodel import Session, col, select
@@ -10,28 +11,30 @@ from storage import pending
 from storage.models import PendingTherapyChange, TherapyEpisodeRow
 
 
+@dataclass(frozen=True)
+class EpisodeColumns:
+    """The columns an episode, a correction of it and a change waiting for Save share."""
+
+    drug: str
+    therapy_class: str
+    dose: str | None
+    start_date: date
+    stop_date: date | None
+    stop_reason: str | None
+
+
 def add_therapy(
     *,
     session: Session,
     patient_id: int,
-    drug: str,
-    therapy_class: str,
-    dose: str | None,
-    start_date: date,
-    stop_date: date | None,
-    stop_reason: str | None,
+    episode: EpisodeColumns,
     entered_by: str,
     now: datetime,
 ) -> TherapyEpisodeRow:
     """Stores one episode as entered."""
     row = TherapyEpisodeRow(
         patient_id=patient_id,
-        drug=drug,
-        therapy_class=therapy_class,
-        dose=dose,
-        start_date=start_date,
-        stop_date=stop_date,
-        stop_reason=stop_reason,
+        **asdict(episode),
         entered_by=entered_by,
         created_at=now,
         updated_at=now,
@@ -78,21 +81,12 @@ def change_therapy(
     *,
     session: Session,
     therapy: TherapyEpisodeRow,
-    drug: str,
-    therapy_class: str,
-    dose: str | None,
-    start_date: date,
-    stop_date: date | None,
-    stop_reason: str | None,
+    episode: EpisodeColumns,
     now: datetime,
 ) -> TherapyEpisodeRow:
     """Writes new values over an episode loaded in this session (the caller audits the old)."""
-    therapy.drug = drug
-    therapy.therapy_class = therapy_class
-    therapy.dose = dose
-    therapy.start_date = start_date
-    therapy.stop_date = stop_date
-    therapy.stop_reason = stop_reason
+    for name, value in asdict(episode).items():
+        setattr(therapy, name, value)
     therapy.updated_at = now
     session.add(therapy)
     session.flush()
@@ -106,12 +100,7 @@ def create_pending_change(
     patient_id: int,
     action: str,
     therapy_id: int | None,
-    drug: str,
-    therapy_class: str,
-    dose: str | None,
-    start_date: date,
-    stop_date: date | None,
-    stop_reason: str | None,
+    episode: EpisodeColumns,
     now: datetime,
     expires_at: datetime,
 ) -> PendingTherapyChange:
@@ -121,12 +110,7 @@ def create_pending_change(
         patient_id=patient_id,
         action=action,
         therapy_id=therapy_id,
-        drug=drug,
-        therapy_class=therapy_class,
-        dose=dose,
-        start_date=start_date,
-        stop_date=stop_date,
-        stop_reason=stop_reason,
+        **asdict(episode),
         status=pending.PENDING,
         created_at=now,
         expires_at=expires_at,

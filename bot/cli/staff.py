@@ -24,8 +24,21 @@ patient_app = typer.Typer(
 )
 
 
-def _print_code(code: staff.IssuedCode, timezone: str) -> None:
-    """The code for staff to hand over; its expiry in clinic time, to the minute."""
+def _report_code(
+    code: staff.IssuedCode,
+    timezone: str,
+    *,
+    as_json: bool,
+    ids: dict[str, object],
+    headline: str | None = None,
+) -> None:
+    """The code for staff to hand over: as JSON with `ids`, or as lines with its expiry in
+    clinic time, to the minute, under an optional headline."""
+    if as_json:
+        echo_json({**ids, "code": code.code, "link": code.link, "expires_at": code.expires_at})
+        return
+    if headline is not None:
+        typer.echo(headline)
     expires = datetime.fromisoformat(code.expires_at).astimezone(ZoneInfo(timezone))
     typer.echo(f"one-time code: {code.code}")
     typer.echo(f"link:          {code.link}")
@@ -62,18 +75,13 @@ def physician_add(
             )
         except staff.StaffError as error:
             fail(str(error))
-    if as_json:
-        echo_json(
-            {
-                "physician_id": created.physician_id,
-                "code": created.code.code,
-                "link": created.code.link,
-                "expires_at": created.code.expires_at,
-            }
-        )
-        return
-    typer.echo(f"physician {created.physician_id} added")
-    _print_code(created.code, clinic_timezone)
+    _report_code(
+        created.code,
+        clinic_timezone,
+        as_json=as_json,
+        ids={"physician_id": created.physician_id},
+        headline=f"physician {created.physician_id} added",
+    )
 
 
 @physician_app.command("code")
@@ -91,17 +99,7 @@ def physician_code(
             code = staff.new_physician_code(ctx, physician_id=physician_id)
         except staff.StaffError as error:
             fail(str(error))
-    if as_json:
-        echo_json(
-            {
-                "physician_id": physician_id,
-                "code": code.code,
-                "link": code.link,
-                "expires_at": code.expires_at,
-            }
-        )
-        return
-    _print_code(code, clinic_timezone)
+    _report_code(code, clinic_timezone, as_json=as_json, ids={"physician_id": physician_id})
 
 
 def _report_change(
@@ -202,20 +200,17 @@ def patient_add(
             )
         except staff.StaffError as error:
             fail(str(error))
-    if as_json:
-        echo_json(
-            {
-                "patient_id": created.patient_id,
-                "physician_id": created.physician_id,
-                "clinic_ref": created.clinic_ref,
-                "code": created.code.code,
-                "link": created.code.link,
-                "expires_at": created.code.expires_at,
-            }
-        )
-        return
-    typer.echo(f"patient {created.clinic_ref} added (id {created.patient_id})")
-    _print_code(created.code, clinic_timezone)
+    _report_code(
+        created.code,
+        clinic_timezone,
+        as_json=as_json,
+        ids={
+            "patient_id": created.patient_id,
+            "physician_id": created.physician_id,
+            "clinic_ref": created.clinic_ref,
+        },
+        headline=f"patient {created.clinic_ref} added (id {created.patient_id})",
+    )
 
 
 @patient_app.command("list")
@@ -261,17 +256,7 @@ def patient_code(
             code = staff.new_patient_code(ctx, clinic_ref=clinic_ref)
         except staff.StaffError as error:
             fail(str(error))
-    if as_json:
-        echo_json(
-            {
-                "clinic_ref": clinic_ref,
-                "code": code.code,
-                "link": code.link,
-                "expires_at": code.expires_at,
-            }
-        )
-        return
-    _print_code(code, clinic_timezone)
+    _report_code(code, clinic_timezone, as_json=as_json, ids={"clinic_ref": clinic_ref})
 
 
 @patient_app.command("report")

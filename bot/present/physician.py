@@ -8,16 +8,18 @@ handlers (`bot.telegram.handlers.physician`) send it. Buttons carry `p:<action>:
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
 from bot import callbacks
+from bot.domain.scoring import AsdasState
 from bot.present import history, screens
 from bot.present.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
 from bot.present.course import CourseWords, rendered
 from bot.present.render import Renderer
-from bot.present.screens import Button
+from bot.present.screens import Button, answer_value, measured, rounded
 from bot.services.crp_entry import CrpPreview, PendingReply
 from bot.services.physician_panel import (
     LabLine,
@@ -62,7 +64,7 @@ def _asdas_text(r: Renderer, lang: str, row: PatientSummary, timezone: str) -> s
     return r.text(
         "physician.score.asdas",
         lang,
-        value=row.asdas_crp,
+        value=rounded(row.asdas_crp),
         state=r.asdas_state_name(row.asdas_state, lang),
         floored=row.crp_floored,
         date=None if row.asdas_drawn_at is None else _local(row.asdas_drawn_at, timezone),
@@ -71,7 +73,7 @@ def _asdas_text(r: Renderer, lang: str, row: PatientSummary, timezone: str) -> s
 
 def _row(r: Renderer, lang: str, row: PatientSummary, no_crp_weeks: int, timezone: str) -> str:
     basdai = (
-        r.text("physician.score.basdai", lang, value=row.basdai, active=row.basdai_active)
+        r.text("physician.score.basdai", lang, value=rounded(row.basdai), active=row.basdai_active)
         if row.basdai is not None
         else r.text("physician.score.none", lang)
     )
@@ -134,7 +136,11 @@ def list_buttons(r: Renderer, found: PatientList) -> tuple[tuple[Button, ...], .
 
 
 def _lab_text(r: Renderer, lang: str, lab: LabLine, timezone: str) -> str:
-    values = {"value": lab.value, "unit": lab.unit, "date": _drawn(lab.drawn_at, timezone)}
+    values = {
+        "value": measured(lab.value),
+        "unit": lab.unit,
+        "date": _drawn(lab.drawn_at, timezone),
+    }
     if lab.analyte == "esr":
         key = "physician.detail.esr"
     elif lab.below_detection_limit:
@@ -144,6 +150,31 @@ def _lab_text(r: Renderer, lang: str, lab: LabLine, timezone: str) -> str:
     else:
         key = "physician.detail.crp"
     return INDENT + r.text(key, lang, **values)
+
+
+def _asdas_lines(
+    r: Renderer,
+    lang: str,
+    variant: str,
+    value: Decimal | None,
+    state: AsdasState | None,
+    lab: LabLine | None,
+    timezone: str,
+) -> list[str]:
+    """An ASDAS ("crp" or "esr") with its state and the lab value it used; none without it."""
+    if value is None or state is None:
+        return []
+    lines = [
+        r.text(
+            f"physician.detail.asdas_{variant}",
+            lang,
+            value=rounded(value),
+            state=r.asdas_state_name(state, lang),
+        )
+    ]
+    if lab is not None:
+        lines.append(_lab_text(r, lang, lab, timezone))
+    return lines
 
 
 def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_weeks: int) -> str:
@@ -164,40 +195,28 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
     if detail.basdai is not None:
         lines.append(
             r.text(
-                "physician.detail.basdai", lang, value=detail.basdai, active=summary.basdai_active
-            )
-        )
-    if detail.asdas_crp is not None and detail.asdas_crp_state is not None:
-        lines.append(
-            r.text(
-                "physician.detail.asdas_crp",
+                "physician.detail.basdai",
                 lang,
-                value=detail.asdas_crp,
-                state=r.asdas_state_name(detail.asdas_crp_state, lang),
+                value=rounded(detail.basdai),
+                active=summary.basdai_active,
             )
         )
-        if detail.crp is not None:
-            lines.append(_lab_text(r, lang, detail.crp, zone))
-    elif detail.asdas_esr is None:
+    crp_lines = _asdas_lines(
+        r, lang, "crp", detail.asdas_crp, detail.asdas_crp_state, detail.crp, zone
+    )
+    lines.extend(crp_lines)
+    if not crp_lines and detail.asdas_esr is None:
         lines.append(r.text("physician.detail.awaiting_crp", lang, days=window_days))
-    if detail.asdas_esr is not None and detail.asdas_esr_state is not None:
-        lines.append(
-            r.text(
-                "physician.detail.asdas_esr",
-                lang,
-                value=detail.asdas_esr,
-                state=r.asdas_state_name(detail.asdas_esr_state, lang),
-            )
-        )
-        if detail.esr is not None:
-            lines.append(_lab_text(r, lang, detail.esr, zone))
+    lines.extend(
+        _asdas_lines(r, lang, "esr", detail.asdas_esr, detail.asdas_esr_state, detail.esr, zone)
+    )
     if summary.basdai50 is not None and summary.basdai_baseline_at is not None:
         # BASDAI50 and the ASAS/EULAR response, each under its own name (clinical spec §6).
         lines.append(
             r.text(
                 "physician.detail.basdai_responses",
                 lang,
-                baseline=summary.basdai_baseline,
+                baseline=rounded(summary.basdai_baseline),
                 date=_local(summary.basdai_baseline_at, zone),
                 basdai50=summary.basdai50,
                 asas_eular=summary.basdai_asas_eular,
@@ -217,11 +236,12 @@ def render_detail(r: Renderer, detail: PatientDetail, window_days: int, no_crp_w
                         lang,
                         item=item,
                         minutes=answer.minutes,
-                        value=answer.value,
+                        value=answer_value(answer.value, answer.minutes),
                     )
                 )
             else:
-                lines.append(r.text("physician.detail.answer", lang, item=item, value=answer.value))
+                value = answer_value(answer.value, answer.minutes)
+                lines.append(r.text("physician.detail.answer", lang, item=item, value=value))
     return "\n".join(lines)
 
 
@@ -237,14 +257,14 @@ def chart_labels(r: Renderer, detail: PatientDetail, weeks: int) -> ChartLabels:
     )
 
 
-def _preview_line(r: Renderer, lang: str, lab: LabLine, converted: str | None) -> str:
-    values = {"analyte": lab.analyte.upper(), "value": lab.value, "unit": lab.unit}
+def _preview_line(r: Renderer, lang: str, lab: LabLine, converted: Decimal | None) -> str:
+    values = {"analyte": lab.analyte.upper(), "value": measured(lab.value), "unit": lab.unit}
     if lab.below_detection_limit:
         return r.text("physician.crp.line_below_limit", lang, **values)
     if lab.floored:
         return r.text("physician.crp.line_floored", lang, **values)
     if converted is not None and lab.unit != "mg/L" and lab.analyte == "crp":
-        return r.text("physician.crp.line_converted", lang, converted=converted, **values)
+        return r.text("physician.crp.line_converted", lang, converted=measured(converted), **values)
     return r.text("physician.crp.line", lang, **values)
 
 
@@ -307,7 +327,7 @@ def render_pending(r: Renderer, reply: PendingReply, window_days: int) -> str:
                 r.text(
                     "physician.crp.latest_asdas",
                     lang,
-                    value=reply.asdas_crp,
+                    value=rounded(reply.asdas_crp),
                     state=r.asdas_state_name(reply.asdas_crp_state, lang),
                 )
             )

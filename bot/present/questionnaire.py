@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from bot import callbacks as cb
 from bot.domain import flow, instruments
-from bot.domain.scoring import asdas_category, display_round
+from bot.domain.scoring import asdas_category
 from bot.present.render import Renderer
 from bot.present.screens import (
     DURATIONS_PER_ROW,
@@ -19,6 +19,7 @@ from bot.present.screens import (
     format_slot,
     informal_label,
     instrument_text,
+    rounded,
 )
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
 
@@ -251,13 +252,13 @@ def result_text(renderer: Renderer, reply: QuestionnaireReply) -> str:
     return renderer.text(
         "questionnaire.result",
         lang,
-        basdai=result.basdai_display,
+        basdai=rounded(result.basdai),
         active=result.active,
         trend=result.trend,
-        previous=result.previous_display,
+        previous=rounded(result.previous_basdai),
         previous_date=previous_date,
         asdas_high=result.asdas_high,
-        asdas=None if result.asdas is None else display_round(result.asdas),
+        asdas=rounded(result.asdas),
         asdas_kind=f"ASDAS-{result.asdas_kind}",
         asdas_state=(
             None

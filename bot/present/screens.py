@@ -14,7 +14,8 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from bot.domain import instruments
-from bot.domain.scoring import display_round
+from bot.domain.labs import display_value
+from bot.domain.scoring import display_decimal, display_round
 from bot.present import formats
 from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
 
@@ -141,3 +142,22 @@ def display(value: Decimal, language: str = "en") -> str:
     """A score with one decimal, half away from zero (clinical spec §3), written with the
     language's decimal separator."""
     return formats.number_text(display_round(value), language)
+
+
+def rounded(value: Decimal | None) -> Decimal | None:
+    """A score as people read it: one decimal, half away from zero on the exact value
+    (clinical spec §3: 4.55 → 4.6); None stays None. Its state comes from the exact value."""
+    return None if value is None else display_decimal(value)
+
+
+def measured(value: Decimal | None) -> str | None:
+    """A lab value or a typed answer exactly as precise as it was entered ("7.59", "0.5")."""
+    return None if value is None else display_value(value)
+
+
+def answer_value(value: Decimal, minutes: int | None) -> Decimal | str:
+    """One questionnaire answer: the 0–10 score of a stiffness duration (given with its
+    `minutes`) rounded like a score, any other rating as it was given."""
+    if minutes is not None:
+        return display_decimal(value)
+    return display_value(value)

@@ -25,7 +25,6 @@ from bot.services.physician_panel import (
     PendingOutcome,
     claim_preview,
     lab_line,
-    shown,
     state_of,
     viewer_of,
     visible_patient,
@@ -64,7 +63,7 @@ class CrpPreview:
     pending_id: int | None = None
     identifier: str = ""
     crp: LabLine | None = None
-    crp_mg_l: str | None = None
+    crp_mg_l: Decimal | None = None
     esr: LabLine | None = None
     drawn_at: datetime | None = None
 
@@ -76,7 +75,7 @@ def _preview_line(measurement: Measurement, drawn_at: datetime) -> LabLine:
     return LabLine(
         lab_id=0,
         analyte=measurement.analyte,
-        value=lab_rules.display_value(measurement.value),
+        value=measurement.value,
         unit=measurement.unit,
         drawn_at=drawn_at,
         below_detection_limit=measurement.below_detection_limit,
@@ -134,7 +133,7 @@ def preview_crp(ctx: AppContext, *, telegram_user_id: int, args: list[str]) -> C
             pending_id=entry.id,
             identifier=identifier_of(patient, ctx.settings.patient_identifier),
             crp=_preview_line(command.crp, drawn_at),
-            crp_mg_l=lab_rules.display_value(command.crp.value_normalised),
+            crp_mg_l=command.crp.value_normalised,
             esr=None if command.esr is None else _preview_line(command.esr, drawn_at),
             drawn_at=drawn_at,
             language=viewer.language,
@@ -153,8 +152,8 @@ class PendingReply:
     identifier: str = ""
     stored: tuple[LabLine, ...] = ()
     recomputed: int = 0
-    asdas_crp: str | None = None
-    asdas_crp_state: str | None = None
+    asdas_crp: Decimal | None = None
+    asdas_crp_state: scoring.AsdasState | None = None
     reason: str | None = None
     params: dict[str, str] = field(default_factory=dict)
 
@@ -258,7 +257,7 @@ def resolve_pending(
                     if line is not None
                 ),
                 recomputed=len(recomputed),
-                asdas_crp=shown(crp_score),
+                asdas_crp=crp_score,
                 asdas_crp_state=state_of(crp_score),
                 language=viewer.language,
                 timezone=viewer.timezone,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -22,7 +23,6 @@ from bot.domain import scoring
 from bot.domain.labs import LabInputError as LabInputError  # re-exported for the web
 from bot.domain.labs import Measurement
 from bot.services import labs as lab_service
-from bot.services import physician_panel
 from bot.services.accounts import Principal
 from storage import administrations, audit, labs, patients, scores
 from storage.models import Patient, PatientStatus
@@ -56,21 +56,21 @@ class EntryLine:
 
 @dataclass(frozen=True)
 class CompletedScore:
-    """An ASDAS that a value completes or changes, as it will read (spec §3: one decimal,
-    state from the unrounded score)."""
+    """An ASDAS that a value completes or changes: exact as stored, with its state from the
+    unrounded score (spec §3)."""
 
     completed_at: datetime
     variant: str
-    value: str
-    state: str
+    value: Decimal
+    state: scoring.AsdasState
 
 
 @dataclass(frozen=True)
 class StoredValue:
     analyte: str
-    value: str
+    value: Decimal
     unit: str
-    value_mg_l: str
+    value_mg_l: Decimal
     below_detection_limit: bool
     floored: bool
     status: str  # lab_service.STORED or DUPLICATE
@@ -126,8 +126,8 @@ def _completes(session: Session, administration_ids: tuple[int, ...]) -> tuple[C
                     CompletedScore(
                         completed_at=administration.completed_at,
                         variant=variant,
-                        value=scoring.display_round(value),
-                        state=physician_panel.state_key(value),
+                        value=value,
+                        state=scoring.asdas_category(value),
                     )
                 )
     return tuple(sorted(found, key=lambda score: (score.completed_at, score.variant)))
@@ -162,9 +162,9 @@ def _enter_line(
             stored.append(
                 StoredValue(
                     analyte=measurement.analyte,
-                    value=lab_rules.display_value(measurement.value),
+                    value=measurement.value,
                     unit=measurement.unit,
-                    value_mg_l=lab_rules.display_value(measurement.value_normalised),
+                    value_mg_l=measurement.value_normalised,
                     below_detection_limit=measurement.below_detection_limit,
                     floored=outcome.lab.floored,
                     status=outcome.status,

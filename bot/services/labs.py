@@ -669,28 +669,59 @@ def fix_lab_value(
         after_values = _audit_values(lab)
         if after_values == before_values:
             raise LabInputError("fix_nothing")
-        audit.record_event(
-            session=session,
-            at=now,
-            actor=actor,
-            entity=AUDIT_ENTITY,
-            entity_id=lab_id,
-            patient_id=patient.id,
-            action="correct",
-            before=before_values,
-            after={**after_values, **({"reason": reason} if reason else {})},
-        )
-        recomputed = recompute(
+        return _audited_change(
+            ctx,
             session,
-            patient_id=patient.id,
+            lab=lab,
+            patient=patient,
+            before=before,
+            action="correct",
+            audited=(before_values, {**after_values, **({"reason": reason} if reason else {})}),
             moments=[old_drawn_at, drawn_at],
-            administration_ids=before.used_by,
-            window=window(ctx),
+            actor=actor,
             now=now,
         )
-        return ChangeOutcome(
-            before=before, after=view(session, lab, patient.clinic_ref), recomputed=recomputed
-        )
+
+
+def _audited_change(
+    ctx: AppContext,
+    session: Session,
+    *,
+    lab: LabResult,
+    patient: Patient,
+    before: LabView,
+    action: str,
+    audited: tuple[dict[str, Any] | None, dict[str, Any] | None],
+    moments: list[datetime],
+    actor: str,
+    now: datetime,
+) -> ChangeOutcome:
+    """Records a correction or deletion in the audit trail (`audited`: the values before and
+    after) and recomputes every administration the value fed or now could feed, in the
+    caller's transaction (clinical spec §4)."""
+    assert patient.id is not None
+    audit.record_event(
+        session=session,
+        at=now,
+        actor=actor,
+        entity=AUDIT_ENTITY,
+        entity_id=lab.id,
+        patient_id=patient.id,
+        action=action,
+        before=audited[0],
+        after=audited[1],
+    )
+    recomputed = recompute(
+        session,
+        patient_id=patient.id,
+        moments=moments,
+        administration_ids=before.used_by,
+        window=window(ctx),
+        now=now,
+    )
+    return ChangeOutcome(
+        before=before, after=view(session, lab, patient.clinic_ref), recomputed=recomputed
+    )
 
 
 def delete_lab_value(
@@ -704,27 +735,17 @@ def delete_lab_value(
         assert patient.id is not None
         before = view(session, lab, patient.clinic_ref)
         labs.mark_deleted(session=session, lab=lab, now=now)
-        audit.record_event(
-            session=session,
-            at=now,
-            actor=actor,
-            entity=AUDIT_ENTITY,
-            entity_id=lab_id,
-            patient_id=patient.id,
-            action="delete",
-            before=_audit_values(lab),
-            after={"reason": reason} if reason else None,
-        )
-        recomputed = recompute(
+        return _audited_change(
+            ctx,
             session,
-            patient_id=patient.id,
+            lab=lab,
+            patient=patient,
+            before=before,
+            action="delete",
+            audited=(_audit_values(lab), {"reason": reason} if reason else None),
             moments=[lab.drawn_at],
-            administration_ids=before.used_by,
-            window=window(ctx),
+            actor=actor,
             now=now,
-        )
-        return ChangeOutcome(
-            before=before, after=view(session, lab, patient.clinic_ref), recomputed=recomputed
         )
 
 

@@ -17,13 +17,13 @@ from typing import Final
 from sqlmodel import Session
 
 from bot.context import AppContext
-from bot.domain import attention, instruments, scoring
+from bot.domain import attention, scoring
 from bot.domain import labs as lab_rules
 from bot.services import physician_panel
 from bot.services.accounts import Principal, StaffRole
 from bot.services.physician_panel import PatientSummary
 from storage import administrations, audit, enrollment, labs, patients, physicians, scores
-from storage.models import AdministrationStatus, Answer, Patient, PatientStatus
+from storage.models import AdministrationStatus, Patient, PatientStatus
 
 AUDIT_ENTITY: Final = "patient"
 AUDIT_VIEW: Final = "view"
@@ -124,21 +124,13 @@ def overview(
 
 
 @dataclass(frozen=True)
-class AnswerCell:
-    """One item's answer: the 0–10 value, and minutes for stiffness duration (spec §1)."""
-
-    item_code: str
-    value: str
-    minutes: int | None
-
-
-@dataclass(frozen=True)
 class ScoreCell:
-    """A score shown to one decimal (spec §3) with its state and the lab value it used."""
+    """A score exact as stored (shown to one decimal by `bot.present`, spec §3), with its ASDAS
+    state from the unrounded value and the lab value it used."""
 
-    value: str
-    state: str | None
-    lab_value: str | None = None
+    value: Decimal
+    state: scoring.AsdasState | None
+    lab_value: Decimal | None = None
     lab_unit: str | None = None
     lab_drawn_at: datetime | None = None
     floored: bool = False
@@ -151,7 +143,7 @@ class QuestionnaireRow:
     slot_at: datetime
     completed_at: datetime | None
     status: str
-    answers: tuple[AnswerCell, ...]
+    answers: tuple[physician_panel.AnswerLine, ...]
     basdai: ScoreCell | None
     basdai_active: bool
     asdas_crp: ScoreCell | None
@@ -164,7 +156,7 @@ class LabRow:
 
     lab_id: int
     analyte: str
-    value: str
+    value: Decimal
     unit: str
     below_detection_limit: bool
     floored: bool
@@ -216,15 +208,15 @@ def _lab_of(lab_id: int | None, by_id: dict[int, LabRow]) -> LabRow | None:
 
 
 def _score(value: Decimal | None, lab: LabRow | None, *, asdas: bool) -> ScoreCell | None:
-    """A stored score for display: rounded half away from zero, state from the unrounded value
-    (clinical spec §3), with the date of the lab value it used (spec §6)."""
+    """A stored score with its state from the unrounded value (clinical spec §3) and the date
+    of the lab value it used (spec §6)."""
     if value is None:
         return None
-    state = physician_panel.state_key(value) if asdas else None
+    state = physician_panel.state_of(value) if asdas else None
     if lab is None:
-        return ScoreCell(scoring.display_round(value), state)
+        return ScoreCell(value, state)
     return ScoreCell(
-        scoring.display_round(value),
+        value,
         state,
         lab_value=lab.value,
         lab_unit=lab.unit,
@@ -245,7 +237,7 @@ def _lab_rows(session: Session, patient_id: int) -> list[LabRow]:
             LabRow(
                 lab_id=lab.id,
                 analyte=lab.analyte,
-                value=lab_rules.display_value(lab.value),
+                value=lab.value,
                 unit=lab.unit,
                 below_detection_limit=lab.below_detection_limit,
                 floored=lab.analyte == lab_rules.CRP
@@ -270,21 +262,6 @@ def administrations_completed_at(
         if row is not None and row.completed_at is not None:
             moments.append(row.completed_at)
     return tuple(sorted(moments))
-
-
-def _answer_cells(answers: dict[str, Answer]) -> tuple[AnswerCell, ...]:
-    """Answers in questionnaire order; stiffness duration as minutes and its 0–10 value."""
-    cells = []
-    for code in instruments.ITEM_CODES:
-        answer = answers.get(code)
-        if answer is None:
-            continue
-        if instruments.item(code).kind is instruments.ItemKind.DURATION:
-            minutes = int(answer.raw_value)
-            cells.append(AnswerCell(code, scoring.display_round(answer.score), minutes))
-        else:
-            cells.append(AnswerCell(code, lab_rules.display_value(answer.raw_value), None))
-    return tuple(cells)
 
 
 def record(ctx: AppContext, *, principal: Principal, clinic_ref: str) -> Record | None:
@@ -327,7 +304,7 @@ def record(ctx: AppContext, *, principal: Principal, clinic_ref: str) -> Record 
                     slot_at=administration.slot_at,
                     completed_at=administration.completed_at,
                     status=administration.status,
-                    answers=_answer_cells(answers.get(administration.id, {})),
+                    answers=physician_panel.answer_lines(answers.get(administration.id, {})),
                     basdai=_score(basdai, None, asdas=False),
                     basdai_active=basdai is not None and scoring.basdai_active(basdai),
                     asdas_crp=None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from functools import cache
-from typing import Final
+from typing import Final, TypeVar
 from zoneinfo import available_timezones
 
 from sqlmodel import Session
@@ -278,15 +278,6 @@ def _choose_consent(
     return AccountReply(onboarding_screen(patient), view_of(ctx, patient))
 
 
-def _choose_timezone(
-    ctx: AppContext, session: Session, patient: Patient, value: str, now: datetime
-) -> AccountReply | None:
-    zone = resolve_timezone(value)
-    if zone is None:
-        return None
-    return _apply_timezone(ctx, session, patient, zone)
-
-
 def _apply_preference(
     ctx: AppContext,
     session: Session,
@@ -321,36 +312,51 @@ def _apply_timezone(
     return _apply_preference(ctx, session, patient, STEP_TIMEZONE, apply)
 
 
-def _choose_weekday(
-    ctx: AppContext, session: Session, patient: Patient, value: str, now: datetime
+def _apply_weekday(
+    ctx: AppContext, session: Session, patient: Patient, weekday: int
 ) -> AccountReply | None:
-    if not value.isdigit() or not 0 <= int(value) <= 6:
-        return None
-    weekday = int(value)
-
     def apply(chosen: Patient) -> None:
         chosen.schedule_weekday = weekday
 
     return _apply_preference(ctx, session, patient, STEP_WEEKDAY, apply)
 
 
-def _choose_time(
-    ctx: AppContext, session: Session, patient: Patient, value: str, now: datetime
-) -> AccountReply | None:
-    chosen = parse_time(value)
-    if chosen is None:
-        return None
-    return _apply_time(ctx, session, patient, chosen)
-
-
 def _apply_time(
     ctx: AppContext, session: Session, patient: Patient, chosen: time
 ) -> AccountReply | None:
-
     def apply(target: Patient) -> None:
         target.schedule_time = chosen
 
     return _apply_preference(ctx, session, patient, STEP_TIME, apply)
+
+
+def _weekday(value: str) -> int | None:
+    return int(value) if value.isdigit() and 0 <= int(value) <= 6 else None
+
+
+_Value = TypeVar("_Value")
+Chooser = Callable[[AppContext, Session, Patient, str, datetime], "AccountReply | None"]
+
+
+def _chooser(
+    parse: Callable[[str], _Value | None],
+    apply: Callable[[AppContext, Session, Patient, _Value], AccountReply | None],
+) -> Chooser:
+    """A button choice that reads its value and applies it; None (a stale or forged button)
+    when the value does not parse."""
+
+    def choose(
+        ctx: AppContext, session: Session, patient: Patient, value: str, now: datetime
+    ) -> AccountReply | None:
+        parsed = parse(value)
+        return None if parsed is None else apply(ctx, session, patient, parsed)
+
+    return choose
+
+
+_choose_timezone = _chooser(resolve_timezone, _apply_timezone)
+_choose_weekday = _chooser(_weekday, _apply_weekday)
+_choose_time = _chooser(parse_time, _apply_time)
 
 
 def _choose_setting(

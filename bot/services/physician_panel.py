@@ -41,6 +41,7 @@ from storage import (
 from storage.models import (
     AdministrationKind,
     AdministrationStatus,
+    Answer,
     Patient,
     PatientStatus,
     Role,
@@ -116,20 +117,9 @@ def visible_patient(session: Session, viewer: Viewer, clinic_ref: str) -> Patien
     return patient
 
 
-def shown(value: Decimal | None) -> str | None:
-    """A score to one decimal, half away from zero (clinical spec §3)."""
-    return None if value is None else scoring.display_round(value)
-
-
-def state_of(value: Decimal | None) -> str | None:
-    """The template key of an ASDAS state, from the unrounded score (clinical spec §3)."""
-    return None if value is None else state_key(value)
-
-
-def state_key(value: Decimal) -> str:
-    """The template key ("inactive", "low", "high", "very_high") of an ASDAS state, taken
-    from the unrounded score (clinical spec §3)."""
-    return scoring.asdas_category(value).key
+def state_of(value: Decimal | None) -> scoring.AsdasState | None:
+    """The ASDAS state, from the unrounded score (clinical spec §3); None without a score."""
+    return None if value is None else scoring.asdas_category(value)
 
 
 # -- /patients -----------------------------------------------------------------------------------
@@ -139,7 +129,7 @@ def state_key(value: Decimal) -> str:
 class PatientSummary:
     """One line of `/patients`: latest scores with their states, trend and flags.
 
-    Scores are display strings (one decimal, clinical spec §3) next to their state key;
+    Scores are exact as stored (`bot.present` rounds them, clinical spec §3) with their state;
     `awaiting_crp` when the latest questionnaire has no ASDAS because no lab value was drawn in
     its window (never imputed, clinical spec §2). `asdas_crp` is the current ASDAS of
     `asdas_kind`: ASDAS-CRP, or ASDAS-ESR for a patient with only ESR values, shown with
@@ -151,18 +141,18 @@ class PatientSummary:
     identifier: str
     status: str
     latest_at: datetime | None
-    basdai: str | None
+    basdai: Decimal | None
     basdai_active: bool
-    asdas_crp: str | None
-    asdas_state: str | None
+    asdas_crp: Decimal | None
+    asdas_state: scoring.AsdasState | None
     asdas_at: datetime | None
     crp_floored: bool
     awaiting_crp: bool
-    trend: str
+    trend: attention.Trend
     flags: tuple[str, ...]
     asdas_kind: str = attention.Variant.CRP.value
     asdas_drawn_at: datetime | None = None
-    basdai_baseline: str | None = None
+    basdai_baseline: Decimal | None = None
     basdai_baseline_at: datetime | None = None
     basdai50: bool | None = None
     basdai_asas_eular: bool | None = None
@@ -235,13 +225,10 @@ def summarize_patient(
         latest_record is None
         or (latest_record.asdas_crp is None and latest_record.asdas_esr is None)
     )
+    # The rules compare settled scores; the summary hands over the scores exactly as stored.
+    stored_at = {a.completed_at: stored.get(a.id) for a in completed if a.id is not None}
     asdas_obs = judged.latest_asdas
-    asdas_record = None
-    if asdas_obs is not None:
-        for administration in reversed(completed):
-            if administration.completed_at == asdas_obs.at and administration.id is not None:
-                asdas_record = stored.get(administration.id)
-                break
+    asdas_record = None if asdas_obs is None else stored_at.get(asdas_obs.at)
     flags = [str(flag.kind) for flag in judged.concerns]
     if awaiting:
         flags.append("awaiting_crp")
@@ -250,8 +237,15 @@ def summarize_patient(
     physician = physicians.get_physician(session=session, physician_id=patient.physician_id)
     if physician is not None and physician.deactivated_at is not None:
         flags.append("needs_physician")
-    basdai = None if judged.latest_basdai is None else judged.latest_basdai.basdai
-    asdas = judged.latest_asdas_value
+    basdai_record = None if judged.latest_basdai is None else stored_at.get(judged.latest_basdai.at)
+    basdai = None if basdai_record is None else basdai_record.basdai
+    asdas = (
+        None
+        if asdas_record is None
+        else asdas_record.asdas_crp
+        if judged.variant is attention.Variant.CRP
+        else asdas_record.asdas_esr
+    )
     first = attention.baseline(
         [obs for obs in observations if obs.basdai is not None], patient.baseline_date
     )
@@ -267,9 +261,9 @@ def summarize_patient(
         identifier=identifier_of(patient, ctx.settings.patient_identifier),
         status=patient.status,
         latest_at=None if latest is None else latest.completed_at,
-        basdai=shown(basdai),
+        basdai=basdai,
         basdai_active=basdai is not None and scoring.basdai_active(basdai),
-        asdas_crp=shown(asdas),
+        asdas_crp=asdas,
         asdas_state=state_of(asdas),
         asdas_at=None if asdas_obs is None else asdas_obs.at,
         crp_floored=(
@@ -278,11 +272,11 @@ def summarize_patient(
             and asdas_record.crp_floored
         ),
         awaiting_crp=awaiting,
-        trend=str(judged.trend),
+        trend=judged.trend,
         flags=tuple(flags),
         asdas_kind=judged.variant.value,
         asdas_drawn_at=None if asdas_obs is None else asdas_obs.lab_at(judged.variant),
-        basdai_baseline=None if first is None else shown(first.basdai),
+        basdai_baseline=None if first is None else first.basdai,
         basdai_baseline_at=None if first is None else first.at,
         basdai50=(
             scoring.basdai50(first.basdai, basdai)
@@ -335,10 +329,11 @@ def patient_list(ctx: AppContext, *, telegram_user_id: int, page: int = 0) -> Pa
 
 @dataclass(frozen=True)
 class AnswerLine:
-    """One item of the last questionnaire: a 0–10 rating, or minutes for stiffness duration."""
+    """One item of the last questionnaire: a 0–10 rating, or for stiffness duration its
+    minutes and their exact 0–10 score."""
 
     item_code: str
-    value: str
+    value: Decimal
     minutes: int | None = None
 
 
@@ -348,7 +343,7 @@ class LabLine:
 
     lab_id: int
     analyte: str
-    value: str
+    value: Decimal
     unit: str
     drawn_at: datetime
     below_detection_limit: bool
@@ -374,12 +369,12 @@ class PatientDetail:
     summary: PatientSummary
     completed_at: datetime | None
     answers: tuple[AnswerLine, ...]
-    basdai: str | None
-    asdas_crp: str | None
-    asdas_crp_state: str | None
+    basdai: Decimal | None
+    asdas_crp: Decimal | None
+    asdas_crp_state: scoring.AsdasState | None
     crp: LabLine | None
-    asdas_esr: str | None
-    asdas_esr_state: str | None
+    asdas_esr: Decimal | None
+    asdas_esr_state: scoring.AsdasState | None
     esr: LabLine | None
     points: tuple[ChartPoint, ...]
     lab_marks: tuple[LabLine, ...]
@@ -416,7 +411,7 @@ def lab_line(lab_id: int | None, session: Session) -> LabLine | None:
     return LabLine(
         lab_id=lab.id,
         analyte=lab.analyte,
-        value=lab_rules.display_value(lab.value),
+        value=lab.value,
         unit=lab.unit,
         drawn_at=lab.drawn_at,
         below_detection_limit=lab.below_detection_limit,
@@ -424,19 +419,24 @@ def lab_line(lab_id: int | None, session: Session) -> LabLine | None:
     )
 
 
-def _answers(session: Session, administration_id: int) -> tuple[AnswerLine, ...]:
-    stored = administrations.answers_of(session=session, administration_id=administration_id)
+def answer_lines(stored: dict[str, Answer]) -> tuple[AnswerLine, ...]:
+    """Answers in questionnaire order; stiffness duration as minutes with its 0–10 score."""
     lines = []
     for code in instruments.ITEM_CODES:
         answer = stored.get(code)
         if answer is None:
             continue
         if instruments.item(code).kind is instruments.ItemKind.DURATION:
-            minutes = int(answer.raw_value)
-            lines.append(AnswerLine(code, scoring.display_round(answer.score), minutes))
+            lines.append(AnswerLine(code, answer.score, int(answer.raw_value)))
         else:
-            lines.append(AnswerLine(code, lab_rules.display_value(answer.raw_value)))
+            lines.append(AnswerLine(code, answer.raw_value))
     return tuple(lines)
+
+
+def _answers(session: Session, administration_id: int) -> tuple[AnswerLine, ...]:
+    return answer_lines(
+        administrations.answers_of(session=session, administration_id=administration_id)
+    )
 
 
 def patient_detail(
@@ -491,11 +491,11 @@ def patient_detail(
             summary=summary,
             completed_at=None if latest is None else latest.completed_at,
             answers=() if latest is None or latest.id is None else _answers(session, latest.id),
-            basdai=None if record is None else shown(record.basdai),
-            asdas_crp=None if record is None else shown(record.asdas_crp),
+            basdai=None if record is None else record.basdai,
+            asdas_crp=None if record is None else record.asdas_crp,
             asdas_crp_state=None if record is None else state_of(record.asdas_crp),
             crp=None if record is None else lab_line(record.asdas_crp_lab_id, session),
-            asdas_esr=None if record is None else shown(record.asdas_esr),
+            asdas_esr=None if record is None else record.asdas_esr,
             asdas_esr_state=None if record is None else state_of(record.asdas_esr),
             esr=None if record is None else lab_line(record.asdas_esr_lab_id, session),
             points=tuple(points),

@@ -95,25 +95,17 @@ class ResultView:
         )
 
     @property
-    def basdai_display(self) -> str | None:
-        return None if self.basdai is None else scoring.display_round(self.basdai)
-
-    @property
-    def previous_display(self) -> str | None:
-        return None if self.previous_basdai is None else scoring.display_round(self.previous_basdai)
-
-    @property
     def active(self) -> bool:
         """BASDAI ≥ 4 means active disease (clinical spec §3)."""
         return self.basdai is not None and scoring.basdai_active(self.basdai)
 
     @property
-    def trend(self) -> str | None:
-        """ "lower", "higher" or "same" (about the same) against last time: only a change of at
-        least 1 point is lower or higher (clinical spec §6)."""
+    def trend(self) -> scoring.BasdaiComparison | None:
+        """Lower, higher or about the same against last time: only a change of at least
+        1 point is lower or higher (clinical spec §6)."""
         if self.basdai is None or self.previous_basdai is None:
             return None
-        return scoring.basdai_comparison(self.previous_basdai, self.basdai).value
+        return scoring.basdai_comparison(self.previous_basdai, self.basdai)
 
 
 @dataclass(frozen=True)

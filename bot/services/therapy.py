@@ -183,6 +183,18 @@ def add_therapy(
         return store_episode(session, patient=patient, episode=episode, actor=actor, now=now)
 
 
+def columns_of(episode: TherapyEpisode) -> therapies.EpisodeColumns:
+    """A checked episode as the columns it is stored in."""
+    return therapies.EpisodeColumns(
+        drug=episode.drug,
+        therapy_class=episode.therapy_class.value,
+        dose=episode.dose,
+        start_date=episode.start,
+        stop_date=episode.stop,
+        stop_reason=None if episode.stop_reason is None else episode.stop_reason.value,
+    )
+
+
 def store_episode(
     session: Session, *, patient: Patient, episode: TherapyEpisode, actor: str, now: datetime
 ) -> TherapyView:
@@ -192,12 +204,7 @@ def store_episode(
     row = therapies.add_therapy(
         session=session,
         patient_id=patient.id,
-        drug=episode.drug,
-        therapy_class=episode.therapy_class.value,
-        dose=episode.dose,
-        start_date=episode.start,
-        stop_date=episode.stop,
-        stop_reason=None if episode.stop_reason is None else episode.stop_reason.value,
+        episode=columns_of(episode),
         entered_by=actor,
         now=now,
     )
@@ -278,17 +285,7 @@ def change_episode(
     if after_episode.stop is not None and after_episode.stop_reason is None:
         raise TherapyInputError("stop_without_reason")
     therapies.change_therapy(
-        session=session,
-        therapy=row,
-        drug=after_episode.drug,
-        therapy_class=after_episode.therapy_class.value,
-        dose=after_episode.dose,
-        start_date=after_episode.start,
-        stop_date=after_episode.stop,
-        stop_reason=(
-            None if after_episode.stop_reason is None else after_episode.stop_reason.value
-        ),
-        now=now,
+        session=session, therapy=row, episode=columns_of(after_episode), now=now
     )
     audit.record_event(
         session=session,

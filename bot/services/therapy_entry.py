@@ -138,12 +138,7 @@ def preview_therapy_change(
             patient_id=patient.id,
             action=action,
             therapy_id=therapy_id,
-            drug=episode.drug,
-            therapy_class=episode.therapy_class.value,
-            dose=episode.dose,
-            start_date=episode.start,
-            stop_date=episode.stop,
-            stop_reason=None if episode.stop_reason is None else episode.stop_reason.value,
+            episode=therapy_service.columns_of(episode),
             now=now,
             expires_at=now + PENDING_TTL,
         )

@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse
 from bot.context import AppContext
 from bot.present.formats import clock_text, weekday_name
 from bot.present.render import Renderer
+from bot.present.screens import answer_value, measured, rounded
 from bot.services.accounts import Principal
 
 
@@ -60,6 +61,8 @@ def render(
 
     `t("key")` in a template is the catalogue text `web.key` (already escaped by the catalogue,
     hence Markup); every form carries `csrf_token`, the session's or the pre-session one.
+    Services hand over exact values: `rounded(score)` shows a score to one decimal (clinical
+    spec §3), `measured(value)` a lab value as entered, `answer(value, minutes)` an answer.
     """
     renderer = deps_of(request).renderer
     language = language_of(request, principal)
@@ -94,6 +97,9 @@ def render(
         day=day,
         weekday=lambda number: weekday_name(number, language),
         clock=lambda value: clock_text(value, language),
+        rounded=rounded,
+        measured=measured,
+        answer=answer_value,
         lang=language,
         principal=principal,
         csrf_token=form_token or (principal.csrf_token if principal else ""),

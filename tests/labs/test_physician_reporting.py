@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.context import AppContext
+from bot.domain.scoring import AsdasState
 from bot.present.physician import render_detail, render_list
 from bot.present.render import default_renderer
 from bot.services import labs, physician_panel
@@ -45,7 +46,7 @@ class TestPatientList:
         found = physician_panel.patient_list(ctx, telegram_user_id=DR_A)
         assert found is not None
         row = found.rows[0]
-        assert (row.asdas_kind, row.asdas_state) == ("ESR", "very_high")
+        assert (row.asdas_kind, row.asdas_state) == ("ESR", AsdasState.VERY_HIGH)
         assert "asdas_very_high" in row.flags
         assert "awaiting_crp" not in row.flags
         text = _listed(ctx)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
 from bot.clock import FixedClock
 from bot.config import PatientIdentifier
 from bot.context import AppContext
+from bot.domain.scoring import AsdasState
+from bot.present.screens import rounded
 from bot.services import crp_entry, enrollment, labs, physician_panel, staff
 from bot.services.crp_entry import CrpOutcome
 from bot.services.physician_panel import Lookup, PendingOutcome
@@ -153,8 +156,8 @@ class TestOtherPhysiciansPatients:
 
 class TestPatientList:
     def test_scores_states_and_awaiting_crp(self, ctx: AppContext, linked: Clinic) -> None:
-        """The latest BASDAI and ASDAS-CRP show with one decimal and the state; a patient whose
-        latest questionnaire has no CRP is marked awaiting CRP."""
+        """The latest BASDAI and ASDAS-CRP come exact as stored with the state (shown with one
+        decimal); a patient whose latest questionnaire has no CRP is marked awaiting CRP."""
         questionnaire(ctx, patient_id=linked.patient_1, completed_at=DONE)
         labs.add_lab_values(
             ctx, clinic_ref="MRN-0001", drawn="2026-02-19", entered_by="cli:x", crp="7.59"
@@ -163,7 +166,9 @@ class TestPatientList:
         found = physician_panel.patient_list(ctx, telegram_user_id=DR_A)
         assert found is not None
         first, second = found.rows
-        assert (first.basdai, first.asdas_crp, first.asdas_state) == ("1.3", "1.8", "low")
+        assert first.basdai == Decimal("1.325")
+        assert (rounded(first.basdai), rounded(first.asdas_crp)) == (Decimal("1.3"), Decimal("1.8"))
+        assert first.asdas_state is AsdasState.LOW
         assert not first.awaiting_crp
         assert (second.asdas_crp, second.awaiting_crp) == (None, True)
         assert "awaiting_crp" in second.flags
@@ -212,17 +217,17 @@ class TestCrpEntry:
         administration = questionnaire(ctx, patient_id=linked.patient_1, completed_at=DONE)
         shown = preview(ctx, DR_A, "MRN-0001", "0,759", "mg/dL", "2026-02-19", "esr", "12")
         assert shown.outcome is CrpOutcome.PREVIEW
-        assert shown.crp_mg_l == "7.59"
+        assert shown.crp_mg_l == Decimal("7.59")
         assert labs.list_lab_values(ctx, clinic_ref="MRN-0001") == []
         assert shown.pending_id is not None
         saved = crp_entry.resolve_pending(
             ctx, telegram_user_id=DR_A, pending_id=shown.pending_id, save=True
         )
         assert saved is not None
-        assert (saved.outcome, saved.recomputed, saved.asdas_crp) == (
+        assert (saved.outcome, saved.recomputed, rounded(saved.asdas_crp)) == (
             PendingOutcome.SAVED,
             1,
-            "1.8",
+            Decimal("1.8"),
         )
         crp, esr = labs.list_lab_values(ctx, clinic_ref="MRN-0001")
         assert (crp.entered_by, crp.source, crp.unit) == (

@@ -264,8 +264,11 @@ def test_deleting_a_patient_removes_pending_therapy_changes(ctx: AppContext) -> 
         therapies.create_pending_change(
             session=session, physician_id=physician.physician_id,
             patient_id=created.patient_id, action="stop", therapy_id=added.therapy_id,
-            drug="adalimumab", therapy_class="tnf_inhibitor", dose=None,
-            start_date=date(2025, 6, 1), stop_date=date(2025, 9, 1), stop_reason="inefficacy",
+            episode=therapies.EpisodeColumns(
+                drug="adalimumab", therapy_class="tnf_inhibitor", dose=None,
+                start_date=date(2025, 6, 1), stop_date=date(2025, 9, 1),
+                stop_reason="inefficacy",
+            ),
             now=now, expires_at=now + timedelta(hours=1),
         )  # fmt: skip
     with ctx.session() as session:

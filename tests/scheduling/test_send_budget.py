@@ -1,0 +1,72 @@
+"""Ticking processes share SEND_RATE_PER_SECOND through the database: together, not each."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+
+from bot.app import build_application
+from bot.clock import FixedClock
+from bot.context import AppContext
+from bot.services import scheduling
+from bot.telegram.tick import run_tick
+from tests.conftest import make_settings
+from tests.fake_telegram import FakeBotApi
+from tests.scheduling.conftest import FAST, Clinic
+
+RATE = 8
+SLOT = datetime(2026, 3, 2, 17, 0, tzinfo=UTC)  # Monday 18:00 in Berlin, the weekly slot
+
+
+class TestSharedSendBudget:
+    def test_a_second_gives_out_the_rate_and_no_more(self, ctx: AppContext) -> None:
+        """Within one second the budget hands out SEND_RATE_PER_SECOND sends; the next second
+        starts afresh."""
+        limited = AppContext(
+            settings=ctx.settings.model_copy(update={"send_rate_per_second": 3}),
+            engine=ctx.engine,
+            clock=ctx.clock,
+        )
+        taken = [scheduling.take_send_slot(limited, second=1000) for _ in range(5)]
+        assert taken == [True, True, True, False, False]
+        assert scheduling.take_send_slot(limited, second=1001)
+
+    async def test_two_ticks_at_once_send_within_the_rate_together(
+        self, database_url: str, api: FakeBotApi, clinic: Clinic
+    ) -> None:
+        """Two ticks, each with its own rate limiter as two processes have, send 40 due
+        invitations once each and never more than the configured rate in any second."""
+        chats = [clinic.patient().user.chat_id for _ in range(40)]
+        settings = make_settings(
+            database_url,
+            telegram_api_base_url=api.base_url,
+            telegram_file_base_url=api.base_file_url,
+            send_rate_per_second=RATE,
+        )
+        contexts = [AppContext.from_settings(settings, clock=FixedClock(SLOT)) for _ in range(2)]
+        applications = [build_application(context) for context in contexts]
+        try:
+            async with applications[0], applications[1]:
+                reports = await asyncio.gather(
+                    *(
+                        run_tick(application, context, SLOT, policy=FAST)
+                        for application, context in zip(applications, contexts, strict=True)
+                    )
+                )
+        finally:
+            for context in contexts:
+                await context.aclose()
+                context.close()
+        sends = api.calls("sendMessage")
+        assert sorted(request.chat_id for request in sends) == sorted(chats)
+        assert sum(report.sent for report in reports) == len(chats)
+        per_second = Counter(int(request.time) for request in sends)
+        # A send counts against the second it was taken in; one taken near the end of a second
+        # may reach the server in the next (the first connections take a moment), so the
+        # arrivals are checked over two seconds at a time. Each tick on its own would send
+        # at RATE: twice as many.
+        first, last = min(per_second), max(per_second)
+        windows = [per_second[s] + per_second[s + 1] for s in range(first, last)]
+        assert max(windows) <= 2 * RATE + 2, sorted(per_second.items())
+        assert last - first + 1 >= len(chats) // RATE
