@@ -2,13 +2,15 @@
 
 Each benchmark module in SUITE exposes `run(quick: bool) -> Report`; each report replaces its
 own section of docs/benchmarks.md (sections of benchmarks not run are kept), under a header
-with the machine and the date.
+with the machine and the date. `--scale N` runs, at N patients stored, every benchmark whose
+`run` also takes `scale` (see benchmarks/registry.py and benchmarks/scale.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import os
 import platform
 import sys
@@ -27,6 +29,7 @@ SUITE: list[str] = [
     "labs",
     "startup",
     "lab_import_load",
+    "scale",
 ]
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -67,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("names", nargs="*", help=f"subset of: {', '.join(SUITE)}")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--no-write", action="store_true", help="print only; keep the doc")
+    parser.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help="run the benchmarks that take a registry size at N patients stored",
+    )
     args = parser.parse_args(argv)
     names = args.names or SUITE
     unknown = [name for name in names if name not in SUITE]
@@ -74,9 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     reports: list[Report] = []
     for name in names:
-        print(f"running {name} …", file=sys.stderr, flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
-        reports.append(module.run(quick=args.quick))
+        if args.scale is None:
+            print(f"running {name} …", file=sys.stderr, flush=True)
+            reports.append(module.run(quick=args.quick))
+        elif "scale" in inspect.signature(module.run).parameters:
+            print(f"running {name} at {args.scale:,} patients …", file=sys.stderr, flush=True)
+            reports.append(module.run(quick=args.quick, scale=args.scale))
     header = [
         "# Benchmarks",
         "",

@@ -10,21 +10,29 @@ available on the server to the bot's first reply request in that chat.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import bisect
 import os
+import queue
 import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+import httpx
+from sqlalchemy import create_engine, func, text
+from sqlmodel import col, select
 
 from benchmarks.report import Report, median_spread
 from bot.clock import SystemClock
@@ -32,6 +40,7 @@ from bot.config import load_settings
 from bot.context import AppContext
 from storage import migrate
 from storage.db import make_engine
+from storage.models import Administration, AdministrationStatus, Answer, ChatLink
 from tests.factories import make_active_patient, make_physician
 from tests.fake_telegram import FakeBotApi, FakeUser
 
@@ -163,6 +172,10 @@ def bare_users(api: FakeBotApi, count: int) -> list[FakeUser]:
     return [api.new_user("Bare", language_code="en") for _ in range(count)]
 
 
+def _answerable(data: str) -> bool:
+    return data.startswith(("a:", "c:"))
+
+
 def _choice(buttons: list[tuple[str, str]]) -> str:
     """A plausible answer: the middle answer button, or the confirmation."""
     answers = [data for _, data in buttons if data.startswith("a:")]
@@ -177,6 +190,8 @@ def _choice(buttons: list[tuple[str, str]]) -> str:
 async def _patient(user: FakeUser, opener: str, presses: list[int]) -> None:
     update_id = user.send_command(opener) if opener.startswith("/") else user.send_text(opener)
     await user.wait_for_reply(after_update_id=update_id, timeout=60)
+    # /checkin sends the offer to report a side effect first, then the question.
+    await user.wait_until(lambda _: any(_answerable(data) for _, data in user.buttons()), 60)
     for _ in range(PRESSES_PER_QUESTIONNAIRE):
         update_id = user.press(_choice(user.buttons()))
         presses.append(update_id)
@@ -342,16 +357,21 @@ def run(quick: bool = False) -> Report:
                     [seed_patients(url, api, WORK_PATIENTS) for _ in range(3)],
                     "/checkin",
                 )
-                bare_work = callgrind_instructions_per_press(
-                    api,
-                    [PYTHON, "-m", "benchmarks.bare_bot"],
-                    env,
-                    [bare_users(api, WORK_PATIENTS) for _ in range(3)],
-                    "hello",
+                bare_work, floor_work = (
+                    callgrind_instructions_per_press(
+                        api,
+                        [PYTHON, "-m", module],
+                        env,
+                        [bare_users(api, WORK_PATIENTS) for _ in range(3)],
+                        "hello",
+                    )
+                    for module in ("benchmarks.bare_bot", "benchmarks.app_floor")
                 )
                 work.append(
-                    f"{kind}: {ours_work / 1e6:.1f} M instructions per press (spondybot) and "
-                    f"{bare_work / 1e6:.1f} M (bare bot), {ours_work / bare_work:.2f}×"
+                    f"{kind}: {ours_work / 1e6:.1f} M instructions per press (spondybot), "
+                    f"{floor_work / 1e6:.1f} M (its floor) and {bare_work / 1e6:.1f} M (bare "
+                    f"bot): {ours_work / floor_work:.2f}× the floor (target ≤ 1.15), "
+                    f"{ours_work / bare_work:.2f}× the bare bot"
                 )
             budget_level = levels[len(levels) // 2]
             floor_cpu = _median_cpu(results[("floor", budget_level)])
@@ -389,6 +409,8 @@ def run(quick: bool = False) -> Report:
                     f"{_median_cpu(results[('floor', level)]):.1f} / "
                     f"{_median_cpu(results[('bare', level)]):.1f}",
                 )
+    if not quick:
+        report.notes.append(two_processes(repeats))
     report.notes.append(
         f"Median of {repeats} runs ± half the range; the bots alternate within each run, "
         "against the same fake Bot API server, so the ratio is measured side by side."
@@ -437,3 +459,328 @@ def run(quick: bool = False) -> Report:
         "each request; spondybot keeps at most TELEGRAM_CONNECTIONS (8)."
     )
     return report
+
+
+PROFILED = """
+import cProfile, runpy, signal, sys
+profile = cProfile.Profile()
+out, module = sys.argv.pop(1), sys.argv.pop(1)
+def start(*_):
+    profile.enable()
+def stop(*_):
+    profile.disable()
+    profile.dump_stats(out)
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGUSR2, stop)
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+"""A bot module (`bot` is `spondybot`, or `benchmarks.app_floor`) run with cProfile switched
+on by SIGUSR1 and written out by SIGUSR2 (arguments: the file, the module, the module's own);
+the profile covers the event loop's thread."""
+
+
+def profile_presses(kind: str, out: Path, *, floor: bool = False) -> int:
+    """Profiles `spondybot run` (or its floor) over the measured rounds of `WORK_PATIENTS`
+    questionnaires (after a warm-up round) and writes cProfile's statistics to `out`; returns
+    the presses profiled."""
+    with database(kind) as url, FakeBotApi() as api:
+        env = bot_environment(api, url)
+        if floor:
+            groups = [bare_users(api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)]
+            command = [PYTHON, "-c", PROFILED, str(out), "benchmarks.app_floor"]
+        else:
+            groups = [seed_patients(url, api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)]
+            command = [PYTHON, "-c", PROFILED, str(out), "bot", "run"]
+        with bot_process(command, env, api) as pid:
+            opener = "hello" if floor else "/checkin"
+            run = drive_rounds(api, groups, opener, pid, lambda: os.kill(pid, signal.SIGUSR1))
+            os.kill(pid, signal.SIGUSR2)
+            api.wait_until_sync(out.exists, timeout=60)
+    return run.presses
+
+
+def work(kind: str) -> tuple[float, float]:
+    """Instructions per press of `spondybot run` and of its floor (`benchmarks.app_floor`) on
+    one database, counted by callgrind (`callgrind_instructions_per_press`)."""
+    with database(kind) as url, FakeBotApi() as api:
+        env = bot_environment(api, url)
+        ours = callgrind_instructions_per_press(
+            api,
+            [SPONDYBOT, "run"],
+            env,
+            [seed_patients(url, api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
+            "/checkin",
+        )
+        floor = callgrind_instructions_per_press(
+            api,
+            [PYTHON, "-m", "benchmarks.app_floor"],
+            env,
+            [bare_users(api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
+            "hello",
+        )
+    return ours, floor
+
+
+WEBHOOK_SECRET = "benchmark-webhook-secret"
+WEBHOOK_PATH = "telegram"
+PROCESS_PATIENTS = 20  # patients at once in the two-process comparison
+
+
+class Relay:
+    """Telegram's side of webhook mode for the fake Bot API: takes each update as it is queued
+    and posts it to one of the bot processes' webhook servers, chosen by chat (as a sticky load
+    balancer would), so that any number of `spondybot run` processes serve one bot. Each
+    process has its own poster, so a slow process holds up only its own chats.
+
+    With `duplicate_every` n > 0, every n-th update is also posted to another process, as a
+    redelivery that reaches a second process while the first may still be handling it.
+    """
+
+    def __init__(self, api: FakeBotApi, ports: list[int], duplicate_every: int = 0) -> None:
+        self.api = api
+        self.ports = ports
+        self.duplicate_every = duplicate_every
+        self.posted = 0
+        self._stop = threading.Event()
+        self._queues: list[queue.SimpleQueue[dict[str, object] | None]] = [
+            queue.SimpleQueue() for _ in ports
+        ]
+        self._threads = [threading.Thread(target=self._take, daemon=True)] + [
+            threading.Thread(target=self._post, args=(port, line), daemon=True)
+            for port, line in zip(ports, self._queues, strict=True)
+        ]
+
+    def __enter__(self) -> Relay:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for line in self._queues:
+            line.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _take(self) -> None:
+        api = self.api
+        while not self._stop.is_set():
+            with api._cond:
+                while not api._pending and not self._stop.is_set():
+                    api._cond.wait(0.05)
+                batch, api._pending = api._pending, []
+            for _, update in batch:
+                first = _chat_of(update) % len(self.ports)
+                self._queues[first].put(update)
+                self.posted += 1
+                if self.duplicate_every and self.posted % self.duplicate_every == 0:
+                    self._queues[(first + 1) % len(self.ports)].put(update)
+
+    def _post(self, port: int, line: queue.SimpleQueue[dict[str, object] | None]) -> None:
+        headers = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+        # Without TCP_NODELAY a post may wait for the delayed acknowledgement of its headers.
+        nodelay = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+        transport = httpx.HTTPTransport(socket_options=nodelay)
+        url = f"http://127.0.0.1:{port}/{WEBHOOK_PATH}"
+        with httpx.Client(headers=headers, timeout=30, transport=transport) as client:
+            while (update := line.get()) is not None:
+                client.post(url, json=update).raise_for_status()
+
+
+def _chat_of(update: dict[str, object]) -> int:
+    for kind in ("message", "callback_query"):
+        body = update.get(kind)
+        if isinstance(body, dict):
+            sender = body.get("from")
+            if isinstance(sender, dict):
+                return int(sender["id"])
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def webhook_processes(env: dict[str, str], api: FakeBotApi, count: int) -> Iterator[list[int]]:
+    """`count` `spondybot run --webhook-url …` processes on one database; yields their ports
+    once every one has registered its webhook and listens."""
+    env = {**env, "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    ports = [_free_port() for _ in range(count)]
+    before = len(api.calls("setWebhook"))
+    processes = [
+        subprocess.Popen(
+            [
+                SPONDYBOT,
+                "run",
+                "--webhook-url",
+                f"https://bot.example.org/{WEBHOOK_PATH}",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
+    try:
+        api.wait_until_sync(lambda: len(api.calls("setWebhook")) >= before + count, timeout=120)
+        for port in ports:
+            api.wait_until_sync(partial(_listens, port), timeout=60)
+        yield ports
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _listens(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stored_answers(database_url: str, users: list[FakeUser]) -> tuple[int, int]:
+    """Answers stored and questionnaires completed for these patients."""
+    engine = make_engine(database_url)
+    ids = [user.id for user in users]
+    with engine.connect() as conn:
+        patients = select(ChatLink.patient_id).where(col(ChatLink.telegram_user_id).in_(ids))
+        administration_ids = select(Administration.id).where(
+            col(Administration.patient_id).in_(patients)
+        )
+        answers = conn.execute(
+            select(func.count())
+            .select_from(Answer)
+            .where(col(Answer.administration_id).in_(administration_ids))
+        ).scalar_one()
+        completed = conn.execute(
+            select(func.count())
+            .select_from(Administration)
+            .where(
+                col(Administration.patient_id).in_(patients),
+                Administration.status == AdministrationStatus.COMPLETED.value,
+            )
+        ).scalar_one()
+    engine.dispose()
+    return answers, completed
+
+
+@dataclass
+class ProcessesResult:
+    processes: int
+    run: RunResult
+    answers: int
+    expected_answers: int
+    completed: int
+    edits: int
+    presses: int
+    load: float
+
+
+def run_processes(
+    kind: str, count: int, *, duplicate_every: int = 0, patients: int = PROCESS_PATIENTS
+) -> ProcessesResult:
+    """Presses per second of `count` webhook processes on one database, and whether every
+    answer was stored and every press answered exactly once."""
+    with database(kind) as url, FakeBotApi() as api:
+        env = bot_environment(api, url)
+        groups = [seed_patients(url, api, patients) for _ in range(1 + MEASURED_ROUNDS)]
+        with webhook_processes(env, api, count) as ports, Relay(api, ports, duplicate_every):
+            run = drive_rounds(api, groups, "/checkin", os.getpid())
+            load = os.getloadavg()[0]
+        measured = [user for group in groups[1:] for user in group]
+        answers, completed = _stored_answers(url, measured)
+        chats = {user.id for user in measured}
+        edits = sum(
+            1
+            for request in api.requests
+            if request.method == "editMessageText" and request.chat_id in chats
+        )
+    per_questionnaire = PRESSES_PER_QUESTIONNAIRE - 1
+    return ProcessesResult(
+        count, run, answers, per_questionnaire * len(measured), completed, edits, run.presses, load
+    )
+
+
+def two_processes(repeats: int) -> str:
+    """Two webhook processes against one on PostgreSQL (issue 22, target 7), as a note."""
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    checks: list[str] = []
+    loads: list[float] = []
+    for _ in range(repeats):
+        for count in (1, 2):
+            result = run_processes("postgres", count, duplicate_every=5)
+            rates[count].append(result.run.rate)
+            loads.append(result.load)
+            if (result.answers, result.edits) != (result.expected_answers, result.presses):
+                checks.append(
+                    f"{count} process(es): {result.answers} of {result.expected_answers} "
+                    f"answers stored, {result.edits} edits for {result.presses} presses"
+                )
+    ratios = [two / one for one, two in zip(rates[1], rates[2], strict=True)]
+    return (
+        "Two `spondybot run` processes on one PostgreSQL (webhook mode; the benchmark relays "
+        "each update to a process chosen by chat, and every fifth one to the other process as "
+        f"well, as a redelivery), {PROCESS_PATIENTS} patients at once: one process "
+        "{:.1f} ± {:.1f} presses/s, two {:.1f} ± {:.1f}, ratio {:.2f} ± {:.2f} (target ≥ 1.6); "
+        "load average during the runs {:.1f} to {:.1f} on {} cores; exactly once: {}.".format(
+            *median_spread(rates[1]),
+            *median_spread(rates[2]),
+            *median_spread(ratios),
+            min(loads),
+            max(loads),
+            os.cpu_count(),
+            "; ".join(checks) or "every answer stored once and every press edited once",
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m benchmarks.conversation work|profile DATABASE …`: the overhead of a press
+    over spondybot's own floor, counted in instructions, or a cProfile of `spondybot run`."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.conversation")
+    parser.add_argument("what", choices=("work", "profile", "processes"))
+    parser.add_argument("kinds", nargs="*", default=["sqlite", "postgres"])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--out", default="press.prof", help="profile: the statistics file")
+    parser.add_argument("--floor", action="store_true", help="profile: the floor instead")
+    parser.add_argument("--duplicate-every", type=int, default=0, help="processes: redeliveries")
+    args = parser.parse_args(argv)
+    for kind in args.kinds:
+        if args.what == "processes":
+            for _ in range(args.repeats):
+                for count in (1, 2):
+                    result = run_processes(kind, count, duplicate_every=args.duplicate_every)
+                    print(
+                        f"{kind}: {count} process(es) {result.run.rate:.1f} presses/s, "
+                        f"answers {result.answers}/{result.expected_answers}, completed "
+                        f"{result.completed}, edits {result.edits} for {result.presses} presses, "
+                        f"load {result.load:.1f}",
+                        flush=True,
+                    )
+            continue
+        if args.what == "profile":
+            path = Path(args.out).resolve()
+            presses = profile_presses(kind, path, floor=args.floor)
+            print(f"{kind}: {presses} presses profiled into {path}", flush=True)
+            continue
+        for _ in range(args.repeats):
+            ours, floor = work(kind)
+            print(
+                f"{kind}: {ours / 1e6:.2f} M instructions per press (spondybot), "
+                f"{floor / 1e6:.2f} M (floor), {ours / floor:.3f}×",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from benchmarks import registry
 from benchmarks.report import Report
 from bot.clock import FixedClock
 from bot.config import load_settings
@@ -217,7 +218,148 @@ def counting(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
-def run(quick: bool) -> Report:
+NIGHT_PHYSICIANS = 500
+NIGHT_PATIENTS_EACH = 200
+NIGHT_SAMPLE = 10
+NIGHT_TARGET_SECONDS = 300.0
+NIGHT_MEMORY_TARGET_MB = 300
+
+
+def _rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident set (or, with VmHWM, its peak) in MB, as the kernel reports."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class NightFigures:
+    """Per-physician seconds of a sample of digests, with what they drew."""
+
+    seconds: list[float]
+    images: list[int]
+    attention: list[int]
+    rss_mb: list[float]
+
+
+def _digest_each(ctx: AppContext, physician_ids: list[int]) -> NightFigures:
+    """Builds, renders and draws every physician's digest, as the weekly tick does."""
+    renderer = default_renderer()
+    # Warm-up: templates compiled and fonts loaded once per process, as in production.
+    warm = build_digest(ctx, physician_id=physician_ids[0])
+    assert warm is not None
+    render_text(warm, renderer)
+    render_html(warm, renderer, ["cid:x"] * len(render_charts(warm, renderer)))
+    figures = NightFigures([], [], [], [])
+    for physician_id in physician_ids:
+        begin = time.perf_counter()
+        built = build_digest(ctx, physician_id=physician_id)
+        assert built is not None
+        render_text(built, renderer)
+        drawn = render_charts(built, renderer)
+        render_html(built, renderer, ["cid:x"] * len(drawn))
+        figures.seconds.append(time.perf_counter() - begin)
+        figures.images.append(len(drawn))
+        figures.attention.append(len(built.attention))
+        figures.rss_mb.append(_rss_mb())
+    return figures
+
+
+def _night_rows(report: Report, label: str, figures: NightFigures, physicians: int) -> None:
+    """Median, spread and the night extrapolated from the sample to `physicians`."""
+    median = statistics.median(figures.seconds)
+    mean = statistics.fmean(figures.seconds)
+    night = mean * physicians
+    quartiles = statistics.quantiles(figures.seconds, n=4)
+    report.add(
+        f"{label}: per physician, median (quartiles; min–max)",
+        f"{median:.2f} s ({quartiles[0]:.2f}–{quartiles[2]:.2f}; "
+        f"{min(figures.seconds):.2f}–{max(figures.seconds):.2f})",
+        "",
+    )
+    report.add(
+        f"{label}: attention patients (chart images) per physician, median",
+        f"{statistics.median(figures.attention):.0f} ({statistics.median(figures.images):.0f})",
+        "",
+    )
+    report.add(
+        f"{label}: the night of {physicians} physicians, EXTRAPOLATED from "
+        f"{len(figures.seconds)} (mean × {physicians})",
+        f"{night / 60:.1f} min",
+        f"< {NIGHT_TARGET_SECONDS / 60:.0f} min: "
+        f"{'met' if night < NIGHT_TARGET_SECONDS else 'NOT met'} (estimate)",
+    )
+    peak = max(figures.rss_mb)
+    report.add(
+        f"{label}: RSS after each digest, max (start → end)",
+        f"{peak:.0f} MB ({figures.rss_mb[0]:.0f} → {figures.rss_mb[-1]:.0f} MB)",
+        f"< {NIGHT_MEMORY_TARGET_MB} MB: {'met' if peak < NIGHT_MEMORY_TARGET_MB else 'NOT met'}",
+    )
+
+
+def run_night(sample: int = NIGHT_SAMPLE) -> Report:
+    """Digest night (500 physicians × 200 patients): `sample` physicians with 200 patients
+    each are loaded and every one of their digests timed; the night is extrapolated."""
+    rng = random.Random(SEED)
+    size = Size(physicians=sample, patients=sample * NIGHT_PATIENTS_EACH, weeks=52)
+    report = Report(title="Digest", columns=["measure", "value", "target"])
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'digest-night.db'}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        physician_ids = load(engine, size, rng)
+        now = FIRST_MONDAY + timedelta(weeks=size.weeks, hours=7)
+        settings = load_settings(
+            _env_file=None, database_url=url, pseudonym_key="benchmark-pseudonym-key-0123456789"
+        )
+        ctx = AppContext(settings=settings, engine=engine, clock=FixedClock(now))
+        figures = _digest_each(ctx, physician_ids)
+        engine.dispose()
+    report.add(
+        "data",
+        f"{sample} physicians × {NIGHT_PATIENTS_EACH} patients, 52 weeks, SQLite "
+        f"(a sample of the night's {NIGHT_PHYSICIANS})",
+        "",
+    )
+    _night_rows(report, "200 patients each", figures, NIGHT_PHYSICIANS)
+    report.add("process peak RSS (VmHWM, loading included)", f"{_rss_mb('VmHWM'):.0f} MB", "")
+    return report
+
+
+def run_scale(patients: int, sample: int = NIGHT_SAMPLE) -> Report:
+    """Digests of `sample` physicians of the synthetic registry of `patients` (500
+    physicians, benchmarks/registry.py) on SQLite and PostgreSQL, the night extrapolated."""
+    report = Report(title="Digest", columns=["measure", "value", "target"])
+    kinds = ["sqlite", *(["postgresql"] if registry.postgres_available() else [])]
+    for kind in kinds:
+        built = registry.build_registry(kind, patients=patients)
+        engine = make_engine(built.url)
+        settings = load_settings(
+            _env_file=None,
+            database_url=built.url,
+            pseudonym_key="benchmark-pseudonym-key-0123456789",
+        )
+        ctx = AppContext(settings=settings, engine=engine, clock=FixedClock(registry.NOW))
+        # Physicians spread over the ids, so the sample is not the first few only.
+        step = max(1, built.physicians // sample)
+        ids = list(range(1, built.physicians + 1, step))[:sample]
+        figures = _digest_each(ctx, ids)
+        engine.dispose()
+        _night_rows(
+            report,
+            f"registry {patients:,}, {kind}, {patients // built.physicians} patients each",
+            figures,
+            built.physicians,
+        )
+    return report
+
+
+def run(quick: bool, scale: int | None = None) -> Report:
+    """The digest benchmark; with `scale`, the registry of `scale` patients (`run_scale`)."""
+    if scale is not None:
+        return run_scale(scale, sample=3 if quick else NIGHT_SAMPLE)
     size = QUICK if quick else FULL
     rng = random.Random(SEED)
     renderer = default_renderer()

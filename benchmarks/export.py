@@ -34,6 +34,8 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from benchmarks import registry
+from benchmarks.registry import postgres_available
 from benchmarks.report import Report
 from bot.domain import instruments, scoring
 from storage import migrate
@@ -86,6 +88,43 @@ GROUP BY a.id, p.id, s.id, crp.id, esr.id
 ORDER BY a.id
 """
 
+# The long table as the database would produce it: one row per answer, per score and per lab
+# value a score used, with the patient's research id, in patient then time order.
+LONG_FLOOR_QUERY = """
+SELECT p.research_id, a.id, a.slot_at, 'answer', an.item_code, an.raw_value, an.score,
+       an.version, an.answered_at
+FROM answer an
+JOIN administration a ON a.id = an.administration_id
+JOIN patient p ON p.id = a.patient_id
+WHERE p.status <> 'deleted'
+UNION ALL
+SELECT p.research_id, a.id, a.slot_at, 'score', v.name, v.value, NULL, NULL, s.computed_at
+FROM scorerecord s
+JOIN administration a ON a.id = s.administration_id
+JOIN patient p ON p.id = a.patient_id
+CROSS JOIN LATERAL (VALUES ('basdai', s.basdai), ('asdas_crp', s.asdas_crp),
+                           ('asdas_esr', s.asdas_esr)) AS v(name, value)
+WHERE p.status <> 'deleted' AND v.value IS NOT NULL
+UNION ALL
+SELECT p.research_id, a.id, a.slot_at, 'lab', l.analyte, l.value_normalised, NULL, NULL,
+       l.drawn_at
+FROM scorerecord s
+JOIN administration a ON a.id = s.administration_id
+JOIN patient p ON p.id = a.patient_id
+JOIN labresult l ON l.id IN (s.asdas_crp_lab_id, s.asdas_esr_lab_id)
+WHERE p.status <> 'deleted'
+ORDER BY 1, 3, 2
+"""
+
+# Each export format at scale, against the COPY of the same rows: CSV text for the CSV
+# formats, PostgreSQL's binary COPY (typed values, no text formatting) for Parquet.
+SCALE_FORMATS: tuple[tuple[str, str, str], ...] = (
+    ("wide", FLOOR_QUERY, "CSV HEADER"),
+    ("long", LONG_FLOOR_QUERY, "CSV HEADER"),
+    ("parquet", FLOOR_QUERY, "(FORMAT binary)"),
+)
+SCALE_RATIO_TARGET = 2.0
+
 EXPORT_CHILD = """
 import json, os, resource, time
 from datetime import date
@@ -109,13 +148,22 @@ def peak_kb():
 ctx = AppContext.from_settings(load_settings(_env_file=None))
 until = os.environ.get("EXPORT_UNTIL")
 request = ExportRequest(
-    format="wide", by="benchmark", out=Path(os.environ["EXPORT_OUT"]),
+    format=os.environ.get("EXPORT_FORMAT", "wide"), by="benchmark",
+    out=Path(os.environ["EXPORT_OUT"]),
     until=date.fromisoformat(until) if until else None,
 )
 ready = peak_kb()
+profile_to = os.environ.get("EXPORT_PROFILE")
+if profile_to:
+    import cProfile
+    profiler = cProfile.Profile()
+    profiler.enable()
 start = time.perf_counter()
 result = run_export(ctx, request)
 seconds = time.perf_counter() - start
+if profile_to:
+    profiler.disable()
+    profiler.dump_stats(profile_to)
 ctx.close()
 figures = {"seconds": seconds, "rows": result.rows, "ready_kb": ready, "peak_kb": peak_kb()}
 print(json.dumps(figures))
@@ -294,52 +342,9 @@ class Data:
         ]
 
 
-def _prepared(
-    engine: Engine, table: Any, rows: list[dict[str, Any]]
-) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Column names and value tuples converted by the schema's own types for this database."""
-    dialect = engine.dialect
-    names = [column.name for column in table.columns]
-    processors = [
-        column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns
-    ]
-    prepared = [
-        tuple(
-            value if process is None or value is None else process(value)
-            for value, process in zip((row.get(name) for name in names), processors, strict=True)
-        )
-        for row in rows
-    ]
-    return names, prepared
-
-
 def bulk_load(engine: Engine, data: Data) -> None:
     """Loads every table with executemany (SQLite) or COPY (PostgreSQL)."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for table, rows in data.tables():
-            names, values = _prepared(engine, table, rows)
-            columns = ", ".join(f'"{name}"' for name in names)
-            if engine.dialect.name == "sqlite":
-                marks = ", ".join("?" for _ in names)
-                cursor.execute("BEGIN")
-                cursor.executemany(
-                    f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})', values
-                )
-                cursor.execute("COMMIT")
-            else:
-                with cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy:
-                    for row in values:
-                        copy.write_row(row)
-                raw.commit()
-        if engine.dialect.name == "sqlite":
-            cursor.execute("ANALYZE")
-        else:
-            cursor.execute("ANALYZE")
-            raw.commit()
-    finally:
-        raw.close()
+    registry.bulk_load(engine, iter([data.tables()]))
 
 
 def floor_sqlite(path: Path) -> tuple[float, str]:
@@ -363,31 +368,44 @@ def floor_sqlite(path: Path) -> tuple[float, str]:
     return time.perf_counter() - start, "Python sqlite3 module + csv (no sqlite3 binary)"
 
 
-def floor_postgres(engine: Engine) -> tuple[float, str]:
-    """Seconds for `COPY (…) TO STDOUT WITH CSV HEADER` read to the end through psycopg."""
+def floor_postgres(
+    engine: Engine, query: str = FLOOR_QUERY, options: str = "CSV HEADER"
+) -> tuple[float, str]:
+    """Seconds for `COPY (query) TO STDOUT WITH options` read to the end through psycopg."""
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         start = time.perf_counter()
-        with cursor.copy(f"COPY ({FLOOR_QUERY}) TO STDOUT WITH CSV HEADER") as copy:
+        with cursor.copy(f"COPY ({query}) TO STDOUT WITH {options}") as copy:
             for _chunk in copy:
                 pass
         seconds = time.perf_counter() - start
         raw.rollback()
     finally:
         raw.close()
-    return seconds, "COPY (…) TO STDOUT WITH CSV via psycopg"
+    return seconds, f"COPY (…) TO STDOUT WITH {options} via psycopg"
 
 
-def export_once(url: str, out: Path, until: str | None = None) -> dict[str, float]:
-    """One wide CSV export in a fresh process: its own timing and the kernel's peak RSS."""
+def export_once(
+    url: str,
+    out: Path,
+    until: str | None = None,
+    *,
+    fmt: str = "wide",
+    profile: Path | None = None,
+) -> dict[str, float]:
+    """One export in a fresh process: its own timing and the kernel's peak RSS (with
+    `profile`, cProfile's statistics of `run_export` are written there)."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "PSEUDONYM_KEY": PSEUDONYM_KEY,
         "EXPORT_OUT": str(out),
+        "EXPORT_FORMAT": fmt,
         "PYTHONPATH": str(ROOT),
     }
+    if profile is not None:
+        env["EXPORT_PROFILE"] = str(profile)
     if until is not None:
         env["EXPORT_UNTIL"] = until
     wall = time.perf_counter()
@@ -437,24 +455,71 @@ def postgres_database() -> Iterator[tuple[str, Engine, None]]:
         admin.dispose()
 
 
-def postgres_available() -> bool:
-    base = os.environ.get(POSTGRES_URL_ENV) or DEFAULT_POSTGRES
-    try:
-        engine = create_engine("postgresql+psycopg://" + base.split("://", 1)[1])
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:  # any failure means "not available here"
-        return False
-
-
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def run(quick: bool) -> Report:
-    """Loads the data on each database, then times the dump floor and the wide CSV export."""
+def run_scale(patients: int, repeats: int = REPEATS) -> Report:
+    """The wide and long CSV and Parquet exports of the synthetic registry of `patients` on
+    PostgreSQL (benchmarks/registry.py): time against COPY of the same rows, and peak RSS."""
+    report = Report(
+        title="Export",
+        columns=[
+            "patients (administrations)",
+            "format",
+            "COPY floor (s)",
+            "export (s)",
+            f"ratio (target ≤ {SCALE_RATIO_TARGET:g}×)",
+            f"peak RSS (target < {MEMORY_TARGET_MB} MB)",
+            "rows written",
+        ],
+    )
+    if not postgres_available():
+        report.notes.append("PostgreSQL was not reachable: nothing measured at scale.")
+        return report
+    built = registry.build_registry("postgresql", patients=patients)
+    engine = make_engine(built.url)
+    administrations = built.rows["administration"]
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            for fmt, query, options in SCALE_FORMATS:
+                floors = [floor_postgres(engine, query, options)[0] for _ in range(repeats)]
+                out = Path(scratch) / f"export.{fmt}"
+                runs = [export_once(built.url, out, fmt=fmt) for _ in range(repeats)]
+                floor = _median(floors)
+                export = _median([r["seconds"] for r in runs])
+                ratio = export / floor
+                peak = max(r["peak_mb"] for r in runs)
+                report.add(
+                    f"{patients:,} ({administrations:,})",
+                    fmt,
+                    f"{floor:.2f} ({min(floors):.2f}–{max(floors):.2f})",
+                    f"{export:.2f} ({min(r['seconds'] for r in runs):.2f}–"
+                    f"{max(r['seconds'] for r in runs):.2f})",
+                    f"{ratio:.2f}× {'✓' if ratio <= SCALE_RATIO_TARGET else '✗ not met'}",
+                    f"{peak:.0f} MB {'✓' if peak < MEMORY_TARGET_MB else '✗ not met'}",
+                    f"{int(runs[0]['rows']):,}",
+                )
+    finally:
+        engine.dispose()
+    report.notes += [
+        f"Registry of {patients:,} patients (benchmarks/registry.py: 500 physicians, a year of "
+        f"weekly questionnaires, CRP every 4th week, ESR every 8th), PostgreSQL on this "
+        f"machine; median of {repeats} runs with (min–max). Each export runs in a fresh "
+        "process; its time is measured around `run_export`, its peak RSS is the kernel's "
+        "VmHWM of that process.",
+        "Floors: `COPY (query) TO STDOUT` read to the end through psycopg: the wide query "
+        "(answers pivoted) as CSV for the wide CSV and, in binary, for Parquet; for the long "
+        "CSV one row per answer, score and lab value, sorted by patient and time.",
+    ]
+    return report
+
+
+def run(quick: bool, scale: int | None = None) -> Report:
+    """Loads the data on each database, then times the dump floor and the wide CSV export;
+    with `scale`, every format on the registry of `scale` patients instead (`run_scale`)."""
+    if scale is not None:
+        return run_scale(scale, repeats=1 if quick else REPEATS)
     size = 2_000 if quick else 100_000
     repeats = 1 if quick else REPEATS
     data = Data(size)

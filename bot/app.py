@@ -30,7 +30,7 @@ from bot.context import AppContext, RedeliveredUpdate
 from bot.present.render import Renderer, default_renderer
 from bot.services.conversation import PATIENT_COMMANDS, PATIENT_PREFIXES
 from bot.telegram import digest_sending, tick
-from bot.telegram.deps import DEPS_KEY, Deps, deps
+from bot.telegram.deps import CONTEXT_TYPES, DEPS_KEY, Deps, deps
 from bot.telegram.handlers import digest, patient, physician, reminders
 from bot.telegram.ordering import PerUserUpdateProcessor
 
@@ -133,6 +133,7 @@ def build_application(
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML))
+        .context_types(CONTEXT_TYPES)
         .connection_pool_size(settings.telegram_connections)
         .pool_timeout(POOL_TIMEOUT_S)
         .concurrent_updates(processor)

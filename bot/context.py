@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ParamSpec, TypeVar
 
 from sqlalchemy.engine import Engine
@@ -80,18 +80,19 @@ _UNIT_ENGINE: ContextVar[Engine | None] = ContextVar("spondybot_unit_engine", de
 """The engine units of work use instead of `AppContext.engine` (set by `AppContext.run_brief`
 for a service it runs on the event loop)."""
 
-CURRENT_CLAIM: ContextVar[UpdateClaim | None] = ContextVar("spondybot_update_claim", default=None)
-"""The claim of the update this task is handling (set by the update guard, seen by the services
-its handlers run, on the loop or copied into a worker thread); None outside update handling."""
-
 
 @dataclass
 class AppContext:
-    """Settings, the database engine and the clock; services receive it as their first argument."""
+    """Settings, the database engine and the clock; services receive it as their first argument.
+
+    While an update is handled, its handlers pass on `claiming(claim)` of the root's context,
+    which also carries the update's claim (`UpdateClaim`) to the first unit of work they open.
+    """
 
     settings: Settings
     engine: Engine
     clock: Clock = field(default_factory=SystemClock)
+    claim: UpdateClaim | None = field(default=None, repr=False)
     _awaiting: dict[asyncio.AbstractEventLoop, AsyncEngine] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -107,12 +108,19 @@ class AppContext:
             clock=clock or SystemClock(),
         )
 
+    def claiming(self, claim: UpdateClaim) -> AppContext:
+        """This context for the services one update's handlers run: the first unit of work
+        they open also takes the update's claim. Engines and settings are shared."""
+        scoped = replace(self, claim=claim)
+        scoped._awaiting = self._awaiting
+        return scoped
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One unit of work against the database (see `storage.db.session_scope`); while an
-        update is handled, its first unit of work also carries the update's claim."""
+        """One unit of work against the database (see `storage.db.session_scope`); for a
+        context of one update (`claiming`), its first unit of work also carries the claim."""
         engine = _UNIT_ENGINE.get() or self.engine
-        claim = CURRENT_CLAIM.get()
+        claim = self.claim
         if claim is None or claim.settled:
             with session_scope(engine) as session:
                 yield session

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, delete, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from storage.models import Delivery, DeliveryStatus, Patient
+from storage.models import Delivery, DeliveryStatus, Patient, SendBudget
 
 
 def claim_delivery(
@@ -121,6 +121,34 @@ def claim_deliveries(*, session: Session, claims: list[Claim], now: datetime) ->
         .returning(col(Delivery.id), col(Delivery.dedupe_key))
     )
     return {str(key): int(delivery_id) for delivery_id, key in session.execute(statement)}
+
+
+# Budget rows older than this many seconds are removed when a new second begins.
+BUDGET_KEPT_SECONDS = 60
+
+
+def take_send_slot(*, session: Session, second: int, limit: int) -> bool:
+    """Counts one send against `second`'s budget of `limit`, in one INSERT … ON CONFLICT DO
+    UPDATE … WHERE used < limit; False (nothing changed) when the second's budget is spent.
+    The first send of a second removes the rows of seconds long past."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(SendBudget)
+        .values(second=second, used=1)
+        .on_conflict_do_update(
+            index_elements=["second"],
+            set_={"used": col(SendBudget.used) + 1},
+            where=col(SendBudget.used) < limit,
+        )
+        .returning(col(SendBudget.used))
+    )
+    used = session.execute(statement).scalar_one_or_none()
+    if used == 1:
+        session.execute(
+            delete(SendBudget).where(col(SendBudget.second) < second - BUDGET_KEPT_SECONDS)
+        )
+    return used is not None
 
 
 @dataclass(frozen=True)

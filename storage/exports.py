@@ -200,10 +200,11 @@ class BasdaiRow:
     basdai: Decimal
 
 
-def basdai_history(*, session: Session, scope: ExportScope) -> list[BasdaiRow]:
-    """Every completed questionnaire with a BASDAI of the patients an export covers, whatever
-    its period, so responses compare with the patient's own baseline; oldest first."""
-    query = (
+@lru_cache(maxsize=8)
+def _basdai_history_statement(physician_id: int | None) -> Executable:
+    """Completed questionnaires with a BASDAI of the batch's patients (`patient_ids`), oldest
+    first."""
+    return (
         core_select(
             col(Patient.research_id),
             col(Administration.id),
@@ -215,20 +216,31 @@ def basdai_history(*, session: Session, scope: ExportScope) -> list[BasdaiRow]:
         .join(Patient, col(Patient.id) == col(Administration.patient_id))
         .join(ScoreRecord, col(ScoreRecord.administration_id) == col(Administration.id))
         .where(
+            col(Administration.patient_id).in_(_PATIENT_IDS),
             col(Patient.status) != PatientStatus.DELETED.value,
             _not_after_withdrawal(col(Administration.slot_at)),
             col(Administration.status) == AdministrationStatus.COMPLETED.value,
             col(Administration.completed_at).is_not(None),
             col(ScoreRecord.basdai).is_not(None),
-            *(
-                []
-                if scope.physician_id is None
-                else [col(Patient.physician_id) == scope.physician_id]
-            ),
+            *([] if physician_id is None else [col(Patient.physician_id) == physician_id]),
         )
         .order_by(col(Administration.completed_at), col(Administration.id))
     )
-    return [BasdaiRow(*row) for row in session.execute(query)]
+
+
+def basdai_history(
+    *, session: Session, scope: ExportScope, patient_ids: list[int]
+) -> list[BasdaiRow]:
+    """Every completed questionnaire with a BASDAI of `patient_ids` (those of them an export
+    covers), whatever its period, so responses compare with the patient's own baseline; oldest
+    first.
+
+    Read per batch of patients: a registry's whole history would be millions of rows held at
+    once, where a batch's is a few thousand.
+    """
+    connection = _batch_connection(session)
+    statement = _basdai_history_statement(scope.physician_id)
+    return [BasdaiRow(*row) for row in connection.execute(statement, {"patient_ids": patient_ids})]
 
 
 def count_administrations(*, session: Session, scope: ExportScope) -> int:

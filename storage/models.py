@@ -404,6 +404,14 @@ class SchedulerMark(SQLModel, table=True):
     handled_until: datetime = Field(sa_column=_dt(nullable=False))
 
 
+class SendBudget(SQLModel, table=True):
+    """Scheduled messages sent in one wall-clock second by every process together, so that
+    two ticking processes share SEND_RATE_PER_SECOND instead of each sending at it."""
+
+    second: int = Field(sa_column=Column(BigInteger(), primary_key=True, autoincrement=False))
+    used: int = Field(default=0)
+
+
 class ProcessedUpdate(SQLModel, table=True):
     """Telegram update ids already handled, so a re-delivered update changes nothing.
 

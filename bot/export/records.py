@@ -229,6 +229,12 @@ class RecordBuilder:
         self.shift_dates = shift_dates
         self._baselines = baselines or {}
 
+    def for_batch(self, baselines: Mapping[str, Baseline]) -> RecordBuilder:
+        """A builder for one batch of patients: this export's key and dates, with the
+        baselines of the batch's patients (read per batch, so an export holds only a batch's
+        history, never the whole registry's)."""
+        return RecordBuilder(self._pseudonymizer, shift_dates=self.shift_dates, baselines=baselines)
+
     def _baseline_of(self, research_id: str, administration_id: int) -> Decimal | None:
         """The baseline BASDAI a row compares with; None for the baseline row itself."""
         baseline = self._baselines.get(research_id)

@@ -23,6 +23,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import IO, Any, Final, Protocol, TypeAlias, TypeVar
 
+from sqlmodel import Session
+
 from bot.context import AppContext
 from bot.domain.instruments import ITEM_CODES
 from bot.export import course, fhir
@@ -186,10 +188,18 @@ def _pseudonymizer(ctx: AppContext) -> Pseudonymizer:
     return Pseudonymizer(key.get_secret_value().encode("utf-8"))
 
 
-def baselines_of(ctx: AppContext, scope: exports.ExportScope) -> dict[str, Baseline]:
-    """Each covered patient's baseline BASDAI, for the BASDAI response columns."""
+def baselines_of(
+    ctx: AppContext, scope: exports.ExportScope, patient_ids: list[int]
+) -> dict[str, Baseline]:
+    """The baseline BASDAI of each of `patient_ids`, for the BASDAI response columns."""
     with ctx.session() as session:
-        return baselines(exports.basdai_history(session=session, scope=scope))
+        return _baselines_in(session, scope, patient_ids)
+
+
+def _baselines_in(
+    session: Session, scope: exports.ExportScope, patient_ids: list[int]
+) -> dict[str, Baseline]:
+    return baselines(exports.basdai_history(session=session, scope=scope, patient_ids=patient_ids))
 
 
 class _OfPatient(Protocol):
@@ -249,9 +259,10 @@ def _patient_batches(
 
 def _fetch(
     ctx: AppContext, scope: exports.ExportScope, batch: _PatientBatch, *, details: bool
-) -> list[exports.AdministrationRow]:
-    """One batch of patients' administrations, in its own short transaction."""
+) -> tuple[list[exports.AdministrationRow], dict[str, Baseline]]:
+    """One batch of patients' administrations and baselines, in its own short transaction."""
     with ctx.session() as session:
+        found = _baselines_in(session, scope, batch.patient_ids)
         rows = exports.fetch_administration_batch(
             session=session,
             scope=scope,
@@ -260,7 +271,7 @@ def _fetch(
             duration_item=DURATION_ITEM,
             answer_details=details,
         )
-    return batch.ordered(rows)
+    return batch.ordered(rows), found
 
 
 def _batches(
@@ -286,10 +297,11 @@ def _batches(
         pending = pool.submit(_fetch, ctx, scope, patient_batches[0], details=details)
         try:
             for following in [*patient_batches[1:], None]:
-                rows = pending.result()
+                rows, found = pending.result()
                 if following is not None:
                     pending = pool.submit(_fetch, ctx, scope, following, details=details)
-                yield [builder.record(row) for row in rows]
+                record = builder.for_batch(found).record
+                yield [record(row) for row in rows]
                 if progress is not None:
                     progress.advance(len(rows))
         finally:
@@ -316,12 +328,15 @@ def _wide_text(
     and writes the batch before. At most two batches are in memory.
     """
 
-    def administrations(batch: _PatientBatch) -> list[exports.AdministrationText]:
+    def administrations(
+        batch: _PatientBatch,
+    ) -> tuple[list[exports.AdministrationText], dict[str, Baseline]]:
         with ctx.session() as session:
+            found = _baselines_in(session, scope, batch.patient_ids)
             rows = exports.fetch_administration_text_batch(
                 session=session, scope=scope, patient_ids=batch.patient_ids
             )
-        return batch.ordered(rows)
+        return batch.ordered(rows), found
 
     def answers(batch: _PatientBatch) -> _Pivoted:
         with ctx.session() as session:
@@ -338,7 +353,10 @@ def _wide_text(
 
         def read(
             batch: _PatientBatch,
-        ) -> tuple[Future[list[exports.AdministrationText]], Future[_Pivoted]]:
+        ) -> tuple[
+            Future[tuple[list[exports.AdministrationText], dict[str, Baseline]]],
+            Future[_Pivoted],
+        ]:
             return pool.submit(administrations, batch), pool.submit(answers, batch)
 
         pending = [read(batch) for batch in patient_batches[:1]]
@@ -347,10 +365,10 @@ def _wide_text(
                 if not pending:
                     return
                 rows_future, pivoted_future = pending.pop()
-                rows, pivoted = rows_future.result(), pivoted_future.result()
+                (rows, found), pivoted = rows_future.result(), pivoted_future.result()
                 if following is not None:
                     pending.append(read(following))
-                yield builder.wide_text(rows, pivoted)
+                yield builder.for_batch(found).wide_text(rows, pivoted)
                 if progress is not None:
                     progress.advance(len(rows))
         finally:
@@ -489,9 +507,8 @@ def run_export(
         total = exports.count_administrations(session=session, scope=scope)
     if request.out is None and stdout is None:
         raise ExportError("no output: give --out PATH")
-    builder = RecordBuilder(
-        pseudonymizer, shift_dates=request.shift_dates, baselines=baselines_of(ctx, scope)
-    )
+    # Baselines are read with each batch (`RecordBuilder.for_batch`).
+    builder = RecordBuilder(pseudonymizer, shift_dates=request.shift_dates)
     if progress is not None:
         progress.start(total)
     shifted = request.shift_dates

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import tomllib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -37,6 +39,9 @@ from bot.present.formats import number_text
 TELEGRAM_TEXT_LIMIT = 4096
 SOURCE_LANGUAGE = "en"
 """The language of the message sources; the other languages are catalogs under locale/."""
+RENDERED_KEPT = 4096
+"""Rendered messages kept for reuse (a questionnaire screen is rendered again and again with
+the same arguments); the least recently used is dropped first."""
 
 
 class MissingText(KeyError):
@@ -92,6 +97,8 @@ class Renderer:
     _messages: Environment = field(init=False, default_factory=message_environment)
     _compiled: dict[str, Template] = field(init=False, default_factory=dict)
     _translations: dict[str, NullTranslations] = field(init=False, default_factory=dict)
+    _rendered: OrderedDict[tuple[Any, ...], str] = field(init=False, default_factory=OrderedDict)
+    _rendered_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.environment = Environment(
@@ -146,6 +153,22 @@ class Renderer:
         hand over values already rounded for display) is written with the language's decimal
         separator ("7,59" in German); everything else is rendered as given.
         """
+        cache_key = _cache_key(key, language, variables)
+        if cache_key is None:
+            return self._render(key, language, variables)
+        with self._rendered_lock:  # digests and charts render in worker threads
+            rendered = self._rendered.get(cache_key)
+            if rendered is not None:
+                self._rendered.move_to_end(cache_key)
+                return rendered
+        rendered = self._render(key, language, variables)
+        with self._rendered_lock:
+            self._rendered[cache_key] = rendered
+            if len(self._rendered) > RENDERED_KEPT:
+                self._rendered.popitem(last=False)
+        return rendered
+
+    def _render(self, key: str, language: str, variables: dict[str, Any]) -> str:
         template = self._compiled.get(key)
         if template is None:
             template = self._messages.from_string(self.source(key))
@@ -173,6 +196,21 @@ class Renderer:
         """Loads a TOML data file below the templates directory (e.g. instrument wording)."""
         with (self.templates_dir / relative).open("rb") as handle:
             return tomllib.load(handle)
+
+
+_CACHEABLE = (str, Markup, int, float, bool, Decimal, type(None))
+
+
+def _cache_key(key: str, language: str, variables: dict[str, Any]) -> tuple[Any, ...] | None:
+    """What a rendered message depends on, or None when an argument is not a plain value (a
+    list, say) and the message is rendered afresh. Types are part of the key: 1, 1.0 and True
+    are equal but render differently."""
+    parts: list[Any] = [key, language]
+    for name, value in sorted(variables.items()):
+        if type(value) not in _CACHEABLE:
+            return None
+        parts += (name, type(value), value)
+    return tuple(parts)
 
 
 def _gettext_callables(

@@ -48,7 +48,7 @@ def update_claim(
 
 
 def settle_claim(ctx: AppContext) -> None:
-    """Commits the pending claim of the update being handled on its own, for an update whose
-    handlers opened no unit of work; raises `RedeliveredUpdate` for a redelivery."""
+    """Commits the pending claim `ctx` carries (`AppContext.claiming`) on its own, for an update
+    whose handlers opened no unit of work; raises `RedeliveredUpdate` for a redelivery."""
     with ctx.session():
         pass

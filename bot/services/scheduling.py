@@ -401,6 +401,18 @@ def claim_reminders(
     return page
 
 
+def take_send_slot(ctx: AppContext, *, second: int) -> bool:
+    """Takes one send of wall-clock `second` from SEND_RATE_PER_SECOND, a budget every ticking
+    process shares through the database; False when that second's budget is spent.
+
+    `second` is Unix time from the caller, not `ctx.clock`: a tick run `--at` another instant
+    still sends in real seconds, and the processes sharing the budget share the wall clock.
+    """
+    limit = max(1, int(ctx.settings.send_rate_per_second))
+    with ctx.session() as session:
+        return deliveries.take_send_slot(session=session, second=second, limit=limit)
+
+
 def record_results(ctx: AppContext, results: Sequence[DeliveryResult]) -> RecordSummary:
     """Writes how claimed deliveries ended; a 403 marks the patient unreachable."""
     now = ctx.clock.now()

@@ -4,9 +4,11 @@
 `aiolimiter`), installed on the bot by `bot.app.build_application` with
 `overall_max_rate=SEND_RATE_PER_SECOND`: every request waits in its leaky bucket until the
 global rate allows it; requests to groups are also held to Telegram's per-group limit. There is
-no sleep here that paces anything. Private chats need no pacing of their own: a tick sends a
-patient at most an invitation and a reminder, far below Telegram's one message a second per
-chat.
+no sleep here that paces anything. Each process has its own limiter, so the tick also takes
+every send from a per-second budget shared through the database (`budget` of `deliver`):
+two processes ticking at once stay within the rate together. Private chats need no pacing of
+their own: a tick sends a patient at most an invitation and a reminder, far below Telegram's
+one message a second per chat.
 
 **Errors**, by what Telegram answered:
 
@@ -170,6 +172,7 @@ async def deliver(
     record: RecordFn,
     policy: RetryPolicy = DEFAULT_POLICY,
     concurrency: int = DEFAULT_CONCURRENCY,
+    budget: Callable[[], Awaitable[None]] | None = None,
 ) -> DeliveryStats:
     """Sends every message of every page, `concurrency` at a time, and records each outcome.
 
@@ -177,6 +180,7 @@ async def deliver(
     claiming stays just ahead of sending. Outcomes are handed to `record` in batches by a
     separate task, so sending never waits for the database. Messages already taken from a page
     are sent and recorded even if fetching a later page fails; that error is then raised.
+    `budget`, when given, is awaited before each message: it returns once the message may go.
     """
     stats = DeliveryStats()
     outgoing: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=concurrency)
@@ -184,6 +188,8 @@ async def deliver(
 
     async def sender() -> None:
         while (message := await outgoing.get()) is not None:
+            if budget is not None:
+                await budget()
             result = await send_one(bot, message, policy)
             stats.add(result)
             finished.put_nowait(result)

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -87,11 +89,27 @@ class Tick:
 
     async def deliver(self, pages: AsyncIterator[Sequence[Outgoing]]) -> DeliveryStats:
         """Sends claimed messages page by page and records how each ended."""
-        stats = await delivery.deliver(self.bot, pages, record=self._record, policy=self.policy)
+        # A bot built with a rate limiter also shares the send rate with other processes.
+        shared = getattr(self.bot, "rate_limiter", None) is not None
+        stats = await delivery.deliver(
+            self.bot,
+            pages,
+            record=self._record,
+            policy=self.policy,
+            budget=self._send_slot if shared else None,
+        )
         self.report.sent += stats.sent
         self.report.failed += stats.failed
         self.report.unreachable += stats.unreachable
         return stats
+
+    async def _send_slot(self) -> None:
+        """Waits for a send of the shared per-second budget (see `scheduling.take_send_slot`)."""
+        while True:
+            now = time.time()
+            if await asyncio.to_thread(scheduling.take_send_slot, self.ctx, second=int(now)):
+                return
+            await asyncio.sleep(math.floor(now) + 1 - now)
 
     async def _record(self, results: list[DeliveryResult]) -> None:
         await asyncio.to_thread(scheduling.record_results, self.ctx, results)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy.engine import Engine
+from telegram import Chat, Message, Update, User
 
 from bot.app import MissingTokenError, build_application
 from bot.clock import FixedClock
-from bot.context import AppContext
-from bot.telegram.deps import deps
+from bot.context import AppContext, RedeliveredUpdate
+from bot.telegram.deps import UpdateContext, deps
+from bot.telegram.handlers import patient
 from tests.conftest import make_settings
 
 
@@ -52,3 +56,34 @@ class TestBuildApplication:
         first = build_application(AppContext(make_settings(database_url), migrated_engine, clock))
         second = build_application(AppContext(make_settings(database_url), migrated_engine, clock))
         assert deps(first) is not deps(second)
+
+    async def test_the_handlers_of_one_update_share_its_claim(
+        self, database_url: str, migrated_engine: Engine, clock: FixedClock
+    ) -> None:
+        """The update guard hands the claim to the handlers after it through the update's
+        context; the application's own context, used outside updates, carries none."""
+        application = build_application(
+            AppContext(make_settings(database_url), migrated_engine, clock)
+        )
+        update = Update(1, message=_message("/help"))
+        context = application.context_types.context.from_update(update, application)
+        assert isinstance(context, UpdateContext)
+        await patient.claim_update(update, context)
+        ctx = deps(context).ctx
+        assert ctx.claim is not None
+        assert not ctx.claim.settled
+        assert deps(application).ctx.claim is None
+        assert ctx.engine is deps(application).ctx.engine
+        await patient.settle_claim(update, context)
+        assert ctx.claim.settled
+        again = application.context_types.context.from_update(update, application)
+        await patient.claim_update(update, again)
+        with pytest.raises(RedeliveredUpdate):
+            await patient.settle_claim(update, again)
+
+
+def _message(text: str) -> Message:
+    user = User(7, "Ana", is_bot=False)
+    return Message(
+        1, datetime(2026, 3, 2, tzinfo=UTC), Chat(7, Chat.PRIVATE), from_user=user, text=text
+    )

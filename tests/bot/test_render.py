@@ -10,7 +10,14 @@ import pytest
 
 from bot.config import SUPPORTED_LANGUAGES
 from bot.present.catalogs import catalog_problems, planned_files
-from bot.present.render import TEMPLATES_DIR, MissingText, Renderer, catalog_path, default_renderer
+from bot.present.render import (
+    RENDERED_KEPT,
+    TEMPLATES_DIR,
+    MissingText,
+    Renderer,
+    catalog_path,
+    default_renderer,
+)
 
 
 class TestCatalogues:
@@ -48,6 +55,57 @@ class TestCatalogues:
         """Asking for a message that does not exist is an error, not an empty string."""
         with pytest.raises(MissingText):
             default_renderer().text("common.no_such_message", "en")
+
+
+def _echo_renderer(folder: Path) -> Renderer:
+    (folder / "messages").mkdir(parents=True)
+    (folder / "messages" / "t.toml").write_text(
+        'echo = "{% trans %}You said {{ text }}{% endtrans %}"\n'
+    )
+    return Renderer(folder)
+
+
+class TestRenderedMessages:
+    """A message rendered once with the same arguments is reused, never confused with another."""
+
+    def test_the_same_message_and_arguments_give_the_same_text(self, tmp_path: Path) -> None:
+        """Rendering again gives the same words, and other arguments give their own."""
+        renderer = _echo_renderer(tmp_path)
+        assert renderer.text("t.echo", "en", text="5") == "You said 5"
+        assert renderer.text("t.echo", "en", text="5") == "You said 5"
+        assert renderer.text("t.echo", "en", text="6") == "You said 6"
+        assert renderer.text("t.echo", "en", text="<i>") == "You said &lt;i&gt;"
+
+    def test_equal_values_of_other_types_render_as_themselves(self, tmp_path: Path) -> None:
+        """1, 1.0 and True are equal in Python but read differently."""
+        renderer = _echo_renderer(tmp_path)
+        assert renderer.text("t.echo", "en", text=1) == "You said 1"
+        assert renderer.text("t.echo", "en", text=True) == "You said True"
+        assert renderer.text("t.echo", "en", text=1.0) == "You said 1.0"
+
+    def test_each_language_keeps_its_own_words(self) -> None:
+        """A German text is not served to an English reader after it was rendered first."""
+        renderer = default_renderer()
+        german = renderer.text("questionnaire.hint_summary", "de")
+        assert renderer.text("questionnaire.hint_summary", "en") != german
+        assert renderer.text("questionnaire.hint_summary", "de") == german
+
+    def test_a_list_argument_is_rendered_afresh(self, tmp_path: Path) -> None:
+        """Arguments that could change after the call (lists) are never cached."""
+        renderer = _echo_renderer(tmp_path)
+        said = ["a"]
+        assert renderer.text("t.echo", "en", text=said) == "You said [&#39;a&#39;]"
+        said.append("b")
+        assert renderer.text("t.echo", "en", text=said) == "You said [&#39;a&#39;, &#39;b&#39;]"
+
+    def test_the_kept_texts_are_bounded(self, tmp_path: Path) -> None:
+        """Many different arguments do not grow memory without end; the oldest is rendered
+        again when asked for."""
+        renderer = _echo_renderer(tmp_path)
+        for number in range(RENDERED_KEPT + 50):
+            renderer.text("t.echo", "en", text=number)
+        assert len(renderer._rendered) == RENDERED_KEPT
+        assert renderer.text("t.echo", "en", text=0) == "You said 0"
 
 
 class TestGettextCatalogs:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -10,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from bot.clock import FixedClock
-from bot.context import CURRENT_CLAIM, AppContext, RedeliveredUpdate
+from bot.context import AppContext, RedeliveredUpdate
 from bot.domain.instruments import INSTRUMENT_VERSION
 from bot.services import enrollment, history, labs, patients, questionnaire, staff
 from bot.services import redelivery as updates
@@ -330,11 +329,8 @@ def _answer_first_item(ctx: AppContext, administration_id: int) -> None:
 class TestUpdateClaim:
     """The claim that an update is handled once commits with the first unit of work it joins."""
 
-    def _claimed(self, ctx: AppContext, update_id: int, key: str) -> contextvars.Context:
-        context = contextvars.copy_context()
-        claim = updates.update_claim(ctx, update_id=update_id, message_key=key)
-        context.run(CURRENT_CLAIM.set, claim)
-        return context
+    def _claimed(self, ctx: AppContext, update_id: int, key: str) -> AppContext:
+        return ctx.claiming(updates.update_claim(ctx, update_id=update_id, message_key=key))
 
     def test_claim_and_answer_commit_together(self, ctx: AppContext) -> None:
         """The answer that carried the claim is stored once; the same press delivered again
@@ -344,14 +340,13 @@ class TestUpdateClaim:
         assert opened.view is not None
         administration_id = opened.view.administration_id
         first = self._claimed(ctx, 10, "q:press-1")
-        first.run(_answer_first_item, ctx, administration_id)
-        claim = first.run(CURRENT_CLAIM.get)
-        assert claim is not None
-        assert claim.settled
+        _answer_first_item(first, administration_id)
+        assert first.claim is not None
+        assert first.claim.settled
         for update_id in (10, 11):
             again = self._claimed(ctx, update_id, "q:press-1")
             with pytest.raises(RedeliveredUpdate):
-                again.run(_answer_first_item, ctx, administration_id)
+                _answer_first_item(again, administration_id)
         assert {
             item: answer.version for item, answer in answers_of(ctx, administration_id).items()
         } == {"q1": 1}
@@ -363,24 +358,28 @@ class TestUpdateClaim:
         opened = questionnaire.checkin(ctx, telegram_user_id=USER)
         assert opened.view is not None
         administration_id = opened.view.administration_id
-
-        def fails() -> None:
-            with ctx.session():
-                raise RuntimeError("the database went away")
-
         failing = self._claimed(ctx, 20, "q:press-2")
-        with pytest.raises(RuntimeError):
-            failing.run(fails)
-        claim = failing.run(CURRENT_CLAIM.get)
-        assert claim is not None
-        assert not claim.settled
+        with pytest.raises(RuntimeError), failing.session():
+            raise RuntimeError("the database went away")
+        assert failing.claim is not None
+        assert not failing.claim.settled
         redelivered = self._claimed(ctx, 20, "q:press-2")
-        redelivered.run(_answer_first_item, ctx, administration_id)
+        _answer_first_item(redelivered, administration_id)
         assert set(answers_of(ctx, administration_id)) == {"q1"}
 
     def test_an_update_without_work_is_claimed_on_its_own(self, ctx: AppContext) -> None:
         """An update whose handlers opened no unit of work is claimed at the end, once."""
-        context = self._claimed(ctx, 30, "m:1:1")
-        context.run(updates.settle_claim, ctx)
+        updates.settle_claim(self._claimed(ctx, 30, "m:1:1"))
         with pytest.raises(RedeliveredUpdate):
-            self._claimed(ctx, 31, "m:1:1").run(updates.settle_claim, ctx)
+            updates.settle_claim(self._claimed(ctx, 31, "m:1:1"))
+
+    def test_the_root_context_carries_no_claim(self, ctx: AppContext) -> None:
+        """Work outside an update (the tick, the web app) takes no claim, and a context of one
+        update leaves the root's untouched."""
+        scoped = self._claimed(ctx, 40, "m:1:2")
+        assert ctx.claim is None
+        with ctx.session():
+            pass
+        updates.settle_claim(scoped)
+        assert scoped.claim is not None
+        assert scoped.claim.settled

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import re
+from datetime import timedelta
+from decimal import Decimal
 
+import numpy as np
 import pytest
 from matplotlib.image import imread
+from PIL import Image
 
 from bot.config import SUPPORTED_LANGUAGES
+from bot.present.digest import charts
 from bot.present.digest.charts import PANELS_PER_IMAGE
 from bot.present.digest.text import (
     MAX_MESSAGES,
@@ -250,3 +256,42 @@ class TestCharts:
     def test_email_text_is_plain(self) -> None:
         """The e-mail's text part is the digest without any markup."""
         assert html_to_text("<b>A &amp; B</b> &lt;1.3") == "A & B <1.3"
+
+
+class TestChartImages:
+    @staticmethod
+    def _panels(count: int, weeks: int) -> list[charts.ChartPanel]:
+        points = [
+            charts.ChartPoint(
+                samples.END - timedelta(weeks=w, days=3), Decimal(w % 7), Decimal("2.5")
+            )
+            for w in range(weeks)
+        ]
+        return [charts.ChartPanel(number=n, title=f"MRN-{n}", points=points) for n in range(count)]
+
+    @pytest.mark.parametrize("weeks", [1, 4, 12, 13, 26, 52, 104])
+    def test_date_labels_never_overlap(self, weeks: int) -> None:
+        """Under every panel, and from one panel to the next, the date labels stand apart,
+        at most five of them, whatever the number of weeks shown."""
+        charts.panel_image(self._panels(2, weeks), end=samples.END, weeks=weeks)
+        template = next(
+            t for (rows, w, _), t in charts._templates.items() if (rows, w) == (1, weeks)
+        )
+        renderer = template.canvas.get_renderer()
+        boxes = []
+        for slot in template.slots:
+            labels = [label for label in slot.axes.get_xticklabels() if label.get_text()]
+            assert 2 <= len(labels) <= charts.MAX_DATE_LABELS
+            boxes += [label.get_window_extent(renderer) for label in labels]
+        boxes.sort(key=lambda box: box.x0)
+        for left, right in itertools.pairwise(boxes):
+            assert left.x1 + 4 < right.x0  # a few pixels of white between labels
+
+    def test_png_holds_exactly_the_drawn_pixels(self) -> None:
+        """The PNG written for an image decodes to the very pixels matplotlib drew."""
+        png = charts.panel_image(self._panels(3, 12), end=samples.END, weeks=12)
+        template = next(t for (rows, w, _), t in charts._templates.items() if (rows, w) == (2, 12))
+        drawn = np.asarray(template.canvas.buffer_rgba())[:, :, :3]
+        decoded = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        assert decoded.shape == drawn.shape
+        assert (decoded == drawn).all()

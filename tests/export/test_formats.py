@@ -242,13 +242,16 @@ class TestWideCsv:
         written = list(csv.reader(line for line in text.splitlines() if not line.startswith("#")))
         key = ctx.settings.pseudonym_key
         assert key is not None
+        with ctx.session() as session:
+            covered = exports.covered_patients(session=session, scope=exports.ExportScope())
         builder = RecordBuilder(
             Pseudonymizer(key.get_secret_value().encode("utf-8")),
             shift_dates=shift_dates,
-            baselines=baselines_of(ctx, exports.ExportScope()),
+            baselines=baselines_of(
+                ctx, exports.ExportScope(), [patient.patient_id for patient in covered]
+            ),
         )
         with ctx.session() as session:
-            covered = exports.covered_patients(session=session, scope=exports.ExportScope())
             rows = exports.fetch_administration_batch(
                 session=session, scope=exports.ExportScope(),
                 patient_ids=[patient.patient_id for patient in covered],

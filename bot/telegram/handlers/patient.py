@@ -16,7 +16,6 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from bot.context import CURRENT_CLAIM
 from bot.present.charts import trend_chart_png
 from bot.present.conversation import present as presentation_of
 from bot.present.history import history_screens
@@ -25,7 +24,7 @@ from bot.services import conversation, history
 from bot.services import redelivery as updates
 from bot.services.conversation import Notice
 from bot.telegram import digest_sending as digest_send
-from bot.telegram.deps import deps
+from bot.telegram.deps import UpdateContext, deps
 from bot.telegram.handlers.common import call, call_brief, user_language
 from bot.telegram.handlers.presenter import answer_query, present
 
@@ -54,14 +53,15 @@ def message_key(update: Update) -> str | None:
     return None
 
 
-async def claim_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Prepares the claim that this update is handled once. It commits with the first unit of
-    work the update's handler opens (`bot.context.UpdateClaim`), or on its own at the end
-    (`settle_claim`); a redelivery (same update id, or the same message or button press under
-    a new one) is then dropped silently (`bot.app`'s error handler)."""
+async def claim_update(update: Update, context: UpdateContext) -> None:
+    """Prepares the claim that this update is handled once and hands it to the handlers that
+    follow in the update's context (`deps(context).ctx`). It commits with the first unit of
+    work they open (`bot.context.UpdateClaim`), or on its own at the end (`settle_claim`); a
+    redelivery (same update id, or the same message or button press under a new one) is then
+    dropped silently (`bot.app`'s error handler)."""
     person = update.effective_user
     wrote = update.message is not None or update.callback_query is not None
-    CURRENT_CLAIM.set(
+    context.claim(
         updates.update_claim(
             deps(context).ctx,
             update_id=update.update_id,
@@ -72,11 +72,11 @@ async def claim_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     )
 
 
-async def settle_claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def settle_claim(update: Update, context: UpdateContext) -> None:
     """Commits the update's claim if no handler opened a unit of work for it."""
-    claim = CURRENT_CLAIM.get()
-    if claim is not None and not claim.settled:
-        await call_brief(updates.settle_claim, deps(context).ctx)
+    ctx = deps(context).ctx
+    if ctx.claim is not None and not ctx.claim.settled:
+        await call_brief(updates.settle_claim, ctx)
 
 
 def _who(update: Update) -> tuple[int, int, str]:
