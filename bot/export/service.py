@@ -199,6 +199,7 @@ def baselines_of(
 def _baselines_in(
     session: Session, scope: exports.ExportScope, patient_ids: list[int]
 ) -> dict[str, Baseline]:
+    """`baselines_of` within a unit of work already open (a batch's, on its worker)."""
     return baselines(exports.basdai_history(session=session, scope=scope, patient_ids=patient_ids))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.fake_telegram.records import ApiError, JSONDict, _bad_request
+from tests.fake_telegram.records import ApiError, JSONDict, bad_request
 
 # --------------------------------------------------------------------------------------------
 # Text formatting: Telegram parses parse_mode itself and answers with plain text + entities, and
@@ -13,13 +13,13 @@ from tests.fake_telegram.records import ApiError, JSONDict, _bad_request
 # --------------------------------------------------------------------------------------------
 
 
-def _u16(text: str) -> int:
+def utf16_length(text: str) -> int:
     """Length in UTF-16 code units, the unit of Telegram entity offsets."""
     return len(text.encode("utf-16-le")) // 2
 
 
 def _entity_error(detail: str) -> ApiError:
-    return _bad_request(f"can't parse entities: {detail}")
+    return bad_request(f"can't parse entities: {detail}")
 
 
 def _byte_offset(text: str, index: int) -> int:
@@ -76,12 +76,12 @@ def _parse_html(text: str) -> tuple[str, list[JSONDict]]:
             decoded = _decode_html_entity(text, i)
             if decoded is not None:
                 out.append(decoded[0])
-                u16 += _u16(decoded[0])
+                u16 += utf16_length(decoded[0])
                 i += decoded[1]
                 continue
         if char != "<":
             out.append(char)
-            u16 += _u16(char)
+            u16 += utf16_length(char)
             i += 1
             continue
         begin = i
@@ -235,9 +235,9 @@ _TRIM_CHARS = " \t\r\n\v\f"
 def _trim(text: str, entities: list[JSONDict]) -> tuple[str, list[JSONDict]]:
     """Strip surrounding whitespace like Telegram does, keeping entity offsets consistent."""
     stripped_left = text.lstrip(_TRIM_CHARS)
-    lead = _u16(text) - _u16(stripped_left)
+    lead = utf16_length(text) - utf16_length(stripped_left)
     result = stripped_left.rstrip(_TRIM_CHARS)
-    total = _u16(result)
+    total = utf16_length(result)
     fixed: list[JSONDict] = []
     for entity in entities:
         begin = max(int(entity["offset"]) - lead, 0)
@@ -263,5 +263,5 @@ def format_text(
         else:
             # The bot sends HTML only (Defaults(parse_mode=HTML)); another mode is a change to
             # notice, so it is refused rather than imitated.
-            raise _bad_request("unsupported parse_mode")
+            raise bad_request("unsupported parse_mode")
     return _trim(parsed_text, parsed)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 DEFAULT_TOKEN = "123456:TEST-TOKEN"
 BOT_USERNAME = "spondy_test_bot"
@@ -16,16 +16,15 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 
-_POLL_INTERVAL = 0.005
-_FIRST_USER_ID = 700_000_001
-_CALLBACK_ID_BASE = 8_000_000_000_000_000_000
-_CHAT_INSTANCE_BASE = 6_000_000_000_000_000_000
+POLL_INTERVAL = 0.005
+FIRST_USER_ID = 700_000_001
+CALLBACK_ID_BASE = 8_000_000_000_000_000_000
+CHAT_INSTANCE_BASE = 6_000_000_000_000_000_000
 
-_T = TypeVar("_T")
 JSONDict = dict[str, Any]
 
 # Parameters that Telegram treats as plain strings: never JSON-decode them, so text "7" stays "7".
-_STRING_PARAMS = frozenset(
+STRING_PARAMS = frozenset(
     {
         "action",
         "address",
@@ -57,9 +56,9 @@ _STRING_PARAMS = frozenset(
         "vcard",
     }
 )
-_COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
-_INT_RE = re.compile(r"^-?\d+$")
-_DEFAULT_DESCRIPTIONS = {
+COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
+INT_RE = re.compile(r"^-?\d+$")
+DEFAULT_DESCRIPTIONS = {
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden: bot was blocked by the user",
@@ -70,9 +69,9 @@ _DEFAULT_DESCRIPTIONS = {
     502: "Bad Gateway",
     504: "Gateway Timeout",
 }
-_SENT_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
+SENT_METHODS = frozenset({"sendMessage", "sendPhoto", "sendDocument"})
 # Methods whose target chat refuses delivery once the user has blocked the bot.
-_BLOCKABLE_PREFIXES = ("send", "edit", "copy", "forward")
+BLOCKABLE_PREFIXES = ("send", "edit", "copy", "forward")
 
 
 class ApiError(Exception):
@@ -92,7 +91,7 @@ class ApiError(Exception):
         return body
 
 
-def _bad_request(detail: str) -> ApiError:
+def bad_request(detail: str) -> ApiError:
     return ApiError(400, f"Bad Request: {detail}")
 
 
@@ -158,7 +157,7 @@ class RecordedUpdate:
 
 
 @dataclass
-class _Fault:
+class Fault:
     method: str
     status: int
     remaining: int
@@ -168,7 +167,7 @@ class _Fault:
 
 
 @dataclass
-class _Stall:
+class Stall:
     method: str
     seconds: float
     remaining: int
@@ -176,14 +175,14 @@ class _Stall:
 
 
 @dataclass
-class _Drop:
+class Drop:
     method: str
     remaining: int
     chat_id: int | None
 
 
 @dataclass
-class _ChatEvent:
+class ChatEvent:
     seq: int
     kind: str  # "sent" | "edited" | "deleted"
     message_id: int
@@ -191,10 +190,10 @@ class _ChatEvent:
 
 
 @dataclass
-class _ChatState:
+class ChatState:
     chat: JSONDict
     messages: dict[int, JSONDict] = field(default_factory=dict)
-    events: list[_ChatEvent] = field(default_factory=list)
+    events: list[ChatEvent] = field(default_factory=list)
     next_message_id: int = 1
     reply_keyboard: JSONDict | None = None
     blocked: bool = False
@@ -207,7 +206,7 @@ class _ChatState:
 
 
 @dataclass
-class _StoredFile:
+class StoredFile:
     file_id: str
     file_unique_id: str
     content: bytes
@@ -217,7 +216,7 @@ class _StoredFile:
 
 
 @dataclass
-class _Described:
+class Described:
     """A successful result that Telegram accompanies with a description."""
 
     result: Any

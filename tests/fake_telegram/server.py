@@ -26,42 +26,43 @@ from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from tests.fake_telegram.formatting import _u16, format_text
+from tests.fake_telegram.formatting import format_text, utf16_length
 from tests.fake_telegram.records import (
-    _BLOCKABLE_PREFIXES,
-    _CALLBACK_ID_BASE,
-    _CHAT_INSTANCE_BASE,
-    _COMMAND_RE,
-    _DEFAULT_DESCRIPTIONS,
-    _FIRST_USER_ID,
-    _POLL_INTERVAL,
-    _SENT_METHODS,
-    _T,
+    BLOCKABLE_PREFIXES,
     BOT_USERNAME,
     CALLBACK_DATA_LIMIT,
+    CALLBACK_ID_BASE,
     CAPTION_LIMIT,
+    CHAT_INSTANCE_BASE,
+    COMMAND_RE,
+    DEFAULT_DESCRIPTIONS,
     DEFAULT_TOKEN,
+    FIRST_USER_ID,
     NOT_MODIFIED,
+    POLL_INTERVAL,
+    SENT_METHODS,
     TEXT_LIMIT,
     ApiError,
+    ChatEvent,
+    ChatState,
+    Described,
+    Drop,
+    Fault,
     JSONDict,
     RecordedRequest,
     RecordedUpdate,
+    Stall,
+    StoredFile,
     UploadedFile,
-    _bad_request,
-    _ChatEvent,
-    _ChatState,
-    _Described,
-    _Drop,
-    _Fault,
-    _Stall,
-    _StoredFile,
+    bad_request,
 )
 from tests.fake_telegram.users import FakeUser
-from tests.fake_telegram.wire import _as_int, _chat_key, image_size, parse_request
+from tests.fake_telegram.wire import as_int, chat_key, image_size, parse_request
+
+_T = TypeVar("_T")
 
 # --------------------------------------------------------------------------------------------
 # The fake API
@@ -86,7 +87,7 @@ class FakeBotApi:
         self.token = token
         self.host = host
         self._port = port
-        bot_id = _as_int(token.split(":", 1)[0])
+        bot_id = as_int(token.split(":", 1)[0])
         self.bot_user: JSONDict = {
             "id": bot_id if bot_id is not None else 123456,
             "is_bot": True,
@@ -140,9 +141,9 @@ class FakeBotApi:
         self._version = 0
         self._requests: list[RecordedRequest] = []
         self._counts: Counter[str] = Counter()
-        self._chats: dict[int, _ChatState] = {}
+        self._chats: dict[int, ChatState] = {}
         self._users: dict[int, FakeUser] = {}
-        self._next_user_id = _FIRST_USER_ID
+        self._next_user_id = FIRST_USER_ID
         self._pending: list[tuple[int, JSONDict]] = []
         self._updates: dict[int, RecordedUpdate] = {}
         self._update_seq: dict[int, int] = {}
@@ -151,15 +152,15 @@ class FakeBotApi:
         self._poll_generation = 0
         self._seq = 0
         self._sent: list[JSONDict] = []
-        self._faults: list[_Fault] = []
-        self._stalls: list[_Stall] = []
-        self._drops: list[_Drop] = []
+        self._faults: list[Fault] = []
+        self._stalls: list[Stall] = []
+        self._drops: list[Drop] = []
         self._offline = False
         self._callbacks: dict[str, JSONDict] = {}
         self._callback_counter = itertools.count(1)
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
         self._webhook: JSONDict | None = None
-        self._files: dict[str, _StoredFile] = {}
+        self._files: dict[str, StoredFile] = {}
         self._file_counter = itertools.count(1)
         self.server_errors: list[BaseException] = []
 
@@ -266,7 +267,7 @@ class FakeBotApi:
                 user["username"] = chat["username"] = username
             if language_code is not None:
                 user["language_code"] = language_code
-            state = self._chats.setdefault(user_id, _ChatState(chat=chat))
+            state = self._chats.setdefault(user_id, ChatState(chat=chat))
             state.started = has_started
             fake = FakeUser(self, user)
             self._users[user_id] = fake
@@ -391,7 +392,7 @@ class FakeBotApi:
             if not isinstance(message, dict) or not isinstance(message.get("chat"), dict):
                 continue
             state = self._ensure_chat(message["chat"])
-            message_id = _as_int(message.get("message_id"))
+            message_id = as_int(message.get("message_id"))
             if message_id is not None:
                 state.messages[message_id] = copy.deepcopy(message)
                 state.next_message_id = max(state.next_message_id, message_id + 1)
@@ -411,18 +412,18 @@ class FakeBotApi:
             if query_chat is not None:
                 query_chat.last_user_update_id = update_id
 
-    def _ensure_chat(self, chat: JSONDict) -> _ChatState:
+    def _ensure_chat(self, chat: JSONDict) -> ChatState:
         chat_id = int(chat["id"])
         state = self._chats.get(chat_id)
         if state is None:
-            state = self._chats[chat_id] = _ChatState(chat=copy.deepcopy(chat))
+            state = self._chats[chat_id] = ChatState(chat=copy.deepcopy(chat))
         return state
 
-    def _chat_state(self, chat_id: int) -> _ChatState:
+    def chat_state(self, chat_id: int) -> ChatState:
         with self._lock:
             return self._chats[chat_id]
 
-    def _user_message(
+    def user_message(
         self,
         user: FakeUser,
         text: str,
@@ -448,7 +449,7 @@ class FakeBotApi:
                 message["reply_to_message"] = _without_reply(replied)
             return message
 
-    def _keyboard_message(
+    def keyboard_message(
         self, chat_id: int, message_id: int | None, accept: Callable[[JSONDict], bool]
     ) -> JSONDict | None:
         with self._lock:
@@ -468,11 +469,11 @@ class FakeBotApi:
                     return copy.deepcopy(message)
             return None
 
-    def _callback_query(
+    def callback_query_update(
         self, user: FakeUser, data: str, message_id: int | None, force: bool
     ) -> JSONDict:
         with self._lock:
-            message = self._keyboard_message(
+            message = self.keyboard_message(
                 user.id, message_id, lambda b: b.get("callback_data") == data
             )
             if message is None:
@@ -491,16 +492,16 @@ class FakeBotApi:
                         "chat": copy.deepcopy(state.chat),
                         "date": 0,
                     }
-            query_id = str(_CALLBACK_ID_BASE + next(self._callback_counter))
+            query_id = str(CALLBACK_ID_BASE + next(self._callback_counter))
             return {
                 "id": query_id,
                 "from": user.to_dict(),
                 "message": message,
-                "chat_instance": str(-(_CHAT_INSTANCE_BASE + abs(user.id))),
+                "chat_instance": str(-(CHAT_INSTANCE_BASE + abs(user.id))),
                 "data": data,
             }
 
-    def _reply_keyboard(self, chat_id: int) -> list[list[str]] | None:
+    def reply_keyboard_of(self, chat_id: int) -> list[list[str]] | None:
         with self._lock:
             state = self._chats.get(chat_id)
             if state is None or state.reply_keyboard is None:
@@ -510,7 +511,7 @@ class FakeBotApi:
                 for row in state.reply_keyboard.get("keyboard", [])
             ]
 
-    def _reply_marker(self, chat_id: int, after_update_id: int | None) -> int:
+    def reply_marker(self, chat_id: int, after_update_id: int | None) -> int:
         with self._lock:
             if after_update_id is None:
                 state = self._chats.get(chat_id)
@@ -519,7 +520,7 @@ class FakeBotApi:
                 return 0
             return self._update_seq[after_update_id]
 
-    def _replies_after(self, chat_id: int, marker: int, count: int) -> list[JSONDict] | None:
+    def replies_after(self, chat_id: int, marker: int, count: int) -> list[JSONDict] | None:
         with self._lock:
             state = self._chats.get(chat_id)
             if state is None:
@@ -559,12 +560,6 @@ class FakeBotApi:
         with self._lock:
             return dict(self._counts)
 
-    def request_times(self, method: str | None = None) -> list[float]:
-        """Receive timestamps (time.time()) of all requests or of one method."""
-        with self._lock:
-            wanted = method.lower() if method else None
-            return [r.time for r in self._requests if wanted is None or r.method.lower() == wanted]
-
     def reset_requests(self) -> None:
         """Forget the request log and counters (e.g. between benchmark phases)."""
         with self._lock:
@@ -601,7 +596,7 @@ class FakeBotApi:
             retry_after = 1
         with self._lock:
             self._faults.append(
-                _Fault(method.lower(), status, times, retry_after, description, chat_id)
+                Fault(method.lower(), status, times, retry_after, description, chat_id)
             )
 
     def stall_next(
@@ -610,12 +605,12 @@ class FakeBotApi:
         """Sleep before answering the next calls; the call is still carried out afterwards,
         like a Telegram request that succeeded although the client timed out."""
         with self._lock:
-            self._stalls.append(_Stall(method.lower(), seconds, times, chat_id))
+            self._stalls.append(Stall(method.lower(), seconds, times, chat_id))
 
     def drop_next(self, method: str, times: int = 1, chat_id: int | None = None) -> None:
         """Close the connection without any answer for the next calls (a network failure)."""
         with self._lock:
-            self._drops.append(_Drop(method.lower(), times, chat_id))
+            self._drops.append(Drop(method.lower(), times, chat_id))
 
     def set_offline(self, offline: bool = True) -> None:
         """While offline every Bot API request is dropped unanswered and long polls end."""
@@ -714,7 +709,7 @@ class FakeBotApi:
                     return result
             if time.monotonic() >= deadline:
                 raise TimeoutError(self._timeout_message(timeout, description, chat_id))
-            await asyncio.sleep(_POLL_INTERVAL)
+            await asyncio.sleep(POLL_INTERVAL)
 
     def wait_until_sync(
         self,
@@ -808,12 +803,6 @@ class FakeBotApi:
             only_on_change=True,
         )
 
-    def wait_until_confirmed_sync(self, update_id: int | None = None, timeout: float = 5.0) -> None:
-        """Blocking variant of wait_until_confirmed."""
-        self.wait_until_sync(
-            self._confirmed_check(update_id), timeout, description="offset confirmation"
-        )
-
     # -- request handling (server threads) ---------------------------------------------------
 
     def handle(
@@ -827,7 +816,7 @@ class FakeBotApi:
         received, mono = time.time(), time.monotonic()
         known = self._handlers.get(method.lower())
         name = known[0] if known else method
-        chat_id = _chat_key(params.get("chat_id"))
+        chat_id = chat_key(params.get("chat_id"))
         with self._cond:
             if chat_id is None and name == "answerCallbackQuery":
                 chat_id = self._callbacks.get(str(params.get("callback_query_id")), {}).get(
@@ -858,11 +847,11 @@ class FakeBotApi:
                     return self._finish(record, 0, None)
             except ApiError as error:
                 return self._finish(record, error.status, error.payload())
-            if isinstance(result, _Described):
+            if isinstance(result, Described):
                 body = {"ok": True, "result": result.result, "description": result.description}
             else:
                 body = {"ok": True, "result": result}
-            if name in _SENT_METHODS:
+            if name in SENT_METHODS:
                 self._sent.append(copy.deepcopy(result))
             return self._finish(record, 200, body)
 
@@ -876,7 +865,7 @@ class FakeBotApi:
         return None if body is None else (status, body)
 
     @staticmethod
-    def _fault_error(fault: _Fault) -> ApiError:
+    def _fault_error(fault: Fault) -> ApiError:
         description = fault.description
         if description is None:
             if fault.status == 429:
@@ -886,7 +875,7 @@ class FakeBotApi:
                     default = HTTPStatus(fault.status).phrase
                 except ValueError:
                     default = "Error"
-                description = _DEFAULT_DESCRIPTIONS.get(fault.status, default)
+                description = DEFAULT_DESCRIPTIONS.get(fault.status, default)
         return ApiError(fault.status, description, fault.retry_after)
 
     def control(self, action: str, args: JSONDict) -> Any:
@@ -948,12 +937,12 @@ class FakeBotApi:
                 "Conflict: can't use getUpdates method while webhook is active; use "
                 "deleteWebhook to delete the webhook first",
             )
-        offset = _as_int(params.get("offset")) or 0
-        limit = min(max(_as_int(params.get("limit")) or 100, 1), 100)
+        offset = as_int(params.get("offset")) or 0
+        limit = min(max(as_int(params.get("limit")) or 100, 1), 100)
         try:
             timeout = max(float(params.get("timeout") or 0), 0.0)
         except (TypeError, ValueError):
-            raise _bad_request("wrong parameter timeout") from None
+            raise bad_request("wrong parameter timeout") from None
         deadline = time.monotonic() + timeout
         self._poll_generation += 1
         generation = self._poll_generation
@@ -992,19 +981,19 @@ class FakeBotApi:
                 return []
             self._cond.wait(remaining)
 
-    def _target_chat(self, params: JSONDict) -> _ChatState:
+    def _target_chat(self, params: JSONDict) -> ChatState:
         raw = params.get("chat_id")
         if raw is None or raw == "":
-            raise _bad_request("chat_id is empty")
-        chat_id = _as_int(raw)
+            raise bad_request("chat_id is empty")
+        chat_id = as_int(raw)
         state = self._chats.get(chat_id) if chat_id is not None else None
         if state is None:
-            raise _bad_request("chat not found")
+            raise bad_request("chat not found")
         return state
 
-    def _writable_chat(self, params: JSONDict, method: str) -> _ChatState:
+    def _writable_chat(self, params: JSONDict, method: str) -> ChatState:
         state = self._target_chat(params)
-        if method.startswith(_BLOCKABLE_PREFIXES) and state.chat["type"] == "private":
+        if method.startswith(BLOCKABLE_PREFIXES) and state.chat["type"] == "private":
             if state.blocked:
                 raise ApiError(403, "Forbidden: bot was blocked by the user")
             if not state.started:
@@ -1017,32 +1006,32 @@ class FakeBotApi:
         if markup is None or markup == "":
             return None, None
         if not isinstance(markup, dict):
-            raise _bad_request("can't parse reply keyboard markup JSON object")
+            raise bad_request("can't parse reply keyboard markup JSON object")
         if "inline_keyboard" not in markup:
             return None, markup
         rows = markup["inline_keyboard"]
         if not isinstance(rows, list) or not all(isinstance(row, list) for row in rows):
-            raise _bad_request(
+            raise bad_request(
                 'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays'
             )
         for row in rows:
             for button in row:
                 if not isinstance(button, dict) or not button.get("text"):
-                    raise _bad_request("can't parse inline keyboard button: Text must be non-empty")
+                    raise bad_request("can't parse inline keyboard button: Text must be non-empty")
                 if set(button) == {"text"}:
-                    raise _bad_request("text buttons are unallowed in the inline keyboard")
+                    raise bad_request("text buttons are unallowed in the inline keyboard")
                 data = button.get("callback_data")
                 if data is not None and (
                     not isinstance(data, str)
                     or not 1 <= len(data.encode("utf-8")) <= CALLBACK_DATA_LIMIT
                 ):
-                    raise _bad_request("BUTTON_DATA_INVALID")
+                    raise bad_request("BUTTON_DATA_INVALID")
         if not any(rows):
             return None, None
         return copy.deepcopy(markup), None
 
     @staticmethod
-    def _apply_other_markup(state: _ChatState, markup: JSONDict | None) -> None:
+    def _apply_other_markup(state: ChatState, markup: JSONDict | None) -> None:
         if markup is None:
             return
         if markup.get("remove_keyboard"):
@@ -1050,7 +1039,7 @@ class FakeBotApi:
         elif "keyboard" in markup:
             state.reply_keyboard = copy.deepcopy(markup)
 
-    def _new_bot_message(self, state: _ChatState, params: JSONDict) -> JSONDict:
+    def _new_bot_message(self, state: ChatState, params: JSONDict) -> JSONDict:
         message: JSONDict = {
             "message_id": state.next_message_id,
             "from": copy.deepcopy(self.bot_user),
@@ -1058,31 +1047,31 @@ class FakeBotApi:
             "date": int(time.time()),
         }
         reply = params.get("reply_parameters")
-        reply_id = _as_int(params.get("reply_to_message_id"))
+        reply_id = as_int(params.get("reply_to_message_id"))
         allow_missing = bool(params.get("allow_sending_without_reply"))
         if isinstance(reply, dict):
-            reply_id = _as_int(reply.get("message_id"))
+            reply_id = as_int(reply.get("message_id"))
             allow_missing = bool(reply.get("allow_sending_without_reply"))
         if reply_id is not None:
             replied = state.messages.get(reply_id)
             if replied is not None:
                 message["reply_to_message"] = _without_reply(replied)
             elif not allow_missing:
-                raise _bad_request("message to be replied not found")
+                raise bad_request("message to be replied not found")
         if params.get("protect_content"):
             message["has_protected_content"] = True
         return message
 
-    def _store_bot_message(self, state: _ChatState, message: JSONDict) -> JSONDict:
+    def _store_bot_message(self, state: ChatState, message: JSONDict) -> JSONDict:
         state.next_message_id += 1
         state.messages[message["message_id"]] = message
         self._record_event(state, "sent", message)
         return copy.deepcopy(message)
 
-    def _record_event(self, state: _ChatState, kind: str, message: JSONDict) -> None:
+    def _record_event(self, state: ChatState, kind: str, message: JSONDict) -> None:
         self._seq += 1
         state.events.append(
-            _ChatEvent(self._seq, kind, int(message["message_id"]), copy.deepcopy(message))
+            ChatEvent(self._seq, kind, int(message["message_id"]), copy.deepcopy(message))
         )
 
     def _formatted(
@@ -1097,18 +1086,18 @@ class FakeBotApi:
         raw = params.get(key)
         if raw is None or raw == "":
             if required:
-                raise _bad_request("message text is empty")
+                raise bad_request("message text is empty")
             return None, []
         entities = params.get(entities_key)
         if entities is not None and not isinstance(entities, list):
-            raise _bad_request(f"can't parse {entities_key} JSON object")
+            raise bad_request(f"can't parse {entities_key} JSON object")
         text, parsed = format_text(str(raw), params.get("parse_mode"), entities)
         if not text:
             if required:
-                raise _bad_request("message text is empty")
+                raise bad_request("message text is empty")
             return None, []
-        if _u16(text) > limit:
-            raise _bad_request("message is too long" if required else "message caption is too long")
+        if utf16_length(text) > limit:
+            raise bad_request("message is too long" if required else "message caption is too long")
         return text, parsed
 
     def _sendMessage(self, params: JSONDict, files: dict[str, UploadedFile]) -> JSONDict:
@@ -1135,30 +1124,30 @@ class FakeBotApi:
 
     def _input_file(
         self, params: JSONDict, files: dict[str, UploadedFile], key: str
-    ) -> UploadedFile | _StoredFile | str:
+    ) -> UploadedFile | StoredFile | str:
         """The uploaded file, a previously stored file (by file_id) or an HTTP URL."""
         value = params.get(key)
         if isinstance(value, str) and value.startswith("attach://"):
             attached = files.get(value.removeprefix("attach://"))
             if attached is None:
-                raise _bad_request(f"wrong remote file identifier specified: {key}")
+                raise bad_request(f"wrong remote file identifier specified: {key}")
             return attached
         if key in files:
             return files[key]
         if value is None or value == "":
-            raise _bad_request(f"there is no {key} in the request")
+            raise bad_request(f"there is no {key} in the request")
         if not isinstance(value, str):
-            raise _bad_request(f"wrong type of the web page content for {key}")
+            raise bad_request(f"wrong type of the web page content for {key}")
         if value.startswith(("http://", "https://")):
             return value
         stored = self._files.get(value)
         if stored is None:
-            raise _bad_request("wrong file identifier/HTTP URL specified")
+            raise bad_request("wrong file identifier/HTTP URL specified")
         return stored
 
-    def _store_file(self, content: bytes, path_prefix: str, extension: str) -> _StoredFile:
+    def _store_file(self, content: bytes, path_prefix: str, extension: str) -> StoredFile:
         number = next(self._file_counter)
-        stored = _StoredFile(
+        stored = StoredFile(
             file_id=f"FAKE{path_prefix[:2].upper()}{number:010d}",
             file_unique_id=f"U{number:09d}",
             content=content,
@@ -1171,17 +1160,17 @@ class FakeBotApi:
         state = self._writable_chat(params, "sendPhoto")
         source = self._input_file(params, files, "photo")
         message = self._new_bot_message(state, params)
-        if isinstance(source, _StoredFile):
+        if isinstance(source, StoredFile):
             if source.photo_sizes is None:
-                raise _bad_request("type of file mismatch")
+                raise bad_request("type of file mismatch")
             sizes = copy.deepcopy(source.photo_sizes)
         else:
             content = b"" if isinstance(source, str) else source.content
             if isinstance(source, UploadedFile) and not content:
-                raise _bad_request("file must be non-empty")
+                raise bad_request("file must be non-empty")
             dimensions = (800, 600) if isinstance(source, str) else image_size(content)
             if dimensions is None or min(dimensions) <= 0:
-                raise _bad_request("IMAGE_PROCESS_FAILED")
+                raise bad_request("IMAGE_PROCESS_FAILED")
             sizes = self._photo_sizes(content, *dimensions)
         self._add_caption(message, params)
         inline, other = self._markup(params)
@@ -1219,9 +1208,9 @@ class FakeBotApi:
         state = self._writable_chat(params, "sendDocument")
         source = self._input_file(params, files, "document")
         message = self._new_bot_message(state, params)
-        if isinstance(source, _StoredFile):
+        if isinstance(source, StoredFile):
             if source.document is None:
-                raise _bad_request("type of file mismatch")
+                raise bad_request("type of file mismatch")
             document = copy.deepcopy(source.document)
         else:
             if isinstance(source, str):
@@ -1229,7 +1218,7 @@ class FakeBotApi:
             else:
                 filename, content, mime = source.filename, source.content, source.content_type
                 if not content:
-                    raise _bad_request("file must be non-empty")
+                    raise bad_request("file must be non-empty")
             if not mime or mime == "application/octet-stream":
                 mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
             extension = "." + filename.rsplit(".", 1)[-1] if "." in filename else ""
@@ -1250,21 +1239,21 @@ class FakeBotApi:
         self._apply_other_markup(state, other)
         return self._store_bot_message(state, message)
 
-    def _message_to_edit(self, params: JSONDict, method: str) -> tuple[_ChatState, JSONDict]:
+    def _message_to_edit(self, params: JSONDict, method: str) -> tuple[ChatState, JSONDict]:
         if params.get("inline_message_id"):
-            raise _bad_request("MESSAGE_ID_INVALID")
+            raise bad_request("MESSAGE_ID_INVALID")
         state = self._writable_chat(params, method)
-        message_id = _as_int(params.get("message_id"))
+        message_id = as_int(params.get("message_id"))
         if message_id is None:
-            raise _bad_request("message identifier is not specified")
+            raise bad_request("message identifier is not specified")
         message = state.messages.get(message_id)
         if message is None:
-            raise _bad_request("message to edit not found")
+            raise bad_request("message to edit not found")
         if message.get("from", {}).get("id") != self.bot_user["id"]:
-            raise _bad_request("message can't be edited")
+            raise bad_request("message can't be edited")
         return state, message
 
-    def _commit_edit(self, state: _ChatState, message: JSONDict, changes: JSONDict) -> JSONDict:
+    def _commit_edit(self, state: ChatState, message: JSONDict, changes: JSONDict) -> JSONDict:
         for key, value in changes.items():
             if value is None or value == []:
                 message.pop(key, None)
@@ -1277,7 +1266,7 @@ class FakeBotApi:
     def _editMessageText(self, params: JSONDict, files: dict[str, UploadedFile]) -> JSONDict:
         state, message = self._message_to_edit(params, "editMessageText")
         if "text" not in message:
-            raise _bad_request("there is no text in the message to edit")
+            raise bad_request("there is no text in the message to edit")
         text, entities = self._formatted(params, "text", "entities", TEXT_LIMIT, required=True)
         inline, _other = self._markup(params)
         if (
@@ -1297,53 +1286,53 @@ class FakeBotApi:
             raise ApiError(400, NOT_MODIFIED)
         return self._commit_edit(state, message, {"reply_markup": inline})
 
-    def _delete_one(self, state: _ChatState, message_id: int | None) -> None:
+    def _delete_one(self, state: ChatState, message_id: int | None) -> None:
         if message_id is None:
-            raise _bad_request("message identifier is not specified")
+            raise bad_request("message identifier is not specified")
         message = state.messages.pop(message_id, None)
         if message is None:
-            raise _bad_request("message to delete not found")
+            raise bad_request("message to delete not found")
         self._record_event(state, "deleted", message)
 
     def _deleteMessage(self, params: JSONDict, files: dict[str, UploadedFile]) -> bool:
         state = self._target_chat(params)
-        self._delete_one(state, _as_int(params.get("message_id")))
+        self._delete_one(state, as_int(params.get("message_id")))
         return True
 
     def _answerCallbackQuery(self, params: JSONDict, files: dict[str, UploadedFile]) -> bool:
         query = self._callbacks.get(str(params.get("callback_query_id", "")))
         if query is None or query["answered"] is not None:
-            raise _bad_request(
+            raise bad_request(
                 "query is too old and response timeout expired or query ID is invalid"
             )
         text = params.get("text")
         if isinstance(text, str) and len(text) > 200:
-            raise _bad_request("MESSAGE_TOO_LONG")
+            raise bad_request("MESSAGE_TOO_LONG")
         query["answered"] = copy.deepcopy(params)
         return True
 
     def _command_key(self, params: JSONDict) -> tuple[str, str]:
         scope = params.get("scope")
         if scope is not None and not isinstance(scope, dict):
-            raise _bad_request("can't parse BotCommandScope JSON object")
+            raise bad_request("can't parse BotCommandScope JSON object")
         language = params.get("language_code") or ""
         if language and not re.fullmatch(r"[a-z]{2}", str(language)):
-            raise _bad_request("invalid language code specified")
+            raise bad_request("invalid language code specified")
         return _scope_key(scope), str(language)
 
     def _setMyCommands(self, params: JSONDict, files: dict[str, UploadedFile]) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list):
-            raise _bad_request("can't parse commands JSON object")
+            raise bad_request("can't parse commands JSON object")
         if len(commands) > 100:
-            raise _bad_request("too many commands specified")
+            raise bad_request("too many commands specified")
         for command in commands:
-            if not isinstance(command, dict) or not _COMMAND_RE.match(
+            if not isinstance(command, dict) or not COMMAND_RE.match(
                 str(command.get("command", ""))
             ):
-                raise _bad_request("BOT_COMMAND_INVALID")
+                raise bad_request("BOT_COMMAND_INVALID")
             if not 1 <= len(str(command.get("description", ""))) <= 256:
-                raise _bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
+                raise bad_request("BOT_COMMAND_DESCRIPTION_INVALID")
         key = self._command_key(params)
         if commands:
             self._commands[key] = [
@@ -1360,34 +1349,34 @@ class FakeBotApi:
         self._commands.pop(self._command_key(params), None)
         return True
 
-    def _deleteWebhook(self, params: JSONDict, files: dict[str, UploadedFile]) -> _Described:
+    def _deleteWebhook(self, params: JSONDict, files: dict[str, UploadedFile]) -> Described:
         had_webhook = self._webhook is not None
         self._webhook = None
         if params.get("drop_pending_updates"):
             self._drop_pending()
-        return _Described(
+        return Described(
             True, "Webhook was deleted" if had_webhook else "Webhook is already deleted"
         )
 
-    def _setWebhook(self, params: JSONDict, files: dict[str, UploadedFile]) -> _Described:
+    def _setWebhook(self, params: JSONDict, files: dict[str, UploadedFile]) -> Described:
         url = str(params.get("url") or "")
         if params.get("drop_pending_updates"):
             self._drop_pending()
         if not url:
             had_webhook = self._webhook is not None
             self._webhook = None
-            return _Described(
+            return Described(
                 True, "Webhook was deleted" if had_webhook else "Webhook is already deleted"
             )
         if not url.startswith("https://"):
-            raise _bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+            raise bad_request("bad webhook: An HTTPS URL must be provided for webhook")
         self._webhook = {
             "url": url,
-            "max_connections": _as_int(params.get("max_connections")) or 40,
+            "max_connections": as_int(params.get("max_connections")) or 40,
             "allowed_updates": params.get("allowed_updates"),
         }
         self._changed()
-        return _Described(True, "Webhook was set")
+        return Described(True, "Webhook was set")
 
     def _drop_pending(self) -> None:
         now = time.time()
@@ -1412,7 +1401,7 @@ class FakeBotApi:
     def _getFile(self, params: JSONDict, files: dict[str, UploadedFile]) -> JSONDict:
         stored = self._files.get(str(params.get("file_id", "")))
         if stored is None:
-            raise _bad_request("invalid file_id")
+            raise bad_request("invalid file_id")
         return {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,

@@ -9,7 +9,7 @@ import copy
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tests.fake_telegram.formatting import _u16
+from tests.fake_telegram.formatting import utf16_length
 from tests.fake_telegram.records import JSONDict
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class FakeUser:
 
     def chat(self) -> JSONDict:
         """The Telegram Chat object of the private chat."""
-        return self._api._chat_state(self.id).chat.copy()
+        return self._api.chat_state(self.id).chat.copy()
 
     # -- building updates (push them later, e.g. with push_batch) --------------------------
 
@@ -64,20 +64,24 @@ class FakeUser:
         reply_to_message_id: int | None = None,
     ) -> JSONDict:
         """An update carrying a text message from this user (not queued yet)."""
-        return {"message": self._api._user_message(self, text, entities, reply_to_message_id)}
+        return {"message": self._api.user_message(self, text, entities, reply_to_message_id)}
 
     def command_update(self, command: str, *args: str) -> JSONDict:
         """An update carrying "/command arg ..." with its bot_command entity (not queued yet)."""
         command = command if command.startswith("/") else f"/{command}"
         text = " ".join([command, *args])
-        entity = {"type": "bot_command", "offset": 0, "length": _u16(command)}
+        entity = {"type": "bot_command", "offset": 0, "length": utf16_length(command)}
         return self.text_update(text, entities=[entity])
 
     def press_update(
         self, callback_data: str, message_id: int | None = None, *, force: bool = False
     ) -> JSONDict:
         """An update carrying a button press (not queued yet); see `press`."""
-        return {"callback_query": self._api._callback_query(self, callback_data, message_id, force)}
+        return {
+            "callback_query": self._api.callback_query_update(
+                self, callback_data, message_id, force
+            )
+        }
 
     # -- acting ------------------------------------------------------------------------------
 
@@ -103,7 +107,7 @@ class FakeUser:
 
     def press_button(self, text: str, message_id: int | None = None) -> int:
         """The user presses the inline button labelled `text`; returns its update_id."""
-        message = self._api._keyboard_message(self.id, message_id, lambda b: b.get("text") == text)
+        message = self._api.keyboard_message(self.id, message_id, lambda b: b.get("text") == text)
         if message is None:
             raise LookupError(f"no button labelled {text!r} in chat {self.id}")
         for row in message["reply_markup"]["inline_keyboard"]:
@@ -138,7 +142,7 @@ class FakeUser:
     def keyboard(self, message: JSONDict | int | None = None) -> list[list[JSONDict]]:
         """Rows of inline buttons of `message` (default: the newest bot message with a keyboard)."""
         message_id = message["message_id"] if isinstance(message, dict) else message
-        found = self._api._keyboard_message(self.id, message_id, lambda _b: True)
+        found = self._api.keyboard_message(self.id, message_id, lambda _b: True)
         if found is None:
             return []
         return copy.deepcopy(found["reply_markup"]["inline_keyboard"])
@@ -154,7 +158,7 @@ class FakeUser:
 
     def reply_keyboard(self) -> list[list[str]] | None:
         """Labels of the custom reply keyboard currently shown, or None."""
-        return self._api._reply_keyboard(self.id)
+        return self._api.reply_keyboard_of(self.id)
 
     def transcript(self) -> str:
         """The chat as readable lines, for assertion messages."""
@@ -175,9 +179,9 @@ class FakeUser:
         self, count: int, after_update_id: int | None = None, timeout: float = 5.0
     ) -> list[JSONDict]:
         """The first `count` messages sent or edited in this chat after the given update."""
-        marker = self._api._reply_marker(self.id, after_update_id)
+        marker = self._api.reply_marker(self.id, after_update_id)
         return await self._api.wait_until(
-            lambda: self._api._replies_after(self.id, marker, count),
+            lambda: self._api.replies_after(self.id, marker, count),
             timeout,
             description=f"{count} reply(ies) in chat {self.id}",
             chat_id=self.id,
@@ -208,9 +212,9 @@ class FakeUser:
         self, count: int, after_update_id: int | None = None, timeout: float = 5.0
     ) -> list[JSONDict]:
         """Blocking variant of wait_for_replies."""
-        marker = self._api._reply_marker(self.id, after_update_id)
+        marker = self._api.reply_marker(self.id, after_update_id)
         return self._api.wait_until_sync(
-            lambda: self._api._replies_after(self.id, marker, count),
+            lambda: self._api.replies_after(self.id, marker, count),
             timeout,
             description=f"{count} reply(ies) in chat {self.id}",
             chat_id=self.id,

@@ -8,7 +8,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.fake_telegram.records import _INT_RE, _STRING_PARAMS, JSONDict, UploadedFile
+from tests.fake_telegram.records import INT_RE, STRING_PARAMS, JSONDict, UploadedFile
 
 # --------------------------------------------------------------------------------------------
 # Request parsing
@@ -17,7 +17,7 @@ from tests.fake_telegram.records import _INT_RE, _STRING_PARAMS, JSONDict, Uploa
 
 def _decode_value(name: str, value: Any) -> Any:
     """PTB sends non-string parameters JSON-encoded inside form fields; undo that."""
-    if not isinstance(value, str) or name in _STRING_PARAMS:
+    if not isinstance(value, str) or name in STRING_PARAMS:
         return value
     try:
         return json.loads(value)
@@ -76,21 +76,21 @@ def parse_request(
     return {key: _decode_value(key, value) for key, value in raw.items()}, files
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and _INT_RE.match(value):
+    if isinstance(value, str) and INT_RE.match(value):
         return int(value)
     return None
 
 
-def _chat_key(value: Any) -> int | str | None:
+def chat_key(value: Any) -> int | str | None:
     if value is None or value == "":
         return None
-    as_int = _as_int(value)
-    return as_int if as_int is not None else str(value)
+    number = as_int(value)
+    return number if number is not None else str(value)
 
 
 # --------------------------------------------------------------------------------------------
