@@ -78,6 +78,7 @@ SCRATCH_TABLES = (
     "auditevent",
     "pendinglabentry",
     "pendingtherapychange",
+    "sendbudget",
 )
 # Tables the registry fills, in foreign-key order.
 LOADED: tuple[Table, ...] = tuple(
