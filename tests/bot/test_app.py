@@ -62,24 +62,27 @@ class TestBuildApplication:
     ) -> None:
         """The update guard hands the claim to the handlers after it through the update's
         context; the application's own context, used outside updates, carries none."""
-        application = build_application(
-            AppContext(make_settings(database_url), migrated_engine, clock)
-        )
+        root = AppContext(make_settings(database_url), migrated_engine, clock)
+        application = build_application(root)
         update = Update(1, message=_message("/help"))
-        context = application.context_types.context.from_update(update, application)
-        assert isinstance(context, UpdateContext)
-        await patient.claim_update(update, context)
-        ctx = deps(context).ctx
-        assert ctx.claim is not None
-        assert not ctx.claim.settled
-        assert deps(application).ctx.claim is None
-        assert ctx.engine is deps(application).ctx.engine
-        await patient.settle_claim(update, context)
-        assert ctx.claim.settled
-        again = application.context_types.context.from_update(update, application)
-        await patient.claim_update(update, again)
-        with pytest.raises(RedeliveredUpdate):
-            await patient.settle_claim(update, again)
+        try:
+            context = application.context_types.context.from_update(update, application)
+            assert isinstance(context, UpdateContext)
+            await patient.claim_update(update, context)
+            ctx = deps(context).ctx
+            assert ctx.claim is not None
+            assert not ctx.claim.settled
+            assert root.claim is None
+            assert deps(application).ctx is root
+            assert ctx.engine is root.engine
+            await patient.settle_claim(update, context)
+            assert ctx.claim.settled
+            again = application.context_types.context.from_update(update, application)
+            await patient.claim_update(update, again)
+            with pytest.raises(RedeliveredUpdate):
+                await patient.settle_claim(update, again)
+        finally:
+            await root.aclose()  # PostgreSQL connections awaited on this test's event loop
 
 
 def _message(text: str) -> Message:
