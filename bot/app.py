@@ -50,7 +50,9 @@ TICK_TASKS: tuple[tick.TickTask, ...] = (
 def handlers() -> list[tuple[BaseHandler[Any, Any, Any], int]]:
     """Every handler with its group. Note: order matters within a group; the first match wins.
 
-    The snooze buttons (`z:…`) come first in the main group, so no catch-all takes them.
+    The snooze buttons (`z:…`) come first in the main group, so no catch-all takes them; the
+    fallbacks for unknown buttons and commands come last in it, so a press or command another
+    handler answers never reaches them (a later group would see every update again).
     """
     private = filters.ChatType.PRIVATE
     patient_prefixes = "|".join(prefix.rstrip(":") for prefix in PATIENT_PREFIXES)
@@ -78,11 +80,9 @@ def handlers() -> list[tuple[BaseHandler[Any, Any, Any], int]]:
         (CommandHandler("crp", physician.crp_command, filters=private), 0),
         (CommandHandler("therapy", physician.therapy_command, filters=private), 0),
         (CallbackQueryHandler(physician.physician_button, pattern=physician.BUTTON_PATTERN), 0),
-        (CallbackQueryHandler(patient.unknown_button), patient.FALLBACK_GROUP),
-        (
-            MessageHandler(filters.COMMAND & private, patient.unknown_command),
-            patient.FALLBACK_GROUP,
-        ),
+        # Last in the main group: only a button or command no handler above took reaches them.
+        (CallbackQueryHandler(patient.unknown_button), 0),
+        (MessageHandler(filters.COMMAND & private, patient.unknown_command), 0),
         (TypeHandler(Update, patient.settle_claim), patient.SETTLE_GROUP),
     ]
 

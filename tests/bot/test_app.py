@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
-from telegram import Chat, Message, Update, User
+from telegram import CallbackQuery, Chat, Message, Update, User
 
-from bot.app import MissingTokenError, build_application
+from bot.app import MissingTokenError, build_application, handlers
 from bot.clock import FixedClock
 from bot.context import AppContext, RedeliveredUpdate
 from bot.telegram.deps import UpdateContext, deps
@@ -83,6 +84,44 @@ class TestBuildApplication:
                 await patient.settle_claim(update, again)
         finally:
             await root.aclose()  # PostgreSQL connections awaited on this test's event loop
+
+
+def _callbacks_run(update: Update) -> list[Any]:
+    """The callbacks python-telegram-bot runs for `update`: the first matching handler of each
+    group, in group order."""
+    groups: dict[int, list[Any]] = {}
+    for handler, group in handlers():
+        groups.setdefault(group, []).append(handler)
+    run = []
+    for group in sorted(groups):
+        matching = [h for h in groups[group] if h.check_update(update) not in (None, False)]
+        if matching:
+            run.append(matching[0].callback)
+    return run
+
+
+def _press(data: str) -> Update:
+    user = User(7, "Ana", is_bot=False)
+    return Update(2, callback_query=CallbackQuery("9", user, "7", data=data, message=_message("?")))
+
+
+class TestHandlerOrder:
+    def test_a_handled_press_does_not_reach_the_fallback(self) -> None:
+        """An answer press runs the claim, the button handler and the claim's settling only."""
+        assert _callbacks_run(_press("a:1:q1:3")) == [
+            patient.claim_update,
+            patient.button,
+            patient.settle_claim,
+        ]
+
+    def test_an_unknown_button_is_answered_by_the_fallback(self) -> None:
+        """A button no handler knows (stale or forged data) reaches the fallback, which answers
+        it."""
+        assert _callbacks_run(_press("x:1")) == [
+            patient.claim_update,
+            patient.unknown_button,
+            patient.settle_claim,
+        ]
 
 
 def _message(text: str) -> Message:

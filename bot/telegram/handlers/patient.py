@@ -36,7 +36,8 @@ MENU_COMMANDS = (
 """The command menu Telegram shows, in this order, described in templates/…/commands.toml."""
 
 GUARD_GROUP = -1
-FALLBACK_GROUP = 50
+MAIN_GROUP = 0
+"""The handlers that answer; the fallbacks (`unknown_button`, `unknown_command`) come last in it."""
 SETTLE_GROUP = 100
 
 
@@ -142,7 +143,7 @@ async def text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         len(replies) == 1
         and isinstance(replies[0], Notice)
         and replies[0].key == "enrollment.physician_intro"
-        and handled_elsewhere(update, context, own_group=0)
+        and handled_elsewhere(update, context)
     ):
         return
     await present(update, context, presentation_of(deps(context).renderer, replies))
@@ -193,15 +194,13 @@ async def history_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     await context.bot.send_message(chat_id, screens.table)
 
 
-def handled_elsewhere(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, own_group: int = FALLBACK_GROUP
-) -> bool:
-    """Whether a handler of another group also matches this update, i.e. another part of the
-    bot (such as the physician commands) answers it. Within one group only the first matching
-    handler runs, so the caller's own group is not searched; guards (negative groups, and the
+def handled_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Whether a handler of another group than the main one also matches this update, i.e.
+    another part of the bot answers it. Within one group only the first matching handler runs,
+    so the callers' own group, the main one, is not searched; guards (negative groups, and the
     claim settled last, which see every update) answer nothing."""
     for group, handlers in context.application.handlers.items():
-        if group < 0 or group == own_group:
+        if group < 0 or group == MAIN_GROUP:
             continue
         for handler in handlers:
             if handler.callback in _OWN_CALLBACKS:
