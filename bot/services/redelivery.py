@@ -36,13 +36,17 @@ def update_claim(
     def take(session: Session) -> bool:
         now = ctx.clock.now()
         claimed = updates.claim_update(
-            session=session, update_id=update_id, now=now, message_key=message_key
+            session=session,
+            update_id=update_id,
+            now=now,
+            message_key=message_key,
+            contact_from=contact_from,
         )
-        if claimed and update_id % PURGE_EVERY == 0:
+        if claimed.first and update_id % PURGE_EVERY == 0:
             updates.forget_updates(session=session, before=now - KEEP_FOR)
-        if claimed and contact_from is not None:
+        if claimed.contact_unreachable and contact_from is not None:
             scheduling.restore_contact_in(session, telegram_user_id=contact_from, now=now)
-        return claimed
+        return claimed.first
 
     return UpdateClaim(take)
 
