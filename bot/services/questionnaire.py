@@ -29,6 +29,7 @@ from storage.models import (
     Administration,
     AdministrationKind,
     AdministrationStatus,
+    Answer,
     Patient,
     PatientStatus,
     ScoreRecord,
@@ -131,8 +132,13 @@ def _view(session: Session, patient: Patient, administration: Administration) ->
         patient,
         administration,
         flow.State(administration.current_item, administration.return_to_summary),
-        {code: answer.raw_value for code, answer in stored.items()},
+        _raw_values(stored),
     )
+
+
+def _raw_values(stored: dict[str, Answer]) -> dict[str, Decimal]:
+    """The raw values of stored answers, by item code."""
+    return {code: answer.raw_value for code, answer in stored.items()}
 
 
 def _view_at(
@@ -329,7 +335,7 @@ def _record(
     )
     if not moved:
         return _stale(session, patient, administration.id)
-    raw_answers = {code: stored_answer.raw_value for code, stored_answer in stored.items()}
+    raw_answers = _raw_values(stored)
     answer, previous = administrations.save_answer(
         session=session,
         administration_id=administration.id,
@@ -481,7 +487,8 @@ def confirm(
         state = flow.State(administration.current_item, administration.return_to_summary)
         if not isinstance(flow.step(state, flow.Confirm(), stored), flow.Completed):
             return _stale(session, patient, administration_id)
-        view = _view(session, patient, administration)
+        # The view of the summary being confirmed, from the answers just read.
+        view = _view_at(patient, administration, state, _raw_values(stored))
         if not administrations.complete_administration(
             session=session,
             administration_id=administration_id,
