@@ -1,0 +1,76 @@
+"""A button press sends a known number of SQL statements, so that number cannot grow unseen.
+
+Each press is one transaction with its update's claim; every statement in it costs a round of
+SQLAlchemy's work (and on PostgreSQL a round trip). The lists below are the statements of a
+press today, by kind and table: a new statement fails the test and must be justified here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.bot.e2e import RunningBot
+from tests.bot.test_press_plans import captured_statements
+from tests.factories import make_active_patient, make_physician
+
+ANSWER_PRESS = [
+    "INSERT processedupdate",  # the update's claim (and whether its patient is unreachable)
+    "SELECT patient",  # the pressing patient, through their chat link
+    "SELECT administration",  # the questionnaire the button names
+    "SELECT answer",  # its answers so far
+    "UPDATE administration",  # the compare-and-set move to the next question
+    "INSERT answer",
+    "INSERT auditevent",
+]
+"""The statements of an answer press, in order."""
+
+_FIRST_TABLE = re.compile(r"\bFROM\s+(\w+)", re.I)
+
+
+def _named(statement: str) -> str:
+    """`<KIND> <table>` of a statement: the table written, or the first one read."""
+    words = statement.split()
+    kind = words[0].upper()
+    if kind == "SELECT":
+        found = _FIRST_TABLE.search(statement)
+        return f"SELECT {found.group(1) if found else '?'}"
+    if kind == "INSERT":
+        return f"INSERT {words[2]}"
+    if kind == "UPDATE":
+        return f"UPDATE {words[1]}"
+    return f"{kind} {words[2] if len(words) > 2 else '?'}"
+
+
+async def _patient_at_first_question(bot: RunningBot) -> Any:
+    doctor = make_physician(bot.ctx)
+    user = bot.api.new_user("Ana", language_code="en", user_id=42)
+    make_active_patient(bot.ctx, physician_id=doctor.physician_id, telegram_user_id=user.id)
+    user.send_command("/checkin")
+    await bot.settle()
+    return user
+
+
+class TestPressStatements:
+    async def test_an_answer_press_sends_seven_statements(self, running_bot: RunningBot) -> None:
+        """Answering a question claims the update, reads the patient, the questionnaire and
+        its answers once each, and writes the move, the answer and its audit entry: nothing
+        more."""
+        user = await _patient_at_first_question(running_bot)
+        with captured_statements() as statements:
+            user.press_button("4")
+            await running_bot.settle()
+        assert "Question 2 of 7" in user.last_message()["text"]
+        assert [_named(statement) for statement, _ in statements] == ANSWER_PRESS
+
+    async def test_a_later_answer_press_sends_as_many(self, running_bot: RunningBot) -> None:
+        """Answering the next question costs the same: no statement grows with the answers."""
+        user = await _patient_at_first_question(running_bot)
+        for label in ("4", "5", "0"):
+            user.press_button(label)
+            await running_bot.settle()
+        with captured_statements() as statements:
+            user.press_button("3")
+            await running_bot.settle()
+        assert "Question 5 of 7" in user.last_message()["text"]
+        assert [_named(statement) for statement, _ in statements] == ANSWER_PRESS
