@@ -88,7 +88,7 @@ def _iso_utc_text_postgresql(element: _IsoUtcText, compiler: SQLCompiler, **kw: 
 
 @compiles(_IsoUtcText, "sqlite")
 def _iso_utc_text_sqlite(element: _IsoUtcText, compiler: SQLCompiler, **kw: Any) -> str:
-    # Stored as naive UTC text (storage.types.UTCDateTime); the format has no bind marks.
+    # Stored as naive UTC text (storage.column_types.UTCDateTime); the format has no bind marks.
     moment = compiler.process(element.clauses, **kw)
     return f"strftime('%Y-%m-%dT%H:%M:%SZ', {moment})"
 
@@ -256,7 +256,7 @@ def count_administrations(*, session: Session, scope: ExportScope) -> int:
 
 class AdministrationText(NamedTuple):
     """One administration read as the text CSV writes: exact decimals as their stored text
-    (plain notation, every digit: storage.types.ExactDecimal), times as ISO 8601 UTC text to
+    (plain notation, every digit: storage.column_types.ExactDecimal), times as ISO 8601 UTC text to
     the second, made by the database. Its answers are read apart (`fetch_answer_text_batch`).
 
     A lab value and its draw time are None when the value is not exported (deleted, or drawn

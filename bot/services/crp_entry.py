@@ -23,8 +23,10 @@ from bot.services.physician_panel import (
     PENDING_TTL,
     LabLine,
     PendingOutcome,
-    claim_preview,
+    PreviewClaim,
+    Viewer,
     lab_line,
+    resolve_preview,
     state_of,
     viewer_of,
     visible_patient,
@@ -199,78 +201,87 @@ def resolve_pending(
 ) -> PendingReply | None:
     """Saves or cancels a CRP preview; None if the account is not a physician.
 
-    The pending row moves out of "pending" with a conditional update in the same transaction
-    that stores the values, so a double tap or a second process saves once. Only the
-    physician who typed the entry can save it, and only while the patient is still theirs.
+    Only the physician who typed the entry can save it, and only while the patient is still
+    theirs; a double tap or a second process saves once (`resolve_preview`).
     """
-    now = ctx.clock.now()
-    try:
-        with ctx.session() as session:
-            viewer = viewer_of(session, telegram_user_id)
-            if viewer is None:
-                return None
-            claim = claim_preview(
-                session, ctx, viewer, PendingLabEntry, pending_id, save=save, now=now
-            )
-            entry, patient, identifier = claim.entry, claim.patient, claim.identifier
-            if entry is None or patient is None:
-                return PendingReply(
-                    PendingOutcome.GONE,
-                    identifier=identifier,
-                    language=viewer.language,
-                    timezone=viewer.timezone,
-                )
-            if not save:
-                return PendingReply(
-                    PendingOutcome.CANCELLED,
-                    identifier=identifier,
-                    language=viewer.language,
-                    timezone=viewer.timezone,
-                )
-            outcomes = [
-                lab_service.store_measurement(
-                    session,
-                    patient=patient,
-                    measurement=measurement,
-                    drawn_at=entry.drawn_at,
-                    source=lab_service.SOURCE_CHAT,
-                    entered_by=viewer.actor,
-                    now=now,
-                    window=lab_service.window(ctx),
-                )
-                for measurement in _measurements(entry)
-            ]
-            recomputed = {admin for outcome in outcomes for admin in outcome.recomputed}
-            crp_score = _latest_asdas_crp(session, recomputed)
-            everything_known = all(o.status == lab_service.DUPLICATE for o in outcomes)
-            logger.info(
-                "lab entry resolved in chat",
-                extra={"fields": {"pending_id": pending_id, "saved": not everything_known}},
-            )
-            return PendingReply(
-                PendingOutcome.DUPLICATE if everything_known else PendingOutcome.SAVED,
-                identifier=identifier,
-                stored=tuple(
-                    line
-                    for outcome in outcomes
-                    for line in [lab_line(outcome.lab.lab_id, session)]
-                    if line is not None
-                ),
-                recomputed=len(recomputed),
-                asdas_crp=crp_score,
-                asdas_crp_state=state_of(crp_score),
-                language=viewer.language,
-                timezone=viewer.timezone,
-            )
-    except LabInputError as error:
-        # The transaction rolled back: the entry is still pending and nothing was stored.
-        with ctx.session() as session:
-            viewer = viewer_of(session, telegram_user_id)
-        assert viewer is not None
-        return PendingReply(
+    return resolve_preview(
+        ctx,
+        telegram_user_id=telegram_user_id,
+        model=PendingLabEntry,
+        pending_id=pending_id,
+        save=save,
+        act=lambda session, viewer, claim, now: _resolve_entry(
+            session, ctx, viewer, claim, pending_id=pending_id, save=save, now=now
+        ),
+        refusal=LabInputError,
+        refused=lambda viewer, error: PendingReply(
             PendingOutcome.REFUSED,
             language=viewer.language,
             timezone=viewer.timezone,
             reason=error.code,
             params=error.params,
+        ),
+    )
+
+
+def _resolve_entry(
+    session: Session,
+    ctx: AppContext,
+    viewer: Viewer,
+    claim: PreviewClaim[PendingLabEntry],
+    *,
+    pending_id: int,
+    save: bool,
+    now: datetime,
+) -> PendingReply:
+    """Stores the claimed entry's values (or only cancels it) and says what became of them."""
+    entry, patient, identifier = claim.entry, claim.patient, claim.identifier
+    if entry is None or patient is None:
+        return PendingReply(
+            PendingOutcome.GONE,
+            identifier=identifier,
+            language=viewer.language,
+            timezone=viewer.timezone,
         )
+    if not save:
+        return PendingReply(
+            PendingOutcome.CANCELLED,
+            identifier=identifier,
+            language=viewer.language,
+            timezone=viewer.timezone,
+        )
+    outcomes = [
+        lab_service.store_measurement(
+            session,
+            patient=patient,
+            measurement=measurement,
+            drawn_at=entry.drawn_at,
+            source=lab_service.SOURCE_CHAT,
+            entered_by=viewer.actor,
+            now=now,
+            window=lab_service.window(ctx),
+        )
+        for measurement in _measurements(entry)
+    ]
+    recomputed = {admin for outcome in outcomes for admin in outcome.recomputed}
+    crp_score = _latest_asdas_crp(session, recomputed)
+    everything_known = all(o.status == lab_service.DUPLICATE for o in outcomes)
+    logger.info(
+        "lab entry resolved in chat",
+        extra={"fields": {"pending_id": pending_id, "saved": not everything_known}},
+    )
+    return PendingReply(
+        PendingOutcome.DUPLICATE if everything_known else PendingOutcome.SAVED,
+        identifier=identifier,
+        stored=tuple(
+            line
+            for outcome in outcomes
+            for line in [lab_line(outcome.lab.lab_id, session)]
+            if line is not None
+        ),
+        recomputed=len(recomputed),
+        asdas_crp=crp_score,
+        asdas_crp_state=state_of(crp_score),
+        language=viewer.language,
+        timezone=viewer.timezone,
+    )

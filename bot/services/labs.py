@@ -346,16 +346,8 @@ def store_measurement(
                 raise _differs(raced) from None
         return StoreOutcome(DUPLICATE, view(session, raced, patient.clinic_ref, usage=usage))
     assert lab.id is not None
-    audit.record_event(
-        session=session,
-        at=now,
-        actor=entered_by,
-        entity=AUDIT_ENTITY,
-        entity_id=lab.id,
-        patient_id=patient.id,
-        action="create",
-        after={**_audit_values(lab), **(note or {})},
-    )
+    audited = (None, {**_audit_values(lab), **(note or {})})
+    _audit(session, lab, patient, actor=entered_by, action="create", audited=audited, now=now)
     recomputed = recompute(
         session, patient_id=patient.id, moments=[drawn_at], window=window, now=now
     )
@@ -591,7 +583,32 @@ def import_lab_file(
     return ImportReport(rows=rows, dry_run=dry_run, recomputed=len(recomputed))
 
 
-def _lab_for_change(session: Session, lab_id: int) -> tuple[LabResult, Patient]:
+def _audit(
+    session: Session,
+    lab: LabResult,
+    patient: Patient,
+    *,
+    actor: str,
+    action: str,
+    audited: tuple[dict[str, Any] | None, dict[str, Any] | None],
+    now: datetime,
+) -> None:
+    """One line of the audit trail for a lab value: `audited` are its values before and after."""
+    audit.record_event(
+        session=session,
+        at=now,
+        actor=actor,
+        entity=AUDIT_ENTITY,
+        entity_id=lab.id,
+        patient_id=patient.id,
+        action=action,
+        before=audited[0],
+        after=audited[1],
+    )
+
+
+def _lab_for_change(session: Session, lab_id: int) -> tuple[LabResult, Patient, LabView]:
+    """The stored value to correct or delete, its patient, and how it reads before the change."""
     lab = labs.get_lab_result(session=session, lab_id=lab_id)
     if lab is None:
         raise LabInputError("lab_unknown", lab_id=str(lab_id))
@@ -599,7 +616,8 @@ def _lab_for_change(session: Session, lab_id: int) -> tuple[LabResult, Patient]:
         raise LabInputError("lab_deleted", lab_id=str(lab_id))
     patient = patients.get_patient(session=session, patient_id=lab.patient_id)
     assert patient is not None
-    return lab, patient
+    assert patient.id is not None
+    return lab, patient, view(session, lab, patient.clinic_ref)
 
 
 def fix_lab_value(
@@ -624,9 +642,9 @@ def fix_lab_value(
         raise LabInputError("fix_nothing")
     now = ctx.clock.now()
     with ctx.session() as session:
-        lab, patient = _lab_for_change(session, lab_id)
+        found = _lab_for_change(session, lab_id)
+        lab, patient, _ = found
         assert patient.id is not None
-        before = view(session, lab, patient.clinic_ref)
         before_values = _audit_values(lab)
         if value is not None:
             reading = lab_rules.parse_reading(value)
@@ -672,9 +690,7 @@ def fix_lab_value(
         return _audited_change(
             ctx,
             session,
-            lab=lab,
-            patient=patient,
-            before=before,
+            found,
             action="correct",
             audited=(before_values, {**after_values, **({"reason": reason} if reason else {})}),
             moments=[old_drawn_at, drawn_at],
@@ -686,10 +702,8 @@ def fix_lab_value(
 def _audited_change(
     ctx: AppContext,
     session: Session,
+    found: tuple[LabResult, Patient, LabView],
     *,
-    lab: LabResult,
-    patient: Patient,
-    before: LabView,
     action: str,
     audited: tuple[dict[str, Any] | None, dict[str, Any] | None],
     moments: list[datetime],
@@ -699,18 +713,9 @@ def _audited_change(
     """Records a correction or deletion in the audit trail (`audited`: the values before and
     after) and recomputes every administration the value fed or now could feed, in the
     caller's transaction (clinical spec §4)."""
+    lab, patient, before = found
     assert patient.id is not None
-    audit.record_event(
-        session=session,
-        at=now,
-        actor=actor,
-        entity=AUDIT_ENTITY,
-        entity_id=lab.id,
-        patient_id=patient.id,
-        action=action,
-        before=audited[0],
-        after=audited[1],
-    )
+    _audit(session, lab, patient, actor=actor, action=action, audited=audited, now=now)
     recomputed = recompute(
         session,
         patient_id=patient.id,
@@ -731,16 +736,13 @@ def delete_lab_value(
     deleted), and every administration it fed or could feed is recomputed (clinical spec §4)."""
     now = ctx.clock.now()
     with ctx.session() as session:
-        lab, patient = _lab_for_change(session, lab_id)
-        assert patient.id is not None
-        before = view(session, lab, patient.clinic_ref)
+        found = _lab_for_change(session, lab_id)
+        lab = found[0]
         labs.mark_deleted(session=session, lab=lab, now=now)
         return _audited_change(
             ctx,
             session,
-            lab=lab,
-            patient=patient,
-            before=before,
+            found,
             action="delete",
             audited=(_audit_values(lab), {"reason": reason} if reason else None),
             moments=[lab.drawn_at],

@@ -264,18 +264,11 @@ def _choose_consent(
     patient.consent_at = now
     _next_onboarding_step(patient)
     _save(session, patient)
-    assert patient.id is not None
-    audit.record_event(
-        session=session,
-        at=now,
-        actor=ACTOR,
-        entity="patient",
-        entity_id=patient.id,
-        patient_id=patient.id,
-        action="consent",
-        after={"consent_version": CONSENT_VERSION},
-    )
+    _audit(session, patient, now, "consent", {"consent_version": CONSENT_VERSION})
     return AccountReply(onboarding_screen(patient), view_of(ctx, patient))
+
+
+_Value = TypeVar("_Value")
 
 
 def _apply_preference(
@@ -283,64 +276,50 @@ def _apply_preference(
     session: Session,
     patient: Patient,
     step: str,
-    apply: Callable[[Patient], None],
+    assign: Callable[[Patient, _Value], None],
+    value: _Value,
 ) -> AccountReply | None:
     """One schedule choice: during onboarding it must be the current step and moves on to the
     next; once active (from /settings) it is saved and the settings menu shown again. None
     when the patient is in neither state (a stale button)."""
     if _onboarding(patient) and patient.onboarding_step == step:
-        apply(patient)
+        assign(patient, value)
         _next_onboarding_step(patient)
         _save(session, patient)
         screen = "onboarding.done" if _in_settings(patient) else onboarding_screen(patient)
         return AccountReply(screen, view_of(ctx, patient))
     if not _in_settings(patient):
         return None
-    apply(patient)
+    assign(patient, value)
     _save(session, patient)
     return AccountReply("settings.menu", view_of(ctx, patient), "saved")
 
 
-def _apply_timezone(
-    ctx: AppContext, session: Session, patient: Patient, zone: str
-) -> AccountReply | None:
-    def apply(chosen: Patient) -> None:
-        chosen.timezone = zone
-        if not _onboarding(chosen):
-            chosen.onboarding_step = None  # a typed zone name is no longer awaited
-
-    return _apply_preference(ctx, session, patient, STEP_TIMEZONE, apply)
+def _set_timezone(patient: Patient, zone: str) -> None:
+    patient.timezone = zone
+    if not _onboarding(patient):
+        patient.onboarding_step = None  # a typed zone name is no longer awaited
 
 
-def _apply_weekday(
-    ctx: AppContext, session: Session, patient: Patient, weekday: int
-) -> AccountReply | None:
-    def apply(chosen: Patient) -> None:
-        chosen.schedule_weekday = weekday
-
-    return _apply_preference(ctx, session, patient, STEP_WEEKDAY, apply)
+def _set_weekday(patient: Patient, weekday: int) -> None:
+    patient.schedule_weekday = weekday
 
 
-def _apply_time(
-    ctx: AppContext, session: Session, patient: Patient, chosen: time
-) -> AccountReply | None:
-    def apply(target: Patient) -> None:
-        target.schedule_time = chosen
-
-    return _apply_preference(ctx, session, patient, STEP_TIME, apply)
+def _set_time(patient: Patient, chosen: time) -> None:
+    patient.schedule_time = chosen
 
 
 def _weekday(value: str) -> int | None:
     return int(value) if value.isdigit() and 0 <= int(value) <= 6 else None
 
 
-_Value = TypeVar("_Value")
 Chooser = Callable[[AppContext, Session, Patient, str, datetime], "AccountReply | None"]
 
 
 def _chooser(
     parse: Callable[[str], _Value | None],
-    apply: Callable[[AppContext, Session, Patient, _Value], AccountReply | None],
+    step: str,
+    assign: Callable[[Patient, _Value], None],
 ) -> Chooser:
     """A button choice that reads its value and applies it; None (a stale or forged button)
     when the value does not parse."""
@@ -349,14 +328,16 @@ def _chooser(
         ctx: AppContext, session: Session, patient: Patient, value: str, now: datetime
     ) -> AccountReply | None:
         parsed = parse(value)
-        return None if parsed is None else apply(ctx, session, patient, parsed)
+        if parsed is None:
+            return None
+        return _apply_preference(ctx, session, patient, step, assign, parsed)
 
     return choose
 
 
-_choose_timezone = _chooser(resolve_timezone, _apply_timezone)
-_choose_weekday = _chooser(_weekday, _apply_weekday)
-_choose_time = _chooser(parse_time, _apply_time)
+_choose_timezone = _chooser(resolve_timezone, STEP_TIMEZONE, _set_timezone)
+_choose_weekday = _chooser(_weekday, STEP_WEEKDAY, _set_weekday)
+_choose_time = _chooser(parse_time, STEP_TIME, _set_time)
 
 
 def _choose_setting(
@@ -504,7 +485,7 @@ def typed_during_setup(ctx: AppContext, *, telegram_user_id: int, text: str) -> 
                 return AccountReply(
                     "settings.timezone", view_of(ctx, patient), "invalid_timezone", echo=text
                 )
-            return _apply_timezone(ctx, session, patient, zone)
+            return _apply_preference(ctx, session, patient, STEP_TIMEZONE, _set_timezone, zone)
         if not _onboarding(patient):
             return None
         if step == STEP_TIMEZONE:
@@ -513,14 +494,14 @@ def typed_during_setup(ctx: AppContext, *, telegram_user_id: int, text: str) -> 
                 return AccountReply(
                     onboarding_screen(patient), view_of(ctx, patient), "invalid_timezone", echo=text
                 )
-            return _apply_timezone(ctx, session, patient, zone)
+            return _apply_preference(ctx, session, patient, STEP_TIMEZONE, _set_timezone, zone)
         if step == STEP_TIME:
             chosen = parse_time(text)
             if chosen is None:
                 return AccountReply(
                     onboarding_screen(patient), view_of(ctx, patient), "invalid_time"
                 )
-            return _apply_time(ctx, session, patient, chosen)
+            return _apply_preference(ctx, session, patient, STEP_TIME, _set_time, chosen)
         return AccountReply(onboarding_screen(patient), view_of(ctx, patient), "use_buttons")
 
 

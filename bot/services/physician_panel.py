@@ -16,11 +16,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Final, Generic
+from typing import Final, Generic, TypeVar
 
 from sqlmodel import Session
 
@@ -49,6 +50,9 @@ from storage.models import (
 from storage.pending import Pending
 
 logger = logging.getLogger(__name__)
+
+Reply = TypeVar("Reply")
+Refusal = TypeVar("Refusal", bound=Exception)
 
 PAGE_SIZE: Final = 8
 """Patients per page of `/patients`: short enough to read on a phone without scrolling."""
@@ -602,3 +606,37 @@ def claim_preview(
         now=now,
     )
     return PreviewClaim(entry if moved else None, patient, identifier)
+
+
+def resolve_preview(
+    ctx: AppContext,
+    *,
+    telegram_user_id: int,
+    model: type[Pending],
+    pending_id: int,
+    save: bool,
+    act: Callable[[Session, Viewer, PreviewClaim[Pending], datetime], Reply],
+    refusal: type[Refusal],
+    refused: Callable[[Viewer, Refusal], Reply],
+) -> Reply | None:
+    """Saves or cancels a preview with `act`, in one transaction with its claim; None if the
+    account is not a physician.
+
+    The pending row moves out of "pending" with a conditional update in the same transaction
+    that stores (and audits) what it holds, so a double tap, a second process or a restart
+    saves once. When `act` raises `refusal`, that transaction rolls back (the preview is still
+    pending, nothing was stored) and the answer is `refused`.
+    """
+    now = ctx.clock.now()
+    try:
+        with ctx.session() as session:
+            viewer = viewer_of(session, telegram_user_id)
+            if viewer is None:
+                return None
+            claim = claim_preview(session, ctx, viewer, model, pending_id, save=save, now=now)
+            return act(session, viewer, claim, now)
+    except refusal as error:
+        with ctx.session() as session:
+            viewer = viewer_of(session, telegram_user_id)
+        assert viewer is not None
+        return refused(viewer, error)

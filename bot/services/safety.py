@@ -136,13 +136,65 @@ def _view_of(session: Session, checkin: SafetyCheckin) -> SafetyView:
     )
 
 
-def _own_open(session: Session, patient: Patient, checkin_id: int) -> SafetyCheckin:
+def _own_open(
+    session: Session, telegram_user_id: int, checkin_id: int, now: datetime
+) -> tuple[Patient, SafetyCheckin]:
+    """The answering patient and their check-in with this id, still open; refused otherwise."""
+    patient = _patient(session, telegram_user_id, now)
     checkin = safety.get_checkin(session=session, checkin_id=checkin_id)
     if checkin is None or checkin.patient_id != patient.id:
         raise _Refused(SafetyReply(SafetyOutcome.NOT_YOURS, language=patient.language))
     if checkin.status != safety.OPEN:
         raise _Refused(SafetyReply(SafetyOutcome.ALREADY_CONFIRMED, language=patient.language))
-    return checkin
+    return patient, checkin
+
+
+def _audit(
+    session: Session,
+    now: datetime,
+    patient: Patient,
+    *,
+    entity: str,
+    checkin_id: int,
+    action: str,
+    before: dict[str, object] | None = None,
+    after: dict[str, object] | None = None,
+) -> None:
+    """One line of the audit trail for a patient's own step in their check-in."""
+    audit.record_event(
+        session=session,
+        at=now,
+        actor=ACTOR,
+        entity=entity,
+        entity_id=checkin_id,
+        patient_id=patient.id,
+        action=action,
+        before=before,
+        after=after,
+    )
+
+
+def _open_of(
+    session: Session, telegram_user_id: int, now: datetime
+) -> tuple[Patient, SafetyCheckin] | None:
+    """The linked patient and their open check-in, or None when either is missing."""
+    patient = linked_patient(session, telegram_user_id=telegram_user_id, now=now)
+    if patient is None or patient.id is None:
+        return None
+    checkin = safety.open_checkin_of(session=session, patient_id=patient.id)
+    if checkin is None or checkin.id is None:
+        return None
+    return patient, checkin
+
+
+def _moved(
+    ctx: AppContext, session: Session, patient: Patient, checkin: SafetyCheckin, moved: bool
+) -> SafetyReply:
+    """The check-in at its new question, or as it stands when the move found it elsewhere."""
+    if not moved:
+        return _show(ctx, session, patient, checkin, SafetyOutcome.STALE)
+    session.refresh(checkin)
+    return _show(ctx, session, patient, checkin, SafetyOutcome.SHOW)
 
 
 def _show(
@@ -235,14 +287,11 @@ def report(ctx: AppContext, *, telegram_user_id: int) -> SafetyReply:
 
 def resume(ctx: AppContext, *, telegram_user_id: int) -> SafetyReply | None:
     """The patient's open check-in where it stands, or None (typed text, restarts)."""
-    now = ctx.clock.now()
     with ctx.session() as session:
-        patient = linked_patient(session, telegram_user_id=telegram_user_id, now=now)
-        if patient is None or patient.id is None:
+        found = _open_of(session, telegram_user_id, ctx.clock.now())
+        if found is None:
             return None
-        checkin = safety.open_checkin_of(session=session, patient_id=patient.id)
-        if checkin is None:
-            return None
+        patient, checkin = found
         return _show(ctx, session, patient, checkin, SafetyOutcome.SHOW)
 
 
@@ -295,8 +344,7 @@ def answer(
     unanswered question (or the summary), and a "yes" sets off what §8's table says."""
 
     def action(session: Session, now: datetime) -> SafetyReply:
-        patient = _patient(session, telegram_user_id, now)
-        checkin = _own_open(session, patient, checkin_id)
+        patient, checkin = _own_open(session, telegram_user_id, checkin_id, now)
         if checkin.current_question != code:
             return _show(ctx, session, patient, checkin, SafetyOutcome.STALE)
         stored = safety.answers_of(session=session, checkin_id=checkin_id)
@@ -313,13 +361,12 @@ def answer(
             version=rules.CHECKIN_VERSION,
             now=now,
         )
-        audit.record_event(
-            session=session,
-            at=now,
-            actor=ACTOR,
+        _audit(
+            session,
+            now,
+            patient,
             entity="safety_answer",
-            entity_id=checkin_id,
-            patient_id=patient.id,
+            checkin_id=checkin_id,
             action="answer" if previous is None else "change",
             before=None if previous is None else {"question": code, "yes": previous},
             after={"question": code, "yes": yes, "version": rules.CHECKIN_VERSION},
@@ -350,17 +397,14 @@ def back(ctx: AppContext, *, telegram_user_id: int, checkin_id: int, code: str) 
     """ "Back" from a question (or the summary) to the one before, to change its answer."""
 
     def action(session: Session, now: datetime) -> SafetyReply:
-        patient = _patient(session, telegram_user_id, now)
-        checkin = _own_open(session, patient, checkin_id)
+        patient, checkin = _own_open(session, telegram_user_id, checkin_id, now)
         if checkin.current_question != code:
             return _show(ctx, session, patient, checkin, SafetyOutcome.STALE)
         target = rules.QUESTION_CODES[-1] if code == SUMMARY else rules.previous_question(code)
-        if target is None or not safety.move_question(
+        moved = target is not None and safety.move_question(
             session=session, checkin_id=checkin_id, expected=code, new=target
-        ):
-            return _show(ctx, session, patient, checkin, SafetyOutcome.STALE)
-        session.refresh(checkin)
-        return _show(ctx, session, patient, checkin, SafetyOutcome.SHOW)
+        )
+        return _moved(ctx, session, patient, checkin, moved)
 
     return _run(ctx, action)
 
@@ -369,14 +413,11 @@ def change(ctx: AppContext, *, telegram_user_id: int, checkin_id: int, code: str
     """From the summary, asks one question again; its answer returns to the summary."""
 
     def action(session: Session, now: datetime) -> SafetyReply:
-        patient = _patient(session, telegram_user_id, now)
-        checkin = _own_open(session, patient, checkin_id)
-        if code not in rules.QUESTION_CODES or not safety.move_question(
+        patient, checkin = _own_open(session, telegram_user_id, checkin_id, now)
+        moved = code in rules.QUESTION_CODES and safety.move_question(
             session=session, checkin_id=checkin_id, expected=SUMMARY, new=code
-        ):
-            return _show(ctx, session, patient, checkin, SafetyOutcome.STALE)
-        session.refresh(checkin)
-        return _show(ctx, session, patient, checkin, SafetyOutcome.SHOW)
+        )
+        return _moved(ctx, session, patient, checkin, moved)
 
     return _run(ctx, action)
 
@@ -385,18 +426,11 @@ def confirm(ctx: AppContext, *, telegram_user_id: int, checkin_id: int) -> Safet
     """Confirms the summary; the answers were stored already, this closes the check-in."""
 
     def action(session: Session, now: datetime) -> SafetyReply:
-        patient = _patient(session, telegram_user_id, now)
-        checkin = _own_open(session, patient, checkin_id)
+        patient, checkin = _own_open(session, telegram_user_id, checkin_id, now)
         if not safety.confirm_checkin(session=session, checkin_id=checkin_id, now=now):
             return _show(ctx, session, patient, checkin, SafetyOutcome.STALE)
-        audit.record_event(
-            session=session,
-            at=now,
-            actor=ACTOR,
-            entity="safety_checkin",
-            entity_id=checkin_id,
-            patient_id=patient.id,
-            action="confirm",
+        _audit(
+            session, now, patient, entity="safety_checkin", checkin_id=checkin_id, action="confirm"
         )
         session.refresh(checkin)
         return _show(ctx, session, patient, checkin, SafetyOutcome.CONFIRMED)
@@ -407,14 +441,12 @@ def confirm(ctx: AppContext, *, telegram_user_id: int, checkin_id: int) -> Safet
 def note(ctx: AppContext, *, telegram_user_id: int, text: str) -> SafetyReply | None:
     """Typed text during an open check-in: the note of the last "yes" (§8: yes/no with an
     optional note). None when no check-in is open, or it has no "yes" to note."""
-    now = ctx.clock.now()
     with ctx.session() as session:
-        patient = linked_patient(session, telegram_user_id=telegram_user_id, now=now)
-        if patient is None or patient.id is None:
+        found = _open_of(session, telegram_user_id, ctx.clock.now())
+        if found is None:
             return None
-        checkin = safety.open_checkin_of(session=session, patient_id=patient.id)
-        if checkin is None or checkin.id is None:
-            return None
+        patient, checkin = found
+        assert checkin.id is not None
         stored = safety.answers_of(session=session, checkin_id=checkin.id)
         yes = [stored[c] for c in rules.QUESTION_CODES if c in stored and stored[c].answer_yes]
         if not yes:

@@ -195,6 +195,31 @@ def columns_of(episode: TherapyEpisode) -> therapies.EpisodeColumns:
     )
 
 
+def _audit(
+    session: Session,
+    row: TherapyEpisodeRow,
+    patient: Patient,
+    *,
+    actor: str,
+    action: str,
+    now: datetime,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> None:
+    """One line of the audit trail for a therapy episode."""
+    audit.record_event(
+        session=session,
+        at=now,
+        actor=actor,
+        entity=AUDIT_ENTITY,
+        entity_id=row.id,
+        patient_id=patient.id,
+        action=action,
+        before=before,
+        after=after,
+    )
+
+
 def store_episode(
     session: Session, *, patient: Patient, episode: TherapyEpisode, actor: str, now: datetime
 ) -> TherapyView:
@@ -208,16 +233,7 @@ def store_episode(
         entered_by=actor,
         now=now,
     )
-    audit.record_event(
-        session=session,
-        at=now,
-        actor=actor,
-        entity=AUDIT_ENTITY,
-        entity_id=row.id,
-        patient_id=patient.id,
-        action="add",
-        after=_audit_values(episode),
-    )
+    _audit(session, row, patient, actor=actor, action="add", now=now, after=_audit_values(episode))
     return therapy_view(row, patient.clinic_ref)
 
 
@@ -287,14 +303,13 @@ def change_episode(
     therapies.change_therapy(
         session=session, therapy=row, episode=columns_of(after_episode), now=now
     )
-    audit.record_event(
-        session=session,
-        at=now,
+    _audit(
+        session,
+        row,
+        patient,
         actor=actor,
-        entity=AUDIT_ENTITY,
-        entity_id=row.id,
-        patient_id=patient.id,
         action=action,
+        now=now,
         before=_audit_values(before.episode),
         after={**_audit_values(after_episode), **({"reason": reason} if reason else {})},
     )
@@ -401,12 +416,7 @@ def set_safety_checkin(
 def list_therapies(ctx: AppContext, *, clinic_ref: str) -> list[TherapyView]:
     """A patient's episodes by start date."""
     with ctx.session() as session:
-        patient = find_patient(session, clinic_ref)
-        assert patient.id is not None
-        return [
-            therapy_view(row, patient.clinic_ref)
-            for row in therapies.list_therapies(session=session, patient_id=patient.id)
-        ]
+        return episodes_of_patient(session, patient=find_patient(session, clinic_ref))
 
 
 def episodes_of_patient(session: Session, *, patient: Patient) -> list[TherapyView]:

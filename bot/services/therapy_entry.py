@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -22,7 +22,9 @@ from bot.services.identifiers import identifier_of
 from bot.services.physician_panel import (
     PENDING_TTL,
     PendingOutcome,
-    claim_preview,
+    PreviewClaim,
+    Viewer,
+    resolve_preview,
     viewer_of,
     visible_patient,
 )
@@ -173,83 +175,90 @@ def resolve_therapy_change(
 ) -> TherapyPendingReply | None:
     """Saves or cancels a therapy preview; None if the account is not a physician.
 
-    As with `/crp`, the pending row leaves "pending" with a conditional update in the same
-    transaction that stores and audits the episode, so a double tap, a second process or a
-    restart stores it once; only the physician who typed it can save it, and only while the
-    patient is still theirs (or they are an admin).
+    As with `/crp`, the episode is stored and audited in the transaction that claims the
+    preview (`resolve_preview`), so a double tap, a second process or a restart stores it
+    once; only the physician who typed it can save it, and only while the patient is still
+    theirs (or they are an admin).
     """
-    now = ctx.clock.now()
-    try:
-        with ctx.session() as session:
-            viewer = viewer_of(session, telegram_user_id)
-            if viewer is None:
-                return None
-            claim = claim_preview(
-                session, ctx, viewer, PendingTherapyChange, pending_id, save=save, now=now
-            )
-            entry, patient, identifier = claim.entry, claim.patient, claim.identifier
-            if entry is None or patient is None:
-                return TherapyPendingReply(
-                    PendingOutcome.GONE, viewer.language, identifier=identifier
-                )
-            episode = treatment.TherapyEpisode(
-                drug=entry.drug,
-                therapy_class=treatment.TherapyClass(entry.therapy_class),
-                start=entry.start_date,
-                dose=entry.dose,
-                stop=entry.stop_date,
-                stop_reason=(
-                    None if entry.stop_reason is None else treatment.StopReason(entry.stop_reason)
-                ),
-            )
-            if not save:
-                return TherapyPendingReply(
-                    PendingOutcome.CANCELLED,
-                    viewer.language,
-                    action=entry.action,
-                    identifier=identifier,
-                    episode=episode,
-                )
-            if entry.action == THERAPY_ADD:
-                view = therapy_service.store_episode(
-                    session, patient=patient, episode=episode, actor=viewer.actor, now=now
-                )
-            else:
-                row = (
-                    None
-                    if entry.therapy_id is None
-                    else therapies.get_therapy(session=session, therapy_id=entry.therapy_id)
-                )
-                if row is None or row.patient_id != patient.id:
-                    raise TherapyInputError("therapy_unknown", therapy_id=str(entry.therapy_id))
-                view = therapy_service.change_episode(
-                    session,
-                    row=row,
-                    patient=patient,
-                    actor=viewer.actor,
-                    action=THERAPY_STOP,
-                    reason=None,
-                    values={"stop": episode.stop, "stop_reason": episode.stop_reason},
-                    now=now,
-                    require_open=True,
-                ).after
-            logger.info(
-                "therapy change resolved in chat",
-                extra={"fields": {"pending_id": pending_id, "action": entry.action}},
-            )
-            return TherapyPendingReply(
-                PendingOutcome.SAVED,
-                viewer.language,
-                action=entry.action,
-                identifier=identifier,
-                therapy_id=view.therapy_id,
-                episode=view.episode,
-            )
-    except TherapyInputError as error:
-        # The transaction rolled back: the change is still pending and nothing was stored.
-        with ctx.session() as session:
-            viewer = viewer_of(session, telegram_user_id)
-        assert viewer is not None
-        return TherapyPendingReply(
+    return resolve_preview(
+        ctx,
+        telegram_user_id=telegram_user_id,
+        model=PendingTherapyChange,
+        pending_id=pending_id,
+        save=save,
+        act=lambda session, viewer, claim, now: _resolve_change(
+            session, viewer, claim, pending_id=pending_id, save=save, now=now
+        ),
+        refusal=TherapyInputError,
+        refused=lambda viewer, error: TherapyPendingReply(
             PendingOutcome.REFUSED, viewer.language, reason=error.code, params=error.params
+        ),
+    )
+
+
+def _resolve_change(
+    session: Session,
+    viewer: Viewer,
+    claim: PreviewClaim[PendingTherapyChange],
+    *,
+    pending_id: int,
+    save: bool,
+    now: datetime,
+) -> TherapyPendingReply:
+    """Stores the claimed change (or only cancels it) and says what became of it."""
+    entry, patient, identifier = claim.entry, claim.patient, claim.identifier
+    if entry is None or patient is None:
+        return TherapyPendingReply(PendingOutcome.GONE, viewer.language, identifier=identifier)
+    episode = treatment.TherapyEpisode(
+        drug=entry.drug,
+        therapy_class=treatment.TherapyClass(entry.therapy_class),
+        start=entry.start_date,
+        dose=entry.dose,
+        stop=entry.stop_date,
+        stop_reason=(
+            None if entry.stop_reason is None else treatment.StopReason(entry.stop_reason)
+        ),
+    )
+    if not save:
+        return TherapyPendingReply(
+            PendingOutcome.CANCELLED,
+            viewer.language,
+            action=entry.action,
+            identifier=identifier,
+            episode=episode,
         )
+    if entry.action == THERAPY_ADD:
+        view = therapy_service.store_episode(
+            session, patient=patient, episode=episode, actor=viewer.actor, now=now
+        )
+    else:
+        row = (
+            None
+            if entry.therapy_id is None
+            else therapies.get_therapy(session=session, therapy_id=entry.therapy_id)
+        )
+        if row is None or row.patient_id != patient.id:
+            raise TherapyInputError("therapy_unknown", therapy_id=str(entry.therapy_id))
+        view = therapy_service.change_episode(
+            session,
+            row=row,
+            patient=patient,
+            actor=viewer.actor,
+            action=THERAPY_STOP,
+            reason=None,
+            values={"stop": episode.stop, "stop_reason": episode.stop_reason},
+            now=now,
+            require_open=True,
+        ).after
+    logger.info(
+        "therapy change resolved in chat",
+        extra={"fields": {"pending_id": pending_id, "action": entry.action}},
+    )
+    return TherapyPendingReply(
+        PendingOutcome.SAVED,
+        viewer.language,
+        action=entry.action,
+        identifier=identifier,
+        therapy_id=view.therapy_id,
+        episode=view.episode,
+    )
