@@ -176,7 +176,7 @@ def _answerable(data: str) -> bool:
     return data.startswith(("a:", "c:"))
 
 
-def _choice(buttons: list[tuple[str, str]]) -> str:
+def answer_button(buttons: list[tuple[str, str]]) -> str:
     """A plausible answer: the middle answer button, or the confirmation."""
     answers = [data for _, data in buttons if data.startswith("a:")]
     if answers:
@@ -193,12 +193,13 @@ async def _patient(user: FakeUser, opener: str, presses: list[int]) -> None:
     # /checkin sends the offer to report a side effect first, then the question.
     await user.wait_until(lambda _: any(_answerable(data) for _, data in user.buttons()), 60)
     for _ in range(PRESSES_PER_QUESTIONNAIRE):
-        update_id = user.press(_choice(user.buttons()))
+        update_id = user.press(answer_button(user.buttons()))
         presses.append(update_id)
         await user.wait_for_reply(after_update_id=update_id, timeout=60)
 
 
-def _latencies(api: FakeBotApi, update_ids: list[int]) -> list[float]:
+def reply_latencies(api: FakeBotApi, update_ids: list[int]) -> list[float]:
+    """Seconds from each pressed update being queued to the bot's next reply in its chat."""
     replies: dict[int, list[float]] = {}
     for request in api.requests:
         if request.method in REPLY_METHODS and isinstance(request.chat_id, int):
@@ -262,7 +263,7 @@ def drive(api: FakeBotApi, users: list[FakeUser], opener: str, pid: int) -> RunR
     asyncio.run(everyone())
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(pid) - cpu_before
-    return RunResult(len(presses), elapsed, _latencies(api, presses), cpu)
+    return RunResult(len(presses), elapsed, reply_latencies(api, presses), cpu)
 
 
 def drive_rounds(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import secrets
 import shutil
 import statistics
@@ -26,8 +25,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +34,7 @@ from sqlalchemy.engine import Engine
 from benchmarks import registry
 from benchmarks.registry import postgres_available
 from benchmarks.report import Report
-from bot.domain import instruments, scoring
-from storage import migrate
 from storage.db import make_engine
-from storage.models import (
-    Administration,
-    AdministrationKind,
-    AdministrationStatus,
-    Answer,
-    LabResult,
-    Patient,
-    PatientStatus,
-    Physician,
-    ScoreRecord,
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL_ENV = "SPONDYBOT_TEST_POSTGRES_URL"
@@ -170,181 +154,15 @@ print(json.dumps(figures))
 """
 
 
-@cache
-def _asdas_crp(q2: int, q6: Decimal, glob: int, q3: int, crp: Decimal) -> Decimal:
-    return scoring.asdas_crp(q2, q6, glob, q3, crp)
-
-
-@cache
-def _asdas_esr(q2: int, q6: Decimal, glob: int, q3: int, esr: Decimal) -> Decimal:
-    return scoring.asdas_esr(q2, q6, glob, q3, esr)
-
-
-class Data:
-    """Rows of every table, as dictionaries of model field values."""
-
-    def __init__(self, administrations: int, seed: int = 7) -> None:
-        rng = random.Random(seed)
-        patients = max(1, administrations // WEEKS)
-        now = START + timedelta(weeks=WEEKS + 2)
-        self.physicians = [
-            Physician(id=n, display_name=f"Physician {n}", created_at=START).model_dump()
-            for n in range(1, 11)
-        ]
-        self.patients: list[dict[str, Any]] = []
-        self.administrations: list[dict[str, Any]] = []
-        self.answers: list[dict[str, Any]] = []
-        self.labs: list[dict[str, Any]] = []
-        self.scores: list[dict[str, Any]] = []
-        answer_template = Answer(
-            administration_id=0, item_code="q1", raw_value=Decimal(0), score=Decimal(0),
-            answered_at=START,
-        ).model_dump()  # fmt: skip
-        admin_template = Administration(
-            patient_id=0, slot_at=START, instrument_version=instruments.INSTRUMENT_VERSION,
-            language="en", opened_at=START, expires_at=START,
-        ).model_dump()  # fmt: skip
-        lab_template = LabResult(
-            patient_id=0, analyte="crp", value=Decimal(1), unit="mg/L",
-            value_normalised=Decimal(1), drawn_at=START, source="csv", entered_by="benchmark",
-            created_at=START,
-        ).model_dump()  # fmt: skip
-        admin_id = answer_id = lab_id = 0
-        for patient_id in range(1, patients + 1):
-            self.patients.append(
-                Patient(
-                    id=patient_id,
-                    physician_id=1 + patient_id % 10,
-                    clinic_ref=f"BENCH-{patient_id:06d}",
-                    research_id=secrets.token_hex(16),
-                    language="zh" if patient_id % 3 == 0 else "en",
-                    status=PatientStatus.ACTIVE.value,
-                    created_at=START,
-                ).model_dump()
-            )
-            count = administrations // patients + (
-                1 if patient_id <= administrations % patients else 0
-            )
-            for week in range(count):
-                admin_id += 1
-                slot = START + timedelta(weeks=week, minutes=patient_id % 600)
-                draw = rng.random()
-                status = (
-                    AdministrationStatus.COMPLETED if draw < 0.96 else AdministrationStatus.MISSED
-                )
-                answered = (
-                    7 if status is AdministrationStatus.COMPLETED else (4 if draw < 0.98 else 0)
-                )
-                completed = slot + timedelta(hours=1, minutes=8)
-                self.administrations.append(
-                    admin_template
-                    | {
-                        "id": admin_id,
-                        "patient_id": patient_id,
-                        "kind": AdministrationKind.SCHEDULED.value,
-                        "slot_at": slot,
-                        "status": status.value,
-                        "language": "zh" if patient_id % 3 == 0 else "en",
-                        "opened_at": slot,
-                        "started_at": slot + timedelta(hours=1) if answered else None,
-                        "completed_at": completed if answered == 7 else None,
-                        "expires_at": slot + timedelta(days=3),
-                    }
-                )
-                values: dict[str, tuple[Decimal, Decimal]] = {}
-                for position, code in enumerate(instruments.ITEM_CODES[:answered]):
-                    if code == "q6":
-                        minutes = Decimal(rng.choice(instruments.STIFFNESS_CHOICES_MINUTES))
-                        values[code] = (minutes, scoring.stiffness_minutes_to_score(minutes))
-                    else:
-                        rating = Decimal(rng.randint(0, 10))
-                        values[code] = (rating, rating)
-                    answer_id += 1
-                    self.answers.append(
-                        answer_template
-                        | {
-                            "id": answer_id,
-                            "administration_id": admin_id,
-                            "item_code": code,
-                            "raw_value": values[code][0],
-                            "score": values[code][1],
-                            "answered_at": slot + timedelta(hours=1, minutes=position + 1),
-                        }
-                    )
-                if answered != 7:
-                    continue
-                score = {k: v[1] for k, v in values.items()}
-                record: dict[str, Any] = {
-                    "id": admin_id,
-                    "administration_id": admin_id,
-                    "basdai": scoring.basdai(*(score[c] for c in instruments.ITEM_CODES[:6])),
-                    "asdas_crp": None,
-                    "asdas_crp_lab_id": None,
-                    "crp_floored": False,
-                    "asdas_esr": None,
-                    "asdas_esr_lab_id": None,
-                    "computed_at": now,
-                }
-                inputs = (
-                    int(score["q2"]),
-                    score["q6"],
-                    int(score["patient_global"]),
-                    int(score["q3"]),
-                )
-                if week % 4 == 0:
-                    lab_id += 1
-                    crp = Decimal(rng.randint(1, 900)) / 10
-                    self.labs.append(
-                        lab_template
-                        | {
-                            "id": lab_id,
-                            "patient_id": patient_id,
-                            "analyte": "crp",
-                            "value": crp,
-                            "value_normalised": crp,
-                            "drawn_at": completed + timedelta(days=1),
-                            "created_at": completed + timedelta(days=2),
-                        }
-                    )
-                    record |= {
-                        "asdas_crp": _asdas_crp(*inputs, crp),
-                        "asdas_crp_lab_id": lab_id,
-                        "crp_floored": crp < scoring.CRP_FLOOR_MG_L,
-                    }
-                if week % 8 == 0:
-                    lab_id += 1
-                    esr = Decimal(rng.randint(2, 80))
-                    self.labs.append(
-                        lab_template
-                        | {
-                            "id": lab_id,
-                            "patient_id": patient_id,
-                            "analyte": "esr",
-                            "value": esr,
-                            "unit": "mm/h",
-                            "value_normalised": esr,
-                            "drawn_at": completed + timedelta(days=1),
-                            "created_at": completed + timedelta(days=2),
-                        }
-                    )
-                    record |= {"asdas_esr": _asdas_esr(*inputs, esr), "asdas_esr_lab_id": lab_id}
-                self.scores.append(record)
-
-    def tables(self) -> list[tuple[Any, list[dict[str, Any]]]]:
-        """(table, rows) in foreign-key order."""
-        return [
-            (Physician.__table__, self.physicians),
-            (Patient.__table__, self.patients),
-            (Administration.__table__, self.administrations),
-            (Answer.__table__, self.answers),
-            (LabResult.__table__, self.labs),
-            (ScoreRecord.__table__, self.scores),
-        ]
-
-
-def bulk_load(engine: Engine, data: Data) -> None:
-    """Loads every table with executemany (SQLite) or COPY (PostgreSQL)."""
-    registry.bulk_load(engine, iter([data.tables()]))
+def bulk_load(engine: Engine, patients: int) -> dict[str, int]:
+    """Loads the registry's rows of `patients` patients over WEEKS weeks (benchmarks/registry.py,
+    executemany on SQLite, COPY on PostgreSQL); returns the rows of each table that counts."""
+    registry.load_registry(engine, patients=patients, physicians=10, weeks=WEEKS, seed=7)
+    with engine.connect() as connection:
+        return {
+            table: int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+            for table in ("patient", "administration", "answer")
+        }
 
 
 def floor_sqlite(path: Path) -> tuple[float, str]:
@@ -479,7 +297,7 @@ def run_scale(patients: int, repeats: int = REPEATS) -> Report:
         return report
     built = registry.build_registry("postgresql", patients=patients)
     engine = make_engine(built.url)
-    administrations = built.rows["administration"]
+    administrations = built.last_ids["administration"]
     try:
         with tempfile.TemporaryDirectory() as scratch:
             for fmt, query, options in SCALE_FORMATS:
@@ -522,8 +340,10 @@ def run(quick: bool, scale: int | None = None) -> Report:
         return run_scale(scale, repeats=1 if quick else REPEATS)
     size = 2_000 if quick else 100_000
     repeats = 1 if quick else REPEATS
-    data = Data(size)
-    quarter_until = (START + timedelta(weeks=WEEKS // 4)).date().isoformat()
+    patients = max(1, size // WEEKS)
+    first_slot = registry.NOW - timedelta(weeks=WEEKS)
+    quarter_until = (first_slot + timedelta(weeks=WEEKS // 4)).date().isoformat()
+    counts: dict[str, int] = {}
     report = Report(
         title="Export",
         columns=[
@@ -549,9 +369,8 @@ def run(quick: bool, scale: int | None = None) -> Report:
         for name, opener in backends:
             with opener() as (url, engine, path):
                 load_before = os.getloadavg()[0]
-                migrate.upgrade(engine)
                 start = time.perf_counter()
-                bulk_load(engine, data)
+                counts = bulk_load(engine, patients)
                 load = time.perf_counter() - start
                 floors = []
                 method = ""
@@ -562,15 +381,15 @@ def run(quick: bool, scale: int | None = None) -> Report:
                     floors.append(seconds)
                 exports = [export_once(url, directory / "wide.csv") for _ in range(repeats)]
                 quarter = export_once(url, directory / "quarter.csv", until=quarter_until)
-                assert all(run["rows"] == len(data.administrations) for run in exports)
+                assert all(run["rows"] == counts["administration"] for run in exports)
                 floor = _median(floors)
                 export = _median([run["seconds"] for run in exports])
                 ratio = export / floor
                 peak = max(run["peak_mb"] for run in exports)
                 report.add(
                     name,
-                    f"{len(data.administrations):,}",
-                    f"{len(data.answers):,}",
+                    f"{counts['administration']:,}",
+                    f"{counts['answer']:,}",
                     f"{load:.1f}",
                     f"{floor:.2f}",
                     f"{export:.2f} (whole command {_median([r['wall'] for r in exports]):.2f})",
@@ -611,8 +430,9 @@ def run(quick: bool, scale: int | None = None) -> Report:
         "pseudonyms, states or date formatting; the ratio is export time over floor time.",
         "Run with `.venv/bin/python -m benchmarks export` (`--quick` for a smoke run with 2,000 "
         "administrations).",
-        f"Data: {len(data.patients):,} patients over {WEEKS} weeks; 96 % completed, 2 % partial, "
-        f"2 % missed; CRP every 4th week, ESR every 8th; loaded with executemany (SQLite) "
-        f"and COPY (PostgreSQL) from values prepared by the schema's column types.",
+        f"Data: the synthetic registry's rows (benchmarks/registry.py) of {patients:,} patients "
+        f"over {WEEKS} weeks: 92 % completed, 3 % partial, 5 % missed; CRP every 4th "
+        "completed week, ESR every 8th; loaded with executemany (SQLite) and COPY "
+        "(PostgreSQL) from values prepared by the schema's column types.",
     ]
     return report

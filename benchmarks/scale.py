@@ -23,7 +23,6 @@ from every such file, so runs at different N sit side by side.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import os
 import platform
@@ -40,7 +39,14 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from benchmarks.conversation import SPONDYBOT, bot_environment, bot_process, rss_mb
+from benchmarks.conversation import (
+    SPONDYBOT,
+    answer_button,
+    bot_environment,
+    bot_process,
+    reply_latencies,
+    rss_mb,
+)
 from benchmarks.registry import (
     NOW,
     Registry,
@@ -80,17 +86,6 @@ def question_buttons(user: FakeUser) -> list[tuple[str, str]]:
         if any(data.startswith(("a:", "c:")) for _, data in buttons):
             return buttons
     return []
-
-
-def answer_button(buttons: list[tuple[str, str]]) -> str:
-    """A plausible press: the middle answer, or the confirmation."""
-    answers = [data for _, data in buttons if data.startswith("a:")]
-    if answers:
-        return answers[len(answers) // 2]
-    confirm = [data for _, data in buttons if data.startswith("c:")]
-    if confirm:
-        return confirm[0]
-    raise RuntimeError(f"no button to press among {buttons}")
 
 
 class Pacer:
@@ -137,26 +132,6 @@ async def press_round(users: list[FakeUser], rate: float) -> list[int]:
     presses: list[int] = []
     await asyncio.gather(*(_questionnaire(user, pacer, presses) for user in users))
     return presses
-
-
-def reply_latencies(api: FakeBotApi, update_ids: list[int]) -> list[float]:
-    """Seconds from each pressed update being queued to the bot's next reply in its chat."""
-    replies: dict[int, list[float]] = {}
-    for request in api.requests:
-        if request.method in REPLY_METHODS and isinstance(request.chat_id, int):
-            replies.setdefault(request.chat_id, []).append(request.time)
-    for times in replies.values():
-        times.sort()
-    updates = {record.update_id: record for record in api.pushed_updates}
-    result = []
-    for update_id in update_ids:
-        record = updates[update_id]
-        chat = record.update["callback_query"]["message"]["chat"]["id"]
-        times = replies.get(chat, [])
-        index = bisect.bisect_left(times, record.pushed_at)
-        if index < len(times):
-            result.append(times[index] - record.pushed_at)
-    return result
 
 
 def percentile_ms(values: list[float], q: float) -> float:
