@@ -122,6 +122,12 @@ def linked_patient(session: Session, *, telegram_user_id: int, now: datetime) ->
     patient = patients.get_linked_patient_for_update(
         session=session, telegram_user_id=telegram_user_id
     )
+    return lift_ended_pause(session, patient, now)
+
+
+def lift_ended_pause(session: Session, patient: Patient | None, now: datetime) -> Patient | None:
+    """`patient` if it is a linked patient (None otherwise), with a pause whose end has passed
+    lifted (see `linked_patient`), for a patient the caller has just read."""
     if patient is None or patient.status not in _LINKED:
         return None
     if (

@@ -16,8 +16,7 @@ from tests.factories import make_active_patient, make_physician
 
 ANSWER_PRESS = [
     "INSERT processedupdate",  # the update's claim (and whether its patient is unreachable)
-    "SELECT patient",  # the pressing patient, through their chat link
-    "SELECT administration",  # the questionnaire the button names
+    "SELECT patient",  # the pressing patient (by their chat link) and the questionnaire named
     "SELECT answer",  # its answers so far
     "UPDATE administration",  # the compare-and-set move to the next question
     "INSERT answer",
@@ -52,10 +51,10 @@ async def _patient_at_first_question(bot: RunningBot) -> Any:
 
 
 class TestPressStatements:
-    async def test_an_answer_press_sends_seven_statements(self, running_bot: RunningBot) -> None:
-        """Answering a question claims the update, reads the patient, the questionnaire and
-        its answers once each, and writes the move, the answer and its audit entry: nothing
-        more."""
+    async def test_an_answer_press_sends_six_statements(self, running_bot: RunningBot) -> None:
+        """Answering a question claims the update, reads the patient with the questionnaire
+        and then its answers, once each, and writes the move, the answer and its audit entry:
+        nothing more."""
         user = await _patient_at_first_question(running_bot)
         with captured_statements() as statements:
             user.press_button("4")
