@@ -4,7 +4,7 @@ Each call is one transaction on the administration row (clinical spec §1 for th
 their values). The row's `current_item` is moved with a compare-and-set UPDATE before an answer
 is written, so a stale, duplicated or forged press, or a second process handling the same
 update, records nothing. Every answer and correction leaves an audit event; confirming computes
-the scores through `bot.services.scores.recompute_administration` in the same transaction.
+the scores through `bot.services.scores.score_completed` in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from bot.context import AppContext
 from bot.domain import flow, instruments, scoring
 from bot.domain.schedule import local_day_bounds, next_slot_after
 from bot.services.patients import lift_ended_pause, linked_patient
-from bot.services.scores import recompute_administration
+from bot.services.scores import score_completed
 from storage import administrations, audit, patients, scores
 from storage.models import (
     Administration,
@@ -507,9 +507,11 @@ def confirm(
             now=now,
         ):
             return _stale(session, patient, administration_id)
-        record = recompute_administration(
+        # The compare-and-set above completed `administration` in this session too.
+        record = score_completed(
             session,
-            administration_id=administration_id,
+            administration=administration,
+            stored=stored,
             window=timedelta(days=ctx.settings.lab_window_days),
             now=now,
         )
