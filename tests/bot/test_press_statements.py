@@ -24,6 +24,27 @@ ANSWER_PRESS = [
 ]
 """The statements of an answer press, in order."""
 
+CONFIRM_PRESS = [
+    "INSERT processedupdate",
+    "SELECT patient",  # the patient and the questionnaire
+    "SELECT answer",
+    "UPDATE administration",  # the compare-and-set completion
+    "SELECT labresult",  # the CRP and the ESR nearest the questionnaire (spec §6)
+    "SELECT labresult",
+    "SELECT scorerecord",  # scores stored once, whatever the route
+    "INSERT scorerecord",
+    "UPDATE patient",  # the baseline date, on the first questionnaire only
+    "INSERT auditevent",
+    "SELECT administration",  # the previous questionnaire, for the comparison
+    # The safety check-in that follows (clinical spec §8), in its own unit of work.
+    "SELECT patient",
+    "SELECT administration",
+    "SELECT administration",
+    "SELECT patient",
+    "SELECT physician",
+]
+"""The statements of the press that confirms a first questionnaire, in order."""
+
 _FIRST_TABLE = re.compile(r"\bFROM\s+(\w+)", re.I)
 
 
@@ -73,3 +94,18 @@ class TestPressStatements:
             await running_bot.settle()
         assert "Question 5 of 7" in user.last_message()["text"]
         assert [_named(statement) for statement, _ in statements] == ANSWER_PRESS
+
+    async def test_the_confirming_press_sends_its_listed_statements(
+        self, running_bot: RunningBot
+    ) -> None:
+        """Confirming reads the questionnaire and its answers once, stores the scores and the
+        audit entry, compares with earlier weeks, then opens the safety check-in."""
+        user = await _patient_at_first_question(running_bot)
+        for label in ("4", "5", "0", "3", "4", "1 h", "5"):
+            user.press_button(label)
+            await running_bot.settle()
+        with captured_statements() as statements:
+            user.press_button("✅ Confirm")
+            await running_bot.settle()
+        assert any("Your BASDAI today is" in str(m.get("text", "")) for m in user.messages())
+        assert [_named(statement) for statement, _ in statements] == CONFIRM_PRESS
