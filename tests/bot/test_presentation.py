@@ -18,7 +18,7 @@ from bot.present.conversation import present
 from bot.present.questionnaire import questionnaire_screen
 from bot.present.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
 from bot.present.screens import Screen, fit, instrument_text
-from bot.services.patients import CONSENT_VERSION, AccountReply, PatientView
+from bot.services.patients import CONSENT_VERSION, AccountReply, AccountScreen, PatientView
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
 from bot.telegram.keyboards import markup
 from bot.telegram.ordering import PerUserUpdateProcessor
@@ -94,13 +94,40 @@ class TestAccountScreens:
             1, "en", "onboarding", "timezone", "UTC", 0, time(18), "UTC", None, True
         )
         reply = AccountReply(
-            "onboarding.timezone", patient, "invalid_timezone", echo="<b>x</b>" * 30
+            AccountScreen.ONBOARDING_TIMEZONE, patient, "invalid_timezone", echo="<b>x</b>" * 30
         )
         text = present(default_renderer(), reply).primary
         assert text is not None
         assert "&lt;b&gt;x&lt;/b&gt;" in text.text
         assert "<b>x</b>" not in text.text
         assert "…" in text.text
+
+    @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+    @pytest.mark.parametrize(
+        "screen", [s for s in AccountScreen if s is not AccountScreen.ACCOUNT_NOT_PATIENT]
+    )
+    def test_every_account_screen_has_its_own_words(
+        self, screen: AccountScreen, language: str
+    ) -> None:
+        """Each screen the account service names is worded in every language, never as the
+        text of an account that is not linked any more."""
+        renderer = default_renderer()
+        patient = PatientView(
+            1,
+            language,
+            "active",
+            None,
+            "UTC",
+            0,
+            time(18),
+            "UTC",
+            datetime(2026, 3, 9, tzinfo=UTC),
+            True,
+        )
+        shown = present(renderer, AccountReply(screen, patient)).primary
+        assert shown is not None
+        assert shown.text
+        assert shown.text != renderer.text("account.unknown", language)
 
     def test_fit_keeps_messages_within_telegram_limit(self) -> None:
         """A text longer than 4096 characters is cut with an ellipsis."""
