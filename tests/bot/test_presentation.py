@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from bot.present.charts import ChartLabels, TrendPoint, can_render, trend_chart_
 from bot.present.conversation import present
 from bot.present.questionnaire import questionnaire_screen
 from bot.present.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
-from bot.present.screens import Screen, fit, instrument_text
+from bot.present.screens import Screen, fit, instrument_text, percent
 from bot.services.patients import CONSENT_VERSION, AccountReply, AccountScreen, PatientView
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
 from bot.telegram.keyboards import markup
@@ -379,3 +380,13 @@ class TestInstrumentTexts:
         """The version stored with a consent is the one written in the consent templates."""
         for language in ("en", "zh"):
             assert default_renderer().text("consent.version", language) == CONSENT_VERSION
+
+
+class TestPercent:
+    @pytest.mark.parametrize(
+        ("share", "shown"),
+        [(Fraction(2, 3), 67), (Fraction(1, 8), 13), (Fraction(1, 200), 1), (Fraction(0), 0)],
+    )
+    def test_a_share_is_a_whole_percent_half_up(self, share: Fraction, shown: int) -> None:
+        """An exact share reads as a whole percent, halves rounded up (12.5 % → 13 %)."""
+        assert percent(share) == shown
