@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, time
 
-from sqlalchemy import bindparam, delete, or_, update
+from sqlalchemy import and_, bindparam, delete, or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -86,6 +86,38 @@ def get_linked_patient_for_update(*, session: Session, telegram_user_id: int) ->
     """The patient a Telegram account is linked to (None for none or a physician), locked for
     this transaction on PostgreSQL; one query, since every press and message starts here."""
     return session.exec(_LINKED_FOR_UPDATE, params={"telegram_user_id": telegram_user_id}).first()
+
+
+_LINKED_WITH_ADMINISTRATION = (
+    select(Patient, Administration)
+    .join(ChatLink, col(ChatLink.patient_id) == col(Patient.id))
+    .outerjoin(
+        Administration,
+        and_(
+            col(Administration.id) == bindparam("administration_id"),
+            col(Administration.patient_id) == col(Patient.id),
+        ),
+    )
+    .where(col(ChatLink.telegram_user_id) == bindparam("telegram_user_id"))
+    .with_for_update(of=Patient)
+    .execution_options(populate_existing=True)
+)
+
+
+def get_linked_patient_with_administration(
+    *, session: Session, telegram_user_id: int, administration_id: int
+) -> tuple[Patient | None, Administration | None]:
+    """`get_linked_patient_for_update` and, in the same query, that patient's administration
+    with this id (None if there is none, or it is another patient's), read fresh: a button
+    press names its questionnaire, and every press starts here."""
+    row = session.exec(
+        _LINKED_WITH_ADMINISTRATION,
+        params={"telegram_user_id": telegram_user_id, "administration_id": administration_id},
+    ).first()
+    if row is None:
+        return None, None
+    patient, administration = row
+    return patient, administration
 
 
 def get_patient_by_ref(*, session: Session, clinic_ref: str) -> Patient | None:

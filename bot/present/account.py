@@ -27,6 +27,7 @@ from bot.services.patients import (
     PAUSE_WEEKS,
     TIME_CHOICES,
     AccountReply,
+    AccountScreen,
     PatientView,
 )
 
@@ -81,6 +82,12 @@ def _option(renderer: Renderer, lang: str, key: str, step: str, value: str) -> B
     return Button(renderer.text(key, lang), cb.encode(cb.OptionButton(step, value)))
 
 
+_FROM_SETTINGS: Final = frozenset(
+    {AccountScreen.SETTINGS_TIMEZONE, AccountScreen.SETTINGS_WEEKDAY, AccountScreen.SETTINGS_TIME}
+)
+"""Steps reached from /settings rather than onboarding: they offer Cancel."""
+
+
 @dataclass(frozen=True)
 class _Asked:
     """One account screen to word: the reply, its patient and their language."""
@@ -98,7 +105,7 @@ class _Asked:
 
     def in_settings(self, rows: list[tuple[Button, ...]]) -> tuple[tuple[Button, ...], ...]:
         """The rows, with Cancel under them when the step is reached from the settings."""
-        if self.reply.screen.startswith("settings."):
+        if self.reply.screen in _FROM_SETTINGS:
             rows = [*rows, (self.option("account.cancel", "set", "menu"),)]
         return tuple(rows)
 
@@ -191,7 +198,7 @@ def _paused(a: _Asked) -> Screen:
 
 
 def _stop_menu(a: _Asked) -> Screen:
-    withdrawn = a.reply.screen == "stop.menu_withdrawn"
+    withdrawn = a.reply.screen is AccountScreen.STOP_MENU_WITHDRAWN
     rows = [] if withdrawn else [(a.option("account.stop_keep", "stop", "keep"),)]
     rows.append((a.option("account.stop_delete", "stop", "delete"),))
     rows.append((a.option("account.cancel", "stop", "cancel"),))
@@ -223,36 +230,38 @@ def _languages(key: str) -> Callable[[_Asked], Screen]:
     return screen
 
 
-_SCREENS: Final[dict[str, Callable[[_Asked], Screen]]] = {
-    "onboarding.language": _languages("onboarding.language"),
-    "onboarding.consent": _consent,
-    "onboarding.timezone": _timezone,
-    "settings.timezone": _timezone,
-    "onboarding.weekday": _weekday,
-    "settings.weekday": _weekday,
-    "onboarding.time": _time,
-    "settings.time": _time,
-    "onboarding.done": _onboarded,
-    "settings.menu": _settings,
-    "language.menu": _languages("account.language_menu"),
-    "pause.menu": _pause_menu,
-    "pause.paused": _paused,
-    "stop.menu": _stop_menu,
-    "stop.menu_withdrawn": _stop_menu,
-    "stop.confirm_1": _confirm("account.confirm_1", "account.yes_delete", "delete2"),
-    "stop.confirm_2": _confirm("account.confirm_2", "account.delete_everything", "delete3"),
+_SCREENS: Final[dict[AccountScreen, Callable[[_Asked], Screen]]] = {
+    AccountScreen.ONBOARDING_LANGUAGE: _languages("onboarding.language"),
+    AccountScreen.ONBOARDING_CONSENT: _consent,
+    AccountScreen.ONBOARDING_TIMEZONE: _timezone,
+    AccountScreen.SETTINGS_TIMEZONE: _timezone,
+    AccountScreen.ONBOARDING_WEEKDAY: _weekday,
+    AccountScreen.SETTINGS_WEEKDAY: _weekday,
+    AccountScreen.ONBOARDING_TIME: _time,
+    AccountScreen.SETTINGS_TIME: _time,
+    AccountScreen.ONBOARDING_DONE: _onboarded,
+    AccountScreen.SETTINGS_MENU: _settings,
+    AccountScreen.LANGUAGE_MENU: _languages("account.language_menu"),
+    AccountScreen.PAUSE_MENU: _pause_menu,
+    AccountScreen.PAUSE_PAUSED: _paused,
+    AccountScreen.STOP_MENU: _stop_menu,
+    AccountScreen.STOP_MENU_WITHDRAWN: _stop_menu,
+    AccountScreen.STOP_CONFIRM_1: _confirm("account.confirm_1", "account.yes_delete", "delete2"),
+    AccountScreen.STOP_CONFIRM_2: _confirm(
+        "account.confirm_2", "account.delete_everything", "delete3"
+    ),
 }
 """Screens with buttons or values, by the name the account service gives them."""
 
-_PLAIN: Final = {
-    "consent.declined": "consent.declined",
-    "language.changed": "account.language_changed",
-    "pause.resumed": "account.resumed",
-    "stop.withdrawn": "account.withdrawn",
-    "stop.deleted": "account.deleted",
-    "stop.cancelled": "account.cancelled",
-    "account.stopped": "account.stopped",
-    "account.home": "help.patient",
+_PLAIN: Final[dict[AccountScreen, str]] = {
+    AccountScreen.CONSENT_DECLINED: "consent.declined",
+    AccountScreen.LANGUAGE_CHANGED: "account.language_changed",
+    AccountScreen.PAUSE_RESUMED: "account.resumed",
+    AccountScreen.STOP_WITHDRAWN: "account.withdrawn",
+    AccountScreen.STOP_DELETED: "account.deleted",
+    AccountScreen.STOP_CANCELLED: "account.cancelled",
+    AccountScreen.ACCOUNT_STOPPED: "account.stopped",
+    AccountScreen.ACCOUNT_HOME: "help.patient",
 }
 """Screens that are one message, by name."""
 

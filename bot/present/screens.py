@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -148,6 +149,13 @@ def rounded(value: Decimal | None) -> Decimal | None:
     """A score as people read it: one decimal, half away from zero on the exact value
     (clinical spec §3: 4.55 → 4.6); None stays None. Its state comes from the exact value."""
     return None if value is None else display_decimal(value)
+
+
+def percent(share: Fraction) -> int:
+    """A share (0 to 1) as a whole percent, half up on the exact value (2/3 → 67, 1/8 → 13)."""
+    return int(
+        (Decimal(100 * share.numerator) / share.denominator).quantize(Decimal(1), ROUND_HALF_UP)
+    )
 
 
 def measured(value: Decimal | None) -> str | None:

@@ -200,7 +200,7 @@ def start(
         replies.append(Notice("enrollment.physician_intro", account.language))
         return replies
     where = patients.current_screen(ctx, telegram_user_id=telegram_user_id)
-    if where is not None and where.screen == "account.home":
+    if where is not None and where.screen is patients.AccountScreen.ACCOUNT_HOME:
         status = history.my_status(ctx, telegram_user_id=telegram_user_id)
         if status is not None:
             replies.append(status)

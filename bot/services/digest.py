@@ -14,8 +14,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
+from fractions import Fraction
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -192,7 +193,9 @@ class Digest:
     completed: int
     missed: int
     pending: int
-    completion_rate: int | None
+    completion_rate: Fraction | None
+    """The share of this week's finished questionnaires that were completed, exact (0 to 1);
+    None when none was due."""
     attention: tuple[PatientLine, ...]
     improving: tuple[PatientLine, ...]
     patients: tuple[PatientLine, ...]
@@ -238,10 +241,8 @@ class SafetyNote:
     alerted_now: bool
 
 
-def _percent(part: int, whole: int) -> int | None:
-    if whole == 0:
-        return None
-    return int((Decimal(100 * part) / Decimal(whole)).quantize(Decimal(1), ROUND_HALF_UP))
+def _share(part: int, whole: int) -> Fraction | None:
+    return None if whole == 0 else Fraction(part, whole)
 
 
 def _observation(row: digest_storage.AdministrationRow) -> attention.Observation:
@@ -513,7 +514,7 @@ def build_digest(
         completed=completed,
         missed=missed,
         pending=len(this_week) - completed - missed,
-        completion_rate=_percent(completed, completed + missed),
+        completion_rate=_share(completed, completed + missed),
         attention=tuple(sorted((ln for ln in lines if ln.concerns), key=_attention_order)),
         improving=tuple(sorted((ln for ln in lines if ln.progress), key=_improving_order)),
         patients=tuple(sorted(lines, key=lambda ln: (ln.identifier.casefold(), ln.patient_id))),

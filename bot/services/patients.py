@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from enum import Enum
 from functools import cache
 from typing import Final, TypeVar
 from zoneinfo import available_timezones
@@ -86,11 +87,51 @@ class PatientView:
     consented: bool
 
 
+class AccountScreen(Enum):
+    """Which account screen a reply is; `bot.present.account` words each one."""
+
+    ONBOARDING_LANGUAGE = "onboarding.language"
+    ONBOARDING_CONSENT = "onboarding.consent"
+    ONBOARDING_TIMEZONE = "onboarding.timezone"
+    ONBOARDING_WEEKDAY = "onboarding.weekday"
+    ONBOARDING_TIME = "onboarding.time"
+    ONBOARDING_DONE = "onboarding.done"
+    SETTINGS_MENU = "settings.menu"
+    SETTINGS_TIMEZONE = "settings.timezone"
+    SETTINGS_WEEKDAY = "settings.weekday"
+    SETTINGS_TIME = "settings.time"
+    LANGUAGE_MENU = "language.menu"
+    LANGUAGE_CHANGED = "language.changed"
+    CONSENT_DECLINED = "consent.declined"
+    PAUSE_MENU = "pause.menu"
+    PAUSE_PAUSED = "pause.paused"
+    PAUSE_RESUMED = "pause.resumed"
+    STOP_MENU = "stop.menu"
+    STOP_MENU_WITHDRAWN = "stop.menu_withdrawn"
+    STOP_CONFIRM_1 = "stop.confirm_1"
+    STOP_CONFIRM_2 = "stop.confirm_2"
+    STOP_WITHDRAWN = "stop.withdrawn"
+    STOP_DELETED = "stop.deleted"
+    STOP_CANCELLED = "stop.cancelled"
+    ACCOUNT_STOPPED = "account.stopped"
+    ACCOUNT_HOME = "account.home"
+    ACCOUNT_NOT_PATIENT = "account.not_patient"
+
+
+_ONBOARDING_SCREENS: Final = {
+    STEP_LANGUAGE: AccountScreen.ONBOARDING_LANGUAGE,
+    STEP_CONSENT: AccountScreen.ONBOARDING_CONSENT,
+    STEP_TIMEZONE: AccountScreen.ONBOARDING_TIMEZONE,
+    STEP_WEEKDAY: AccountScreen.ONBOARDING_WEEKDAY,
+    STEP_TIME: AccountScreen.ONBOARDING_TIME,
+}
+
+
 @dataclass(frozen=True)
 class AccountReply:
-    """Which account screen to show (`screen` names a group of templates) and for whom."""
+    """Which account screen to show and for whom."""
 
-    screen: str
+    screen: AccountScreen
     patient: PatientView | None
     notice: str | None = None
     echo: str | None = None  # what the patient typed, when the screen quotes it back
@@ -122,6 +163,12 @@ def linked_patient(session: Session, *, telegram_user_id: int, now: datetime) ->
     patient = patients.get_linked_patient_for_update(
         session=session, telegram_user_id=telegram_user_id
     )
+    return lift_ended_pause(session, patient, now)
+
+
+def lift_ended_pause(session: Session, patient: Patient | None, now: datetime) -> Patient | None:
+    """`patient` if it is a linked patient (None otherwise), with a pause whose end has passed
+    lifted (see `linked_patient`), for a patient the caller has just read."""
     if patient is None or patient.status not in _LINKED:
         return None
     if (
@@ -142,13 +189,12 @@ def not_a_patient(
     introduction for a physician, the how-to-join text for anyone else."""
     link = enrollment.get_link_by_user(session=session, telegram_user_id=telegram_user_id)
     kind = "physician" if link is not None and link.physician_id is not None else "unknown"
-    return AccountReply("account.not_patient", None, notice=kind, language=language)
+    return AccountReply(AccountScreen.ACCOUNT_NOT_PATIENT, None, notice=kind, language=language)
 
 
-def onboarding_screen(patient: Patient) -> str:
+def onboarding_screen(patient: Patient) -> AccountScreen:
     """The screen of the onboarding step a patient is at."""
-    step = patient.onboarding_step if patient.onboarding_step in ONBOARDING_STEPS else None
-    return f"onboarding.{step or STEP_LANGUAGE}"
+    return _ONBOARDING_SCREENS.get(patient.onboarding_step or "", AccountScreen.ONBOARDING_LANGUAGE)
 
 
 def current_screen(ctx: AppContext, *, telegram_user_id: int) -> AccountReply | None:
@@ -164,8 +210,8 @@ def _where(ctx: AppContext, patient: Patient, notice: str | None = None) -> Acco
     if patient.status == PatientStatus.ONBOARDING.value:
         return AccountReply(onboarding_screen(patient), view_of(ctx, patient), notice)
     if patient.status == PatientStatus.WITHDRAWN.value:
-        return AccountReply("account.stopped", view_of(ctx, patient), notice)
-    return AccountReply("account.home", view_of(ctx, patient), notice)
+        return AccountReply(AccountScreen.ACCOUNT_STOPPED, view_of(ctx, patient), notice)
+    return AccountReply(AccountScreen.ACCOUNT_HOME, view_of(ctx, patient), notice)
 
 
 def _next_onboarding_step(patient: Patient) -> None:
@@ -248,7 +294,7 @@ def _choose_language(
     _save(session, patient)
     if _onboarding(patient):
         return AccountReply(onboarding_screen(patient), view_of(ctx, patient), "language_changed")
-    return AccountReply("language.changed", view_of(ctx, patient))
+    return AccountReply(AccountScreen.LANGUAGE_CHANGED, view_of(ctx, patient))
 
 
 def _choose_consent(
@@ -257,7 +303,7 @@ def _choose_consent(
     if not _onboarding(patient) or patient.onboarding_step != STEP_CONSENT:
         return None
     if value == "no":
-        return AccountReply("consent.declined", view_of(ctx, patient))
+        return AccountReply(AccountScreen.CONSENT_DECLINED, view_of(ctx, patient))
     if value != "yes":
         return None
     patient.consent_version = CONSENT_VERSION
@@ -286,13 +332,15 @@ def _apply_preference(
         assign(patient, value)
         _next_onboarding_step(patient)
         _save(session, patient)
-        screen = "onboarding.done" if _in_settings(patient) else onboarding_screen(patient)
+        screen = (
+            AccountScreen.ONBOARDING_DONE if _in_settings(patient) else onboarding_screen(patient)
+        )
         return AccountReply(screen, view_of(ctx, patient))
     if not _in_settings(patient):
         return None
     assign(patient, value)
     _save(session, patient)
-    return AccountReply("settings.menu", view_of(ctx, patient), "saved")
+    return AccountReply(AccountScreen.SETTINGS_MENU, view_of(ctx, patient), "saved")
 
 
 def _set_timezone(patient: Patient, zone: str) -> None:
@@ -349,16 +397,16 @@ def _choose_setting(
         # Remember that a typed zone name is expected next.
         patient.onboarding_step = STEP_TIMEZONE
         _save(session, patient)
-        return AccountReply("settings.timezone", view_of(ctx, patient))
+        return AccountReply(AccountScreen.SETTINGS_TIMEZONE, view_of(ctx, patient))
     if value in ("day", "time"):
-        screen = "settings.weekday" if value == "day" else "settings.time"
+        screen = AccountScreen.SETTINGS_WEEKDAY if value == "day" else AccountScreen.SETTINGS_TIME
         return AccountReply(screen, view_of(ctx, patient))
     if value == "lang":
-        return AccountReply("language.menu", view_of(ctx, patient))
+        return AccountReply(AccountScreen.LANGUAGE_MENU, view_of(ctx, patient))
     if value in ("menu", "cancel"):
         patient.onboarding_step = None
         _save(session, patient)
-        return AccountReply("settings.menu", view_of(ctx, patient))
+        return AccountReply(AccountScreen.SETTINGS_MENU, view_of(ctx, patient))
     return None
 
 
@@ -376,14 +424,14 @@ def _choose_pause(
         patient.paused_until = None
         _save(session, patient)
         _audit(session, patient, now, "resume")
-        return AccountReply("pause.resumed", view_of(ctx, patient))
+        return AccountReply(AccountScreen.PAUSE_RESUMED, view_of(ctx, patient))
     if weeks not in PAUSE_WEEKS:
         return None
     patient.status = PatientStatus.PAUSED.value
     patient.paused_until = now + timedelta(weeks=weeks)
     _save(session, patient)
     _audit(session, patient, now, "pause", {"weeks": weeks})
-    return AccountReply("pause.paused", view_of(ctx, patient))
+    return AccountReply(AccountScreen.PAUSE_PAUSED, view_of(ctx, patient))
 
 
 def _choose_stop(
@@ -398,15 +446,15 @@ def _choose_stop(
         patient.onboarding_step = None
         _save(session, patient)
         _audit(session, patient, now, "withdraw")
-        return AccountReply("stop.withdrawn", view_of(ctx, patient))
+        return AccountReply(AccountScreen.STOP_WITHDRAWN, view_of(ctx, patient))
     if value == "delete":
         patient.onboarding_step = STEP_DELETE_1
         _save(session, patient)
-        return AccountReply("stop.confirm_1", view_of(ctx, patient))
+        return AccountReply(AccountScreen.STOP_CONFIRM_1, view_of(ctx, patient))
     if value == "delete2" and patient.onboarding_step == STEP_DELETE_1:
         patient.onboarding_step = STEP_DELETE_2
         _save(session, patient)
-        return AccountReply("stop.confirm_2", view_of(ctx, patient))
+        return AccountReply(AccountScreen.STOP_CONFIRM_2, view_of(ctx, patient))
     if value == "delete3" and patient.onboarding_step == STEP_DELETE_2:
         view = view_of(ctx, patient)
         assert patient.id is not None
@@ -418,12 +466,12 @@ def _choose_stop(
             )
         patients.delete_patient_data(session=session, patient_id=patient.id, now=now)
         _audit(session, patient, now, "delete_data")
-        return AccountReply("stop.deleted", view)
+        return AccountReply(AccountScreen.STOP_DELETED, view)
     if value == "cancel":
         if patient.onboarding_step in (STEP_DELETE_1, STEP_DELETE_2):
             patient.onboarding_step = _resumed_step(patient)
             _save(session, patient)
-        return AccountReply("stop.cancelled", view_of(ctx, patient))
+        return AccountReply(AccountScreen.STOP_CANCELLED, view_of(ctx, patient))
     return None
 
 
@@ -478,12 +526,15 @@ def typed_during_setup(ctx: AppContext, *, telegram_user_id: int, text: str) -> 
             return None
         step = patient.onboarding_step
         if patient.status == PatientStatus.WITHDRAWN.value:
-            return AccountReply("account.stopped", view_of(ctx, patient))
+            return AccountReply(AccountScreen.ACCOUNT_STOPPED, view_of(ctx, patient))
         if _in_settings(patient) and step == STEP_TIMEZONE:
             zone = resolve_timezone(text)
             if zone is None:
                 return AccountReply(
-                    "settings.timezone", view_of(ctx, patient), "invalid_timezone", echo=text
+                    AccountScreen.SETTINGS_TIMEZONE,
+                    view_of(ctx, patient),
+                    "invalid_timezone",
+                    echo=text,
                 )
             return _apply_preference(ctx, session, patient, STEP_TIMEZONE, _set_timezone, zone)
         if not _onboarding(patient):
@@ -515,16 +566,16 @@ def open_menu(
         if patient is None:
             return not_a_patient(ctx, session, telegram_user_id=telegram_user_id, language=language)
         if menu == "language" and patient.status != PatientStatus.WITHDRAWN.value:
-            return AccountReply("language.menu", view_of(ctx, patient))
+            return AccountReply(AccountScreen.LANGUAGE_MENU, view_of(ctx, patient))
         if menu == "stop" and patient.status != PatientStatus.WITHDRAWN.value:
-            return AccountReply("stop.menu", view_of(ctx, patient))
+            return AccountReply(AccountScreen.STOP_MENU, view_of(ctx, patient))
         if menu == "stop":
-            return AccountReply("stop.menu_withdrawn", view_of(ctx, patient))
+            return AccountReply(AccountScreen.STOP_MENU_WITHDRAWN, view_of(ctx, patient))
         if not _in_settings(patient):
             return _where(ctx, patient)
         if menu == "pause":
-            return AccountReply("pause.menu", view_of(ctx, patient))
+            return AccountReply(AccountScreen.PAUSE_MENU, view_of(ctx, patient))
         if patient.onboarding_step == STEP_TIMEZONE:
             patient.onboarding_step = None
             _save(session, patient)
-        return AccountReply("settings.menu", view_of(ctx, patient))
+        return AccountReply(AccountScreen.SETTINGS_MENU, view_of(ctx, patient))

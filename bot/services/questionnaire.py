@@ -4,7 +4,7 @@ Each call is one transaction on the administration row (clinical spec §1 for th
 their values). The row's `current_item` is moved with a compare-and-set UPDATE before an answer
 is written, so a stale, duplicated or forged press, or a second process handling the same
 update, records nothing. Every answer and correction leaves an audit event; confirming computes
-the scores through `bot.services.scores.recompute_administration` in the same transaction.
+the scores through `bot.services.scores.score_completed` in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from sqlmodel import Session
 from bot.context import AppContext
 from bot.domain import flow, instruments, scoring
 from bot.domain.schedule import local_day_bounds, next_slot_after
-from bot.services.patients import linked_patient
-from bot.services.scores import recompute_administration
+from bot.services.patients import lift_ended_pause, linked_patient
+from bot.services.scores import score_completed
 from storage import administrations, audit, patients, scores
 from storage.models import (
     Administration,
@@ -191,7 +191,11 @@ def _reply(patient: Patient, outcome: Outcome, **values: object) -> Questionnair
 
 
 def _answering_patient(session: Session, telegram_user_id: int, now: datetime) -> Patient:
-    patient = linked_patient(session, telegram_user_id=telegram_user_id, now=now)
+    return _answering(linked_patient(session, telegram_user_id=telegram_user_id, now=now))
+
+
+def _answering(patient: Patient | None) -> Patient:
+    """The linked patient if they may answer; otherwise the refusal."""
     if patient is None:
         raise _Refused(QuestionnaireReply(Outcome.NOT_YOURS, language="en"))
     if patient.status not in _ANSWERING:
@@ -200,19 +204,21 @@ def _answering_patient(session: Session, telegram_user_id: int, now: datetime) -
 
 
 def _own_open_administration(
-    session: Session, patient: Patient, administration_id: int, now: datetime
-) -> Administration:
-    """The administration a button names, if it is this patient's and still open."""
-    administration = administrations.get_administration(
-        session=session, administration_id=administration_id
+    session: Session, telegram_user_id: int, administration_id: int, now: datetime
+) -> tuple[Patient, Administration]:
+    """The answering patient and the administration a button names, if it is theirs and still
+    open, read in one query."""
+    found, administration = patients.get_linked_patient_with_administration(
+        session=session, telegram_user_id=telegram_user_id, administration_id=administration_id
     )
-    if administration is None or administration.patient_id != patient.id:
+    patient = _answering(lift_ended_pause(session, found, now))
+    if administration is None:
         raise _Refused(_reply(patient, Outcome.NOT_YOURS))
     if administration.status == AdministrationStatus.COMPLETED.value:
         raise _Refused(_reply(patient, Outcome.ALREADY_COMPLETED))
     if administration.status != AdministrationStatus.OPEN.value or administration.expires_at <= now:
         raise _Refused(_reply(patient, Outcome.CLOSED))
-    return administration
+    return patient, administration
 
 
 def _stale(session: Session, patient: Patient, administration_id: int) -> QuestionnaireReply:
@@ -275,8 +281,9 @@ def start(ctx: AppContext, *, telegram_user_id: int, administration_id: int) -> 
     exactly where it stands."""
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient = _answering_patient(session, telegram_user_id, now)
-        administration = _own_open_administration(session, patient, administration_id, now)
+        patient, administration = _own_open_administration(
+            session, telegram_user_id, administration_id, now
+        )
         view = _begin(session, patient, administration, now)
         return _reply(patient, Outcome.SHOW, view=view)
 
@@ -382,8 +389,9 @@ def answer(
     """An answer button (0–10, or minutes for item 6): recorded once, then the next step."""
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient = _answering_patient(session, telegram_user_id, now)
-        administration = _own_open_administration(session, patient, administration_id, now)
+        patient, administration = _own_open_administration(
+            session, telegram_user_id, administration_id, now
+        )
         parsed = instruments.button_answer(item, value)
         if parsed is None:
             return _stale(session, patient, administration_id)
@@ -424,8 +432,9 @@ def _move(
     ctx: AppContext, telegram_user_id: int, administration_id: int, event: flow.Event
 ) -> QuestionnaireReply:
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient = _answering_patient(session, telegram_user_id, now)
-        administration = _own_open_administration(session, patient, administration_id, now)
+        patient, administration = _own_open_administration(
+            session, telegram_user_id, administration_id, now
+        )
         stored = administrations.answers_of(session=session, administration_id=administration_id)
         state = flow.State(administration.current_item, administration.return_to_summary)
         after = flow.step(state, event, stored)
@@ -466,8 +475,9 @@ def change(
         return _move(ctx, telegram_user_id, administration_id, flow.Change(item))
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient = _answering_patient(session, telegram_user_id, now)
-        administration = _own_open_administration(session, patient, administration_id, now)
+        patient, administration = _own_open_administration(
+            session, telegram_user_id, administration_id, now
+        )
         if administration.current_item != flow.SUMMARY:
             return _stale(session, patient, administration_id)
         return _reply(patient, Outcome.PICKER, view=_view(session, patient, administration))
@@ -481,8 +491,9 @@ def confirm(
     """Confirm on the summary: completes the questionnaire and computes its scores."""
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient = _answering_patient(session, telegram_user_id, now)
-        administration = _own_open_administration(session, patient, administration_id, now)
+        patient, administration = _own_open_administration(
+            session, telegram_user_id, administration_id, now
+        )
         stored = administrations.answers_of(session=session, administration_id=administration_id)
         state = flow.State(administration.current_item, administration.return_to_summary)
         if not isinstance(flow.step(state, flow.Confirm(), stored), flow.Completed):
@@ -496,9 +507,11 @@ def confirm(
             now=now,
         ):
             return _stale(session, patient, administration_id)
-        record = recompute_administration(
+        # The compare-and-set above completed `administration` in this session too.
+        record = score_completed(
             session,
-            administration_id=administration_id,
+            administration=administration,
+            stored=stored,
             window=timedelta(days=ctx.settings.lab_window_days),
             now=now,
         )

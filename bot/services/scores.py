@@ -1,7 +1,9 @@
 """The one code path that computes an administration's scores (clinical spec §2–§4).
 
 Whatever route an answer or a lab value arrived by (chat, CLI, CSV import), its effects on
-scores go through `recompute_administration`, so stored scores are always consistent.
+scores go through `recompute_administration` (or `score_completed`, its second half, when the
+confirming press has the administration and its answers in hand), so stored scores are always
+consistent.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from sqlmodel import Session
 from bot.domain import scoring
 from bot.domain.merging import LabCandidate, nearest_lab
 from storage import administrations, labs, scores
-from storage.models import Administration, AdministrationStatus, Analyte, LabResult, ScoreRecord
+from storage.models import (
+    Administration,
+    AdministrationStatus,
+    Analyte,
+    Answer,
+    LabResult,
+    ScoreRecord,
+)
 
 BASDAI_ITEMS = ("q1", "q2", "q3", "q4", "q5", "q6")
 ASDAS_ITEMS = ("q2", "q3", "q6", "patient_global")
@@ -106,6 +115,23 @@ def recompute_administration(
     if administration is None or administration.status != AdministrationStatus.COMPLETED.value:
         return None
     stored = administrations.answers_of(session=session, administration_id=administration_id)
+    return score_completed(
+        session, administration=administration, stored=stored, window=window, now=now
+    )
+
+
+def score_completed(
+    session: Session,
+    *,
+    administration: Administration,
+    stored: dict[str, Answer],
+    window: timedelta,
+    now: datetime,
+) -> ScoreRecord:
+    """Computes and stores the scores of a completed administration from its answers, both as
+    this unit of work has them (the confirming press has just read them)."""
+    assert administration.id is not None
+    administration_id = administration.id
     answers = {code: answer.score for code, answer in stored.items()}
     if "q6" in stored:
         # The 0–10 value of a duration is recomputed from the minutes, exactly (spec §1).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -17,8 +18,8 @@ from bot.present.charts import ChartLabels, TrendPoint, can_render, trend_chart_
 from bot.present.conversation import present
 from bot.present.questionnaire import questionnaire_screen
 from bot.present.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
-from bot.present.screens import Screen, fit, instrument_text
-from bot.services.patients import CONSENT_VERSION, AccountReply, PatientView
+from bot.present.screens import Screen, fit, instrument_text, percent
+from bot.services.patients import CONSENT_VERSION, AccountReply, AccountScreen, PatientView
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
 from bot.telegram.keyboards import markup
 from bot.telegram.ordering import PerUserUpdateProcessor
@@ -94,13 +95,40 @@ class TestAccountScreens:
             1, "en", "onboarding", "timezone", "UTC", 0, time(18), "UTC", None, True
         )
         reply = AccountReply(
-            "onboarding.timezone", patient, "invalid_timezone", echo="<b>x</b>" * 30
+            AccountScreen.ONBOARDING_TIMEZONE, patient, "invalid_timezone", echo="<b>x</b>" * 30
         )
         text = present(default_renderer(), reply).primary
         assert text is not None
         assert "&lt;b&gt;x&lt;/b&gt;" in text.text
         assert "<b>x</b>" not in text.text
         assert "…" in text.text
+
+    @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+    @pytest.mark.parametrize(
+        "screen", [s for s in AccountScreen if s is not AccountScreen.ACCOUNT_NOT_PATIENT]
+    )
+    def test_every_account_screen_has_its_own_words(
+        self, screen: AccountScreen, language: str
+    ) -> None:
+        """Each screen the account service names is worded in every language, never as the
+        text of an account that is not linked any more."""
+        renderer = default_renderer()
+        patient = PatientView(
+            1,
+            language,
+            "active",
+            None,
+            "UTC",
+            0,
+            time(18),
+            "UTC",
+            datetime(2026, 3, 9, tzinfo=UTC),
+            True,
+        )
+        shown = present(renderer, AccountReply(screen, patient)).primary
+        assert shown is not None
+        assert shown.text
+        assert shown.text != renderer.text("account.unknown", language)
 
     def test_fit_keeps_messages_within_telegram_limit(self) -> None:
         """A text longer than 4096 characters is cut with an ellipsis."""
@@ -352,3 +380,13 @@ class TestInstrumentTexts:
         """The version stored with a consent is the one written in the consent templates."""
         for language in ("en", "zh"):
             assert default_renderer().text("consent.version", language) == CONSENT_VERSION
+
+
+class TestPercent:
+    @pytest.mark.parametrize(
+        ("share", "shown"),
+        [(Fraction(2, 3), 67), (Fraction(1, 8), 13), (Fraction(1, 200), 1), (Fraction(0), 0)],
+    )
+    def test_a_share_is_a_whole_percent_half_up(self, share: Fraction, shown: int) -> None:
+        """An exact share reads as a whole percent, halves rounded up (12.5 % → 13 %)."""
+        assert percent(share) == shown

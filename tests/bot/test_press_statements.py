@@ -16,14 +16,34 @@ from tests.factories import make_active_patient, make_physician
 
 ANSWER_PRESS = [
     "INSERT processedupdate",  # the update's claim (and whether its patient is unreachable)
-    "SELECT patient",  # the pressing patient, through their chat link
-    "SELECT administration",  # the questionnaire the button names
+    "SELECT patient",  # the pressing patient (by their chat link) and the questionnaire named
     "SELECT answer",  # its answers so far
     "UPDATE administration",  # the compare-and-set move to the next question
     "INSERT answer",
     "INSERT auditevent",
 ]
 """The statements of an answer press, in order."""
+
+CONFIRM_PRESS = [
+    "INSERT processedupdate",
+    "SELECT patient",  # the patient and the questionnaire
+    "SELECT answer",
+    "UPDATE administration",  # the compare-and-set completion
+    "SELECT labresult",  # the CRP and the ESR nearest the questionnaire (spec §6)
+    "SELECT labresult",
+    "SELECT scorerecord",  # scores stored once, whatever the route
+    "INSERT scorerecord",
+    "UPDATE patient",  # the baseline date, on the first questionnaire only
+    "INSERT auditevent",
+    "SELECT administration",  # the previous questionnaire, for the comparison
+    # The safety check-in that follows (clinical spec §8), in its own unit of work.
+    "SELECT patient",
+    "SELECT administration",
+    "SELECT administration",
+    "SELECT patient",
+    "SELECT physician",
+]
+"""The statements of the press that confirms a first questionnaire, in order."""
 
 _FIRST_TABLE = re.compile(r"\bFROM\s+(\w+)", re.I)
 
@@ -52,10 +72,10 @@ async def _patient_at_first_question(bot: RunningBot) -> Any:
 
 
 class TestPressStatements:
-    async def test_an_answer_press_sends_seven_statements(self, running_bot: RunningBot) -> None:
-        """Answering a question claims the update, reads the patient, the questionnaire and
-        its answers once each, and writes the move, the answer and its audit entry: nothing
-        more."""
+    async def test_an_answer_press_sends_six_statements(self, running_bot: RunningBot) -> None:
+        """Answering a question claims the update, reads the patient with the questionnaire
+        and then its answers, once each, and writes the move, the answer and its audit entry:
+        nothing more."""
         user = await _patient_at_first_question(running_bot)
         with captured_statements() as statements:
             user.press_button("4")
@@ -74,3 +94,18 @@ class TestPressStatements:
             await running_bot.settle()
         assert "Question 5 of 7" in user.last_message()["text"]
         assert [_named(statement) for statement, _ in statements] == ANSWER_PRESS
+
+    async def test_the_confirming_press_sends_its_listed_statements(
+        self, running_bot: RunningBot
+    ) -> None:
+        """Confirming reads the questionnaire and its answers once, stores the scores and the
+        audit entry, compares with earlier weeks, then opens the safety check-in."""
+        user = await _patient_at_first_question(running_bot)
+        for label in ("4", "5", "0", "3", "4", "1 h", "5"):
+            user.press_button(label)
+            await running_bot.settle()
+        with captured_statements() as statements:
+            user.press_button("✅ Confirm")
+            await running_bot.settle()
+        assert any("Your BASDAI today is" in str(m.get("text", "")) for m in user.messages())
+        assert [_named(statement) for statement, _ in statements] == CONFIRM_PRESS

@@ -277,16 +277,16 @@ class TestAccountService:
             "stale"
         )
         assert patients.choose(ctx, telegram_user_id=USER, step="stop", value="delete").screen == (
-            "stop.confirm_1"
+            patients.AccountScreen.STOP_CONFIRM_1
         )
         assert patients.choose(ctx, telegram_user_id=USER, step="stop", value="delete3").notice == (
             "stale"
         )
         assert patients.choose(ctx, telegram_user_id=USER, step="stop", value="delete2").screen == (
-            "stop.confirm_2"
+            patients.AccountScreen.STOP_CONFIRM_2
         )
         deleted = patients.choose(ctx, telegram_user_id=USER, step="stop", value="delete3")
-        assert deleted.screen == "stop.deleted"
+        assert deleted.screen is patients.AccountScreen.STOP_DELETED
         assert enrollment.identify(ctx, telegram_user_id=USER, language="en").kind == "unknown"
         assert administrations_of(ctx, patient_id) == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 from bot.domain import attention, scoring
 from bot.services.digest import (
@@ -104,7 +105,7 @@ def digest(lines: list[PatientLine], *, language: str = "en") -> Digest:
         completed=len(lines),
         missed=0,
         pending=0,
-        completion_rate=100 if lines else None,
+        completion_rate=Fraction(1) if lines else None,
         attention=tuple(sorted((ln for ln in lines if ln.concerns), key=lambda ln: ln.severity)),
         improving=tuple(ln for ln in lines if ln.progress),
         patients=tuple(lines),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 import math
 import re
 from datetime import timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -144,6 +146,18 @@ class TestRenderDigest:
         assert "Letzte 4 Wochen" in rendered.document_html
         for english in ("very high", "Weekly digest", "missed", "Needs attention"):
             assert english not in text, english
+
+    @pytest.mark.parametrize(
+        ("language", "shown"),
+        [("en", "completion rate 67 %"), ("de", "Rücklaufquote 67 %"), ("zh", "完成率 67%")],
+    )
+    def test_completion_rate_is_a_whole_percent(self, language: str, shown: str) -> None:
+        """The service's exact share (2 of 3) reads as a whole percent, rounded half up."""
+        lines = [samples.line(1, basdai=["3.0", "5.5"], asdas=["2.0", "3.8"])]
+        digest = dataclasses.replace(
+            samples.digest(lines, language=language), completion_rate=Fraction(2, 3)
+        )
+        assert shown in "\n".join(render_digest(digest, default_renderer()).messages)
 
     def test_patient_text_is_escaped(self) -> None:
         """An identifier with markup characters is shown literally, not as HTML."""

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import pytest
@@ -109,7 +110,7 @@ class TestBuildDigest:
         assert (digest.first_day, digest.last_day) == (date(2026, 2, 23), date(2026, 3, 1))
         assert (digest.patients_active, digest.patients_paused) == (3, 1)
         assert (digest.completed, digest.missed, digest.pending) == (1, 1, 1)
-        assert digest.completion_rate == 50
+        assert digest.completion_rate == Fraction(1, 2)
         assert line_of(digest, paused).paused
 
     def test_no_questionnaire_this_week_has_no_rate(self, ctx: AppContext) -> None:
@@ -198,7 +199,7 @@ class TestBuildDigest:
         assert line.last_weeks == (WeekStatus.MISSED,) * 4
         missed = next(flag for flag in line.concerns if flag.kind is Concern.MISSED)
         assert missed.count == 5
-        assert digest.completion_rate == 0
+        assert digest.completion_rate == Fraction(0)
 
     def test_unreachable_patient(self, ctx: AppContext) -> None:
         """A patient who blocked the bot is listed with the date it happened."""

@@ -22,6 +22,7 @@ from bot.present.course import CourseWords, rendered
 from bot.present.digest.charts import ChartPanel, ChartPoint, batches, panel_image
 from bot.present.formats import day_text, number_text
 from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
+from bot.present.screens import percent
 from bot.services.digest import Digest, TreatmentKind
 
 MAX_MESSAGES = 4
@@ -217,6 +218,7 @@ def _variables(digest: Digest, renderer: Renderer) -> dict[str, object]:
         "safety": safety_lines(digest, renderer),
         "num": lambda value: number(value, digest.language),
         "signed": lambda value: signed(value, digest.language),
+        "percent": percent,
         # A day in a CLDR pattern ("d MMM y"): month names from CLDR, in the digest's language.
         "date": lambda value, pattern: day_text(value, pattern, digest.language),
         "local": lambda value: local_date(value, digest.timezone),

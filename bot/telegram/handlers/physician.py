@@ -11,7 +11,8 @@ in any process.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, InputFile, Update
 from telegram.error import BadRequest
@@ -24,7 +25,7 @@ from bot.present.physician import CANCEL, PAGE, SAVE, THERAPY_CANCEL, THERAPY_SA
 from bot.present.render import Renderer
 from bot.services import crp_entry, physician_panel, therapy_entry
 from bot.services.crp_entry import CrpOutcome
-from bot.services.physician_panel import Lookup, PendingOutcome
+from bot.services.physician_panel import CourseReply, DetailReply, Lookup, PendingOutcome
 from bot.services.therapy import CourseReport
 from bot.services.therapy_entry import TherapyOutcome
 from bot.telegram import keyboards
@@ -52,6 +53,34 @@ async def _not_available(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     await context.bot.send_message(chat_id, text)
 
 
+_Found = TypeVar("_Found", DetailReply, CourseReply)
+
+
+async def _named_patient(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    lookup: Callable[..., _Found | None],
+    usage: str,
+) -> _Found | None:
+    """The patient named after `/patient` or `/therapy`; None once "not available", the
+    command's `usage` or "no such patient" has been sent instead."""
+    user_id, chat_id = _who(update)
+    d = deps(context)
+    args = context.args or []
+    reply = await call(lookup, d.ctx, telegram_user_id=user_id, clinic_ref=" ".join(args[:1]))
+    if reply is None:
+        await _not_available(update, context)
+        return None
+    if not args:
+        await context.bot.send_message(chat_id, d.renderer.text(usage, reply.language))
+        return None
+    if reply.outcome is Lookup.NO_PATIENT:
+        text = d.renderer.text("physician.detail.no_patient", reply.language, ref=reply.clinic_ref)
+        await context.bot.send_message(chat_id, text)
+        return None
+    return reply
+
+
 async def patients_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Shows the physician's patients with latest BASDAI, ASDAS-CRP, trend and flags."""
     user_id, chat_id = _who(update)
@@ -72,24 +101,12 @@ async def patient_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     user_id, chat_id = _who(update)
     d = deps(context)
     args = context.args or []
-    reply = await call(
-        physician_panel.patient_detail,
-        d.ctx,
-        telegram_user_id=user_id,
-        clinic_ref=" ".join(args[:1]),
+    reply = await _named_patient(
+        update, context, physician_panel.patient_detail, "physician.detail.usage"
     )
-    if reply is None:
-        await _not_available(update, context)
+    if reply is None or reply.detail is None:
         return
     r = d.renderer
-    if not args:
-        await context.bot.send_message(chat_id, r.text("physician.detail.usage", reply.language))
-        return
-    if reply.outcome is Lookup.NO_PATIENT or reply.detail is None:
-        await context.bot.send_message(
-            chat_id, r.text("physician.detail.no_patient", reply.language, ref=reply.clinic_ref)
-        )
-        return
     detail = reply.detail
     if detail.points:
         weeks = physician_panel.CHART_WEEKS
@@ -252,24 +269,12 @@ async def therapy_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if therapy_entry.is_therapy_change(args):
         await _therapy_change(context, user_id, chat_id, args, user_language(update))
         return
-    reply = await call(
-        physician_panel.patient_course,
-        d.ctx,
-        telegram_user_id=user_id,
-        clinic_ref=" ".join(args[:1]),
+    reply = await _named_patient(
+        update, context, physician_panel.patient_course, "therapy.chat.usage"
     )
-    if reply is None:
-        await _not_available(update, context)
+    if reply is None or reply.report is None:
         return
     r, lang = d.renderer, reply.language
-    if not args:
-        await context.bot.send_message(chat_id, r.text("therapy.chat.usage", lang))
-        return
-    if reply.outcome is Lookup.NO_PATIENT or reply.report is None:
-        await context.bot.send_message(
-            chat_id, r.text("physician.detail.no_patient", lang, ref=reply.clinic_ref)
-        )
-        return
     report = reply.report
     await context.bot.send_message(chat_id, words.course_text(r, report, lang))
     await _send_report(context, chat_id, r, report)
