@@ -27,7 +27,7 @@ from sqlmodel import Session
 
 from bot.context import AppContext
 from bot.domain import labs as lab_rules
-from bot.domain.labs import LabInputError, Measurement
+from bot.domain.labs import LabInputError, LabParam, Measurement
 from bot.domain.scoring import CRP_FLOOR_MG_L
 from bot.services import digest as digest_service
 from bot.services import scores as score_service
@@ -93,7 +93,7 @@ class ChangeOutcome:
     recomputed: tuple[int, ...]
 
 
-_NO_PARAMS: Final[dict[str, str]] = {}
+_NO_PARAMS: Final[dict[str, LabParam]] = {}
 """Shared by the report's rows that need no parameters (read only): a large import's report
 keeps one row per line, so a dictionary each would be most of its memory."""
 
@@ -107,7 +107,7 @@ class ImportRow:
     clinic_ref: str = ""
     analyte: str = ""
     reason: str | None = None
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, LabParam] = field(default_factory=dict)
     lab_id: int | None = None
 
 
@@ -122,7 +122,7 @@ class ImportRows(Sequence[ImportRow]):
         """Index into `_distinct` of (outcome, clinic reference, analyte, reason)."""
         self._distinct: list[tuple[str, str, str, str | None]] = []
         self._index: dict[tuple[str, str, str, str | None], int] = {}
-        self._params: dict[int, dict[str, str]] = {}
+        self._params: dict[int, dict[str, LabParam]] = {}
 
     def append(self, row: ImportRow) -> None:
         kind = (row.outcome, row.clinic_ref, row.analyte, row.reason)
@@ -263,10 +263,12 @@ def recompute(
 
 def _differs(stored: LabResult) -> LabInputError:
     """The refusal of a second, different value for a sample already stored."""
+    assert stored.id is not None
     return LabInputError(
         "same_sample_differs",
-        lab_id=str(stored.id),
-        stored=f"{lab_rules.display_value(stored.value)} {stored.unit}",
+        lab_id=stored.id,
+        stored=stored.value,
+        unit=stored.unit,
     )
 
 
@@ -611,9 +613,9 @@ def _lab_for_change(session: Session, lab_id: int) -> tuple[LabResult, Patient, 
     """The stored value to correct or delete, its patient, and how it reads before the change."""
     lab = labs.get_lab_result(session=session, lab_id=lab_id)
     if lab is None:
-        raise LabInputError("lab_unknown", lab_id=str(lab_id))
+        raise LabInputError("lab_unknown", lab_id=lab_id)
     if lab.deleted_at is not None:
-        raise LabInputError("lab_deleted", lab_id=str(lab_id))
+        raise LabInputError("lab_deleted", lab_id=lab_id)
     patient = patients.get_patient(session=session, patient_id=lab.patient_id)
     assert patient is not None
     assert patient.id is not None
