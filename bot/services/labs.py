@@ -31,7 +31,8 @@ from bot.domain.labs import LabInputError, LabParam, Measurement
 from bot.domain.scoring import CRP_FLOOR_MG_L
 from bot.services import digest as digest_service
 from bot.services import scores as score_service
-from storage import audit, labs, patients
+from bot.services.audit_trail import Values, record_change
+from storage import labs, patients
 from storage.db import has_single_writer
 from storage.models import LabResult, Patient, PatientStatus
 
@@ -349,7 +350,16 @@ def store_measurement(
         return StoreOutcome(DUPLICATE, view(session, raced, patient.clinic_ref, usage=usage))
     assert lab.id is not None
     audited = (None, {**_audit_values(lab), **(note or {})})
-    _audit(session, lab, patient, actor=entered_by, action="create", audited=audited, now=now)
+    record_change(
+        session,
+        AUDIT_ENTITY,
+        lab.id,
+        patient,
+        actor=entered_by,
+        action="create",
+        values=audited,
+        now=now,
+    )
     recomputed = recompute(
         session, patient_id=patient.id, moments=[drawn_at], window=window, now=now
     )
@@ -585,30 +595,6 @@ def import_lab_file(
     return ImportReport(rows=rows, dry_run=dry_run, recomputed=len(recomputed))
 
 
-def _audit(
-    session: Session,
-    lab: LabResult,
-    patient: Patient,
-    *,
-    actor: str,
-    action: str,
-    audited: tuple[dict[str, Any] | None, dict[str, Any] | None],
-    now: datetime,
-) -> None:
-    """One line of the audit trail for a lab value: `audited` are its values before and after."""
-    audit.record_event(
-        session=session,
-        at=now,
-        actor=actor,
-        entity=AUDIT_ENTITY,
-        entity_id=lab.id,
-        patient_id=patient.id,
-        action=action,
-        before=audited[0],
-        after=audited[1],
-    )
-
-
 def _lab_for_change(session: Session, lab_id: int) -> tuple[LabResult, Patient, LabView]:
     """The stored value to correct or delete, its patient, and how it reads before the change."""
     lab = labs.get_lab_result(session=session, lab_id=lab_id)
@@ -707,7 +693,7 @@ def _audited_change(
     found: tuple[LabResult, Patient, LabView],
     *,
     action: str,
-    audited: tuple[dict[str, Any] | None, dict[str, Any] | None],
+    audited: Values,
     moments: list[datetime],
     actor: str,
     now: datetime,
@@ -717,7 +703,9 @@ def _audited_change(
     caller's transaction (clinical spec §4)."""
     lab, patient, before = found
     assert patient.id is not None
-    _audit(session, lab, patient, actor=actor, action=action, audited=audited, now=now)
+    record_change(
+        session, AUDIT_ENTITY, lab.id, patient, actor=actor, action=action, values=audited, now=now
+    )
     recomputed = recompute(
         session,
         patient_id=patient.id,
