@@ -209,15 +209,9 @@ def store_episode(
         entered_by=actor,
         now=now,
     )
+    audited = (None, _audit_values(episode))
     record_change(
-        session,
-        AUDIT_ENTITY,
-        row.id,
-        patient,
-        actor=actor,
-        action="add",
-        values=(None, _audit_values(episode)),
-        now=now,
+        session, AUDIT_ENTITY, row.id, patient, actor=actor, action="add", values=audited, now=now
     )
     return therapy_view(row, patient.clinic_ref)
 
@@ -289,15 +283,9 @@ def change_episode(
         session=session, therapy=row, episode=columns_of(after_episode), now=now
     )
     after = {**_audit_values(after_episode), **({"reason": reason} if reason else {})}
+    audited = (_audit_values(before.episode), after)
     record_change(
-        session,
-        AUDIT_ENTITY,
-        row.id,
-        patient,
-        actor=actor,
-        action=action,
-        values=(_audit_values(before.episode), after),
-        now=now,
+        session, AUDIT_ENTITY, row.id, patient, actor=actor, action=action, values=audited, now=now
     )
     return TherapyChange(before=before, after=therapy_view(row, patient.clinic_ref))
 
