@@ -6,6 +6,7 @@ of its lines were refused, 2 bad arguments or a refused value (nothing written).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -13,8 +14,9 @@ from zoneinfo import ZoneInfo
 import typer
 
 from bot.cli.common import JsonFlag, app_context, cli_actor, echo_json, fail, plain
-from bot.domain.labs import LabInputError, display_value
+from bot.domain.labs import LabInputError, LabParam, display_value
 from bot.present.render import default_renderer
+from bot.present.screens import lab_refusal
 from bot.services import labs
 from bot.services.labs import LabView
 
@@ -35,9 +37,13 @@ def _text(key: str, **variables: Any) -> str:
     return plain(rendered)
 
 
+def _reason(code: str, params: Mapping[str, LabParam]) -> str:
+    return plain(lab_refusal(default_renderer(), "en", code, params))
+
+
 def reason_text(error: LabInputError) -> str:
     """Why a value or a file was refused, in words."""
-    return _text(f"reason.{error.code}", **error.params)
+    return _reason(error.code, error.params)
 
 
 def _refuse(error: LabInputError) -> None:
@@ -194,9 +200,7 @@ def import_file(
                         "analyte": row.analyte,
                         "lab_id": row.lab_id,
                         "reason": row.reason,
-                        "message": None
-                        if row.reason is None
-                        else _text(f"reason.{row.reason}", **row.params),
+                        "message": None if row.reason is None else _reason(row.reason, row.params),
                     }
                     for row in report.rows
                 ],
@@ -206,7 +210,7 @@ def import_file(
         for row in report.rows:
             if row.outcome == labs.REFUSED:
                 assert row.reason is not None
-                reason = _text(f"reason.{row.reason}", **row.params)
+                reason = _reason(row.reason, row.params)
                 typer.echo(_text("cli.line_refused", line=row.line, reason=reason))
             elif row.outcome == labs.DUPLICATE:
                 if row.reason is None:

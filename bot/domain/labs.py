@@ -72,13 +72,18 @@ _TIME: Final = re.compile(
 )
 
 
+LabParam = str | int | Decimal
+"""What fills a refusal's wording: text the person typed (echoed back), an id, or a value
+exactly as stored or computed; `bot.present` writes numbers for people."""
+
+
 class LabInputError(ValueError):
     """A lab entry that cannot be accepted; `code` names the reason, `params` fill its wording."""
 
-    def __init__(self, code: str, **params: str) -> None:
+    def __init__(self, code: str, **params: LabParam) -> None:
         super().__init__(code)
         self.code = code
-        self.params: dict[str, str] = params
+        self.params: dict[str, LabParam] = params
 
     def __str__(self) -> str:
         details = ", ".join(f"{key}={value}" for key, value in sorted(self.params.items()))
@@ -188,17 +193,13 @@ def measurement(
     if analyte == CRP:
         normalised = scoring.crp_to_mg_l(reading.value, unit)
         if normalised > CRP_MAX_MG_L:
-            raise LabInputError(
-                "crp_implausible", value=_plain(normalised), maximum=_plain(CRP_MAX_MG_L)
-            )
+            raise LabInputError("crp_implausible", value=normalised, maximum=CRP_MAX_MG_L)
     elif analyte == ESR:
         if below:
-            raise LabInputError("esr_below_limit", value=_plain(reading.value))
+            raise LabInputError("esr_below_limit", value=reading.value)
         normalised = reading.value
         if normalised > ESR_MAX_MM_H:
-            raise LabInputError(
-                "esr_implausible", value=_plain(normalised), maximum=_plain(ESR_MAX_MM_H)
-            )
+            raise LabInputError("esr_implausible", value=normalised, maximum=ESR_MAX_MM_H)
     else:
         raise LabInputError("analyte_unknown", analyte=analyte)
     return Measurement(

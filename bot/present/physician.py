@@ -19,7 +19,7 @@ from bot.present import history, screens
 from bot.present.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
 from bot.present.course import CourseWords, rendered
 from bot.present.render import Renderer
-from bot.present.screens import Button, answer_value, measured, rounded
+from bot.present.screens import Button, answer_value, lab_refusal, measured, rounded
 from bot.services.crp_entry import CrpPreview, PendingReply
 from bot.services.physician_panel import (
     LabLine,
@@ -308,7 +308,7 @@ def render_pending(r: Renderer, reply: PendingReply, window_days: int) -> str:
         return r.text("physician.crp.gone", lang)
     if reply.outcome is PendingOutcome.REFUSED:
         assert reply.reason is not None
-        reason = r.text(f"labs.reason.{reply.reason}", lang, **reply.params)
+        reason = lab_refusal(r, lang, reply.reason, reply.params)
         return r.text("physician.crp.refused", lang, reason=_safe(reason))
     key = (
         "physician.crp.saved"

@@ -6,6 +6,7 @@ screens; `bot.telegram.keyboards` turns the button rows into Telegram inline key
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 from decimal import ROUND_HALF_UP, Decimal
@@ -15,7 +16,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from bot.domain import instruments
-from bot.domain.labs import display_value
+from bot.domain.labs import LabParam, display_value
 from bot.domain.scoring import display_decimal, display_round
 from bot.present import formats
 from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
@@ -161,6 +162,17 @@ def percent(share: Fraction) -> int:
 def measured(value: Decimal | None) -> str | None:
     """A lab value or a typed answer exactly as precise as it was entered ("7.59", "0.5")."""
     return None if value is None else display_value(value)
+
+
+def lab_refusal(
+    renderer: Renderer, language: str, code: str, params: Mapping[str, LabParam]
+) -> str:
+    """Why a lab entry was refused (`labs.reason.<code>`), its values written like `measured()`."""
+    shown = {
+        name: measured(value) if isinstance(value, Decimal) else value
+        for name, value in params.items()
+    }
+    return renderer.text(f"labs.reason.{code}", language, **shown)
 
 
 def answer_value(value: Decimal, minutes: int | None) -> Decimal | str:

@@ -1,15 +1,47 @@
-"""The audit trail as admins read it in the web app: who did what to which patient, when."""
+"""The audit trail: a patient's row changed by a service, and as admins read it in the web
+app: who did what to which patient, when."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
+
+from sqlmodel import Session
 
 from bot.context import AppContext
 from storage import audit, patients, staff_accounts
+from storage.models import Patient
 
 PAGE_SIZE: Final = 100
+
+Values = tuple[dict[str, Any] | None, dict[str, Any] | None]
+"""A change's values before and after (None for a row created, or a step with no values)."""
+
+
+def record_change(
+    session: Session,
+    entity: str,
+    entity_id: int | None,
+    patient: Patient,
+    *,
+    actor: str,
+    action: str,
+    values: Values,
+    now: datetime,
+) -> None:
+    """One line of the audit trail for a patient's row, in the caller's transaction."""
+    audit.record_event(
+        session=session,
+        at=now,
+        actor=actor,
+        entity=entity,
+        entity_id=entity_id,
+        patient_id=patient.id,
+        action=action,
+        before=values[0],
+        after=values[1],
+    )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from bot.context import AppContext
 from bot.domain import labs as lab_rules
 from bot.domain import scoring
-from bot.domain.labs import LabInputError, Measurement
+from bot.domain.labs import LabInputError, LabParam, Measurement
 from bot.services import labs as lab_service
 from bot.services.identifiers import identifier_of
 from bot.services.physician_panel import (
@@ -60,7 +60,7 @@ class CrpPreview:
     language: str
     timezone: str
     reason: str | None = None
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, LabParam] = field(default_factory=dict)
     clinic_ref: str = ""
     pending_id: int | None = None
     identifier: str = ""
@@ -157,7 +157,7 @@ class PendingReply:
     asdas_crp: Decimal | None = None
     asdas_crp_state: scoring.AsdasState | None = None
     reason: str | None = None
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, LabParam] = field(default_factory=dict)
 
 
 def _measurements(entry: PendingLabEntry) -> list[Measurement]:

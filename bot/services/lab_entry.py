@@ -21,7 +21,7 @@ from bot.context import AppContext
 from bot.domain import labs as lab_rules
 from bot.domain import scoring
 from bot.domain.labs import LabInputError as LabInputError  # re-exported for the web
-from bot.domain.labs import Measurement
+from bot.domain.labs import LabParam, Measurement
 from bot.services import labs as lab_service
 from bot.services.accounts import Principal
 from storage import administrations, audit, labs, patients, scores
@@ -86,7 +86,7 @@ class LineResult:
     values: tuple[StoredValue, ...] = ()
     completes: tuple[CompletedScore, ...] = ()
     reason: str | None = None
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, LabParam] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ def _check_lab_access(ctx: AppContext, principal: Principal, lab_id: int) -> Non
             or patient.status == PatientStatus.DELETED.value
             or (allowed is not None and patient.physician_id not in allowed)
         ):
-            raise LabInputError("lab_unknown", lab_id=str(lab_id))
+            raise LabInputError("lab_unknown", lab_id=lab_id)
 
 
 def _reason(reason: str) -> str:

@@ -27,11 +27,12 @@ from sqlmodel import Session
 
 from bot.context import AppContext
 from bot.domain import labs as lab_rules
-from bot.domain.labs import LabInputError, Measurement
+from bot.domain.labs import LabInputError, LabParam, Measurement
 from bot.domain.scoring import CRP_FLOOR_MG_L
 from bot.services import digest as digest_service
 from bot.services import scores as score_service
-from storage import audit, labs, patients
+from bot.services.audit_trail import Values, record_change
+from storage import labs, patients
 from storage.db import has_single_writer
 from storage.models import LabResult, Patient, PatientStatus
 
@@ -93,7 +94,7 @@ class ChangeOutcome:
     recomputed: tuple[int, ...]
 
 
-_NO_PARAMS: Final[dict[str, str]] = {}
+_NO_PARAMS: Final[dict[str, LabParam]] = {}
 """Shared by the report's rows that need no parameters (read only): a large import's report
 keeps one row per line, so a dictionary each would be most of its memory."""
 
@@ -107,7 +108,7 @@ class ImportRow:
     clinic_ref: str = ""
     analyte: str = ""
     reason: str | None = None
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, LabParam] = field(default_factory=dict)
     lab_id: int | None = None
 
 
@@ -122,7 +123,7 @@ class ImportRows(Sequence[ImportRow]):
         """Index into `_distinct` of (outcome, clinic reference, analyte, reason)."""
         self._distinct: list[tuple[str, str, str, str | None]] = []
         self._index: dict[tuple[str, str, str, str | None], int] = {}
-        self._params: dict[int, dict[str, str]] = {}
+        self._params: dict[int, dict[str, LabParam]] = {}
 
     def append(self, row: ImportRow) -> None:
         kind = (row.outcome, row.clinic_ref, row.analyte, row.reason)
@@ -263,10 +264,12 @@ def recompute(
 
 def _differs(stored: LabResult) -> LabInputError:
     """The refusal of a second, different value for a sample already stored."""
+    assert stored.id is not None
     return LabInputError(
         "same_sample_differs",
-        lab_id=str(stored.id),
-        stored=f"{lab_rules.display_value(stored.value)} {stored.unit}",
+        lab_id=stored.id,
+        stored=stored.value,
+        unit=stored.unit,
     )
 
 
@@ -347,7 +350,16 @@ def store_measurement(
         return StoreOutcome(DUPLICATE, view(session, raced, patient.clinic_ref, usage=usage))
     assert lab.id is not None
     audited = (None, {**_audit_values(lab), **(note or {})})
-    _audit(session, lab, patient, actor=entered_by, action="create", audited=audited, now=now)
+    record_change(
+        session,
+        AUDIT_ENTITY,
+        lab.id,
+        patient,
+        actor=entered_by,
+        action="create",
+        values=audited,
+        now=now,
+    )
     recomputed = recompute(
         session, patient_id=patient.id, moments=[drawn_at], window=window, now=now
     )
@@ -583,37 +595,13 @@ def import_lab_file(
     return ImportReport(rows=rows, dry_run=dry_run, recomputed=len(recomputed))
 
 
-def _audit(
-    session: Session,
-    lab: LabResult,
-    patient: Patient,
-    *,
-    actor: str,
-    action: str,
-    audited: tuple[dict[str, Any] | None, dict[str, Any] | None],
-    now: datetime,
-) -> None:
-    """One line of the audit trail for a lab value: `audited` are its values before and after."""
-    audit.record_event(
-        session=session,
-        at=now,
-        actor=actor,
-        entity=AUDIT_ENTITY,
-        entity_id=lab.id,
-        patient_id=patient.id,
-        action=action,
-        before=audited[0],
-        after=audited[1],
-    )
-
-
 def _lab_for_change(session: Session, lab_id: int) -> tuple[LabResult, Patient, LabView]:
     """The stored value to correct or delete, its patient, and how it reads before the change."""
     lab = labs.get_lab_result(session=session, lab_id=lab_id)
     if lab is None:
-        raise LabInputError("lab_unknown", lab_id=str(lab_id))
+        raise LabInputError("lab_unknown", lab_id=lab_id)
     if lab.deleted_at is not None:
-        raise LabInputError("lab_deleted", lab_id=str(lab_id))
+        raise LabInputError("lab_deleted", lab_id=lab_id)
     patient = patients.get_patient(session=session, patient_id=lab.patient_id)
     assert patient is not None
     assert patient.id is not None
@@ -705,7 +693,7 @@ def _audited_change(
     found: tuple[LabResult, Patient, LabView],
     *,
     action: str,
-    audited: tuple[dict[str, Any] | None, dict[str, Any] | None],
+    audited: Values,
     moments: list[datetime],
     actor: str,
     now: datetime,
@@ -715,7 +703,9 @@ def _audited_change(
     caller's transaction (clinical spec §4)."""
     lab, patient, before = found
     assert patient.id is not None
-    _audit(session, lab, patient, actor=actor, action=action, audited=audited, now=now)
+    record_change(
+        session, AUDIT_ENTITY, lab.id, patient, actor=actor, action=action, values=audited, now=now
+    )
     recomputed = recompute(
         session,
         patient_id=patient.id,

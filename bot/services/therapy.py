@@ -27,6 +27,7 @@ from bot.domain.treatment import (
     TherapyEpisode,
     TherapyInputError,
 )
+from bot.services.audit_trail import record_change
 from storage import administrations, audit, labs, patients, physicians, scores, therapies
 from storage.models import Patient, PatientStatus, TherapyEpisodeRow
 
@@ -195,31 +196,6 @@ def columns_of(episode: TherapyEpisode) -> therapies.EpisodeColumns:
     )
 
 
-def _audit(
-    session: Session,
-    row: TherapyEpisodeRow,
-    patient: Patient,
-    *,
-    actor: str,
-    action: str,
-    now: datetime,
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-) -> None:
-    """One line of the audit trail for a therapy episode."""
-    audit.record_event(
-        session=session,
-        at=now,
-        actor=actor,
-        entity=AUDIT_ENTITY,
-        entity_id=row.id,
-        patient_id=patient.id,
-        action=action,
-        before=before,
-        after=after,
-    )
-
-
 def store_episode(
     session: Session, *, patient: Patient, episode: TherapyEpisode, actor: str, now: datetime
 ) -> TherapyView:
@@ -233,7 +209,10 @@ def store_episode(
         entered_by=actor,
         now=now,
     )
-    _audit(session, row, patient, actor=actor, action="add", now=now, after=_audit_values(episode))
+    audited = (None, _audit_values(episode))
+    record_change(
+        session, AUDIT_ENTITY, row.id, patient, actor=actor, action="add", values=audited, now=now
+    )
     return therapy_view(row, patient.clinic_ref)
 
 
@@ -303,15 +282,10 @@ def change_episode(
     therapies.change_therapy(
         session=session, therapy=row, episode=columns_of(after_episode), now=now
     )
-    _audit(
-        session,
-        row,
-        patient,
-        actor=actor,
-        action=action,
-        now=now,
-        before=_audit_values(before.episode),
-        after={**_audit_values(after_episode), **({"reason": reason} if reason else {})},
+    after = {**_audit_values(after_episode), **({"reason": reason} if reason else {})}
+    audited = (_audit_values(before.episode), after)
+    record_change(
+        session, AUDIT_ENTITY, row.id, patient, actor=actor, action=action, values=audited, now=now
     )
     return TherapyChange(before=before, after=therapy_view(row, patient.clinic_ref))
 

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse
 from bot.context import AppContext
 from bot.present.formats import clock_text, weekday_name
 from bot.present.render import Renderer
-from bot.present.screens import answer_value, measured, rounded
+from bot.present.screens import answer_value, lab_refusal, measured, rounded
 from bot.services.accounts import Principal
 
 
@@ -99,6 +99,7 @@ def render(
         clock=lambda value: clock_text(value, language),
         rounded=rounded,
         measured=measured,
+        lab_refusal=lambda code, params: Markup(lab_refusal(renderer, language, code, params)),  # noqa: S704
         answer=answer_value,
         lang=language,
         principal=principal,

@@ -89,8 +89,8 @@ class TestImportFileWithMistakes:
         """A refusal names the offending value, so staff can fix the line."""
         rows = {row.line: row for row in run(ctx).rows}
         assert rows[8].params == {"ref": "MRN-0404"}
-        assert rows[10].params == {"value": "620", "maximum": "500"}
-        assert rows[11].params["value"] == "600"
+        assert rows[10].params == {"value": Decimal("620"), "maximum": Decimal("500")}
+        assert rows[11].params["value"] == Decimal("600")
         assert rows[14].params == {"date": "03/02/2026"}
         assert rows[23].params == {"expected": "7", "found": "3"}
 

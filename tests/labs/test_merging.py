@@ -184,7 +184,9 @@ class TestEntryRules:
         with pytest.raises(LabInputError) as caught:
             add_crp(ctx, "MRN-0001", "8.1", DONE)
         assert caught.value.code == "same_sample_differs"
-        assert caught.value.params["lab_id"] == str(first.lab.lab_id)
+        assert caught.value.params["lab_id"] == first.lab.lab_id
+        assert caught.value.params["stored"] == Decimal("7.59")
+        assert caught.value.params["unit"] == "mg/L"
 
     def test_one_bad_value_refuses_the_whole_entry(self, ctx: AppContext, clinic: Clinic) -> None:
         """A good CRP with an implausible ESR stores neither."""

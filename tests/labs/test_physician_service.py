@@ -12,7 +12,8 @@ from bot.clock import FixedClock
 from bot.config import PatientIdentifier
 from bot.context import AppContext
 from bot.domain.scoring import AsdasState
-from bot.present.screens import rounded
+from bot.present.render import default_renderer
+from bot.present.screens import lab_refusal, rounded
 from bot.services import crp_entry, enrollment, labs, physician_panel, staff
 from bot.services.crp_entry import CrpOutcome
 from bot.services.physician_panel import Lookup, PendingOutcome
@@ -290,6 +291,9 @@ class TestCrpEntry:
         assert pending_rows(ctx, entry) == "pending"
         (only,) = labs.list_lab_values(ctx, clinic_ref="MRN-0001")
         assert str(only.value) == "7.59"
+        assert reply.params == {"lab_id": only.lab_id, "stored": Decimal("7.59"), "unit": "mg/L"}
+        german = lab_refusal(default_renderer(), "de", reply.reason, reply.params)
+        assert f"(7,59 mg/L, Labor {only.lab_id})" in german
 
     def test_without_a_date_it_is_today_noon_clinic_time(
         self, ctx: AppContext, linked: Clinic

@@ -23,6 +23,7 @@ from bot.present import physician as words
 from bot.present.course_report import course_report_pdf
 from bot.present.physician import CANCEL, PAGE, SAVE, THERAPY_CANCEL, THERAPY_SAVE
 from bot.present.render import Renderer
+from bot.present.screens import lab_refusal
 from bot.services import crp_entry, physician_panel, therapy_entry
 from bot.services.crp_entry import CrpOutcome
 from bot.services.physician_panel import CourseReply, DetailReply, Lookup, PendingOutcome
@@ -143,7 +144,7 @@ async def crp_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     r, lang = d.renderer, preview.language
     if preview.outcome is CrpOutcome.INVALID:
         assert preview.reason is not None
-        text = r.text(f"labs.reason.{preview.reason}", lang, **preview.params)
+        text = lab_refusal(r, lang, preview.reason, preview.params)
         if preview.reason != "crp_usage":
             text += "\n\n" + r.text("physician.crp.usage", lang)
         await context.bot.send_message(chat_id, text)
