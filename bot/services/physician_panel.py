@@ -356,7 +356,8 @@ class LabLine:
 
 @dataclass(frozen=True)
 class ChartPoint:
-    """One completed questionnaire on the trend chart."""
+    """One completed questionnaire on a trend chart (the patient view's and the digest's); None
+    where the score is unavailable."""
 
     at: datetime
     basdai: Decimal | None

@@ -27,6 +27,7 @@ from bot.present.digest.text import (
     split_message,
 )
 from bot.present.render import TELEGRAM_TEXT_LIMIT, default_renderer
+from bot.services.physician_panel import ChartPoint
 from tests.digest import samples
 from tests.fake_telegram import format_text, image_size
 
@@ -236,7 +237,7 @@ class TestCharts:
         from datetime import timedelta
         from decimal import Decimal
 
-        from bot.present.digest.charts import ChartPanel, ChartPoint, panel_image
+        from bot.present.digest.charts import ChartPanel, panel_image
 
         def panel(number: int, asdas: str) -> ChartPanel:
             points = [
@@ -276,9 +277,7 @@ class TestChartImages:
     @staticmethod
     def _panels(count: int, weeks: int) -> list[charts.ChartPanel]:
         points = [
-            charts.ChartPoint(
-                samples.END - timedelta(weeks=w, days=3), Decimal(w % 7), Decimal("2.5")
-            )
+            ChartPoint(samples.END - timedelta(weeks=w, days=3), Decimal(w % 7), Decimal("2.5"))
             for w in range(weeks)
         ]
         return [charts.ChartPanel(number=n, title=f"MRN-{n}", points=points) for n in range(count)]

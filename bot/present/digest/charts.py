@@ -22,7 +22,6 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -42,6 +41,7 @@ from matplotlib.ticker import FixedFormatter, FixedLocator
 
 from bot.domain import scoring
 from bot.present.charts import ASDAS_BANDS
+from bot.services.physician_panel import ChartPoint
 
 PANELS_PER_IMAGE = 8
 COLUMNS = 2
@@ -67,15 +67,6 @@ BANDS: tuple[tuple[float, float | None, str], ...] = tuple(
 )
 ASDAS_COLOUR = "#08306b"
 BASDAI_COLOUR = "#6a3d9a"
-
-
-@dataclass(frozen=True)
-class ChartPoint:
-    """One completed questionnaire on the chart; None where the score is unavailable."""
-
-    at: datetime
-    basdai: Decimal | None
-    asdas: Decimal | None
 
 
 @dataclass(frozen=True)

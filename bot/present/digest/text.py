@@ -19,11 +19,12 @@ from zoneinfo import ZoneInfo
 
 from bot.domain import scoring
 from bot.present.course import CourseWords, rendered
-from bot.present.digest.charts import ChartPanel, ChartPoint, batches, panel_image
+from bot.present.digest.charts import ChartPanel, batches, panel_image
 from bot.present.formats import day_text, number_text
 from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
 from bot.present.screens import percent
 from bot.services.digest import Digest, TreatmentKind
+from bot.services.physician_panel import ChartPoint
 
 MAX_MESSAGES = 4
 """Beyond this many messages the digest goes as a summary and an HTML document."""
