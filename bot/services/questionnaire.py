@@ -10,7 +10,6 @@ the scores through `bot.services.scores.score_completed` in the same transaction
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,6 +22,7 @@ from bot.context import AppContext
 from bot.domain import flow, instruments, scoring
 from bot.domain.schedule import local_day_bounds, next_slot_after
 from bot.services.patients import lift_ended_pause, linked_patient
+from bot.services.refusal import Refused, run_refusable
 from bot.services.scores import score_completed
 from storage import administrations, audit, patients, scores
 from storage.models import (
@@ -174,13 +174,6 @@ def next_scheduled_slot(patient: Patient, now: datetime) -> datetime | None:
     return next_slot_after(after, patient.schedule_weekday, patient.schedule_time, patient.timezone)
 
 
-class _Refused(Exception):
-    """Ends a transaction early with a reply (the transaction still commits what it read)."""
-
-    def __init__(self, reply: QuestionnaireReply) -> None:
-        self.reply = reply
-
-
 def _reply(patient: Patient, outcome: Outcome, **values: object) -> QuestionnaireReply:
     return QuestionnaireReply(
         outcome=outcome,
@@ -197,9 +190,9 @@ def _answering_patient(session: Session, telegram_user_id: int, now: datetime) -
 def _answering(patient: Patient | None) -> Patient:
     """The linked patient if they may answer; otherwise the refusal."""
     if patient is None:
-        raise _Refused(QuestionnaireReply(Outcome.NOT_YOURS, language="en"))
+        raise Refused(QuestionnaireReply(Outcome.NOT_YOURS, language="en"))
     if patient.status not in _ANSWERING:
-        raise _Refused(_reply(patient, Outcome.NOT_ACTIVE))
+        raise Refused(_reply(patient, Outcome.NOT_ACTIVE))
     return patient
 
 
@@ -213,12 +206,25 @@ def _own_open_administration(
     )
     patient = _answering(lift_ended_pause(session, found, now))
     if administration is None:
-        raise _Refused(_reply(patient, Outcome.NOT_YOURS))
+        raise Refused(_reply(patient, Outcome.NOT_YOURS))
     if administration.status == AdministrationStatus.COMPLETED.value:
-        raise _Refused(_reply(patient, Outcome.ALREADY_COMPLETED))
+        raise Refused(_reply(patient, Outcome.ALREADY_COMPLETED))
     if administration.status != AdministrationStatus.OPEN.value or administration.expires_at <= now:
-        raise _Refused(_reply(patient, Outcome.CLOSED))
+        raise Refused(_reply(patient, Outcome.CLOSED))
     return patient, administration
+
+
+def _open_with_answers(
+    session: Session, telegram_user_id: int, administration_id: int, now: datetime
+) -> tuple[Patient, Administration, dict[str, Answer], flow.State]:
+    """The patient's own open questionnaire, its stored answers and where it stands, for a
+    press that moves through it or confirms it."""
+    patient, administration = _own_open_administration(
+        session, telegram_user_id, administration_id, now
+    )
+    stored = administrations.answers_of(session=session, administration_id=administration_id)
+    state = flow.State(administration.current_item, administration.return_to_summary)
+    return patient, administration, stored, state
 
 
 def _stale(session: Session, patient: Patient, administration_id: int) -> QuestionnaireReply:
@@ -232,18 +238,6 @@ def _stale(session: Session, patient: Patient, administration_id: int) -> Questi
         )
         return _reply(patient, outcome)
     return _reply(patient, Outcome.STALE, view=_view(session, patient, fresh))
-
-
-def _run(
-    ctx: AppContext, action: Callable[[Session, datetime], QuestionnaireReply]
-) -> QuestionnaireReply:
-    """Runs `action(session, now)` in one unit of work, turning a refusal into its reply."""
-    now = ctx.clock.now()
-    with ctx.session() as session:
-        try:
-            return action(session, now)
-        except _Refused as refused:
-            return refused.reply
 
 
 def _begin(
@@ -287,7 +281,7 @@ def start(ctx: AppContext, *, telegram_user_id: int, administration_id: int) -> 
         view = _begin(session, patient, administration, now)
         return _reply(patient, Outcome.SHOW, view=view)
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def _open_administration(
@@ -313,7 +307,7 @@ def resume(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
         view = _begin(session, patient, administration, now)
         return _reply(patient, Outcome.SHOW, view=view, resumed=True)
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def _record(
@@ -397,7 +391,7 @@ def answer(
             return _stale(session, patient, administration_id)
         return _record(session, patient, administration, item, parsed, now)
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def answer_typed(ctx: AppContext, *, telegram_user_id: int, text: str) -> QuestionnaireReply:
@@ -425,18 +419,16 @@ def answer_typed(ctx: AppContext, *, telegram_user_id: int, text: str) -> Questi
             return _reply(patient, Outcome.HINT, view=view)
         return _record(session, patient, administration, item, parsed, now)
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def _move(
     ctx: AppContext, telegram_user_id: int, administration_id: int, event: flow.Event
 ) -> QuestionnaireReply:
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient, administration = _own_open_administration(
+        patient, administration, stored, state = _open_with_answers(
             session, telegram_user_id, administration_id, now
         )
-        stored = administrations.answers_of(session=session, administration_id=administration_id)
-        state = flow.State(administration.current_item, administration.return_to_summary)
         after = flow.step(state, event, stored)
         if not isinstance(after, flow.State):
             return _stale(session, patient, administration_id)
@@ -456,7 +448,7 @@ def _move(
         assert fresh is not None
         return _reply(patient, Outcome.SHOW, view=_view(session, patient, fresh))
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def back(
@@ -482,7 +474,7 @@ def change(
             return _stale(session, patient, administration_id)
         return _reply(patient, Outcome.PICKER, view=_view(session, patient, administration))
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def confirm(
@@ -491,11 +483,9 @@ def confirm(
     """Confirm on the summary: completes the questionnaire and computes its scores."""
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient, administration = _own_open_administration(
+        patient, administration, stored, state = _open_with_answers(
             session, telegram_user_id, administration_id, now
         )
-        stored = administrations.answers_of(session=session, administration_id=administration_id)
-        state = flow.State(administration.current_item, administration.return_to_summary)
         if not isinstance(flow.step(state, flow.Confirm(), stored), flow.Completed):
             return _stale(session, patient, administration_id)
         # The view of the summary being confirmed, from the answers just read.
@@ -560,7 +550,7 @@ def confirm(
         )
         return _reply(patient, Outcome.COMPLETED, view=view, result=result)
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def _asdas_of(record: ScoreRecord | None) -> tuple[Decimal | None, str | None]:
@@ -609,7 +599,7 @@ def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
                 language=patient.language,
             )
             if administration is None:
-                raise _Refused(_reply(patient, Outcome.CHECKIN_LIMIT))
+                raise Refused(_reply(patient, Outcome.CHECKIN_LIMIT))
             resumed = False
             logger.info(
                 "check-in opened", extra={"fields": {"administration_id": administration.id}}
@@ -626,7 +616,7 @@ def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
             new_message=True,
         )
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def remember_question_message(

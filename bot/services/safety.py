@@ -9,7 +9,6 @@ alert is sent at most once, whichever process handles the press and whatever res
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +21,7 @@ from bot.domain import safety as rules
 from bot.domain.safety import PatientAdvice
 from bot.services.identifiers import identifier_of
 from bot.services.patients import linked_patient
+from bot.services.refusal import Refused, run_refusable
 from bot.services.therapy import episodes_of_patient
 from storage import administrations, audit, deliveries, safety
 from storage import digest as digest_storage
@@ -98,26 +98,12 @@ class SafetyReply:
     alerts: tuple[SafetyAlert, ...] = ()
 
 
-class _Refused(Exception):
-    def __init__(self, reply: SafetyReply) -> None:
-        self.reply = reply
-
-
-def _run(ctx: AppContext, action: Callable[[Session, datetime], SafetyReply]) -> SafetyReply:
-    now = ctx.clock.now()
-    with ctx.session() as session:
-        try:
-            return action(session, now)
-        except _Refused as refused:
-            return refused.reply
-
-
 def _patient(session: Session, telegram_user_id: int, now: datetime) -> Patient:
     patient = linked_patient(session, telegram_user_id=telegram_user_id, now=now)
     if patient is None:
-        raise _Refused(SafetyReply(SafetyOutcome.NOT_YOURS, language="en"))
+        raise Refused(SafetyReply(SafetyOutcome.NOT_YOURS, language="en"))
     if patient.status not in _ANSWERING:
-        raise _Refused(SafetyReply(SafetyOutcome.NOT_ACTIVE, language=patient.language))
+        raise Refused(SafetyReply(SafetyOutcome.NOT_ACTIVE, language=patient.language))
     return patient
 
 
@@ -143,9 +129,9 @@ def _own_open(
     patient = _patient(session, telegram_user_id, now)
     checkin = safety.get_checkin(session=session, checkin_id=checkin_id)
     if checkin is None or checkin.patient_id != patient.id:
-        raise _Refused(SafetyReply(SafetyOutcome.NOT_YOURS, language=patient.language))
+        raise Refused(SafetyReply(SafetyOutcome.NOT_YOURS, language=patient.language))
     if checkin.status != safety.OPEN:
-        raise _Refused(SafetyReply(SafetyOutcome.ALREADY_CONFIRMED, language=patient.language))
+        raise Refused(SafetyReply(SafetyOutcome.ALREADY_CONFIRMED, language=patient.language))
     return patient, checkin
 
 
@@ -282,7 +268,7 @@ def report(ctx: AppContext, *, telegram_user_id: int) -> SafetyReply:
             )
         return _show(ctx, session, patient, checkin, SafetyOutcome.SHOW)
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def resume(ctx: AppContext, *, telegram_user_id: int) -> SafetyReply | None:
@@ -390,7 +376,7 @@ def answer(
             alerts=tuple(alerts),
         )
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def back(ctx: AppContext, *, telegram_user_id: int, checkin_id: int, code: str) -> SafetyReply:
@@ -406,7 +392,7 @@ def back(ctx: AppContext, *, telegram_user_id: int, checkin_id: int, code: str) 
         )
         return _moved(ctx, session, patient, checkin, moved)
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def change(ctx: AppContext, *, telegram_user_id: int, checkin_id: int, code: str) -> SafetyReply:
@@ -419,7 +405,7 @@ def change(ctx: AppContext, *, telegram_user_id: int, checkin_id: int, code: str
         )
         return _moved(ctx, session, patient, checkin, moved)
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def confirm(ctx: AppContext, *, telegram_user_id: int, checkin_id: int) -> SafetyReply:
@@ -435,7 +421,7 @@ def confirm(ctx: AppContext, *, telegram_user_id: int, checkin_id: int) -> Safet
         session.refresh(checkin)
         return _show(ctx, session, patient, checkin, SafetyOutcome.CONFIRMED)
 
-    return _run(ctx, action)
+    return run_refusable(ctx, action)
 
 
 def note(ctx: AppContext, *, telegram_user_id: int, text: str) -> SafetyReply | None:
