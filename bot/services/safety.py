@@ -19,11 +19,12 @@ from sqlmodel import Session
 from bot.context import AppContext
 from bot.domain import safety as rules
 from bot.domain.safety import PatientAdvice
+from bot.services import audit_trail
 from bot.services.identifiers import identifier_of
 from bot.services.patients import linked_patient
 from bot.services.refusal import Refused, run_refusable
 from bot.services.therapy import episodes_of_patient
-from storage import administrations, audit, deliveries, safety
+from storage import administrations, deliveries, safety
 from storage import digest as digest_storage
 from storage.models import (
     AdministrationKind,
@@ -147,16 +148,15 @@ def _audit(
     after: dict[str, object] | None = None,
 ) -> None:
     """One line of the audit trail for a patient's own step in their check-in."""
-    audit.record_event(
-        session=session,
-        at=now,
+    audit_trail.record_change(
+        session,
+        entity,
+        checkin_id,
+        patient,
         actor=ACTOR,
-        entity=entity,
-        entity_id=checkin_id,
-        patient_id=patient.id,
         action=action,
-        before=before,
-        after=after,
+        values=(before, after),
+        now=now,
     )
 
 
