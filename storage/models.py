@@ -273,7 +273,19 @@ class ScoreRecord(SQLModel, table=True):
     computed_at: datetime = Field(sa_column=_dt(nullable=False))
 
 
-class TherapyEpisodeRow(SQLModel, table=True):
+class TherapyColumns(SQLModel):
+    """The columns a therapy episode and a change waiting for Save share (clinical spec §7):
+    declared once, so the two tables cannot drift apart."""
+
+    drug: str = Field(max_length=120)
+    therapy_class: str = Field(max_length=32)
+    dose: str | None = Field(default=None, max_length=120)
+    start_date: date = Field(sa_type=Date)
+    stop_date: date | None = Field(default=None, sa_type=Date)
+    stop_reason: str | None = Field(default=None, max_length=32)
+
+
+class TherapyEpisodeRow(TherapyColumns, table=True):
     """One drug a patient takes from `start_date` to `stop_date` (open while None), clinical
     spec §7; overlapping rows are a combination. Corrections change the row and the audit
     trail keeps the old values."""
@@ -283,18 +295,12 @@ class TherapyEpisodeRow(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     patient_id: int = Field(foreign_key="patient.id")
-    drug: str = Field(max_length=120)
-    therapy_class: str = Field(max_length=32)
-    dose: str | None = Field(default=None, max_length=120)
-    start_date: date = Field(sa_column=Column(Date(), nullable=False))
-    stop_date: date | None = Field(default=None, sa_column=Column(Date(), nullable=True))
-    stop_reason: str | None = Field(default=None, max_length=32)
     entered_by: str = Field(max_length=120)
     created_at: datetime = Field(sa_column=_dt(nullable=False))
     updated_at: datetime = Field(sa_column=_dt(nullable=False))
 
 
-class PendingTherapyChange(SQLModel, table=True):
+class PendingTherapyChange(TherapyColumns, table=True):
     """A therapy episode a physician typed in chat (`/therapy <ref> add|stop …`), shown for
     confirmation and applied only on "Save" (clinical spec §7).
 
@@ -309,12 +315,6 @@ class PendingTherapyChange(SQLModel, table=True):
     patient_id: int = Field(foreign_key="patient.id")
     action: str = Field(max_length=8)
     therapy_id: int | None = Field(default=None, foreign_key="therapyepisode.id")
-    drug: str = Field(max_length=120)
-    therapy_class: str = Field(max_length=32)
-    dose: str | None = Field(default=None, max_length=120)
-    start_date: date = Field(sa_column=Column(Date(), nullable=False))
-    stop_date: date | None = Field(default=None, sa_column=Column(Date(), nullable=True))
-    stop_reason: str | None = Field(default=None, max_length=32)
     status: str = Field(default="pending", max_length=16)
     created_at: datetime = Field(sa_column=_dt(nullable=False))
     expires_at: datetime = Field(sa_column=_dt(nullable=False))

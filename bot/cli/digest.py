@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -112,12 +113,7 @@ def send(physician: PhysicianOption, week: WeekOption = None) -> None:
 
         results = asyncio.run(
             send_now_outside_the_bot(
-                ctx,
-                default_renderer(),
-                physician_id=physician,
-                week=chosen,
-                chat_id=chat_id,
-                email_to=where.email,
+                ctx, default_renderer(), replace(where, chat_id=chat_id), week=chosen
             )
         )
     if results is None:

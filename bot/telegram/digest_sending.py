@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from bot.present.digest.alerts import alert_text, safety_alert_text
 from bot.present.digest.text import RenderedDigest, render_digest
 from bot.present.render import Renderer
 from bot.services import digest
-from bot.services.digest import Channel, DeliveryStatus, DueDigest, IsoWeek
+from bot.services.digest import Channel, DeliveryStatus, DueDigest, IsoWeek, Recipients
 from bot.services.questionnaire import Outcome as QuestionnaireOutcome
 from bot.services.questionnaire import QuestionnaireReply
 from bot.services.safety import SafetyReply
@@ -277,57 +277,39 @@ async def send_now(
     bot: Bot,
     ctx: AppContext,
     renderer: Renderer,
+    to: Recipients,
     *,
-    physician_id: int,
     week: IsoWeek | None = None,
-    chat_id: int | None = None,
-    email_to: str | None = None,
     policy: RetryPolicy = DEFAULT_POLICY,
 ) -> dict[Channel, SendResult] | None:
-    """Sends a physician's digest right away, outside the weekly schedule (and without
-    counting as it); None when the physician has no enrolled patients."""
-    rendered = await render(ctx, renderer, physician_id=physician_id, week=week)
+    """Sends a physician's digest right away to the chat and e-mail address in `to`, outside
+    the weekly schedule (and without counting as it); None when the physician has no enrolled
+    patients."""
+    rendered = await render(ctx, renderer, physician_id=to.physician_id, week=week)
     if rendered is None:
         return None
     results: dict[Channel, SendResult] = {}
-    if chat_id is not None:
-        results[Channel.TELEGRAM] = await send_to_chat(bot, chat_id, rendered, policy)
-    if email_to is not None:
-        results[Channel.EMAIL] = await send_by_email(ctx, email_to, rendered, policy)
+    if to.chat_id is not None:
+        results[Channel.TELEGRAM] = await send_to_chat(bot, to.chat_id, rendered, policy)
+    if to.email is not None:
+        results[Channel.EMAIL] = await send_by_email(ctx, to.email, rendered, policy)
     return results
 
 
 async def send_now_outside_the_bot(
-    ctx: AppContext,
-    renderer: Renderer,
-    *,
-    physician_id: int,
-    week: IsoWeek | None = None,
-    chat_id: int | None = None,
-    email_to: str | None = None,
+    ctx: AppContext, renderer: Renderer, to: Recipients, week: IsoWeek | None = None
 ) -> dict[Channel, SendResult] | None:
     """`send_now` for a command run beside the bot: a Bot of its own, from the settings, for
     the chat; without a token only the e-mail goes (and the Bot is never called)."""
     token = ctx.settings.telegram_bot_token
     if token is None:
-        bot = Bot("0:unused")
-        return await send_now(
-            bot, ctx, renderer, physician_id=physician_id, week=week, email_to=email_to
-        )
+        return await send_now(Bot("0:unused"), ctx, renderer, replace(to, chat_id=None), week=week)
     async with Bot(
         token.get_secret_value(),
         base_url=ctx.settings.telegram_api_base_url,
         base_file_url=ctx.settings.telegram_file_base_url,
     ) as bot:
-        return await send_now(
-            bot,
-            ctx,
-            renderer,
-            physician_id=physician_id,
-            week=week,
-            chat_id=chat_id,
-            email_to=email_to,
-        )
+        return await send_now(bot, ctx, renderer, to, week=week)
 
 
 # -- immediate alerts ------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from bot.present.digest.menu import (
     time_buttons,
 )
 from bot.services import digest
-from bot.services.digest import DigestSchedule
+from bot.services.digest import DigestSchedule, Recipients
 from bot.telegram import digest_sending as digest_send
 from bot.telegram.deps import deps
 from bot.telegram.handlers.common import call, user_language
@@ -106,9 +106,8 @@ async def digest_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if action == "now":
         await query.answer(d.renderer.text("digest.sending", language))
-        results = await digest_send.send_now(
-            context.bot, d.ctx, d.renderer, physician_id=schedule.physician_id, chat_id=chat.id
-        )
+        to = Recipients(physician_id=schedule.physician_id, chat_id=chat.id, email=None)
+        results = await digest_send.send_now(context.bot, d.ctx, d.renderer, to)
         if results is None:
             await context.bot.send_message(chat.id, d.renderer.text("digest.no_patients", language))
         return
