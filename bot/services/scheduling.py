@@ -101,10 +101,12 @@ class ScheduledMessage:
 
 @dataclass
 class ClaimPage:
-    """One page of claimed work, and where the next page starts (None: this was the last)."""
+    """One page of claimed work, and where the next page starts (None: this was the last);
+    `examined` is how many patients (or administrations) the page read to find it."""
 
     messages: list[ScheduledMessage] = field(default_factory=list)
     next_after: int | None = None
+    examined: int = 0
     opened: int = 0
     missed: int = 0
     deferred: int = 0
@@ -316,6 +318,7 @@ def claim_invitations(
                     closes_at=timing.local_label(row.expires_at, candidate.timezone),
                 )
             )
+    page.examined = len(candidates)
     page.next_after = candidates[-1].patient_id if len(candidates) == limit else None
     return page
 
@@ -434,6 +437,7 @@ def claim_reminders(
                     started=row.started,
                 )
             )
+    page.examined = len(rows)
     page.next_after = rows[-1].administration_id if len(rows) == limit else None
     return page
 
