@@ -10,13 +10,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Engine
 from telegram.ext import Application
 
+from benchmarks.registry import load_registry
 from bot.context import AppContext
 from bot.domain import timing
 from bot.services import enrollment, scheduling, staff
 from bot.services import patients as patient_service
 from storage import patients, schedule
+from tests.bot.test_press_plans import REGISTRY_PATIENTS, captured_statements
 from tests.fake_telegram import FakeBotApi, FakeUser
 from tests.scheduling.conftest import Clinic, Enrolled, Ticker
 from tests.scheduling.test_tick import process, sent_to
@@ -331,3 +334,61 @@ class TestEveryWriterClearsTheCheck:
         await process(app, api, ana.user.send_command("/start"))
         await ticker.at(MONDAY_SLOT + timedelta(weeks=2))
         assert len(invitations(api, ana.user)) == 1
+
+
+class TestCandidatePlan:
+    async def test_with_few_due_the_candidate_query_reads_no_whole_patient_table(
+        self, ctx: AppContext
+    ) -> None:
+        """With a registry stored and its next checks known, an idle tick's candidate query
+        reaches patients through `ix_patient_next_check_at` on PostgreSQL. SQLite's planner
+        walks patients by id range instead (it has no statistics on how few are due); that
+        walk reads each patient row once in the database and hands none to the tick."""
+        load_registry(ctx.engine, patients=REGISTRY_PATIENTS, physicians=20, weeks=52, seed=3)
+        now = MONDAY + timedelta(hours=9)
+        assert examined(ctx, now) == REGISTRY_PATIENTS  # unknown until a tick works them out
+        _refresh_statistics(ctx.engine)
+        with captured_statements() as statements:
+            assert examined(ctx, now + timedelta(minutes=1)) == 0
+        (query,) = [(s, p) for s, p in statements if "max(administration.slot_at)" in s]
+        plan = _plan(ctx.engine, *query)
+        patient_steps = [
+            line for line in plan if "patient" in line and "administration" not in line
+        ]
+        if ctx.engine.dialect.name == "postgresql":
+            assert any("ix_patient_next_check_at" in line for line in plan), plan
+            assert not any("Seq Scan on patient" in line for line in plan), plan
+        else:
+            assert not any(line.startswith("SCAN patient") for line in patient_steps), plan
+
+
+def _refresh_statistics(engine: Engine) -> None:
+    """ANALYZE, as autovacuum (PostgreSQL) or `PRAGMA optimize` (SQLite) would after the tick
+    wrote every patient's next check."""
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("ANALYZE")
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def _plan(engine: Engine, statement: str, parameters: Any) -> list[str]:
+    """The database's plan of `statement`, one step a line."""
+    raw = engine.raw_connection()
+    try:
+        if engine.dialect.name == "sqlite":
+            cursor = raw.cursor()
+            cursor.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            return [str(row[3]) for row in cursor.fetchall()]
+        import psycopg
+
+        driver = raw.driver_connection
+        assert isinstance(driver, psycopg.Connection)
+        with psycopg.ClientCursor(driver) as client:
+            client.execute(f"EXPLAIN {statement}", parameters)
+            lines = [str(row[0]).strip() for row in client.fetchall()]
+        driver.rollback()
+        return lines
+    finally:
+        raw.close()
