@@ -148,8 +148,20 @@ def patient_rows_examined(engine: Engine, statement: str, parameters: Any) -> in
     return walk(plan)
 
 
-def idle_ticks(registry: Registry, ticks: int = TICKS) -> list[dict[str, Any]]:
-    """`ticks` idle ticks a minute apart from IDLE_AT; the figures of each."""
+def refresh_statistics(engine: Engine) -> None:
+    """ANALYZE patient: what autovacuum does within a minute or so on PostgreSQL once a tick
+    has written every patient's next check (SQLite's statistics are those of the build)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ANALYZE patient")
+
+
+def idle_ticks(
+    registry: Registry, ticks: int = TICKS, *, analyze: bool = False
+) -> list[dict[str, Any]]:
+    """`ticks` idle ticks a minute apart from IDLE_AT; the figures of each. With `analyze`,
+    the planner's statistics are refreshed after the first tick."""
     from bot.services.scheduling import mark_slots_handled
 
     ctx = _context(registry, IDLE_AT)
@@ -180,6 +192,8 @@ def idle_ticks(registry: Registry, ticks: int = TICKS) -> list[dict[str, Any]]:
                 }
             )
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+            if analyze and number == 0:
+                refresh_statistics(ctx.engine)
     finally:
         ctx.close()
     return results
@@ -190,11 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("database", choices=("sqlite", "postgresql"))
     parser.add_argument("--patients", type=int, default=10_000)
     parser.add_argument("--ticks", type=int, default=TICKS)
+    parser.add_argument(
+        "--analyze", action="store_true", help="refresh statistics after the first tick"
+    )
     args = parser.parse_args(argv)
     registry = build_registry(args.database, patients=args.patients)
     reset_registry(registry)
     try:
-        results = idle_ticks(registry, args.ticks)
+        results = idle_ticks(registry, args.ticks, analyze=args.analyze)
     finally:
         reset_registry(registry)
     print(json.dumps({"patients": args.patients, "database": args.database, "ticks": results}))

@@ -178,17 +178,26 @@ class NextCheck:
 
 
 _PATIENT = table_of(Patient)
+_UNCHANGED = _PATIENT.alias("unchanged")
 _RECORD_NEXT_CHECK = (
     update(_PATIENT)
     .where(
-        _PATIENT.c.id == bindparam("b_id"),
-        _PATIENT.c.status == PatientStatus.ACTIVE.value,
-        _PATIENT.c.timezone == bindparam("b_timezone"),
-        _PATIENT.c.schedule_weekday == bindparam("b_weekday"),
-        _PATIENT.c.schedule_time == bindparam("b_time"),
-        func.coalesce(_PATIENT.c.consent_at, _PATIENT.c.created_at)
-        == bindparam("b_activated", type_=UTCDateTime()),
-        _PATIENT.c.paused_until.is_not_distinct_from(bindparam("b_paused", type_=UTCDateTime())),
+        _PATIENT.c.id
+        == sa_select(_UNCHANGED.c.id)
+        .where(
+            _UNCHANGED.c.id == bindparam("b_id"),
+            _UNCHANGED.c.status == PatientStatus.ACTIVE.value,
+            _UNCHANGED.c.timezone == bindparam("b_timezone"),
+            _UNCHANGED.c.schedule_weekday == bindparam("b_weekday"),
+            _UNCHANGED.c.schedule_time == bindparam("b_time"),
+            func.coalesce(_UNCHANGED.c.consent_at, _UNCHANGED.c.created_at)
+            == bindparam("b_activated", type_=UTCDateTime()),
+            _UNCHANGED.c.paused_until.is_not_distinct_from(
+                bindparam("b_paused", type_=UTCDateTime())
+            ),
+        )
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
     .values(next_check_at=bindparam("b_at", type_=UTCDateTime()))
 )
@@ -199,7 +208,10 @@ def record_next_checks(*, session: Session, checks: list[NextCheck]) -> None:
 
     The candidate page is read without locks, so a patient may have changed their schedule
     (and had `next_check_at` cleared) since: a check is written only where the schedule it was
-    worked out from is still the stored one, so such a change is never overwritten.
+    worked out from is still the stored one, so such a change is never overwritten. A row
+    another transaction holds (a settings change, another process's tick) is skipped rather
+    than waited for, so two ticking processes never wait on each other here; it keeps its
+    earlier check and is looked at again by the next tick.
     """
     if not checks:
         return
