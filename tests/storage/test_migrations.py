@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
 from storage import migrate
+from storage.db import make_engine
+from storage.models import Patient, Physician, table_of
 
 
 class TestMigrations:
@@ -25,3 +30,30 @@ class TestMigrations:
         assert migrate.current_revision(migrated_engine) == migrate.head_revision()
         tables = set(inspect(migrated_engine).get_table_names())
         assert set(SQLModel.metadata.tables) <= tables
+
+    def test_patients_stored_before_the_next_check_start_unknown(self, database_url: str) -> None:
+        """Migration 0007 gives every patient already stored an unknown next check (NULL), so
+        the first tick works each one out; its downgrade removes the column again."""
+        engine = make_engine(database_url)
+        at = datetime(2026, 3, 1, tzinfo=UTC)
+        physician = Physician(id=1, display_name="Dr. Old", created_at=at).model_dump()
+        patient = Patient(
+            id=1, physician_id=1, clinic_ref="MRN-OLD", research_id="r" * 32, created_at=at
+        ).model_dump(exclude={"next_check_at"})
+        try:
+            migrate.upgrade(engine, "0006")
+            with engine.begin() as connection:
+                connection.execute(table_of(Physician).insert().values(physician))
+                connection.execute(table_of(Patient).insert().values(patient))
+            migrate.upgrade(engine)
+            with engine.connect() as connection:
+                checks = connection.execute(select(table_of(Patient).c.next_check_at)).all()
+            assert [tuple(row) for row in checks] == [(None,)]
+            with engine.begin() as connection:
+                config = migrate.alembic_config()
+                config.attributes["connection"] = connection
+                command.downgrade(config, "0006")
+            columns = {column["name"] for column in inspect(engine).get_columns("patient")}
+            assert "next_check_at" not in columns
+        finally:
+            engine.dispose()
