@@ -561,7 +561,8 @@ def build_registry(
 
 def reset_registry(registry: Registry) -> None:
     """Deletes every row a benchmark added beyond the registry as built (ids past the loaded
-    ones, and the tables the registry leaves empty), and undoes patient state changes."""
+    ones, and the tables the registry leaves empty), and undoes patient state changes (next
+    checks included)."""
     engine = make_engine(registry.url)
     physicians: Table = Physician.__table__  # type: ignore[attr-defined]
     last = registry.last_ids
@@ -590,6 +591,10 @@ def reset_registry(registry: Registry) -> None:
                     "UPDATE patient SET unreachable_since = NULL, paused_until = NULL "
                     "WHERE unreachable_since IS NOT NULL OR paused_until IS NOT NULL"
                 )
+            )
+            # Next checks a tick stored point past the slots it opened, now deleted.
+            connection.execute(
+                text("UPDATE patient SET next_check_at = NULL WHERE next_check_at IS NOT NULL")
             )
             connection.execute(
                 update(physicians).values(digest_weekday=DIGEST_WEEKDAY, digest_time=DIGEST_TIME)

@@ -8,7 +8,8 @@ from sqlalchemy import String, bindparam, delete, func, insert, literal, text, u
 from sqlmodel import Session, col, select
 
 from storage.column_types import UTCDateTime
-from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode, table_of
+from storage.db import sync_cached
+from storage.models import ChatLink, EnrollmentAttempt, EnrollmentCode, Patient, table_of
 
 
 def issue_code(
@@ -185,7 +186,14 @@ def create_link(
     patient_id: int | None = None,
     physician_id: int | None = None,
 ) -> ChatLink:
-    """Links a Telegram account to one patient or one physician."""
+    """Links a Telegram account to one patient or one physician; a patient's next check is
+    worked out again by the next tick."""
+    if patient_id is not None:
+        patients = table_of(Patient)
+        session.execute(
+            update(patients).where(patients.c.id == patient_id).values(next_check_at=None)
+        )
+        sync_cached(session, Patient, patient_id, next_check_at=None)
     link = ChatLink(
         telegram_user_id=telegram_user_id,
         chat_id=chat_id,

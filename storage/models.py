@@ -127,6 +127,10 @@ class Patient(SQLModel, table=True):
     # default (on while a TNF, IL-17 or JAK inhibitor episode is open).
     safety_checkin: bool | None = Field(default=None)
     created_at: datetime = Field(sa_column=_dt(nullable=False))
+    # No weekly slot can fall due before this instant (a lower bound, kept by the tick), so an
+    # idle tick reads only the patients whose check has come; None: not known, compute it.
+    # Cleared whenever something that decides the slots changes (storage.patients).
+    next_check_at: datetime | None = Field(default=None, sa_column=_dt(index=True))
 
 
 class EnrollmentCode(SQLModel, table=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, time
 
-from sqlalchemy import and_, bindparam, delete, or_, update
+from sqlalchemy import and_, bindparam, delete, inspect, or_, update
 from sqlmodel import Session, col, select
 
 from storage.models import (
@@ -139,8 +139,26 @@ def list_patients(
     return list(session.exec(query))
 
 
+# What decides when a patient's weekly slots fall due (bot.domain.timing: the slot's weekday,
+# time and zone, being active, the activation anchor, a pause). A change to any of them clears
+# the patient's `next_check_at`, so the next tick works their slots out again.
+SLOT_DECIDING = (
+    "status",
+    "timezone",
+    "schedule_weekday",
+    "schedule_time",
+    "consent_at",
+    "created_at",
+    "paused_until",
+)
+
+
 def save_patient(*, session: Session, patient: Patient) -> Patient:
-    """Writes the changed fields of a patient loaded in this session."""
+    """Writes the changed fields of a patient loaded in this session; a change to what decides
+    the weekly slots (`SLOT_DECIDING`) also clears the patient's next check."""
+    state = inspect(patient)
+    if any(state.attrs[name].history.has_changes() for name in SLOT_DECIDING):
+        patient.next_check_at = None
     session.add(patient)
     session.flush()
     return patient
@@ -224,6 +242,7 @@ def delete_patient_data(*, session: Session, patient_id: int, now: datetime) -> 
     patient.onboarding_step = None
     patient.paused_until = None
     patient.withdrawn_at = patient.withdrawn_at or now
+    patient.next_check_at = None
     session.add(patient)
     session.flush()
     return True

@@ -1,9 +1,9 @@
 """Due-work queries of the scheduler: weekly slots to open, reminders, expiry, pauses, reachability.
 
 Every query is bounded (a page of rows, keyset-paginated by id) and runs on an index:
-`patient.status`, the unique (patient_id, kind, slot_at) of `administration`,
-`administration.next_reminder_at`, `administration.expires_at` and the unique
-`chatlink.patient_id`. Nothing is loaded per patient in a loop.
+`patient.next_check_at`, `patient.status`, the unique (patient_id, kind, slot_at) of
+`administration`, `administration.next_reminder_at`, `administration.expires_at` and the
+unique `chatlink.patient_id`. Nothing is loaded per patient in a loop.
 
 Row locks use `FOR UPDATE SKIP LOCKED` so that several processes ticking at once on PostgreSQL
 take disjoint pages instead of queueing behind each other; SQLite ignores the clause (its
@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlalchemy import ColumnElement, Exists, bindparam, exists, func, update
+from sqlalchemy import ColumnElement, Exists, bindparam, exists, func, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from storage.column_types import UTCDateTime
 from storage.db import run_prepared, sync_cached
 from storage.models import (
     Administration,
@@ -86,10 +87,20 @@ def _schedulable() -> list[ColumnElement[bool]]:
 
 
 def invitation_candidates(
-    *, session: Session, recent_since: datetime, after_patient_id: int, limit: int
+    *,
+    session: Session,
+    now: datetime,
+    recent_since: datetime,
+    after_patient_id: int,
+    limit: int,
 ) -> list[InvitationCandidate]:
-    """A page of schedulable patients (by id, after `after_patient_id`) with no scheduled slot
-    later than `recent_since`, each with their newest scheduled slot; reads without locking."""
+    """A page of schedulable patients (by id, after `after_patient_id`) whose next check has
+    come by `now` (or is not known) and with no scheduled slot later than `recent_since`, each
+    with their newest scheduled slot; reads without locking.
+
+    The next check (`record_next_checks`) keeps a patient whose next slot is days away out of
+    the page, through the `patient.next_check_at` index: a tick with nothing due reads nobody.
+    """
     last_slot = (
         select(func.max(col(Administration.slot_at)))
         .where(
@@ -115,6 +126,7 @@ def invitation_candidates(
         .join(ChatLink, col(ChatLink.patient_id) == col(Patient.id))
         .where(
             *_schedulable(),
+            or_(col(Patient.next_check_at).is_(None), col(Patient.next_check_at) <= now),
             ~_scheduled_since(recent_since),
             col(Patient.id) > after_patient_id,
         )
@@ -154,6 +166,58 @@ def lock_patients_to_invite(
         .with_for_update(skip_locked=True)
     )
     return {int(value) for value in session.execute(query).scalars()}
+
+
+@dataclass(frozen=True)
+class NextCheck:
+    """When a tick next needs to look at a patient (`bot.domain.timing.next_check_at`), worked
+    out from the schedule of `candidate` as it was read."""
+
+    candidate: InvitationCandidate
+    at: datetime
+
+
+_PATIENT = table_of(Patient)
+_RECORD_NEXT_CHECK = (
+    update(_PATIENT)
+    .where(
+        _PATIENT.c.id == bindparam("b_id"),
+        _PATIENT.c.status == PatientStatus.ACTIVE.value,
+        _PATIENT.c.timezone == bindparam("b_timezone"),
+        _PATIENT.c.schedule_weekday == bindparam("b_weekday"),
+        _PATIENT.c.schedule_time == bindparam("b_time"),
+        func.coalesce(_PATIENT.c.consent_at, _PATIENT.c.created_at)
+        == bindparam("b_activated", type_=UTCDateTime()),
+        _PATIENT.c.paused_until.is_not_distinct_from(bindparam("b_paused", type_=UTCDateTime())),
+    )
+    .values(next_check_at=bindparam("b_at", type_=UTCDateTime()))
+)
+
+
+def record_next_checks(*, session: Session, checks: list[NextCheck]) -> None:
+    """Stores when each patient's next check is due, in one executemany UPDATE by id.
+
+    The candidate page is read without locks, so a patient may have changed their schedule
+    (and had `next_check_at` cleared) since: a check is written only where the schedule it was
+    worked out from is still the stored one, so such a change is never overwritten.
+    """
+    if not checks:
+        return
+    session.execute(
+        _RECORD_NEXT_CHECK,
+        [
+            {
+                "b_id": check.candidate.patient_id,
+                "b_timezone": check.candidate.timezone,
+                "b_weekday": check.candidate.schedule_weekday,
+                "b_time": check.candidate.schedule_time,
+                "b_activated": check.candidate.activated_at,
+                "b_paused": check.candidate.paused_until,
+                "b_at": check.at,
+            }
+            for check in checks
+        ],
+    )
 
 
 @dataclass(frozen=True)
@@ -274,7 +338,8 @@ def lock_patients_to_resume(*, session: Session, now: datetime, limit: int) -> l
 
 
 def resume_patients(*, session: Session, patient_ids: list[int]) -> None:
-    """Makes paused patients active again; `paused_until` stays as the moment they came back."""
+    """Makes paused patients active again; `paused_until` stays as the moment they came back,
+    and their next check is worked out again from it."""
     if not patient_ids:
         return
     session.execute(
@@ -283,7 +348,7 @@ def resume_patients(*, session: Session, patient_ids: list[int]) -> None:
             col(Patient.id).in_(patient_ids),
             col(Patient.status) == PatientStatus.PAUSED.value,
         )
-        .values(status=PatientStatus.ACTIVE.value)
+        .values(status=PatientStatus.ACTIVE.value, next_check_at=None)
     )
 
 
@@ -401,7 +466,6 @@ def mark_unreachable(*, session: Session, patient_ids: list[int], now: datetime)
     return sorted(int(row[0]) for row in result)
 
 
-_PATIENT = table_of(Patient)
 _LINK = table_of(ChatLink)
 _MARK_REACHABLE = (
     update(_PATIENT)

@@ -139,6 +139,33 @@ def due_slots(
     return due
 
 
+def next_check_at(
+    *,
+    now: datetime,
+    weekday: int,
+    local_time: time,
+    tz_name: str,
+    not_before: datetime,
+    previous_slot_at: datetime | None,
+) -> datetime:
+    """The earliest instant after `now` at which `due_slots` can return a slot again, once the
+    slots due at `now` (if any) have their administrations and `previous_slot_at` is the newest.
+
+    It is the first weekly slot after `now` that is at or after `not_before` and at least
+    `MIN_WEEKLY_GAP` after `previous_slot_at`: the same floor as `due_slots`. While nothing that
+    decides the slots changes (weekday, time, time zone, activation, pause, the scheduled
+    administrations), that floor only rises as time passes, so no slot can fall due earlier:
+    the result is a safe lower bound, and a tick need not look at the patient before it.
+    Arguments as for `due_slots`.
+    """
+    _require_aware(now, "now")
+    _require_aware(not_before, "not_before")
+    floor = not_before
+    if previous_slot_at is not None:
+        floor = max(floor, previous_slot_at + MIN_WEEKLY_GAP)
+    return next_slot_after(max(now, floor - _ONE_MICROSECOND), weekday, local_time, tz_name)
+
+
 def next_reminder_at(
     *,
     after: datetime,

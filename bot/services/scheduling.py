@@ -8,6 +8,8 @@ its `now` and claims it; the rules themselves are pure (`bot.domain.timing`,
   own time zone) opens that week's administration and claims an invitation with the key
   `inv:<patient>:<slot>`. A slot that fell into the scheduler's downtime is caught up once:
   sent if it is still open, recorded as *missed* (never sent late) if it has expired.
+  Each patient the tick looks at keeps when their next slot can come (`next_check_at`, a
+  lower bound cleared by any change to their schedule), so a tick reads only those due.
 * **Reminders.** An open scheduled administration carries `next_reminder_at`; when it comes,
   a reminder is claimed with the key `rem<n>:<administration>`. Reminders go out
   `reminder_after_hours` apart, at most `max_reminders` of our own accord, never in quiet hours
@@ -99,10 +101,12 @@ class ScheduledMessage:
 
 @dataclass
 class ClaimPage:
-    """One page of claimed work, and where the next page starts (None: this was the last)."""
+    """One page of claimed work, and where the next page starts (None: this was the last);
+    `examined` is how many patients (or administrations) the page read to find it."""
 
     messages: list[ScheduledMessage] = field(default_factory=list)
     next_after: int | None = None
+    examined: int = 0
     opened: int = 0
     missed: int = 0
     deferred: int = 0
@@ -200,7 +204,8 @@ def claim_invitations(
     """Opens due weekly administrations for one page of patients and claims their invitations.
 
     Expired slots are recorded as missed in the same transaction; slots already opened (by an
-    earlier tick or another process) are left alone, so a repeated tick claims nothing.
+    earlier tick or another process) are left alone, so a repeated tick claims nothing. Every
+    patient of the page gets their next check: the coming slot, or the one after those opened.
     """
     settings = ctx.settings
     quiet = _quiet(ctx)
@@ -209,11 +214,13 @@ def claim_invitations(
     with ctx.session() as session:
         candidates = schedule.invitation_candidates(
             session=session,
+            now=now,
             recent_since=recent_since,
             after_patient_id=after_patient_id,
             limit=limit,
         )
         plans: dict[int, tuple[schedule.InvitationCandidate, list[timing.DueSlot]]] = {}
+        checks: list[schedule.NextCheck] = []
         for candidate in candidates:
             anchor = timing.schedule_anchor(
                 activated_at=candidate.activated_at, paused_until=candidate.paused_until, now=now
@@ -228,6 +235,7 @@ def claim_invitations(
                     previous_slot_at=candidate.last_slot_at,
                     expiry_days=settings.expiry_days,
                 )
+                check = _next_check(candidate, now, anchor, slots)
             except (ValueError, ZoneInfoNotFoundError):
                 logger.error(
                     "patient schedule unusable",
@@ -236,12 +244,18 @@ def claim_invitations(
                 continue
             if slots:
                 plans[candidate.patient_id] = (candidate, slots)
+            else:
+                checks.append(check)
         locked = schedule.lock_patients_to_invite(
             session=session, patient_ids=sorted(plans), recent_since=recent_since
         )
         rows: list[schedule.NewAdministration] = []
         for patient_id in sorted(locked):
             candidate, slots = plans[patient_id]
+            anchor = timing.schedule_anchor(
+                activated_at=candidate.activated_at, paused_until=candidate.paused_until, now=now
+            )
+            checks.append(_next_check(candidate, now, anchor, slots))
             for due in slots:
                 reminder = None
                 if not due.expired and settings.max_reminders > 0:
@@ -268,6 +282,7 @@ def claim_invitations(
                     )
                 )
         opened = schedule.open_scheduled_administrations(session=session, rows=rows, now=now)
+        schedule.record_next_checks(session=session, checks=checks)
         invitations: list[tuple[deliveries.Claim, schedule.NewAdministration]] = []
         for row in rows:
             administration_id = opened.get((row.patient_id, row.slot_at))
@@ -303,8 +318,33 @@ def claim_invitations(
                     closes_at=timing.local_label(row.expires_at, candidate.timezone),
                 )
             )
+    page.examined = len(candidates)
     page.next_after = candidates[-1].patient_id if len(candidates) == limit else None
     return page
+
+
+def _next_check(
+    candidate: schedule.InvitationCandidate,
+    now: datetime,
+    anchor: datetime,
+    slots: list[timing.DueSlot],
+) -> schedule.NextCheck:
+    """When a tick next needs to look at `candidate`, once `slots` (due at `now`) are opened.
+
+    The anchor alone is the floor here, not the tick's slot window: the window only moves
+    forward, so leaving it out can make the check earlier, never later.
+    """
+    return schedule.NextCheck(
+        candidate=candidate,
+        at=timing.next_check_at(
+            now=now,
+            weekday=candidate.schedule_weekday,
+            local_time=candidate.schedule_time,
+            tz_name=candidate.timezone,
+            not_before=anchor,
+            previous_slot_at=slots[-1].slot_at if slots else candidate.last_slot_at,
+        ),
+    )
 
 
 def claim_reminders(
@@ -397,6 +437,7 @@ def claim_reminders(
                     started=row.started,
                 )
             )
+    page.examined = len(rows)
     page.next_after = rows[-1].administration_id if len(rows) == limit else None
     return page
 

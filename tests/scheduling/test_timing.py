@@ -202,6 +202,131 @@ class TestDueSlots:
         assert again == []
 
 
+class TestNextCheck:
+    """`next_check_at` is when a tick must look at a patient again: never after a slot falls due."""
+
+    def check(self, now: datetime, **overrides: object) -> datetime:
+        values: dict[str, object] = {
+            "now": now,
+            "weekday": 0,
+            "local_time": time(18, 0),
+            "tz_name": BERLIN,
+            "not_before": utc(2026, 3, 1),
+            "previous_slot_at": None,
+        }
+        values.update(overrides)
+        return timing.next_check_at(**values)  # type: ignore[arg-type]
+
+    def test_nothing_due_waits_for_the_coming_slot(self) -> None:
+        """On Monday morning the next check is that evening's 18:00 Berlin slot."""
+        assert self.check(utc(2026, 3, 2, 9)) == utc(2026, 3, 2, 17)
+
+    def test_after_opening_a_slot_the_following_one(self) -> None:
+        """Once this week's slot has its administration, the next check is next week's slot."""
+        monday = utc(2026, 3, 2, 17)
+        assert self.check(monday, previous_slot_at=monday) == utc(2026, 3, 9, 17)
+
+    def test_the_slot_instant_itself_is_not_waited_for_again(self) -> None:
+        """A check at the very slot instant, with no administration yet, points past it only
+        when the slot is not due (here: before the patient became active)."""
+        monday = utc(2026, 3, 2, 17)
+        assert self.check(monday, not_before=monday + timedelta(minutes=1)) == utc(2026, 3, 9, 17)
+
+    def test_moving_the_weekday_waits_six_days_after_the_last_slot(self) -> None:
+        """Answered Monday, moved to Thursday: the check is next Thursday, not this one."""
+        check = self.check(utc(2026, 3, 3, 9), weekday=3, previous_slot_at=utc(2026, 3, 2, 17))
+        assert check == utc(2026, 3, 12, 17)
+
+    def test_across_spring_forward_the_slot_keeps_its_local_time(self) -> None:
+        """A Sunday 18:00 slot checked the week before the clocks change is 18:00 CEST."""
+        check = self.check(utc(2026, 3, 22, 18), weekday=6, previous_slot_at=utc(2026, 3, 22, 17))
+        assert local(check, BERLIN) == "2026-03-29 18:00 CEST"
+        assert check == utc(2026, 3, 29, 16)
+
+    def test_across_fall_back_the_slot_keeps_its_local_time(self) -> None:
+        """In New York, a Sunday 18:00 slot the week the clocks go back is 18:00 EST."""
+        check = self.check(
+            utc(2026, 10, 25, 23), weekday=6, tz_name=NEW_YORK, not_before=utc(2026, 10, 1)
+        )
+        assert local(check, NEW_YORK) == "2026-11-01 18:00 EST"
+
+    def test_a_finished_pause_waits_for_the_first_slot_after_it(self) -> None:
+        """A pause that ended just after Monday's slot: that slot is not due, the next one is."""
+        paused_until = utc(2026, 3, 16, 18)
+        now = utc(2026, 3, 16, 18, 30)
+        anchor = timing.schedule_anchor(
+            activated_at=utc(2026, 1, 1), paused_until=paused_until, now=now
+        )
+        assert self.due_slots(now, anchor, utc(2026, 3, 2, 17)) == []
+        check = self.check(now, not_before=anchor, previous_slot_at=utc(2026, 3, 2, 17))
+        assert check == utc(2026, 3, 23, 17)
+
+    def test_a_pause_still_running_gives_an_earlier_check_never_a_later_one(self) -> None:
+        """While the pause runs its end is not yet the anchor: the check is the coming slot,
+        earlier than needed (the tick just looks again), never past the first slot after it."""
+        now = utc(2026, 3, 3, 9)
+        anchor = timing.schedule_anchor(
+            activated_at=utc(2026, 1, 1), paused_until=utc(2026, 3, 30), now=now
+        )
+        assert self.check(now, not_before=anchor) == utc(2026, 3, 9, 17)
+
+    @staticmethod
+    def due_slots(now: datetime, not_before: datetime, previous: datetime | None) -> list[datetime]:
+        slots = timing.due_slots(
+            now=now,
+            weekday=0,
+            local_time=time(18, 0),
+            tz_name=BERLIN,
+            not_before=not_before,
+            previous_slot_at=previous,
+            expiry_days=3,
+        )
+        return [slot.slot_at for slot in slots]
+
+    @pytest.mark.parametrize(
+        ("zone", "weekday", "at", "start"),
+        [
+            (BERLIN, 6, time(2, 30), utc(2026, 3, 9)),  # a slot in the spring-forward gap
+            (BERLIN, 6, time(2, 30), utc(2026, 10, 5)),  # a slot in the repeated hour
+            (NEW_YORK, 6, time(18, 0), utc(2026, 2, 20)),
+            ("Australia/Lord_Howe", 0, time(9, 0), utc(2026, 3, 20)),  # a half-hour shift
+        ],
+    )
+    def test_never_later_than_the_next_due_slot_across_dst(
+        self, zone: str, weekday: int, at: time, start: datetime
+    ) -> None:
+        """Ticking every 10 minutes for five weeks across a DST change, opening what is due:
+        each check computed when nothing was due is exactly the next instant a slot is due."""
+        previous: datetime | None = None
+        check: datetime | None = None
+        now = start
+        while now < start + timedelta(weeks=5):
+            due = timing.due_slots(
+                now=now,
+                weekday=weekday,
+                local_time=at,
+                tz_name=zone,
+                not_before=start,
+                previous_slot_at=previous,
+                expiry_days=3,
+            )
+            if due:
+                assert check is None or check == due[0].slot_at <= now
+                previous = due[-1].slot_at
+            elif check is not None:
+                assert now < check
+            check = timing.next_check_at(
+                now=now,
+                weekday=weekday,
+                local_time=at,
+                tz_name=zone,
+                not_before=start,
+                previous_slot_at=previous,
+            )
+            now += timedelta(minutes=10)
+        assert previous is not None
+
+
 class TestReminderTimes:
     def test_reminder_after_the_configured_hours(self) -> None:
         """An invitation at 18:00 gets its reminder 24 hours later, at 18:00 the next day."""
