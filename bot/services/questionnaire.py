@@ -10,7 +10,8 @@ the scores through `bot.services.scores.score_completed` in the same transaction
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -21,24 +22,29 @@ from sqlmodel import Session
 from bot.context import AppContext
 from bot.domain import flow, instruments, scoring
 from bot.domain.schedule import local_day_bounds, next_slot_after
-from bot.services.patients import lift_ended_pause, linked_patient
+from bot.services.patients import AnyPatientT, lift_ended_pause, linked_patient
 from bot.services.refusal import Refused, run_refusable
 from bot.services.scores import score_completed
 from storage import administrations, audit, patients, scores
+from storage.administrations import AdministrationRecord, StoredAnswer
 from storage.models import (
     Administration,
     AdministrationKind,
     AdministrationStatus,
-    Answer,
     Patient,
     PatientStatus,
     ScoreRecord,
 )
+from storage.patients import PatientRecord
 
 logger = logging.getLogger(__name__)
 
 CHECKINS_PER_DAY: Final = 1
 ACTOR: Final = "patient"
+AnyPatient = Patient | PatientRecord
+"""A patient as the questionnaire reads it: the stored row, or the record a button press reads."""
+AnyAdministration = Administration | AdministrationRecord
+"""An administration as the questionnaire reads it (see `AnyPatient`)."""
 _ANSWERING: Final = {PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value}
 
 
@@ -125,7 +131,9 @@ class QuestionnaireReply:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _view(session: Session, patient: Patient, administration: Administration) -> QuestionnaireView:
+def _view(
+    session: Session, patient: AnyPatient, administration: AnyAdministration
+) -> QuestionnaireView:
     assert administration.id is not None
     stored = administrations.answers_of(session=session, administration_id=administration.id)
     return _view_at(
@@ -136,14 +144,14 @@ def _view(session: Session, patient: Patient, administration: Administration) ->
     )
 
 
-def _raw_values(stored: dict[str, Answer]) -> dict[str, Decimal]:
+def _raw_values(stored: Mapping[str, StoredAnswer]) -> dict[str, Decimal]:
     """The raw values of stored answers, by item code."""
     return {code: answer.raw_value for code, answer in stored.items()}
 
 
 def _view_at(
-    patient: Patient,
-    administration: Administration,
+    patient: AnyPatient,
+    administration: AnyAdministration,
     state: flow.State,
     answers: dict[str, Decimal],
 ) -> QuestionnaireView:
@@ -164,7 +172,7 @@ def _view_at(
     )
 
 
-def next_scheduled_slot(patient: Patient, now: datetime) -> datetime | None:
+def next_scheduled_slot(patient: AnyPatient, now: datetime) -> datetime | None:
     """When the patient's next weekly questionnaire is due; None once they have stopped."""
     if patient.status not in _ANSWERING:
         return None
@@ -174,7 +182,7 @@ def next_scheduled_slot(patient: Patient, now: datetime) -> datetime | None:
     return next_slot_after(after, patient.schedule_weekday, patient.schedule_time, patient.timezone)
 
 
-def _reply(patient: Patient, outcome: Outcome, **values: object) -> QuestionnaireReply:
+def _reply(patient: AnyPatient, outcome: Outcome, **values: object) -> QuestionnaireReply:
     return QuestionnaireReply(
         outcome=outcome,
         language=patient.language,
@@ -187,7 +195,7 @@ def _answering_patient(session: Session, telegram_user_id: int, now: datetime) -
     return _answering(linked_patient(session, telegram_user_id=telegram_user_id, now=now))
 
 
-def _answering(patient: Patient | None) -> Patient:
+def _answering(patient: AnyPatientT | None) -> AnyPatientT:
     """The linked patient if they may answer; otherwise the refusal."""
     if patient is None:
         raise Refused(QuestionnaireReply(Outcome.NOT_YOURS, language="en"))
@@ -198,7 +206,7 @@ def _answering(patient: Patient | None) -> Patient:
 
 def _own_open_administration(
     session: Session, telegram_user_id: int, administration_id: int, now: datetime
-) -> tuple[Patient, Administration]:
+) -> tuple[PatientRecord, AdministrationRecord]:
     """The answering patient and the administration a button names, if it is theirs and still
     open, read in one query."""
     found, administration = patients.get_linked_patient_with_administration(
@@ -216,7 +224,7 @@ def _own_open_administration(
 
 def _open_with_answers(
     session: Session, telegram_user_id: int, administration_id: int, now: datetime
-) -> tuple[Patient, Administration, dict[str, Answer], flow.State]:
+) -> tuple[PatientRecord, AdministrationRecord, dict[str, StoredAnswer], flow.State]:
     """The patient's own open questionnaire, its stored answers and where it stands, for a
     press that moves through it or confirms it."""
     patient, administration = _own_open_administration(
@@ -227,7 +235,7 @@ def _open_with_answers(
     return patient, administration, stored, state
 
 
-def _stale(session: Session, patient: Patient, administration_id: int) -> QuestionnaireReply:
+def _stale(session: Session, patient: AnyPatient, administration_id: int) -> QuestionnaireReply:
     fresh = administrations.get_administration(session=session, administration_id=administration_id)
     assert fresh is not None
     if fresh.status != AdministrationStatus.OPEN.value:
@@ -241,7 +249,7 @@ def _stale(session: Session, patient: Patient, administration_id: int) -> Questi
 
 
 def _begin(
-    session: Session, patient: Patient, administration: Administration, now: datetime
+    session: Session, patient: AnyPatient, administration: AnyAdministration, now: datetime
 ) -> QuestionnaireView:
     """Moves an unstarted administration to its first question, in the patient's language,
     and returns where it now stands."""
@@ -254,7 +262,7 @@ def _begin(
 
 
 def _move_to_first_question(
-    session: Session, patient: Patient, administration: Administration, now: datetime
+    session: Session, patient: AnyPatient, administration: AnyAdministration, now: datetime
 ) -> None:
     assert administration.id is not None
     administrations.set_language_if_unstarted(
@@ -312,8 +320,8 @@ def resume(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
 
 def _record(
     session: Session,
-    patient: Patient,
-    administration: Administration,
+    patient: AnyPatient,
+    administration: AnyAdministration,
     item: str,
     parsed: instruments.ParsedAnswer,
     now: datetime,
@@ -497,18 +505,22 @@ def confirm(
             now=now,
         ):
             return _stale(session, patient, administration_id)
-        # The compare-and-set above completed `administration` in this session too.
+        completed = replace(
+            administration,
+            status=AdministrationStatus.COMPLETED.value,
+            completed_at=now,
+            current_item=None,
+            return_to_summary=False,
+        )
         record = score_completed(
             session,
-            administration=administration,
+            administration=completed,
             stored=stored,
             window=timedelta(days=ctx.settings.lab_window_days),
             now=now,
         )
-        assert patient.id is not None
         if patient.baseline_date is None:
-            patient.baseline_date = now
-            patients.save_patient(session=session, patient=patient)
+            patients.set_baseline_date(session=session, patient_id=patient.id, at=now)
         audit.record_event(
             session=session,
             at=now,
