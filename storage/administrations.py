@@ -280,7 +280,7 @@ def move_current_item(
 
 
 _ANSWER = table_of(Answer)
-_ANSWER_COLUMNS = (
+ANSWER_COLUMNS = (
     _ANSWER.c.id,
     _ANSWER.c.administration_id,
     _ANSWER.c.item_code,
@@ -289,6 +289,7 @@ _ANSWER_COLUMNS = (
     _ANSWER.c.version,
     _ANSWER.c.answered_at,
 )
+"""The columns of a `StoredAnswer`, in its order."""
 _INSERT_ANSWER = insert(_ANSWER).returning(_ANSWER.c.id)
 _CORRECT_ANSWER = (
     update(_ANSWER)
@@ -300,7 +301,7 @@ _CORRECT_ANSWER = (
         answered_at=bindparam("answered_at", type_=UTCDateTime()),
     )
 )
-_ANSWERS_OF = sa_select(*_ANSWER_COLUMNS).where(
+_ANSWERS_OF = sa_select(*ANSWER_COLUMNS).where(
     _ANSWER.c.administration_id == bindparam("administration_id")
 )
 _ANSWER_OF_ITEM = _ANSWERS_OF.where(_ANSWER.c.item_code == bindparam("item_code"))
@@ -362,7 +363,7 @@ def answers_of(*, session: Session, administration_id: int) -> dict[str, StoredA
     return {answer.item_code: answer for answer in map(StoredAnswer._make, rows)}
 
 
-_ANSWERS_OF_MANY = sa_select(*_ANSWER_COLUMNS).where(
+_ANSWERS_OF_MANY = sa_select(*ANSWER_COLUMNS).where(
     _ANSWER.c.administration_id.in_(bindparam("administration_ids", expanding=True))
 )
 

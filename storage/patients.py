@@ -10,7 +10,7 @@ from sqlalchemy import and_, bindparam, delete, or_, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.administrations import AdministrationRecord
+from storage.administrations import ANSWER_COLUMNS, AdministrationRecord, StoredAnswer
 from storage.column_types import UTCDateTime
 from storage.db import run_prepared, sync_cached
 from storage.models import (
@@ -112,6 +112,7 @@ class PatientRecord:
 _PATIENT = table_of(Patient)
 _LINK = table_of(ChatLink)
 _ADMINISTRATION = table_of(Administration)
+_ANSWER = table_of(Answer)
 _LINKED_WITH_ADMINISTRATION = (
     sa_select(
         _PATIENT.c.id,
@@ -134,6 +135,7 @@ _LINKED_WITH_ADMINISTRATION = (
         _ADMINISTRATION.c.expires_at,
         _ADMINISTRATION.c.completed_at,
         _ADMINISTRATION.c.question_message_id,
+        *ANSWER_COLUMNS,
     )
     .select_from(_PATIENT)
     .join(_LINK, _LINK.c.patient_id == _PATIENT.c.id)
@@ -144,28 +146,37 @@ _LINKED_WITH_ADMINISTRATION = (
             _ADMINISTRATION.c.patient_id == _PATIENT.c.id,
         ),
     )
+    .outerjoin(_ANSWER, _ANSWER.c.administration_id == _ADMINISTRATION.c.id)
     .where(_LINK.c.telegram_user_id == bindparam("telegram_user_id"))
     .with_for_update(of=_PATIENT)
 )
 _PATIENT_FIELDS = len(PatientRecord.__slots__)
+_ADMINISTRATION_END = _PATIENT_FIELDS + len(AdministrationRecord.__slots__)
 
 
 def get_linked_patient_with_administration(
     *, session: Session, telegram_user_id: int, administration_id: int
-) -> tuple[PatientRecord | None, AdministrationRecord | None]:
+) -> tuple[PatientRecord | None, AdministrationRecord | None, dict[str, StoredAnswer]]:
     """The patient a Telegram account is linked to (None for none or a physician), locked for
     this transaction on PostgreSQL, and in the same query that patient's administration with
-    this id (None if there is none, or it is another patient's): a button press names its
-    questionnaire, and every press starts here, so both are read as records, without the ORM.
-    """
+    this id (None if there is none, or it is another patient's) and its current answers by
+    item code: a button press names its questionnaire, and every press starts here, so all of
+    it is read at once, as records, without the ORM (one row per answer, at least one)."""
     params = {"telegram_user_id": telegram_user_id, "administration_id": administration_id}
-    row = run_prepared(session, _LINKED_WITH_ADMINISTRATION, params).first()
-    if row is None:
-        return None, None
-    patient = PatientRecord(*row[:_PATIENT_FIELDS])
-    if row[_PATIENT_FIELDS] is None:
-        return patient, None
-    return patient, AdministrationRecord(*row[_PATIENT_FIELDS:])
+    rows = run_prepared(session, _LINKED_WITH_ADMINISTRATION, params).all()
+    if not rows:
+        return None, None, {}
+    first = rows[0]
+    patient = PatientRecord(*first[:_PATIENT_FIELDS])
+    if first[_PATIENT_FIELDS] is None:
+        return patient, None, {}
+    administration = AdministrationRecord(*first[_PATIENT_FIELDS:_ADMINISTRATION_END])
+    answers = {}
+    for row in rows:
+        if row[_ADMINISTRATION_END] is not None:
+            answer = StoredAnswer._make(row[_ADMINISTRATION_END:])
+            answers[answer.item_code] = answer
+    return patient, administration, answers
 
 
 _SET_BASELINE = (

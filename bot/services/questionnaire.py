@@ -36,6 +36,7 @@ from storage.models import (
     ScoreRecord,
 )
 from storage.patients import PatientRecord
+from storage.scores import EarlierScores
 
 logger = logging.getLogger(__name__)
 
@@ -206,10 +207,10 @@ def _answering(patient: AnyPatientT | None) -> AnyPatientT:
 
 def _own_open_administration(
     session: Session, telegram_user_id: int, administration_id: int, now: datetime
-) -> tuple[PatientRecord, AdministrationRecord]:
-    """The answering patient and the administration a button names, if it is theirs and still
-    open, read in one query."""
-    found, administration = patients.get_linked_patient_with_administration(
+) -> tuple[PatientRecord, AdministrationRecord, dict[str, StoredAnswer]]:
+    """The answering patient, the administration a button names if it is theirs and still
+    open, and its answers, read in one query."""
+    found, administration, stored = patients.get_linked_patient_with_administration(
         session=session, telegram_user_id=telegram_user_id, administration_id=administration_id
     )
     patient = _answering(lift_ended_pause(session, found, now))
@@ -219,7 +220,7 @@ def _own_open_administration(
         raise Refused(_reply(patient, Outcome.ALREADY_COMPLETED))
     if administration.status != AdministrationStatus.OPEN.value or administration.expires_at <= now:
         raise Refused(_reply(patient, Outcome.CLOSED))
-    return patient, administration
+    return patient, administration, stored
 
 
 def _open_with_answers(
@@ -227,10 +228,9 @@ def _open_with_answers(
 ) -> tuple[PatientRecord, AdministrationRecord, dict[str, StoredAnswer], flow.State]:
     """The patient's own open questionnaire, its stored answers and where it stands, for a
     press that moves through it or confirms it."""
-    patient, administration = _own_open_administration(
+    patient, administration, stored = _own_open_administration(
         session, telegram_user_id, administration_id, now
     )
-    stored = administrations.answers_of(session=session, administration_id=administration_id)
     state = flow.State(administration.current_item, administration.return_to_summary)
     return patient, administration, stored, state
 
@@ -283,7 +283,7 @@ def start(ctx: AppContext, *, telegram_user_id: int, administration_id: int) -> 
     exactly where it stands."""
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient, administration = _own_open_administration(
+        patient, administration, _ = _own_open_administration(
             session, telegram_user_id, administration_id, now
         )
         view = _begin(session, patient, administration, now)
@@ -325,11 +325,12 @@ def _record(
     item: str,
     parsed: instruments.ParsedAnswer,
     now: datetime,
+    stored: Mapping[str, StoredAnswer],
 ) -> QuestionnaireReply:
-    """Moves past `item` (compare-and-set) and stores its answer, or reports a stale press."""
+    """Moves past `item` (compare-and-set) and stores its answer, or reports a stale press;
+    `stored` are the administration's answers as this unit of work has just read them."""
     assert administration.id is not None
     assert patient.id is not None
-    stored = administrations.answers_of(session=session, administration_id=administration.id)
     state = flow.State(administration.current_item, administration.return_to_summary)
     after = flow.step(state, flow.Answer(item), stored)
     if not isinstance(after, flow.State):
@@ -391,13 +392,13 @@ def answer(
     """An answer button (0–10, or minutes for item 6): recorded once, then the next step."""
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient, administration = _own_open_administration(
+        patient, administration, stored = _own_open_administration(
             session, telegram_user_id, administration_id, now
         )
         parsed = instruments.button_answer(item, value)
         if parsed is None:
             return _stale(session, patient, administration_id)
-        return _record(session, patient, administration, item, parsed, now)
+        return _record(session, patient, administration, item, parsed, now, stored)
 
     return run_refusable(ctx, action)
 
@@ -419,13 +420,16 @@ def answer_typed(ctx: AppContext, *, telegram_user_id: int, text: str) -> Questi
         if item is None:
             view = _begin(session, patient, administration, now)
             return _reply(patient, Outcome.SHOW, view=view, resumed=True)
-        view = _view(session, patient, administration)
+        assert administration.id is not None
+        stored = administrations.answers_of(session=session, administration_id=administration.id)
+        state = flow.State(item, administration.return_to_summary)
+        view = _view_at(patient, administration, state, _raw_values(stored))
         if item == flow.SUMMARY:
             return _reply(patient, Outcome.HINT, view=view)
         parsed = instruments.parse_typed_answer(item, text)
         if parsed is None:
             return _reply(patient, Outcome.HINT, view=view)
-        return _record(session, patient, administration, item, parsed, now)
+        return _record(session, patient, administration, item, parsed, now, stored)
 
     return run_refusable(ctx, action)
 
@@ -475,12 +479,13 @@ def change(
         return _move(ctx, telegram_user_id, administration_id, flow.Change(item))
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient, administration = _own_open_administration(
+        patient, administration, stored, state = _open_with_answers(
             session, telegram_user_id, administration_id, now
         )
         if administration.current_item != flow.SUMMARY:
             return _stale(session, patient, administration_id)
-        return _reply(patient, Outcome.PICKER, view=_view(session, patient, administration))
+        view = _view_at(patient, administration, state, _raw_values(stored))
+        return _reply(patient, Outcome.PICKER, view=view)
 
     return run_refusable(ctx, action)
 
@@ -533,29 +538,20 @@ def confirm(
         logger.info(
             "questionnaire completed", extra={"fields": {"administration_id": administration_id}}
         )
-        previous = administrations.last_completed_before(
+        # The previous questionnaire and its scores, for the comparison.
+        previous = scores.last_completed_scores(
             session=session, patient_id=patient.id, before=now, exclude_id=administration_id
-        )
-        previous_score = (
-            None
-            if previous is None or previous.id is None
-            else scores.get_score(session=session, administration_id=previous.id)
         )
         asdas, kind = _asdas_of(record)
         window = timedelta(days=ctx.settings.lab_window_days)
-        if (
-            asdas is None
-            and previous is not None
-            and previous.completed_at is not None
-            and previous.completed_at >= now - window
-        ):
+        if asdas is None and previous is not None and previous.completed_at >= now - window:
             # The latest ASDAS within this questionnaire's lab window, even when it belongs to
             # the previous questionnaire (clinical spec §6).
-            asdas, kind = _asdas_of(previous_score)
+            asdas, kind = _asdas_of(previous)
         result = ResultView(
             completed_at=now,
             basdai=None if record is None else record.basdai,
-            previous_basdai=None if previous_score is None else previous_score.basdai,
+            previous_basdai=None if previous is None else previous.basdai,
             previous_completed_at=None if previous is None else previous.completed_at,
             asdas=asdas,
             asdas_kind=kind,
@@ -565,7 +561,7 @@ def confirm(
     return run_refusable(ctx, action)
 
 
-def _asdas_of(record: ScoreRecord | None) -> tuple[Decimal | None, str | None]:
+def _asdas_of(record: ScoreRecord | EarlierScores | None) -> tuple[Decimal | None, str | None]:
     """ASDAS-CRP when there is one, else ASDAS-ESR (clinical spec §2), with its variant."""
     if record is not None and record.asdas_crp is not None:
         return record.asdas_crp, "CRP"
