@@ -65,8 +65,11 @@ def create_administration(
     instrument_version: str,
     language: str,
     current_item: str | None = None,
+    started_at: datetime | None = None,
 ) -> Administration | None:
-    """Opens an administration for a slot; None if that slot already has one (unique key)."""
+    """Opens an administration for a slot; None if that slot already has one (unique key).
+
+    With `current_item` and `started_at` it is opened already started at that item."""
     administration = Administration(
         patient_id=patient_id,
         kind=kind,
@@ -76,6 +79,7 @@ def create_administration(
         instrument_version=instrument_version,
         language=language,
         opened_at=now,
+        started_at=started_at,
         expires_at=expires_at,
     )
     try:

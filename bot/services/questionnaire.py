@@ -596,6 +596,9 @@ def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
                 return _reply(
                     patient, Outcome.CHECKIN_LIMIT, next_slot=next_scheduled_slot(patient, now)
                 )
+            # Opened at its first question, in the patient's language, as `_begin` would
+            # move it: nothing to move, read or answer yet.
+            first = flow.State(flow.first_position(), return_to_summary=False)
             administration = administrations.create_administration(
                 session=session,
                 patient_id=patient.id,
@@ -605,24 +608,18 @@ def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
                 expires_at=now + timedelta(days=ctx.settings.expiry_days),
                 instrument_version=ctx.settings.instrument_version(patient.language),
                 language=patient.language,
+                current_item=first.position,
+                started_at=now,
             )
             if administration is None:
                 raise Refused(_reply(patient, Outcome.CHECKIN_LIMIT))
-            resumed = False
             logger.info(
                 "check-in opened", extra={"fields": {"administration_id": administration.id}}
             )
-        else:
-            resumed = True
-        assert administration.id is not None
+            view = _view_at(patient, administration, first, {})
+            return _reply(patient, Outcome.SHOW, view=view, resumed=False, new_message=True)
         view = _begin(session, patient, administration, now)
-        return _reply(
-            patient,
-            Outcome.SHOW,
-            view=view,
-            resumed=resumed,
-            new_message=True,
-        )
+        return _reply(patient, Outcome.SHOW, view=view, resumed=True, new_message=True)
 
     return run_refusable(ctx, action)
 

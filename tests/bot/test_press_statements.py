@@ -34,14 +34,14 @@ CONFIRM_PRESS = [
     "UPDATE patient",  # the baseline date, on the first questionnaire only
     "INSERT auditevent",
     "SELECT administration",  # the previous questionnaire and its scores, for the comparison
-    # The safety check-in that follows (clinical spec §8), in its own unit of work.
-    "SELECT patient",
-    "SELECT administration",
+    # Whether its physician asked for alerts (clinical spec §3, §6), in its own unit of work.
+    # A check-in questionnaire, as here, is followed by no safety check-in (spec §8), so
+    # nothing is read for one.
     "SELECT administration",
     "SELECT patient",
     "SELECT physician",
 ]
-"""The statements of the press that confirms a first questionnaire, in order."""
+"""The statements of the press that confirms a first questionnaire (a check-in), in order."""
 
 _FIRST_TABLE = re.compile(r"\bFROM\s+(\w+)", re.I)
 
@@ -97,7 +97,8 @@ class TestPressStatements:
         self, running_bot: RunningBot
     ) -> None:
         """Confirming reads the questionnaire and its answers once, stores the scores and the
-        audit entry, compares with earlier weeks, then opens the safety check-in."""
+        audit entry, compares with earlier weeks, then sees whether the physician wants an
+        alert."""
         user = await _patient_at_first_question(running_bot)
         for label in ("4", "5", "0", "3", "4", "1 h", "5"):
             user.press_button(label)
