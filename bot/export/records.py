@@ -26,7 +26,6 @@ from storage.exports import (
     AdministrationRow,
     AdministrationText,
     AnswerRow,
-    BasdaiRow,
     LabRow,
 )
 from storage.models import AdministrationStatus
@@ -76,29 +75,13 @@ def asdas_state(asdas: Decimal | str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Baseline:
-    """A patient's baseline questionnaire, which BASDAI responses compare with (spec §3)."""
+    """A patient's baseline questionnaire, which BASDAI responses compare with (spec §3): the
+    first completed questionnaire with a BASDAI, or the one nearest to the baseline date the
+    clinic set (the earlier on a tie), as the digest chooses it
+    (`storage.exports.basdai_baselines`)."""
 
     administration_id: int
     basdai: Decimal
-
-
-def baselines(rows: Iterable[BasdaiRow]) -> dict[str, Baseline]:
-    """Each patient's baseline by research id: the first completed questionnaire with a
-    BASDAI, or the one nearest to the baseline date the clinic set (the earlier on a tie), as
-    the digest chooses it."""
-    by_patient: dict[str, list[BasdaiRow]] = {}
-    for row in rows:
-        by_patient.setdefault(row.research_id, []).append(row)
-    chosen: dict[str, Baseline] = {}
-    for research_id, history in by_patient.items():
-        wanted = history[0].baseline_date
-        first = (
-            history[0]
-            if wanted is None
-            else min(history, key=lambda r: (abs(r.completed_at - wanted), r.completed_at))
-        )
-        chosen[research_id] = Baseline(first.administration_id, first.basdai)
-    return chosen
 
 
 @lru_cache(maxsize=4096)
