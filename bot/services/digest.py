@@ -319,8 +319,11 @@ def _patient_line(
         weeks.insert(0, weeks[0].previous())
     by_week: dict[IsoWeek, list[digest_storage.AdministrationRow]] = defaultdict(list)
     zone = ZoneInfo(timezone)
+    shown_from = weeks[0].start(timezone)
     for row in scheduled:
-        by_week[IsoWeek.containing(row.slot_at.astimezone(zone).date())].append(row)
+        # Only the weeks shown are sorted into weeks, not the whole history.
+        if shown_from <= row.slot_at < as_of:
+            by_week[IsoWeek.containing(row.slot_at.astimezone(zone).date())].append(row)
     chart_from = week.start(timezone) - timedelta(weeks=CHART_WEEKS - 1)
     latest_basdai, previous_basdai = judged.latest_basdai, judged.previous_basdai
     latest_asdas, previous_asdas = judged.latest_asdas, judged.previous_asdas
