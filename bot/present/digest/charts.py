@@ -418,8 +418,12 @@ def _png(rgba: np.ndarray[Any, Any]) -> bytes:
     height, width = rgba.shape[:2]
     rows = np.empty((height, width * 3 + 1), dtype=np.uint8)
     rows[:, 0] = 0  # filter type "None" on every row
-    # One copy, straight into the rows: the pixels of a row are a view (height, width, 3).
-    np.copyto(rows[:, 1:].reshape(height, width, 3), rgba[:, :, :3])
+    # One copy straight into the rows, each pixel's red, green and blue as one 3-byte item:
+    # half the time of copying them as three separate bytes.
+    source = np.ascontiguousarray(rgba)
+    pixels = np.ndarray((height, width), dtype="V3", buffer=source, strides=(width * 4, 4))
+    rgb = np.ndarray((height, width), dtype="V3", buffer=rows, offset=1, strides=(width * 3 + 1, 3))
+    np.copyto(rgb, pixels)
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"".join(
         (
