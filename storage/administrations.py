@@ -7,17 +7,51 @@ questionnaire twice or record an answer against the wrong item.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from storage.column_types import UTCDateTime
 from storage.db import cached_row, run_prepared, sync_cached
 from storage.models import Administration, AdministrationStatus, Answer, table_of
+
+
+@dataclass(frozen=True, slots=True)
+class AdministrationRecord:
+    """What a press needs of an administration row, read without the ORM (a button press reads
+    it on every tap): a record of the row as read, not an object to change and save."""
+
+    id: int
+    patient_id: int
+    kind: str
+    slot_at: datetime
+    status: str
+    current_item: str | None
+    return_to_summary: bool
+    instrument_version: str
+    language: str
+    expires_at: datetime
+    completed_at: datetime | None
+    question_message_id: int | None
+
+
+class StoredAnswer(NamedTuple):
+    """An item's current answer as read or just written: a record, not an object to save."""
+
+    id: int
+    administration_id: int
+    item_code: str
+    raw_value: Decimal
+    score: Decimal
+    version: int
+    answered_at: datetime
 
 
 def create_administration(
@@ -31,8 +65,11 @@ def create_administration(
     instrument_version: str,
     language: str,
     current_item: str | None = None,
+    started_at: datetime | None = None,
 ) -> Administration | None:
-    """Opens an administration for a slot; None if that slot already has one (unique key)."""
+    """Opens an administration for a slot; None if that slot already has one (unique key).
+
+    With `current_item` and `started_at` it is opened already started at that item."""
     administration = Administration(
         patient_id=patient_id,
         kind=kind,
@@ -42,6 +79,7 @@ def create_administration(
         instrument_version=instrument_version,
         language=language,
         opened_at=now,
+        started_at=started_at,
         expires_at=expires_at,
     )
     try:
@@ -246,6 +284,16 @@ def move_current_item(
 
 
 _ANSWER = table_of(Answer)
+ANSWER_COLUMNS = (
+    _ANSWER.c.id,
+    _ANSWER.c.administration_id,
+    _ANSWER.c.item_code,
+    _ANSWER.c.raw_value,
+    _ANSWER.c.score,
+    _ANSWER.c.version,
+    _ANSWER.c.answered_at,
+)
+"""The columns of a `StoredAnswer`, in its order."""
 _INSERT_ANSWER = insert(_ANSWER).returning(_ANSWER.c.id)
 _CORRECT_ANSWER = (
     update(_ANSWER)
@@ -257,6 +305,10 @@ _CORRECT_ANSWER = (
         answered_at=bindparam("answered_at", type_=UTCDateTime()),
     )
 )
+_ANSWERS_OF = sa_select(*ANSWER_COLUMNS).where(
+    _ANSWER.c.administration_id == bindparam("administration_id")
+)
+_ANSWER_OF_ITEM = _ANSWERS_OF.where(_ANSWER.c.item_code == bindparam("item_code"))
 
 
 def save_answer(
@@ -267,66 +319,68 @@ def save_answer(
     raw_value: Decimal,
     score: Decimal,
     now: datetime,
-    current: dict[str, Answer] | None = None,
-) -> tuple[Answer, Answer | None]:
+    current: Mapping[str, StoredAnswer] | None = None,
+) -> tuple[StoredAnswer, StoredAnswer | None]:
     """Writes an item's answer (a correction raises its version); returns (new, previous).
 
-    `current` is the administration's answers as `answers_of` just loaded them in this unit of
+    `current` is the administration's answers as `answers_of` just read them in this unit of
     work (after its compare-and-set move, so no one else can have changed them); passing it
-    saves reading them again. The returned answers are records of what was written, not
-    objects to change and save.
+    saves reading them again.
     """
     if current is not None:
         existing = current.get(item_code)
     else:
-        existing = session.exec(
-            select(Answer)
-            .where(Answer.administration_id == administration_id, Answer.item_code == item_code)
-            .execution_options(populate_existing=True)
-        ).first()
+        params = {"administration_id": administration_id, "item_code": item_code}
+        row = run_prepared(session, _ANSWER_OF_ITEM, params).first()
+        existing = None if row is None else StoredAnswer._make(row)
     if existing is None:
-        values: dict[str, Any] = {
-            "administration_id": administration_id,
-            "item_code": item_code,
-            "raw_value": raw_value,
-            "score": score,
-            "version": 1,
-            "answered_at": now,
-        }
-        answer_id = run_prepared(session, _INSERT_ANSWER, values).scalar_one()
-        # Records of typed values just written: nothing to validate again.
-        return Answer.model_construct(id=answer_id, **values), None
-    assert existing.id is not None
-    previous = Answer.model_construct(**existing.model_dump())
+        answer_id = run_prepared(
+            session,
+            _INSERT_ANSWER,
+            {
+                "administration_id": administration_id,
+                "item_code": item_code,
+                "raw_value": raw_value,
+                "score": score,
+                "version": 1,
+                "answered_at": now,
+            },
+        ).scalar_one()
+        return StoredAnswer(answer_id, administration_id, item_code, raw_value, score, 1, now), None
+    corrected = existing._replace(
+        raw_value=raw_value, score=score, version=existing.version + 1, answered_at=now
+    )
     changes = {
         "raw_value": raw_value,
         "score": score,
-        "version": existing.version + 1,
+        "version": corrected.version,
         "answered_at": now,
     }
     run_prepared(session, _CORRECT_ANSWER, {"answer_id": existing.id, **changes})
     sync_cached(session, Answer, existing.id, **changes)
-    return Answer.model_construct(**{**previous.model_dump(), **changes}), previous
+    return corrected, existing
 
 
-_ANSWERS_OF = select(Answer).where(col(Answer.administration_id) == bindparam("administration_id"))
-
-
-def answers_of(*, session: Session, administration_id: int) -> dict[str, Answer]:
+def answers_of(*, session: Session, administration_id: int) -> dict[str, StoredAnswer]:
     """The current answers of one administration, by item code."""
-    rows = session.exec(_ANSWERS_OF, params={"administration_id": administration_id})
-    return {answer.item_code: answer for answer in rows}
+    rows = run_prepared(session, _ANSWERS_OF, {"administration_id": administration_id})
+    return {answer.item_code: answer for answer in map(StoredAnswer._make, rows)}
+
+
+_ANSWERS_OF_MANY = sa_select(*ANSWER_COLUMNS).where(
+    _ANSWER.c.administration_id.in_(bindparam("administration_ids", expanding=True))
+)
 
 
 def answers_of_many(
     *, session: Session, administration_ids: list[int]
-) -> dict[int, dict[str, Answer]]:
+) -> dict[int, dict[str, StoredAnswer]]:
     """Current answers of several administrations in one query."""
-    result: dict[int, dict[str, Answer]] = {admin_id: {} for admin_id in administration_ids}
+    result: dict[int, dict[str, StoredAnswer]] = {admin_id: {} for admin_id in administration_ids}
     if not administration_ids:
         return result
-    rows = session.exec(select(Answer).where(col(Answer.administration_id).in_(administration_ids)))
-    for answer in rows:
+    rows = run_prepared(session, _ANSWERS_OF_MANY, {"administration_ids": administration_ids})
+    for answer in map(StoredAnswer._make, rows):
         result[answer.administration_id][answer.item_code] = answer
     return result
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -27,9 +28,12 @@ from storage.models import (
 )
 
 
-@dataclass(frozen=True)
-class AdministrationRow:
-    """One questionnaire of a patient with its stored scores (None when not computed)."""
+class AdministrationRow(NamedTuple):
+    """One questionnaire of a patient with its stored scores (None when not computed).
+
+    A named tuple rather than a dataclass: a digest reads a year of questionnaires for each
+    of a physician's patients, ten thousand rows for two hundred, made several times faster.
+    """
 
     administration_id: int
     patient_id: int

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, time
 
 from sqlalchemy import and_, bindparam, delete, inspect, or_, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
+from storage.administrations import ANSWER_COLUMNS, AdministrationRecord, StoredAnswer
+from storage.column_types import UTCDateTime
+from storage.db import run_prepared, sync_cached
 from storage.models import (
     Administration,
     Answer,
@@ -25,6 +30,7 @@ from storage.models import (
     SafetyCheckin,
     ScoreRecord,
     TherapyEpisodeRow,
+    table_of,
 )
 
 
@@ -88,36 +94,102 @@ def get_linked_patient_for_update(*, session: Session, telegram_user_id: int) ->
     return session.exec(_LINKED_FOR_UPDATE, params={"telegram_user_id": telegram_user_id}).first()
 
 
+@dataclass(frozen=True, slots=True)
+class PatientRecord:
+    """What a press needs of a patient row, read without the ORM (every tap reads it): a record
+    of the row as read, not an object to change and save."""
+
+    id: int
+    status: str
+    language: str
+    timezone: str
+    schedule_weekday: int
+    schedule_time: time
+    paused_until: datetime | None
+    baseline_date: datetime | None
+
+
+_PATIENT = table_of(Patient)
+_LINK = table_of(ChatLink)
+_ADMINISTRATION = table_of(Administration)
+_ANSWER = table_of(Answer)
 _LINKED_WITH_ADMINISTRATION = (
-    select(Patient, Administration)
-    .join(ChatLink, col(ChatLink.patient_id) == col(Patient.id))
+    sa_select(
+        _PATIENT.c.id,
+        _PATIENT.c.status,
+        _PATIENT.c.language,
+        _PATIENT.c.timezone,
+        _PATIENT.c.schedule_weekday,
+        _PATIENT.c.schedule_time,
+        _PATIENT.c.paused_until,
+        _PATIENT.c.baseline_date,
+        _ADMINISTRATION.c.id,
+        _ADMINISTRATION.c.patient_id,
+        _ADMINISTRATION.c.kind,
+        _ADMINISTRATION.c.slot_at,
+        _ADMINISTRATION.c.status,
+        _ADMINISTRATION.c.current_item,
+        _ADMINISTRATION.c.return_to_summary,
+        _ADMINISTRATION.c.instrument_version,
+        _ADMINISTRATION.c.language,
+        _ADMINISTRATION.c.expires_at,
+        _ADMINISTRATION.c.completed_at,
+        _ADMINISTRATION.c.question_message_id,
+        *ANSWER_COLUMNS,
+    )
+    .select_from(_PATIENT)
+    .join(_LINK, _LINK.c.patient_id == _PATIENT.c.id)
     .outerjoin(
-        Administration,
+        _ADMINISTRATION,
         and_(
-            col(Administration.id) == bindparam("administration_id"),
-            col(Administration.patient_id) == col(Patient.id),
+            _ADMINISTRATION.c.id == bindparam("administration_id"),
+            _ADMINISTRATION.c.patient_id == _PATIENT.c.id,
         ),
     )
-    .where(col(ChatLink.telegram_user_id) == bindparam("telegram_user_id"))
-    .with_for_update(of=Patient)
-    .execution_options(populate_existing=True)
+    .outerjoin(_ANSWER, _ANSWER.c.administration_id == _ADMINISTRATION.c.id)
+    .where(_LINK.c.telegram_user_id == bindparam("telegram_user_id"))
+    .with_for_update(of=_PATIENT)
 )
+_PATIENT_FIELDS = len(PatientRecord.__slots__)
+_ADMINISTRATION_END = _PATIENT_FIELDS + len(AdministrationRecord.__slots__)
 
 
 def get_linked_patient_with_administration(
     *, session: Session, telegram_user_id: int, administration_id: int
-) -> tuple[Patient | None, Administration | None]:
-    """`get_linked_patient_for_update` and, in the same query, that patient's administration
-    with this id (None if there is none, or it is another patient's), read fresh: a button
-    press names its questionnaire, and every press starts here."""
-    row = session.exec(
-        _LINKED_WITH_ADMINISTRATION,
-        params={"telegram_user_id": telegram_user_id, "administration_id": administration_id},
-    ).first()
-    if row is None:
-        return None, None
-    patient, administration = row
-    return patient, administration
+) -> tuple[PatientRecord | None, AdministrationRecord | None, dict[str, StoredAnswer]]:
+    """The patient a Telegram account is linked to (None for none or a physician), locked for
+    this transaction on PostgreSQL, and in the same query that patient's administration with
+    this id (None if there is none, or it is another patient's) and its current answers by
+    item code: a button press names its questionnaire, and every press starts here, so all of
+    it is read at once, as records, without the ORM (one row per answer, at least one)."""
+    params = {"telegram_user_id": telegram_user_id, "administration_id": administration_id}
+    rows = run_prepared(session, _LINKED_WITH_ADMINISTRATION, params).all()
+    if not rows:
+        return None, None, {}
+    first = rows[0]
+    patient = PatientRecord(*first[:_PATIENT_FIELDS])
+    if first[_PATIENT_FIELDS] is None:
+        return patient, None, {}
+    administration = AdministrationRecord(*first[_PATIENT_FIELDS:_ADMINISTRATION_END])
+    answers = {}
+    for row in rows:
+        if row[_ADMINISTRATION_END] is not None:
+            answer = StoredAnswer._make(row[_ADMINISTRATION_END:])
+            answers[answer.item_code] = answer
+    return patient, administration, answers
+
+
+_SET_BASELINE = (
+    update(_PATIENT)
+    .where(_PATIENT.c.id == bindparam("patient_id"), _PATIENT.c.baseline_date.is_(None))
+    .values(baseline_date=bindparam("at", type_=UTCDateTime()))
+)
+
+
+def set_baseline_date(*, session: Session, patient_id: int, at: datetime) -> None:
+    """Sets the date of a patient's first completed questionnaire, unless it is set already."""
+    if run_prepared(session, _SET_BASELINE, {"patient_id": patient_id, "at": at}).rowcount == 1:
+        sync_cached(session, Patient, patient_id, baseline_date=at)
 
 
 def get_patient_by_ref(*, session: Session, clinic_ref: str) -> Patient | None:

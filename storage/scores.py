@@ -2,17 +2,54 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from storage.models import Administration, AdministrationStatus, LabResult, ScoreRecord
+from storage.column_types import UTCDateTime
+from storage.db import run_prepared, sync_cached
+from storage.models import (
+    Administration,
+    AdministrationStatus,
+    LabResult,
+    ScoreRecord,
+    table_of,
+)
 
 _SCORE_OF = select(ScoreRecord).where(
     col(ScoreRecord.administration_id) == bindparam("administration_id")
 )
+
+
+_SCORE = table_of(ScoreRecord)
+_ADMINISTRATION = table_of(Administration)
+_SCORE_VALUES = (
+    "basdai",
+    "asdas_crp",
+    "asdas_crp_lab_id",
+    "crp_floored",
+    "asdas_esr",
+    "asdas_esr_lab_id",
+    "computed_at",
+)
+
+
+def _upsert(insert: Any) -> Any:
+    """An INSERT of one administration's scores that replaces what was there, per dialect."""
+    statement = insert(_SCORE)
+    return statement.on_conflict_do_update(
+        index_elements=[_SCORE.c.administration_id],
+        set_={name: statement.excluded[name] for name in _SCORE_VALUES},
+    ).returning(_SCORE.c.id)
+
+
+_UPSERT = {"postgresql": _upsert(postgresql.insert), "sqlite": _upsert(sqlite.insert)}
 
 
 def upsert_score(
@@ -27,20 +64,64 @@ def upsert_score(
     asdas_esr_lab_id: int | None,
     now: datetime,
 ) -> ScoreRecord:
-    """Writes the scores of one administration, replacing what was there."""
-    record = get_score(session=session, administration_id=administration_id)
-    if record is None:
-        record = ScoreRecord(administration_id=administration_id, computed_at=now)
-    record.basdai = basdai
-    record.asdas_crp = asdas_crp
-    record.asdas_crp_lab_id = asdas_crp_lab_id
-    record.crp_floored = crp_floored
-    record.asdas_esr = asdas_esr
-    record.asdas_esr_lab_id = asdas_esr_lab_id
-    record.computed_at = now
-    session.add(record)
-    session.flush()
-    return record
+    """Writes the scores of one administration, replacing what was there, in one statement.
+
+    The returned record is what was written, not an object to change and save."""
+    values: dict[str, Any] = {
+        "basdai": basdai,
+        "asdas_crp": asdas_crp,
+        "asdas_crp_lab_id": asdas_crp_lab_id,
+        "crp_floored": crp_floored,
+        "asdas_esr": asdas_esr,
+        "asdas_esr_lab_id": asdas_esr_lab_id,
+        "computed_at": now,
+    }
+    statement = _UPSERT[session.get_bind().dialect.name]
+    params = {"administration_id": administration_id, **values}
+    score_id = int(run_prepared(session, statement, params).scalar_one())
+    sync_cached(session, ScoreRecord, score_id, **values)
+    return ScoreRecord.model_construct(id=score_id, administration_id=administration_id, **values)
+
+
+@dataclass(frozen=True, slots=True)
+class EarlierScores:
+    """When an earlier questionnaire was completed and the scores stored for it (None where
+    none were)."""
+
+    completed_at: datetime
+    basdai: Decimal | None
+    asdas_crp: Decimal | None
+    asdas_esr: Decimal | None
+
+
+_LAST_COMPLETED_WITH_SCORES = (
+    sa_select(
+        _ADMINISTRATION.c.completed_at,
+        _SCORE.c.basdai,
+        _SCORE.c.asdas_crp,
+        _SCORE.c.asdas_esr,
+    )
+    .select_from(_ADMINISTRATION)
+    .outerjoin(_SCORE, _SCORE.c.administration_id == _ADMINISTRATION.c.id)
+    .where(
+        _ADMINISTRATION.c.patient_id == bindparam("patient_id"),
+        _ADMINISTRATION.c.status == AdministrationStatus.COMPLETED.value,
+        _ADMINISTRATION.c.completed_at <= bindparam("before", type_=UTCDateTime()),
+        _ADMINISTRATION.c.id != bindparam("exclude_id"),
+    )
+    .order_by(_ADMINISTRATION.c.completed_at.desc(), _ADMINISTRATION.c.id.desc())
+    .limit(1)
+)
+
+
+def last_completed_scores(
+    *, session: Session, patient_id: int, before: datetime, exclude_id: int
+) -> EarlierScores | None:
+    """The patient's most recently completed administration that finished before a moment,
+    other than `exclude_id`, with its stored scores, in one query; None if there is none."""
+    params = {"patient_id": patient_id, "before": before, "exclude_id": exclude_id}
+    row = run_prepared(session, _LAST_COMPLETED_WITH_SCORES, params).first()
+    return None if row is None else EarlierScores(*tuple(row))
 
 
 def get_score(*, session: Session, administration_id: int) -> ScoreRecord | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from enum import StrEnum
 from typing import Final
 
@@ -40,15 +40,13 @@ _EXACT: Final = Context(prec=100)
 
 def settled(value: Decimal) -> Decimal:
     """A score at the precision the rules compare (see `SETTLED`)."""
-    with localcontext(_EXACT):
-        return value.quantize(SETTLED, rounding=ROUND_HALF_EVEN)
+    return value.quantize(SETTLED, rounding=ROUND_HALF_EVEN, context=_EXACT)
 
 
 def difference(after: Decimal, before: Decimal) -> Decimal:
     """`after - before` of settled scores, without rounding, so a rise exactly on a threshold
     stays on it."""
-    with localcontext(_EXACT):
-        return settled(after) - settled(before)
+    return _EXACT.subtract(settled(after), settled(before))
 
 
 class Concern(StrEnum):

@@ -53,7 +53,8 @@ class Pseudonymizer:
         orders nothing: it says neither when the record was made nor how many came before.
         """
         message = _RECORD_PREFIX + f"{kind}\x00{row_id}".encode("ascii")
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:PSEUDONYM_HEX_DIGITS]
+        # hmac.digest is the one-shot C function: a third of the time of an HMAC object.
+        return hmac.digest(self._key, message, "sha256").hex()[:PSEUDONYM_HEX_DIGITS]
 
     def _lookup(self, research_id: str) -> tuple[str, timedelta]:
         cached = self._cache.get(research_id)

@@ -26,7 +26,6 @@ from storage.exports import (
     AdministrationRow,
     AdministrationText,
     AnswerRow,
-    BasdaiRow,
     LabRow,
 )
 from storage.models import AdministrationStatus
@@ -76,43 +75,67 @@ def asdas_state(asdas: Decimal | str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Baseline:
-    """A patient's baseline questionnaire, which BASDAI responses compare with (spec §3)."""
+    """A patient's baseline questionnaire, which BASDAI responses compare with (spec §3): the
+    first completed questionnaire with a BASDAI, or the one nearest to the baseline date the
+    clinic set (the earlier on a tie), as the digest chooses it
+    (`storage.exports.basdai_baselines`)."""
 
     administration_id: int
     basdai: Decimal
 
 
-def baselines(rows: Iterable[BasdaiRow]) -> dict[str, Baseline]:
-    """Each patient's baseline by research id: the first completed questionnaire with a
-    BASDAI, or the one nearest to the baseline date the clinic set (the earlier on a tie), as
-    the digest chooses it."""
-    by_patient: dict[str, list[BasdaiRow]] = {}
-    for row in rows:
-        by_patient.setdefault(row.research_id, []).append(row)
-    chosen: dict[str, Baseline] = {}
-    for research_id, history in by_patient.items():
-        wanted = history[0].baseline_date
-        first = (
-            history[0]
-            if wanted is None
-            else min(history, key=lambda r: (abs(r.completed_at - wanted), r.completed_at))
-        )
-        chosen[research_id] = Baseline(first.administration_id, first.basdai)
-    return chosen
+_NO_RESPONSE: Final = (None, None)
 
 
-@lru_cache(maxsize=4096)
 def basdai_responses(
     baseline: Decimal | str | None, basdai: Decimal | str | None
 ) -> tuple[bool | None, bool | None]:
     """BASDAI50 and the ASAS/EULAR BASDAI response (≥ 50 % or ≥ 2 points) against the
     baseline, each on its own (clinical spec §3, §6); None without both scores."""
     if baseline is None or basdai is None:
-        return None, None
+        return _NO_RESPONSE
     return (
         scoring.basdai50(baseline, basdai),
         scoring.asdas_eular_basdai_response(baseline, basdai),
     )
+
+
+class ResponseRules:
+    """`basdai_responses`, each (baseline, BASDAI) pair worked out once and then looked up.
+
+    A registry's BASDAIs take a few hundred distinct values (whole-number items, minutes), but
+    their pairs outnumber any small cache: each distinct value is numbered, and each pair's
+    answer is kept under its two numbers, a few MB at most whatever the size of the export.
+    """
+
+    LIMIT: Final = 1 << 18
+    """Pairs kept at most; the table starts again empty beyond (memory stays flat)."""
+
+    def __init__(self) -> None:
+        self._numbers: dict[Decimal | str, int] = {}
+        self._answers: dict[int, tuple[bool | None, bool | None]] = {}
+
+    def __call__(
+        self, baseline: Decimal | str | None, basdai: Decimal | str | None
+    ) -> tuple[bool | None, bool | None]:
+        if baseline is None or basdai is None:
+            return _NO_RESPONSE
+        numbers = self._numbers
+        first = numbers.get(baseline)
+        if first is None:
+            first = numbers[baseline] = len(numbers)
+        then = numbers.get(basdai)
+        if then is None:
+            then = numbers[basdai] = len(numbers)
+        pair = first << 32 | then
+        known = self._answers.get(pair)
+        if known is None:
+            if len(self._answers) >= self.LIMIT:
+                self._answers.clear()
+                self._numbers.clear()
+                return self(baseline, basdai)
+            known = self._answers[pair] = basdai_responses(baseline, basdai)
+        return known
 
 
 def shift_text(moment: str, offset: timedelta) -> str:
@@ -224,16 +247,23 @@ class RecordBuilder:
         *,
         shift_dates: bool,
         baselines: Mapping[str, Baseline] | None = None,
+        responses: ResponseRules | None = None,
     ) -> None:
         self._pseudonymizer = pseudonymizer
         self.shift_dates = shift_dates
         self._baselines = baselines or {}
+        self._responses = ResponseRules() if responses is None else responses
 
     def for_batch(self, baselines: Mapping[str, Baseline]) -> RecordBuilder:
         """A builder for one batch of patients: this export's key and dates, with the
         baselines of the batch's patients (read per batch, so an export holds only a batch's
         history, never the whole registry's)."""
-        return RecordBuilder(self._pseudonymizer, shift_dates=self.shift_dates, baselines=baselines)
+        return RecordBuilder(
+            self._pseudonymizer,
+            shift_dates=self.shift_dates,
+            baselines=baselines,
+            responses=self._responses,
+        )
 
     def _baseline_of(self, research_id: str, administration_id: int) -> Decimal | None:
         """The baseline BASDAI a row compares with; None for the baseline row itself."""
@@ -292,7 +322,7 @@ class RecordBuilder:
         asdas_crp = row.asdas_crp if row.crp is not None else None
         asdas_esr = row.asdas_esr if row.esr is not None else None
         compared = None if row.status != _COMPLETED else row.basdai
-        halved, asas_eular = basdai_responses(
+        halved, asas_eular = self._responses(
             self._baseline_of(row.research_id, row.administration_id), compared
         )
         return ExportRecord(
@@ -394,7 +424,7 @@ class RecordBuilder:
                 row += _NO_ASDAS[1:]
             else:
                 row += (esr, esr_drawn or "", asdas_esr, asdas_state(asdas_esr) or "")
-            halved, asas_eular = basdai_responses(
+            halved, asas_eular = self._responses(
                 self._baseline_of(research_id, administration_id),
                 basdai if status == _COMPLETED else None,
             )

@@ -30,7 +30,7 @@ from bot.domain.instruments import ITEM_CODES
 from bot.export import course, fhir
 from bot.export.columns import CHECKIN_COLUMNS, THERAPY_COLUMNS
 from bot.export.pseudonyms import Pseudonymizer
-from bot.export.records import Baseline, ExportRecord, RecordBuilder, WideText, baselines
+from bot.export.records import Baseline, ExportRecord, RecordBuilder, WideText
 from bot.export.tables import (
     write_long_csv,
     write_parquet,
@@ -199,8 +199,12 @@ def baselines_of(
 def _baselines_in(
     session: Session, scope: exports.ExportScope, patient_ids: list[int]
 ) -> dict[str, Baseline]:
-    """`baselines_of` within a unit of work already open (a batch's, on its worker)."""
-    return baselines(exports.basdai_history(session=session, scope=scope, patient_ids=patient_ids))
+    """`baselines_of` within a unit of work already open (a batch's, on its worker): one row
+    per patient, chosen by the database."""
+    return {
+        row.research_id: Baseline(row.administration_id, row.basdai)
+        for row in exports.basdai_baselines(session=session, scope=scope, patient_ids=patient_ids)
+    }
 
 
 class _OfPatient(Protocol):

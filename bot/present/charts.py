@@ -20,6 +20,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from bot.present.formats import day_text
+from bot.services.physician_panel import ChartPoint
 
 # matplotlib is imported where a chart is drawn, not here: the constants and label types below
 # are read by every command (through `bot.present.screens`), and importing matplotlib costs
@@ -52,15 +53,6 @@ FONT_FAMILIES: Final = (
     "SimHei",
     "Droid Sans Fallback",
 )
-
-
-@dataclass(frozen=True)
-class TrendPoint:
-    """One completed questionnaire: when, its BASDAI, and its ASDAS if a lab value was matched."""
-
-    at: datetime
-    basdai: Decimal | float | None = None
-    asdas: Decimal | float | None = None
 
 
 @dataclass(frozen=True)
@@ -198,7 +190,7 @@ def _local_naive(moment: datetime, zone: ZoneInfo) -> datetime:
 
 
 def trend_chart_png(
-    points: Sequence[TrendPoint],
+    points: Sequence[ChartPoint],
     *,
     labels: ChartLabels,
     lab_dates: Sequence[datetime] = (),

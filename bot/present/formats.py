@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_time, get_day_names
@@ -52,16 +52,23 @@ def number_text(value: Decimal | int | str, language: str) -> str:
     """A number already rounded for display, with the language's decimal separator and the
     decimals it has ("7.59" → "7,59" in German, "4.0" stays one decimal). Text that is not a
     number ("–", "<0.5") is returned as it is."""
-    text = str(value)
+    return _number_text(str(value), language)
+
+
+@lru_cache(maxsize=4096)
+def _number_text(text: str, language: str) -> str:
+    """`number_text` of a value's text: the same few hundred scores are written again and
+    again (a digest writes a score for every patient), so each is formatted once."""
+    original = text
     prefix = ""
     if text[:1] in "<>":
         prefix, text = text[0], text[1:]
     try:
         number = Decimal(text)
     except InvalidOperation:
-        return str(value)
+        return original
     if not number.is_finite():
-        return str(value)
+        return original
     exponent = number.as_tuple().exponent
     decimals = max(0, -exponent) if isinstance(exponent, int) else 0
     pattern = "0." + "0" * decimals if decimals else "0"

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.present import formats
-from bot.present.charts import ChartLabels, TrendPoint, can_render
+from bot.present.charts import ChartLabels, can_render
 from bot.present.render import TELEGRAM_TEXT_LIMIT, Renderer
 from bot.present.screens import display, local_time
 from bot.services.history import History
+from bot.services.physician_panel import ChartPoint
 
 # ---------------------------------------------------------------------------------------------
 # History
@@ -24,7 +25,7 @@ class HistoryScreens:
     caption: str
     table: str | None
     labels: ChartLabels
-    points: list[TrendPoint] = field(default_factory=list)
+    points: list[ChartPoint] = field(default_factory=list)
     empty: str | None = None
 
 
@@ -87,7 +88,7 @@ def history_screens(renderer: Renderer, history: History) -> HistoryScreens:
         lines = lines[1:]
         table = renderer.text("history.table", lang, header=header, rows=lines)
     points = [
-        TrendPoint(at=entry.completed_at, basdai=entry.basdai, asdas=entry.asdas)
+        ChartPoint(at=entry.completed_at, basdai=entry.basdai, asdas=entry.asdas)
         for entry in history.entries
     ]
     return HistoryScreens(

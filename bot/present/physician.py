@@ -16,7 +16,7 @@ from markupsafe import Markup
 from bot import callbacks
 from bot.domain.scoring import AsdasState
 from bot.present import history, screens
-from bot.present.charts import ChartLabels, TherapyBar, TrendPoint, trend_chart_png
+from bot.present.charts import ChartLabels, TherapyBar, trend_chart_png
 from bot.present.course import CourseWords, rendered
 from bot.present.render import Renderer
 from bot.present.screens import Button, answer_value, lab_refusal, measured, rounded
@@ -387,7 +387,7 @@ def render_therapy_pending(r: Renderer, reply: TherapyPendingReply) -> str:
 def detail_chart_png(r: Renderer, detail: PatientDetail, weeks: int) -> bytes:
     """The patient's trend chart with lab marks and therapy bars (slow: run in a thread)."""
     return trend_chart_png(
-        [TrendPoint(at=p.at, basdai=p.basdai, asdas=p.asdas) for p in detail.points],
+        detail.points,
         labels=chart_labels(r, detail, weeks),
         lab_dates=[mark.drawn_at for mark in detail.lab_marks],
         start=detail.since,

@@ -18,6 +18,7 @@ from bot.services.history import StatusView
 from bot.services.patients import AccountReply
 from bot.services.questionnaire import QuestionnaireReply
 from bot.services.safety import SafetyReply
+from storage.models import AdministrationKind
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,13 @@ def _safety_press(
 
 
 def has_follow_up(reply: Reply) -> bool:
-    """Whether `follow_up` may add something: only a questionnaire confirmed just now."""
+    """Whether `follow_up` may add something: only a weekly questionnaire confirmed just now
+    (a check-in is followed by nothing, so its confirmation opens no second unit of work)."""
     return (
         isinstance(reply, QuestionnaireReply)
         and reply.outcome is questionnaire.Outcome.COMPLETED
         and reply.view is not None
+        and reply.view.kind == AdministrationKind.SCHEDULED.value
     )
 
 

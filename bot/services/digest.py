@@ -47,6 +47,12 @@ from storage.models import DeliveryStatus as DeliveryStatus
 LISTED_STATUSES: Final = (PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value)
 """Patients a digest lists: enrolled and not withdrawn (paused ones are marked as such)."""
 
+# The stored values compared for every questionnaire of a panel's year, looked up once.
+_COMPLETED: Final = AdministrationStatus.COMPLETED.value
+_MISSED: Final = AdministrationStatus.MISSED.value
+_OPEN: Final = AdministrationStatus.OPEN.value
+_SCHEDULED: Final = AdministrationKind.SCHEDULED.value
+
 CHART_WEEKS: Final = 12
 COMPLETION_WEEKS: Final = 4
 TELEGRAM_KIND: Final = "digest"
@@ -280,7 +286,7 @@ def _patient_line(
     current: CurrentBaseline | None = None,
 ) -> PatientLine:
     as_of = week.end(timezone)
-    completed = [row for row in rows if row.status == AdministrationStatus.COMPLETED.value]
+    completed = [row for row in rows if row.status == _COMPLETED]
     base = None if current is None else current.baseline
     asdas_baseline_at = (
         None
@@ -298,15 +304,11 @@ def _patient_line(
         else _baseline_moment(completed, base.basdai, lambda row: row.basdai, timezone)
     )
     measured_from_episode = asdas_baseline_at is not None or basdai_baseline_at is not None
-    scheduled = [row for row in rows if row.kind == AdministrationKind.SCHEDULED.value]
+    scheduled = [row for row in rows if row.kind == _SCHEDULED]
     facts = attention.PatientFacts(
         as_of=as_of,
         observations=[_observation(row) for row in completed],
-        scheduled_missed=[
-            row.status == AdministrationStatus.MISSED.value
-            for row in scheduled
-            if row.status != AdministrationStatus.OPEN.value
-        ],
+        scheduled_missed=[row.status == _MISSED for row in scheduled if row.status != _OPEN],
         unreachable_since=patient.unreachable_since,
         last_crp_at=last_crp_at,
         baseline_at=patient.baseline_date,
@@ -319,8 +321,11 @@ def _patient_line(
         weeks.insert(0, weeks[0].previous())
     by_week: dict[IsoWeek, list[digest_storage.AdministrationRow]] = defaultdict(list)
     zone = ZoneInfo(timezone)
+    shown_from = weeks[0].start(timezone)
     for row in scheduled:
-        by_week[IsoWeek.containing(row.slot_at.astimezone(zone).date())].append(row)
+        # Only the weeks shown are sorted into weeks, not the whole history.
+        if shown_from <= row.slot_at < as_of:
+            by_week[IsoWeek.containing(row.slot_at.astimezone(zone).date())].append(row)
     chart_from = week.start(timezone) - timedelta(weeks=CHART_WEEKS - 1)
     latest_basdai, previous_basdai = judged.latest_basdai, judged.previous_basdai
     latest_asdas, previous_asdas = judged.latest_asdas, judged.previous_asdas
@@ -494,13 +499,9 @@ def build_digest(
         for patient in panel
     ]
     start = week.start(timezone)
-    this_week = [
-        row
-        for row in history
-        if row.kind == AdministrationKind.SCHEDULED.value and start <= row.slot_at < end
-    ]
-    completed = sum(row.status == AdministrationStatus.COMPLETED.value for row in this_week)
-    missed = sum(row.status == AdministrationStatus.MISSED.value for row in this_week)
+    this_week = [row for row in history if row.kind == _SCHEDULED and start <= row.slot_at < end]
+    completed = sum(row.status == _COMPLETED for row in this_week)
+    missed = sum(row.status == _MISSED for row in this_week)
     return Digest(
         physician_id=physician_id,
         language=physician.language,

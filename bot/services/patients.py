@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from enum import Enum
 from functools import cache
@@ -24,6 +24,7 @@ from bot.context import AppContext
 from bot.services.keyed import account_hash
 from storage import audit, enrollment, patients
 from storage.models import Patient, PatientStatus
+from storage.patients import PatientRecord
 
 CONSENT_VERSION: Final = "2026-12-v2"
 """Version of the consent text in templates/messages/consent.toml (`version` key)."""
@@ -61,6 +62,8 @@ TIME_CHOICES: Final = (
 )
 PAUSE_WEEKS: Final = (1, 2, 4)
 ACTOR: Final = "patient"
+
+AnyPatientT = TypeVar("AnyPatientT", Patient, PatientRecord)
 
 # Statuses in which a patient is linked and may use the bot.
 _LINKED: Final = {
@@ -166,19 +169,28 @@ def linked_patient(session: Session, *, telegram_user_id: int, now: datetime) ->
     return lift_ended_pause(session, patient, now)
 
 
-def lift_ended_pause(session: Session, patient: Patient | None, now: datetime) -> Patient | None:
+def lift_ended_pause(
+    session: Session, patient: AnyPatientT | None, now: datetime
+) -> AnyPatientT | None:
     """`patient` if it is a linked patient (None otherwise), with a pause whose end has passed
-    lifted (see `linked_patient`), for a patient the caller has just read."""
+    lifted (see `linked_patient`), for a patient the caller has just read (the stored row, or
+    the record a button press reads: then the lifted record is returned)."""
     if patient is None or patient.status not in _LINKED:
         return None
     if (
-        patient.status == PatientStatus.PAUSED.value
-        and patient.paused_until is not None
-        and patient.paused_until <= now
+        patient.status != PatientStatus.PAUSED.value
+        or patient.paused_until is None
+        or patient.paused_until > now
     ):
-        patient.status = PatientStatus.ACTIVE.value
-        patient.paused_until = None
-        patients.save_patient(session=session, patient=patient)
+        return patient
+    if isinstance(patient, PatientRecord):
+        stored = patients.get_patient(session=session, patient_id=patient.id)
+        assert stored is not None
+        lift_ended_pause(session, stored, now)
+        return replace(patient, status=PatientStatus.ACTIVE.value, paused_until=None)
+    patient.status = PatientStatus.ACTIVE.value
+    patient.paused_until = None
+    patients.save_patient(session=session, patient=patient)
     return patient
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -39,10 +39,10 @@ from storage import (
     physicians,
     scores,
 )
+from storage.administrations import StoredAnswer
 from storage.models import (
     AdministrationKind,
     AdministrationStatus,
-    Answer,
     Patient,
     PatientStatus,
     Role,
@@ -424,7 +424,7 @@ def lab_line(lab_id: int | None, session: Session) -> LabLine | None:
     )
 
 
-def answer_lines(stored: dict[str, Answer]) -> tuple[AnswerLine, ...]:
+def answer_lines(stored: Mapping[str, StoredAnswer]) -> tuple[AnswerLine, ...]:
     """Answers in questionnaire order; stiffness duration as minutes with its 0–10 score."""
     lines = []
     for code in instruments.ITEM_CODES:

@@ -10,7 +10,8 @@ the scores through `bot.services.scores.score_completed` in the same transaction
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -21,24 +22,30 @@ from sqlmodel import Session
 from bot.context import AppContext
 from bot.domain import flow, instruments, scoring
 from bot.domain.schedule import local_day_bounds, next_slot_after
-from bot.services.patients import lift_ended_pause, linked_patient
+from bot.services.patients import AnyPatientT, lift_ended_pause, linked_patient
 from bot.services.refusal import Refused, run_refusable
 from bot.services.scores import score_completed
 from storage import administrations, audit, patients, scores
+from storage.administrations import AdministrationRecord, StoredAnswer
 from storage.models import (
     Administration,
     AdministrationKind,
     AdministrationStatus,
-    Answer,
     Patient,
     PatientStatus,
     ScoreRecord,
 )
+from storage.patients import PatientRecord
+from storage.scores import EarlierScores
 
 logger = logging.getLogger(__name__)
 
 CHECKINS_PER_DAY: Final = 1
 ACTOR: Final = "patient"
+AnyPatient = Patient | PatientRecord
+"""A patient as the questionnaire reads it: the stored row, or the record a button press reads."""
+AnyAdministration = Administration | AdministrationRecord
+"""An administration as the questionnaire reads it (see `AnyPatient`)."""
 _ANSWERING: Final = {PatientStatus.ACTIVE.value, PatientStatus.PAUSED.value}
 
 
@@ -125,7 +132,9 @@ class QuestionnaireReply:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _view(session: Session, patient: Patient, administration: Administration) -> QuestionnaireView:
+def _view(
+    session: Session, patient: AnyPatient, administration: AnyAdministration
+) -> QuestionnaireView:
     assert administration.id is not None
     stored = administrations.answers_of(session=session, administration_id=administration.id)
     return _view_at(
@@ -136,14 +145,14 @@ def _view(session: Session, patient: Patient, administration: Administration) ->
     )
 
 
-def _raw_values(stored: dict[str, Answer]) -> dict[str, Decimal]:
+def _raw_values(stored: Mapping[str, StoredAnswer]) -> dict[str, Decimal]:
     """The raw values of stored answers, by item code."""
     return {code: answer.raw_value for code, answer in stored.items()}
 
 
 def _view_at(
-    patient: Patient,
-    administration: Administration,
+    patient: AnyPatient,
+    administration: AnyAdministration,
     state: flow.State,
     answers: dict[str, Decimal],
 ) -> QuestionnaireView:
@@ -164,7 +173,7 @@ def _view_at(
     )
 
 
-def next_scheduled_slot(patient: Patient, now: datetime) -> datetime | None:
+def next_scheduled_slot(patient: AnyPatient, now: datetime) -> datetime | None:
     """When the patient's next weekly questionnaire is due; None once they have stopped."""
     if patient.status not in _ANSWERING:
         return None
@@ -174,7 +183,7 @@ def next_scheduled_slot(patient: Patient, now: datetime) -> datetime | None:
     return next_slot_after(after, patient.schedule_weekday, patient.schedule_time, patient.timezone)
 
 
-def _reply(patient: Patient, outcome: Outcome, **values: object) -> QuestionnaireReply:
+def _reply(patient: AnyPatient, outcome: Outcome, **values: object) -> QuestionnaireReply:
     return QuestionnaireReply(
         outcome=outcome,
         language=patient.language,
@@ -187,7 +196,7 @@ def _answering_patient(session: Session, telegram_user_id: int, now: datetime) -
     return _answering(linked_patient(session, telegram_user_id=telegram_user_id, now=now))
 
 
-def _answering(patient: Patient | None) -> Patient:
+def _answering(patient: AnyPatientT | None) -> AnyPatientT:
     """The linked patient if they may answer; otherwise the refusal."""
     if patient is None:
         raise Refused(QuestionnaireReply(Outcome.NOT_YOURS, language="en"))
@@ -198,10 +207,10 @@ def _answering(patient: Patient | None) -> Patient:
 
 def _own_open_administration(
     session: Session, telegram_user_id: int, administration_id: int, now: datetime
-) -> tuple[Patient, Administration]:
-    """The answering patient and the administration a button names, if it is theirs and still
-    open, read in one query."""
-    found, administration = patients.get_linked_patient_with_administration(
+) -> tuple[PatientRecord, AdministrationRecord, dict[str, StoredAnswer]]:
+    """The answering patient, the administration a button names if it is theirs and still
+    open, and its answers, read in one query."""
+    found, administration, stored = patients.get_linked_patient_with_administration(
         session=session, telegram_user_id=telegram_user_id, administration_id=administration_id
     )
     patient = _answering(lift_ended_pause(session, found, now))
@@ -211,23 +220,22 @@ def _own_open_administration(
         raise Refused(_reply(patient, Outcome.ALREADY_COMPLETED))
     if administration.status != AdministrationStatus.OPEN.value or administration.expires_at <= now:
         raise Refused(_reply(patient, Outcome.CLOSED))
-    return patient, administration
+    return patient, administration, stored
 
 
 def _open_with_answers(
     session: Session, telegram_user_id: int, administration_id: int, now: datetime
-) -> tuple[Patient, Administration, dict[str, Answer], flow.State]:
+) -> tuple[PatientRecord, AdministrationRecord, dict[str, StoredAnswer], flow.State]:
     """The patient's own open questionnaire, its stored answers and where it stands, for a
     press that moves through it or confirms it."""
-    patient, administration = _own_open_administration(
+    patient, administration, stored = _own_open_administration(
         session, telegram_user_id, administration_id, now
     )
-    stored = administrations.answers_of(session=session, administration_id=administration_id)
     state = flow.State(administration.current_item, administration.return_to_summary)
     return patient, administration, stored, state
 
 
-def _stale(session: Session, patient: Patient, administration_id: int) -> QuestionnaireReply:
+def _stale(session: Session, patient: AnyPatient, administration_id: int) -> QuestionnaireReply:
     fresh = administrations.get_administration(session=session, administration_id=administration_id)
     assert fresh is not None
     if fresh.status != AdministrationStatus.OPEN.value:
@@ -241,7 +249,7 @@ def _stale(session: Session, patient: Patient, administration_id: int) -> Questi
 
 
 def _begin(
-    session: Session, patient: Patient, administration: Administration, now: datetime
+    session: Session, patient: AnyPatient, administration: AnyAdministration, now: datetime
 ) -> QuestionnaireView:
     """Moves an unstarted administration to its first question, in the patient's language,
     and returns where it now stands."""
@@ -254,7 +262,7 @@ def _begin(
 
 
 def _move_to_first_question(
-    session: Session, patient: Patient, administration: Administration, now: datetime
+    session: Session, patient: AnyPatient, administration: AnyAdministration, now: datetime
 ) -> None:
     assert administration.id is not None
     administrations.set_language_if_unstarted(
@@ -275,7 +283,7 @@ def start(ctx: AppContext, *, telegram_user_id: int, administration_id: int) -> 
     exactly where it stands."""
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient, administration = _own_open_administration(
+        patient, administration, _ = _own_open_administration(
             session, telegram_user_id, administration_id, now
         )
         view = _begin(session, patient, administration, now)
@@ -312,16 +320,17 @@ def resume(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
 
 def _record(
     session: Session,
-    patient: Patient,
-    administration: Administration,
+    patient: AnyPatient,
+    administration: AnyAdministration,
     item: str,
     parsed: instruments.ParsedAnswer,
     now: datetime,
+    stored: Mapping[str, StoredAnswer],
 ) -> QuestionnaireReply:
-    """Moves past `item` (compare-and-set) and stores its answer, or reports a stale press."""
+    """Moves past `item` (compare-and-set) and stores its answer, or reports a stale press;
+    `stored` are the administration's answers as this unit of work has just read them."""
     assert administration.id is not None
     assert patient.id is not None
-    stored = administrations.answers_of(session=session, administration_id=administration.id)
     state = flow.State(administration.current_item, administration.return_to_summary)
     after = flow.step(state, flow.Answer(item), stored)
     if not isinstance(after, flow.State):
@@ -383,13 +392,13 @@ def answer(
     """An answer button (0–10, or minutes for item 6): recorded once, then the next step."""
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient, administration = _own_open_administration(
+        patient, administration, stored = _own_open_administration(
             session, telegram_user_id, administration_id, now
         )
         parsed = instruments.button_answer(item, value)
         if parsed is None:
             return _stale(session, patient, administration_id)
-        return _record(session, patient, administration, item, parsed, now)
+        return _record(session, patient, administration, item, parsed, now, stored)
 
     return run_refusable(ctx, action)
 
@@ -411,13 +420,16 @@ def answer_typed(ctx: AppContext, *, telegram_user_id: int, text: str) -> Questi
         if item is None:
             view = _begin(session, patient, administration, now)
             return _reply(patient, Outcome.SHOW, view=view, resumed=True)
-        view = _view(session, patient, administration)
+        assert administration.id is not None
+        stored = administrations.answers_of(session=session, administration_id=administration.id)
+        state = flow.State(item, administration.return_to_summary)
+        view = _view_at(patient, administration, state, _raw_values(stored))
         if item == flow.SUMMARY:
             return _reply(patient, Outcome.HINT, view=view)
         parsed = instruments.parse_typed_answer(item, text)
         if parsed is None:
             return _reply(patient, Outcome.HINT, view=view)
-        return _record(session, patient, administration, item, parsed, now)
+        return _record(session, patient, administration, item, parsed, now, stored)
 
     return run_refusable(ctx, action)
 
@@ -467,12 +479,13 @@ def change(
         return _move(ctx, telegram_user_id, administration_id, flow.Change(item))
 
     def action(session: Session, now: datetime) -> QuestionnaireReply:
-        patient, administration = _own_open_administration(
+        patient, administration, stored, state = _open_with_answers(
             session, telegram_user_id, administration_id, now
         )
         if administration.current_item != flow.SUMMARY:
             return _stale(session, patient, administration_id)
-        return _reply(patient, Outcome.PICKER, view=_view(session, patient, administration))
+        view = _view_at(patient, administration, state, _raw_values(stored))
+        return _reply(patient, Outcome.PICKER, view=view)
 
     return run_refusable(ctx, action)
 
@@ -497,18 +510,22 @@ def confirm(
             now=now,
         ):
             return _stale(session, patient, administration_id)
-        # The compare-and-set above completed `administration` in this session too.
+        completed = replace(
+            administration,
+            status=AdministrationStatus.COMPLETED.value,
+            completed_at=now,
+            current_item=None,
+            return_to_summary=False,
+        )
         record = score_completed(
             session,
-            administration=administration,
+            administration=completed,
             stored=stored,
             window=timedelta(days=ctx.settings.lab_window_days),
             now=now,
         )
-        assert patient.id is not None
         if patient.baseline_date is None:
-            patient.baseline_date = now
-            patients.save_patient(session=session, patient=patient)
+            patients.set_baseline_date(session=session, patient_id=patient.id, at=now)
         audit.record_event(
             session=session,
             at=now,
@@ -521,29 +538,20 @@ def confirm(
         logger.info(
             "questionnaire completed", extra={"fields": {"administration_id": administration_id}}
         )
-        previous = administrations.last_completed_before(
+        # The previous questionnaire and its scores, for the comparison.
+        previous = scores.last_completed_scores(
             session=session, patient_id=patient.id, before=now, exclude_id=administration_id
-        )
-        previous_score = (
-            None
-            if previous is None or previous.id is None
-            else scores.get_score(session=session, administration_id=previous.id)
         )
         asdas, kind = _asdas_of(record)
         window = timedelta(days=ctx.settings.lab_window_days)
-        if (
-            asdas is None
-            and previous is not None
-            and previous.completed_at is not None
-            and previous.completed_at >= now - window
-        ):
+        if asdas is None and previous is not None and previous.completed_at >= now - window:
             # The latest ASDAS within this questionnaire's lab window, even when it belongs to
             # the previous questionnaire (clinical spec §6).
-            asdas, kind = _asdas_of(previous_score)
+            asdas, kind = _asdas_of(previous)
         result = ResultView(
             completed_at=now,
             basdai=None if record is None else record.basdai,
-            previous_basdai=None if previous_score is None else previous_score.basdai,
+            previous_basdai=None if previous is None else previous.basdai,
             previous_completed_at=None if previous is None else previous.completed_at,
             asdas=asdas,
             asdas_kind=kind,
@@ -553,7 +561,7 @@ def confirm(
     return run_refusable(ctx, action)
 
 
-def _asdas_of(record: ScoreRecord | None) -> tuple[Decimal | None, str | None]:
+def _asdas_of(record: ScoreRecord | EarlierScores | None) -> tuple[Decimal | None, str | None]:
     """ASDAS-CRP when there is one, else ASDAS-ESR (clinical spec §2), with its variant."""
     if record is not None and record.asdas_crp is not None:
         return record.asdas_crp, "CRP"
@@ -588,6 +596,9 @@ def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
                 return _reply(
                     patient, Outcome.CHECKIN_LIMIT, next_slot=next_scheduled_slot(patient, now)
                 )
+            # Opened at its first question, in the patient's language, as `_begin` would
+            # move it: nothing to move, read or answer yet.
+            first = flow.State(flow.first_position(), return_to_summary=False)
             administration = administrations.create_administration(
                 session=session,
                 patient_id=patient.id,
@@ -597,24 +608,18 @@ def checkin(ctx: AppContext, *, telegram_user_id: int) -> QuestionnaireReply:
                 expires_at=now + timedelta(days=ctx.settings.expiry_days),
                 instrument_version=ctx.settings.instrument_version(patient.language),
                 language=patient.language,
+                current_item=first.position,
+                started_at=now,
             )
             if administration is None:
                 raise Refused(_reply(patient, Outcome.CHECKIN_LIMIT))
-            resumed = False
             logger.info(
                 "check-in opened", extra={"fields": {"administration_id": administration.id}}
             )
-        else:
-            resumed = True
-        assert administration.id is not None
+            view = _view_at(patient, administration, first, {})
+            return _reply(patient, Outcome.SHOW, view=view, resumed=False, new_message=True)
         view = _begin(session, patient, administration, now)
-        return _reply(
-            patient,
-            Outcome.SHOW,
-            view=view,
-            resumed=resumed,
-            new_message=True,
-        )
+        return _reply(patient, Outcome.SHOW, view=view, resumed=True, new_message=True)
 
     return run_refusable(ctx, action)
 

@@ -8,6 +8,7 @@ consistent.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,11 +18,11 @@ from sqlmodel import Session
 from bot.domain import scoring
 from bot.domain.merging import LabCandidate, nearest_lab
 from storage import administrations, labs, scores
+from storage.administrations import AdministrationRecord, StoredAnswer
 from storage.models import (
     Administration,
     AdministrationStatus,
     Analyte,
-    Answer,
     LabResult,
     ScoreRecord,
 )
@@ -86,7 +87,10 @@ def compute_scores(
 
 
 def _matched_lab(
-    session: Session, administration: Administration, analyte: Analyte, window: timedelta
+    session: Session,
+    administration: Administration | AdministrationRecord,
+    analyte: Analyte,
+    window: timedelta,
 ) -> LabResult | None:
     assert administration.completed_at is not None
     candidates = labs.labs_in_window(
@@ -123,8 +127,8 @@ def recompute_administration(
 def score_completed(
     session: Session,
     *,
-    administration: Administration,
-    stored: dict[str, Answer],
+    administration: Administration | AdministrationRecord,
+    stored: Mapping[str, StoredAnswer],
     window: timedelta,
     now: datetime,
 ) -> ScoreRecord:

@@ -36,11 +36,12 @@ def _course_chart(renderer: Renderer, language: str, record: patient_record.Reco
     if not record.course:
         return None
     from bot.present import history
-    from bot.present.charts import TrendPoint, trend_chart_png
+    from bot.present.charts import trend_chart_png
+    from bot.services.physician_panel import ChartPoint
 
     use_crp = any(point.asdas_crp is not None for point in record.course)
     points = [
-        TrendPoint(
+        ChartPoint(
             at=point.at,
             basdai=point.basdai,
             asdas=point.asdas_crp if use_crp else point.asdas_esr,

@@ -14,12 +14,13 @@ from telegram import Chat, Message, Update, User
 from bot import callbacks as cb
 from bot.config import SUPPORTED_LANGUAGES
 from bot.domain.instruments import INSTRUMENT_VERSION, ITEM_CODES, STIFFNESS_CHOICES_MINUTES
-from bot.present.charts import ChartLabels, TrendPoint, can_render, trend_chart_png
+from bot.present.charts import ChartLabels, can_render, trend_chart_png
 from bot.present.conversation import present
 from bot.present.questionnaire import questionnaire_screen
 from bot.present.render import TELEGRAM_TEXT_LIMIT, TEMPLATES_DIR, default_renderer
 from bot.present.screens import Screen, fit, instrument_text, percent
 from bot.services.patients import CONSENT_VERSION, AccountReply, AccountScreen, PatientView
+from bot.services.physician_panel import ChartPoint
 from bot.services.questionnaire import Outcome, QuestionnaireReply, QuestionnaireView
 from bot.telegram.keyboards import markup
 from bot.telegram.ordering import PerUserUpdateProcessor
@@ -151,7 +152,7 @@ class TestCharts:
         """The chart is a PNG, taller when ASDAS values are drawn under BASDAI."""
         start = datetime(2026, 1, 5, tzinfo=UTC)
         points = [
-            TrendPoint(
+            ChartPoint(
                 start + timedelta(weeks=week),
                 Decimal(week % 6),
                 Decimal("1.2") + Decimal(week) / 10,
@@ -160,7 +161,8 @@ class TestCharts:
         ]
         labels = ChartLabels(title="Scores")
         both = trend_chart_png(points, labels=labels, lab_dates=[start], timezone="Asia/Shanghai")
-        only_basdai = trend_chart_png([TrendPoint(p.at, p.basdai) for p in points], labels=labels)
+        basdai_only = [ChartPoint(p.at, p.basdai, None) for p in points]
+        only_basdai = trend_chart_png(basdai_only, labels=labels)
         assert both.startswith(b"\x89PNG")
         height = int.from_bytes(both[20:24], "big")
         assert height > int.from_bytes(only_basdai[20:24], "big")

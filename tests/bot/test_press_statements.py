@@ -16,8 +16,8 @@ from tests.factories import make_active_patient, make_physician
 
 ANSWER_PRESS = [
     "INSERT processedupdate",  # the update's claim (and whether its patient is unreachable)
-    "SELECT patient",  # the pressing patient (by their chat link) and the questionnaire named
-    "SELECT answer",  # its answers so far
+    "SELECT patient",  # the pressing patient (by their chat link), the questionnaire named
+    # and its answers so far, in one query
     "UPDATE administration",  # the compare-and-set move to the next question
     "INSERT answer",
     "INSERT auditevent",
@@ -26,24 +26,22 @@ ANSWER_PRESS = [
 
 CONFIRM_PRESS = [
     "INSERT processedupdate",
-    "SELECT patient",  # the patient and the questionnaire
-    "SELECT answer",
+    "SELECT patient",  # the patient, the questionnaire and its answers
     "UPDATE administration",  # the compare-and-set completion
     "SELECT labresult",  # the CRP and the ESR nearest the questionnaire (spec §6)
     "SELECT labresult",
-    "SELECT scorerecord",  # scores stored once, whatever the route
-    "INSERT scorerecord",
+    "INSERT scorerecord",  # scores stored once, whatever the route (an upsert)
     "UPDATE patient",  # the baseline date, on the first questionnaire only
     "INSERT auditevent",
-    "SELECT administration",  # the previous questionnaire, for the comparison
-    # The safety check-in that follows (clinical spec §8), in its own unit of work.
-    "SELECT patient",
-    "SELECT administration",
+    "SELECT administration",  # the previous questionnaire and its scores, for the comparison
+    # Whether its physician asked for alerts (clinical spec §3, §6), in its own unit of work.
+    # A check-in questionnaire, as here, is followed by no safety check-in (spec §8), so
+    # nothing is read for one.
     "SELECT administration",
     "SELECT patient",
     "SELECT physician",
 ]
-"""The statements of the press that confirms a first questionnaire, in order."""
+"""The statements of the press that confirms a first questionnaire (a check-in), in order."""
 
 _FIRST_TABLE = re.compile(r"\bFROM\s+(\w+)", re.I)
 
@@ -72,9 +70,9 @@ async def _patient_at_first_question(bot: RunningBot) -> Any:
 
 
 class TestPressStatements:
-    async def test_an_answer_press_sends_six_statements(self, running_bot: RunningBot) -> None:
+    async def test_an_answer_press_sends_five_statements(self, running_bot: RunningBot) -> None:
         """Answering a question claims the update, reads the patient with the questionnaire
-        and then its answers, once each, and writes the move, the answer and its audit entry:
+        and its answers in one query, and writes the move, the answer and its audit entry:
         nothing more."""
         user = await _patient_at_first_question(running_bot)
         with captured_statements() as statements:
@@ -99,7 +97,8 @@ class TestPressStatements:
         self, running_bot: RunningBot
     ) -> None:
         """Confirming reads the questionnaire and its answers once, stores the scores and the
-        audit entry, compares with earlier weeks, then opens the safety check-in."""
+        audit entry, compares with earlier weeks, then sees whether the physician wants an
+        alert."""
         user = await _patient_at_first_question(running_bot)
         for label in ("4", "5", "0", "3", "4", "1 h", "5"):
             user.press_button(label)

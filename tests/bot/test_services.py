@@ -270,6 +270,35 @@ class TestAccountService:
         assert later is not None
         assert later.status == PatientStatus.ACTIVE.value
 
+    def test_a_button_press_after_the_pause_lifts_it(
+        self, ctx: AppContext, clock: FixedClock
+    ) -> None:
+        """A patient whose pause has ended answers with a button: the answer is stored and
+        the patient is active again, with no pause left."""
+        patient_id = active_patient(ctx)
+        opened = questionnaire.checkin(ctx, telegram_user_id=USER)
+        assert opened.view is not None
+        with ctx.session() as session:  # a pause ending before the check-in expires
+            paused = patient_storage.get_patient(session=session, patient_id=patient_id)
+            assert paused is not None
+            paused.status = PatientStatus.PAUSED.value
+            paused.paused_until = clock.now() + timedelta(hours=1)
+            patient_storage.save_patient(session=session, patient=paused)
+        clock.advance(timedelta(hours=2))
+        reply = questionnaire.answer(
+            ctx,
+            telegram_user_id=USER,
+            administration_id=opened.view.administration_id,
+            item="q1",
+            value=4,
+        )
+        assert reply.recorded, reply
+        with ctx.session() as session:
+            patient = patient_storage.get_patient(session=session, patient_id=patient_id)
+            assert patient is not None
+            assert patient.status == PatientStatus.ACTIVE.value
+            assert patient.paused_until is None
+
     def test_deletion_only_after_both_confirmations(self, ctx: AppContext) -> None:
         """The final delete button works only after the two confirmation steps, in order."""
         patient_id = active_patient(ctx)

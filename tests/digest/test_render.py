@@ -308,3 +308,30 @@ class TestChartImages:
         decoded = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
         assert decoded.shape == drawn.shape
         assert (decoded == drawn).all()
+
+    @pytest.mark.parametrize(
+        "title",
+        ["MRN-00123", "Jürgen Gjøl (p)", "Åse Ølberg-Çelik", "pseudo_1|2", "x"],
+    )
+    def test_titles_are_the_pixels_matplotlib_draws(self, title: str) -> None:
+        """Panel titles, written from glyph images rendered once, are the very pixels of
+        matplotlib's own text drawing: letters above and below the line, accents, both
+        columns, and characters reaching below the font's descender; the first time a glyph
+        is drawn and again from the kept images."""
+        panels = [charts.ChartPanel(number=n, title=f"{title}{n}", points=[]) for n in range(1, 4)]
+        for _ in range(2):
+            charts.panel_image(panels, end=samples.END, weeks=12)
+            template = next(
+                t for (rows, w, _), t in charts._templates.items() if (rows, w) == (2, 12)
+            )
+            written = np.asarray(template.canvas.buffer_rgba()).copy()
+            template.canvas.restore_region(template.background)
+            empty = np.asarray(template.canvas.buffer_rgba()).copy()
+            for slot, panel in zip(template.slots, panels, strict=False):
+                slot.title.set_text(charts._title(panel))
+                slot.axes.draw_artist(slot.title)
+                slot.title.set_text("")
+            template.figure.draw_artist(template.blank)
+            drawn = np.asarray(template.canvas.buffer_rgba())
+            assert (written != drawn).any(axis=2).sum() == 0
+            assert (written != empty).any()  # the titles are there at all

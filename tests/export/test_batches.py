@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ import pytest
 from sqlalchemy import event
 
 from bot.context import AppContext
+from bot.domain import attention
 from bot.export.service import ExportRequest, run_export
-from storage import exports
-from tests.export.conftest import Dataset, wide_by_id
+from storage import exports, patients
+from tests.export.conftest import BASELINE_BASDAI, Dataset, at, wide_by_id
 
 
 @pytest.fixture
@@ -106,3 +108,103 @@ class TestBaselinesPerBatch:
             tables.append(pq.read_table(out).to_pylist())
         assert tables[0] == tables[1]
         assert any(row["basdai50"] is True for row in tables[0])
+
+
+def _set_baseline_date(ctx: AppContext, patient_id: int, moment: datetime | None) -> None:
+    with ctx.session() as session:
+        patient = patients.get_patient(session=session, patient_id=patient_id)
+        assert patient is not None
+        patient.baseline_date = moment
+        patients.save_patient(session=session, patient=patient)
+
+
+def _chosen_by_the_database(ctx: AppContext, patient_ids: list[int]) -> dict[str, int]:
+    with ctx.session() as session:
+        rows = exports.basdai_baselines(
+            session=session, scope=exports.ExportScope(), patient_ids=patient_ids
+        )
+    chosen = {row.research_id: row.administration_id for row in rows}
+    assert len(chosen) == len(rows), "one baseline per patient"
+    return chosen
+
+
+def _chosen_by_the_rule(ctx: AppContext, patient_ids: list[int]) -> dict[str, int]:
+    """Each patient's baseline as the digest's rule (`attention.baseline`) picks it from the
+    patient's whole BASDAI history."""
+    with ctx.session() as session:
+        history = exports.basdai_history(
+            session=session, scope=exports.ExportScope(), patient_ids=patient_ids
+        )
+    chosen: dict[str, int] = {}
+    for research_id in {row.research_id for row in history}:
+        own = [row for row in history if row.research_id == research_id]
+        observations = [attention.Observation(row.completed_at, row.basdai, None) for row in own]
+        first = attention.baseline(observations, own[0].baseline_date)
+        assert first is not None
+        chosen[research_id] = own[observations.index(first)].administration_id
+    return chosen
+
+
+class TestBaselinesChosenByTheDatabase:
+    def test_one_row_per_covered_patient(self, ctx: AppContext, dataset: Dataset) -> None:
+        """A batch's baselines are one row per patient with a completed questionnaire: never a
+        deleted patient, never a questionnaire after a withdrawal, nobody for no patients."""
+        everyone = [dataset.alice, dataset.bob, dataset.carol_deleted, dataset.dan_withdrawn]
+        chosen = _chosen_by_the_database(ctx, everyone)
+        ids = dataset.research_ids
+        assert chosen == {
+            ids[dataset.alice]: dataset.admin["alice_baseline"],
+            ids[dataset.bob]: dataset.admin["bob_floored"],
+            ids[dataset.dan_withdrawn]: dataset.admin["dan_before"],
+        }
+        with ctx.session() as session:
+            rows = exports.basdai_baselines(
+                session=session, scope=exports.ExportScope(), patient_ids=[dataset.alice]
+            )
+            nobody = exports.basdai_baselines(
+                session=session, scope=exports.ExportScope(), patient_ids=[]
+            )
+        assert [(row.administration_id, row.basdai) for row in rows] == [
+            (dataset.admin["alice_baseline"], BASELINE_BASDAI)
+        ]
+        assert nobody == []
+
+    @pytest.mark.parametrize(
+        "baseline_date",
+        [
+            pytest.param(None, id="no baseline date: the first"),
+            pytest.param(at("2025-11-01 00:00"), id="before both: the first"),
+            pytest.param(at("2026-06-20 00:00"), id="nearer the follow-up"),
+            pytest.param(at("2026-12-31 00:00"), id="after both: the last"),
+            pytest.param("midpoint", id="equally far: the earlier"),
+            pytest.param("just after midpoint", id="a microsecond nearer the later"),
+        ],
+    )
+    def test_the_baseline_is_the_one_the_rule_chooses(
+        self, ctx: AppContext, dataset: Dataset, baseline_date: datetime | str | None
+    ) -> None:
+        """The database chooses each patient's baseline exactly as the digest's rule does:
+        the first, or the one completed nearest to the clinic's baseline date, the earlier on
+        a tie, to the microsecond."""
+        with ctx.session() as session:
+            alice = exports.basdai_history(
+                session=session, scope=exports.ExportScope(), patient_ids=[dataset.alice]
+            )
+        first, follow_up = alice[0].completed_at, alice[1].completed_at
+        midpoint = first + (follow_up - first) / 2
+        moment = {
+            "midpoint": midpoint,
+            "just after midpoint": midpoint + timedelta(microseconds=1),
+        }.get(str(baseline_date), baseline_date)
+        assert moment is None or isinstance(moment, datetime)
+        _set_baseline_date(ctx, dataset.alice, moment)
+        everyone = [dataset.alice, dataset.bob, dataset.dan_withdrawn]
+        chosen = _chosen_by_the_database(ctx, everyone)
+        assert chosen == _chosen_by_the_rule(ctx, everyone)
+        expected = (
+            "alice_follow_up"
+            if baseline_date
+            in ("just after midpoint", at("2026-06-20 00:00"), at("2026-12-31 00:00"))
+            else "alice_baseline"
+        )
+        assert chosen[dataset.research_ids[dataset.alice]] == dataset.admin[expected]

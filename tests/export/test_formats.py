@@ -23,18 +23,19 @@ from bot.context import AppContext
 from bot.domain import scoring
 from bot.domain.instruments import ITEM_CODES
 from bot.export import fhir
-from bot.export.columns import LONG_COLUMNS, WIDE_COLUMNS
+from bot.export.columns import LONG_COLUMNS, WIDE_COLUMNS, long_rows
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.records import (
     ExportRecord,
     ExportStatus,
     LabValue,
     RecordBuilder,
+    ResponseRules,
     WideText,
     basdai_responses,
 )
 from bot.export.service import DURATION_ITEM, ExportRequest, baselines_of, run_export
-from bot.export.tables import CSV_FORMATTERS, write_wide_csv
+from bot.export.tables import CSV_FORMATTERS, long_cells, write_wide_csv
 from bot.services import labs as lab_service
 from storage import exports
 from storage.exports import AnswerRow
@@ -167,6 +168,21 @@ class TestWideCsv:
         assert basdai_responses(Decimal("6"), Decimal("4")) == (False, True)
         assert basdai_responses(Decimal("6"), Decimal("3")) == (True, True)
         assert basdai_responses(Decimal("6"), Decimal("4.5")) == (False, False)
+
+    def test_responses_looked_up_are_the_rules(self) -> None:
+        """An export's table of responses answers every pair as the rules do, for decimals and
+        for the text the wide table reads, also once it has started again empty."""
+
+        class Small(ResponseRules):
+            LIMIT = 5
+
+        values = [Decimal("0"), Decimal("2"), Decimal("3.8"), Decimal("6"), Decimal("4.5")]
+        values += ["1.4", "3", "4", "10", None]
+        for rules in (ResponseRules(), Small()):
+            for _ in range(2):
+                for baseline in values:
+                    for basdai in values:
+                        assert rules(baseline, basdai) == basdai_responses(baseline, basdai)
 
     def test_scores_are_unrounded(self, ctx: AppContext, dataset: Dataset) -> None:
         """ASDAS is written with every stored digit, so researchers round as they choose."""
@@ -345,6 +361,39 @@ class TestLongCsv:
         flagged = {row["variable"] for row in bob if row["crp_floored"] == "true"}
         assert flagged == {"crp_mg_l", "asdas_crp"}
         assert all(row["crp_floored"] == "" for row in bob if row["record_type"] == "answer")
+
+    @pytest.mark.parametrize("shift_dates", [False, True])
+    def test_cells_are_the_long_rows_formatted(
+        self, ctx: AppContext, dataset: Dataset, shift_dates: bool
+    ) -> None:
+        """The long CSV's cells, built in one pass per administration, are exactly the long
+        rows the column definitions give, each cell formatted by its column's type."""
+        key = ctx.settings.pseudonym_key
+        assert key is not None
+        with ctx.session() as session:
+            covered = exports.covered_patients(session=session, scope=exports.ExportScope())
+        patient_ids = [patient.patient_id for patient in covered]
+        builder = RecordBuilder(
+            Pseudonymizer(key.get_secret_value().encode("utf-8")),
+            shift_dates=shift_dates,
+            baselines=baselines_of(ctx, exports.ExportScope(), patient_ids),
+        )
+        with ctx.session() as session:
+            rows = exports.fetch_administration_batch(
+                session=session, scope=exports.ExportScope(), patient_ids=patient_ids,
+                item_codes=ITEM_CODES, duration_item=DURATION_ITEM, answer_details=True,
+            )  # fmt: skip
+        records = [builder.record(row) for row in rows]
+        expected = [
+            tuple(
+                CSV_FORMATTERS[column.type](value)
+                for column, value in zip(LONG_COLUMNS, long_row, strict=True)
+            )
+            for record in records
+            for long_row in long_rows(record)
+        ]
+        assert {row[2] for row in expected} == {"answer", "lab", "score"}
+        assert long_cells(records) == expected
 
     def test_variables_are_wide_column_names(self, ctx: AppContext, dataset: Dataset) -> None:
         """Every long variable names a wide column, so both tables share one meaning."""
