@@ -7,6 +7,7 @@ what decides the slots clears it, so the next tick invites the patient at the ne
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot.domain import timing
 from bot.services import enrollment, scheduling, staff
 from bot.services import patients as patient_service
 from storage import patients, schedule
+from storage.db import session_scope
 from tests.bot.test_press_plans import REGISTRY_PATIENTS, captured_statements
 from tests.fake_telegram import FakeBotApi, FakeUser
 from tests.scheduling.conftest import Clinic, Enrolled, Ticker
@@ -155,6 +157,46 @@ class TestConcurrentChange:
                     )
                 ],
             )
+        assert next_check(ctx, ana.patient_id) == MONDAY_SLOT
+
+    async def test_a_row_another_transaction_holds_is_skipped_not_waited_for(
+        self, clinic: Clinic, ctx: AppContext
+    ) -> None:
+        """PostgreSQL: while another transaction holds the patient's row (a settings change,
+        another process's tick), a tick's check for it is skipped at once, so two ticking
+        processes never wait on each other there; the next tick stores it. SQLite runs one
+        writer at a time, so there the check is simply written after the holder."""
+        ana = clinic.patient()
+        now = MONDAY + timedelta(hours=9)
+        with ctx.session() as session:
+            (read,) = schedule.invitation_candidates(
+                session=session,
+                now=now,
+                recent_since=now - timing.MIN_WEEKLY_GAP,
+                after_patient_id=0,
+                limit=10,
+            )
+        check = schedule.NextCheck(candidate=read, at=MONDAY_SLOT)
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with session_scope(ctx.engine) as session:
+                patients.get_patient_for_update(session=session, patient_id=ana.patient_id)
+                holding.set()
+                release.wait(30)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        assert holding.wait(10)
+        if ctx.engine.dialect.name == "postgresql":
+            with ctx.session() as session:
+                schedule.record_next_checks(session=session, checks=[check])
+            assert holder.is_alive()  # returned while the row was still held
+            assert next_check(ctx, ana.patient_id) is None
+        release.set()
+        holder.join()
+        with ctx.session() as session:
+            schedule.record_next_checks(session=session, checks=[check])
         assert next_check(ctx, ana.patient_id) == MONDAY_SLOT
 
 
