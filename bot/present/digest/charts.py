@@ -389,8 +389,11 @@ def panel_image(panels: Sequence[ChartPanel], *, end: datetime, weeks: int) -> b
             ]
             slot.asdas.set_data([x for x, _ in asdas], [y for _, y in asdas])
             slot.basdai.set_data([x for x, _ in basdai], [y for _, y in basdai])
-            for artist in (slot.basdai, slot.asdas):
-                slot.axes.draw_artist(artist)
+            # A line without points draws nothing (most patients have an ASDAS only in the
+            # weeks a CRP was drawn), so only lines with points are drawn.
+            for artist, points in ((slot.basdai, basdai), (slot.asdas, asdas)):
+                if points:
+                    slot.axes.draw_artist(artist)
             _write_title(template, slot, _title(panel))
         if len(panels) % COLUMNS:
             template.figure.draw_artist(template.blank)
