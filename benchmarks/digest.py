@@ -331,21 +331,43 @@ def _night_rows(report: Report, label: str, figures: NightFigures, physicians: i
     )
 
 
-def run_night(sample: int = NIGHT_SAMPLE) -> Report:
+def _night_database(folder: Path, size: Size) -> tuple[str, list[int], float | None]:
+    """The night's SQLite database in `folder`: loaded there, or taken as it is when a
+    complete one is already there. Its URL, the physician ids and the minutes loading took
+    (None when it was already there)."""
+    path = folder / f"digest-night-{size.physicians}-{size.weeks}-{SEED}.db"
+    complete = path.with_suffix(".complete")
+    ids = list(range(1, size.physicians + 1))
+    if path.exists() and complete.exists():
+        return f"sqlite:///{path}", ids, None
+    for stale in folder.glob(f"{path.name}*"):
+        stale.unlink()
+    complete.unlink(missing_ok=True)
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    loading = time.perf_counter()
+    loaded_ids = load(engine, size, random.Random(SEED))
+    assert loaded_ids == ids
+    loaded = (time.perf_counter() - loading) / 60
+    engine.dispose()
+    complete.touch()
+    return f"sqlite:///{path}", ids, loaded
+
+
+def run_night(sample: int = NIGHT_SAMPLE, *, keep: bool = False) -> Report:
     """Digest night (500 physicians × 200 patients): `sample` physicians with 200 patients
     each are loaded and every one of their digests timed; the night is extrapolated from a
-    sample, or measured with `sample=NIGHT_PHYSICIANS` (about 2 GB of SQLite in a temporary
-    folder, most of an hour to load)."""
-    rng = random.Random(SEED)
+    sample, or measured with `sample=NIGHT_PHYSICIANS` (about 2 GB of SQLite, most of an hour
+    to load on a busy machine). With `keep`, the loaded database stays in benchmarks/.cache
+    and later runs of the same size use it instead of loading again; otherwise it is made in
+    a temporary folder and removed."""
     size = Size(physicians=sample, patients=sample * NIGHT_PATIENTS_EACH, weeks=52)
     report = Report(title="Digest", columns=["measure", "value", "target"])
-    with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{Path(folder) / 'digest-night.db'}"
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = registry.CACHE if keep else Path(temporary)
+        folder.mkdir(exist_ok=True)
+        url, physician_ids, loaded = _night_database(folder, size)
         engine = make_engine(url)
-        migrate.upgrade(engine)
-        loading = time.perf_counter()
-        physician_ids = load(engine, size, rng)
-        loaded = time.perf_counter() - loading
         now = FIRST_MONDAY + timedelta(weeks=size.weeks, hours=7)
         settings = load_settings(
             _env_file=None, database_url=url, pseudonym_key="benchmark-pseudonym-key-0123456789"
@@ -357,7 +379,7 @@ def run_night(sample: int = NIGHT_SAMPLE) -> Report:
     report.add(
         "data",
         f"{sample} physicians × {NIGHT_PATIENTS_EACH} patients, 52 weeks, SQLite ({whole}); "
-        f"loaded in {loaded / 60:.1f} min",
+        + ("loaded before" if loaded is None else f"loaded in {loaded:.1f} min"),
         "",
     )
     _night_rows(report, "200 patients each", figures, NIGHT_PHYSICIANS)

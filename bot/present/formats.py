@@ -39,6 +39,13 @@ def day_text(value: date | datetime, pattern: str, language: str) -> str:
     """A calendar day written with a CLDR date pattern ("dd MMM y"), month names from CLDR.
     The pattern is the translator's (each language's catalog has its own)."""
     day = value.date() if isinstance(value, datetime) else value
+    return _day_text(day, pattern, language)
+
+
+@lru_cache(maxsize=4096)
+def _day_text(day: date, pattern: str, language: str) -> str:
+    """`day_text` of a calendar day, written once: a digest writes the same few days (the
+    week's questionnaires, the last lab values) for every patient."""
     return format_date(day, pattern, locale=locale_of(language))
 
 

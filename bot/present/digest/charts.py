@@ -141,15 +141,16 @@ _MAX_TEMPLATES = 8
 _lock = threading.Lock()
 
 
-_GlyphKey = tuple[str | bytes, float, float, int, int, int]
+_GlyphKey = tuple[Any, ...]
 _glyph_images: dict[_GlyphKey, tuple[np.ndarray[Any, Any], int, int]] = {}
-"""Glyph images of panel titles by font file, size, dpi, glyph and sub-pixel position, as
-FreeType rendered them once: (coverage, left, top), left and top for the whole pixel 0."""
+"""Glyph images of panel titles by font file, size, dpi, load flags, antialiasing, glyph and
+sub-pixel position, as FreeType rendered them once: (coverage, left, top), left and top for
+the whole pixel 0."""
 _MAX_GLYPH_IMAGES = 20_000
 _hinting_flag: Any = get_hinting_flag
 """The FreeType load flags of rcParams["text.hinting"], as RendererAgg.draw_text takes them."""
 _IDENTITY = np.array([[0x10000, 0], [0, 0x10000]], dtype=int)
-_deep_characters: dict[tuple[str, float], bool] = {}
+_deep_characters: dict[tuple[str, float, float], bool] = {}
 """Whether a character reaches below the font's descender line, by character and size."""
 
 
@@ -165,7 +166,7 @@ def _title_place(title: Text, renderer: Any) -> tuple[tuple[float, float], float
 
 
 def _deep(character: str, title: Text, renderer: Any, descender: float) -> bool:
-    key = (character, title.get_fontproperties().get_size_in_points())
+    key = (character, title.get_fontproperties().get_size_in_points(), descender)
     if key not in _deep_characters:
         _, _, descent = renderer.get_text_width_height_descent(
             character, title.get_fontproperties(), False
@@ -205,7 +206,16 @@ def _write_title(template: _Template, slot: _Slot, text: str) -> None:
         dx = round(0x40 * (x + item.x))
         dy = round(0x40 * (renderer.height - y + item.y))
         font = item.ft_object
-        key = (font.fname, size, renderer.dpi, item.glyph_index, dx & 0x3F, dy & 0x3F)
+        key = (
+            font.fname,
+            size,
+            renderer.dpi,
+            flags,
+            int(mode is RenderMode.NORMAL),
+            item.glyph_index,
+            dx & 0x3F,
+            dy & 0x3F,
+        )
         image = _glyph_images.get(key)
         if image is None:
             # Rendered at the sub-pixel part of the position; the whole pixels shift it.
@@ -389,8 +399,11 @@ def panel_image(panels: Sequence[ChartPanel], *, end: datetime, weeks: int) -> b
             ]
             slot.asdas.set_data([x for x, _ in asdas], [y for _, y in asdas])
             slot.basdai.set_data([x for x, _ in basdai], [y for _, y in basdai])
-            for artist in (slot.basdai, slot.asdas):
-                slot.axes.draw_artist(artist)
+            # A line without points draws nothing (most patients have an ASDAS only in the
+            # weeks a CRP was drawn), so only lines with points are drawn.
+            for artist, points in ((slot.basdai, basdai), (slot.asdas, asdas)):
+                if points:
+                    slot.axes.draw_artist(artist)
             _write_title(template, slot, _title(panel))
         if len(panels) % COLUMNS:
             template.figure.draw_artist(template.blank)
