@@ -17,6 +17,7 @@ server without CJK fonts) falls back to the clinic reference, then to the number
 
 from __future__ import annotations
 
+import logging
 import math
 import struct
 import threading
@@ -32,12 +33,11 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
-from matplotlib import font_manager
+from matplotlib import font_manager, ft2font
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg, get_hinting_flag
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
-from matplotlib.ft2font import RenderMode
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
@@ -46,6 +46,11 @@ from matplotlib.ticker import FixedFormatter, FixedLocator
 from bot.domain import scoring
 from bot.present.charts import ASDAS_BANDS
 from bot.services.physician_panel import ChartPoint
+
+RenderMode: Any = getattr(ft2font, "RenderMode", None)
+"""FreeType's render modes; the glyph path of `_write_title` needs matplotlib ≥ 3.10 for it."""
+
+logger = logging.getLogger(__name__)
 
 PANELS_PER_IMAGE = 8
 COLUMNS = 2
@@ -151,6 +156,19 @@ _hinting_flag: Any = get_hinting_flag
 """The FreeType load flags of rcParams["text.hinting"], as RendererAgg.draw_text takes them."""
 _IDENTITY = np.array([[0x10000, 0], [0, 0x10000]], dtype=int)
 _deep_characters: dict[tuple[str, float, float], bool] = {}
+_glyph_titles = {"on": RenderMode is not None}
+"""Whether titles are written from cached glyph images. That path uses matplotlib's private
+text internals (pinned only by tests); should a matplotlib release change them, the first
+failure switches every later title back to matplotlib's own `Text.draw`, so a digest is never
+lost to an upgrade."""
+
+
+def use_glyph_titles(on: bool) -> None:
+    """Turns the glyph-image titles on or off (off: every title through `Text.draw`, the
+    reference the glyph path must equal pixel for pixel)."""
+    _glyph_titles["on"] = on and RenderMode is not None
+
+
 """Whether a character reaches below the font's descender line, by character and size."""
 
 
@@ -183,12 +201,27 @@ def _write_title(template: _Template, slot: _Slot, text: str) -> None:
     which was half of a digest's chart time. Text.draw places a title by its descent, which
     is the font's descender for any text without a character reaching below it; a title with
     such a character is left to Text.draw."""
+    title: Any = slot.title
+    renderer: Any = template.canvas.get_renderer()
+    if _glyph_titles["on"] and not any(
+        _deep(ch, title, renderer, template.title_descender) for ch in text
+    ):
+        try:
+            _write_glyphs(template, slot, text)
+            return
+        except (AttributeError, TypeError, ValueError) as error:
+            # Raised by the first private call, before any pixel is drawn.
+            _glyph_titles["on"] = False
+            logger.warning("digest chart titles fall back to Text.draw: %s", error)
+    title.set_text(text)
+    slot.axes.draw_artist(title)
+
+
+def _write_glyphs(template: _Template, slot: _Slot, text: str) -> None:
+    """`_write_title`'s glyph path: the title's glyphs laid out and rendered as `Text.draw`
+    would, each glyph image rendered once per process."""
     renderer: Any = template.canvas.get_renderer()
     title: Any = slot.title
-    if any(_deep(ch, title, renderer, template.title_descender) for ch in text):
-        title.set_text(text)
-        slot.axes.draw_artist(title)
-        return
     prop = title.get_fontproperties()
     size = prop.get_size_in_points()
     flags = _hinting_flag()
@@ -351,8 +384,13 @@ def _build_template(rows: int, weeks: int, dates: tuple[str, ...]) -> _Template:
     canvas.draw()
     renderer = canvas.get_renderer()
     descender = 0.0
-    for slot in slots:
-        slot.title_at, descender = _title_place(slot.title, renderer)
+    if _glyph_titles["on"]:
+        try:
+            for slot in slots:
+                slot.title_at, descender = _title_place(slot.title, renderer)
+        except (AttributeError, TypeError, ValueError) as error:
+            _glyph_titles["on"] = False
+            logger.warning("digest chart titles fall back to Text.draw: %s", error)
     return _Template(figure, canvas, canvas.copy_from_bbox(figure.bbox), slots, blank, descender)
 
 
