@@ -336,45 +336,53 @@ def _text_batches(
     reads a batch (keyword-only: session, scope, patient_ids), `answers` its answers, `build`
     makes the rows.
 
-    Two workers, each with its own short transaction per query: a batch's administrations are
-    read on one connection while its answers are read on the other, and this thread builds
-    and writes the batch before. At most two batches are in memory.
+    Three workers, each with its own short transaction per query: a batch's administrations,
+    its answers and its patients' baselines are read at once on three connections, while this
+    thread builds and writes the batch before. At most two batches are in memory.
     """
 
-    def administrations_of(batch: _PatientBatch) -> tuple[list[_Row], dict[str, Baseline]]:
+    def administrations_of(batch: _PatientBatch) -> list[_Row]:
         with ctx.session() as session:
-            found = _baselines_in(session, scope, batch.patient_ids)
             rows = administrations(session=session, scope=scope, patient_ids=batch.patient_ids)
-        return batch.ordered(rows), found
+        return batch.ordered(rows)
 
     def answers_of(batch: _PatientBatch) -> _Answers:
         with ctx.session() as session:
             return answers(session, batch.patient_ids)
 
+    def baselines_of(batch: _PatientBatch) -> dict[str, Baseline]:
+        with ctx.session() as session:
+            return _baselines_in(session, scope, batch.patient_ids)
+
     patient_batches = _patient_batches(ctx, scope, builder, batch_size)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-fetch") as pool:
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="export-fetch") as pool:
 
         def read(
             batch: _PatientBatch,
-        ) -> tuple[Future[tuple[list[_Row], dict[str, Baseline]]], Future[_Answers]]:
-            return pool.submit(administrations_of, batch), pool.submit(answers_of, batch)
+        ) -> tuple[Future[list[_Row]], Future[_Answers], Future[dict[str, Baseline]]]:
+            return (
+                pool.submit(administrations_of, batch),
+                pool.submit(answers_of, batch),
+                pool.submit(baselines_of, batch),
+            )
 
         pending = [read(batch) for batch in patient_batches[:1]]
         try:
             for following in [*patient_batches[1:], None]:
                 if not pending:
                     return
-                rows_future, answers_future = pending.pop()
-                (rows, found), given = rows_future.result(), answers_future.result()
+                rows_future, answers_future, baselines_future = pending.pop()
+                rows, given = rows_future.result(), answers_future.result()
+                found = baselines_future.result()
                 if following is not None:
                     pending.append(read(following))
                 yield build(builder.for_batch(found), rows, given)
                 if progress is not None:
                     progress.advance(len(rows))
         finally:
-            for rows_future, answers_future in pending:
-                rows_future.cancel()
-                answers_future.cancel()
+            for futures in pending:
+                for future in futures:
+                    future.cancel()
 
 
 def _wide_text(
