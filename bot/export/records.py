@@ -106,7 +106,7 @@ class ResponseRules:
 
     A registry's BASDAIs take a few hundred distinct values (whole-number items, minutes), but
     their pairs outnumber any small cache: each distinct value is numbered, and each pair's
-    answer is kept under its two numbers, a few MB at most whatever the size of the export.
+    answer is kept under its two numbers, about 20 MB at most whatever the size of the export.
     """
 
     LIMIT: Final = 1 << 18
