@@ -269,10 +269,11 @@ def _microseconds_postgresql(element: _Microseconds, compiler: SQLCompiler, **kw
 @compiles(_Microseconds, "sqlite")
 def _microseconds_sqlite(element: _Microseconds, compiler: SQLCompiler, **kw: Any) -> str:
     # Stored as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (storage.column_types.UTCDateTime):
-    # whole seconds from strftime, the microseconds from the text (0 when it has none).
+    # whole seconds from strftime on the text up to the seconds (SQLite's own time keeps
+    # milliseconds and would round 59.9995 s up), the microseconds from the text (0 if none).
     moment = compiler.process(element.clauses, **kw)
     return (
-        f"(CAST(strftime('%s', {moment}) AS INTEGER) * 1000000"
+        f"(CAST(strftime('%s', substr({moment}, 1, 19)) AS INTEGER) * 1000000"
         f" + CAST(substr({moment}, 21, 6) AS INTEGER))"
     )
 
@@ -376,18 +377,21 @@ def _text(column: Any) -> Any:
 
 
 @lru_cache(maxsize=8)
-def _administrations_statement(scope: ExportScope, as_text: bool) -> Executable:
+def _administrations_statement(
+    scope: ExportScope, as_text: bool, times_in_microseconds: bool = False
+) -> Executable:
     """The covered administrations of the batch's patients (`patient_ids`), with their patient,
     stored scores and the lab values those used, in patient then slot order; as text, only what
-    the wide table shows."""
+    the wide table shows (times as ISO text, or as whole microseconds since 1970)."""
     crp = aliased(LabResult, name="crp")
     esr = aliased(LabResult, name="esr")
+    moment = _Microseconds if times_in_microseconds else _IsoUtcText
     columns: tuple[Any, ...] = (
         (
             col(Administration.id),
             col(Patient.research_id),
-            _IsoUtcText(col(Administration.slot_at)),
-            _IsoUtcText(col(Administration.completed_at)),
+            moment(col(Administration.slot_at)),
+            moment(col(Administration.completed_at)),
             col(Administration.status),
             col(Administration.language),
             col(Administration.instrument_version),
@@ -396,9 +400,9 @@ def _administrations_statement(scope: ExportScope, as_text: bool) -> Executable:
             col(ScoreRecord.crp_floored),
             _text(col(ScoreRecord.asdas_esr)),
             _text(col(crp.value_normalised)),
-            _IsoUtcText(col(crp.drawn_at)),
+            moment(col(crp.drawn_at)),
             _text(col(esr.value_normalised)),
-            _IsoUtcText(col(esr.drawn_at)),
+            moment(col(esr.drawn_at)),
         )
         if as_text
         else (
@@ -464,6 +468,15 @@ def _answers_statement(
     in_batch: list[ColumnElement[bool]] = [
         col(Answer.administration_id).in_(batch.scalar_subquery())
     ]
+    if answer_details and as_text:
+        return core_select(
+            col(Answer.administration_id),
+            col(Answer.item_code),
+            _text(col(Answer.raw_value)),
+            _text(col(Answer.score)),
+            col(Answer.version),
+            _IsoUtcText(col(Answer.answered_at)),
+        ).where(*in_batch)
     if answer_details:
         return core_select(
             col(Answer.administration_id),
@@ -603,6 +616,38 @@ def fetch_administration_text_batch(
     return [tuple.__new__(AdministrationText, row) for row in fetched]
 
 
+class AdministrationValues(NamedTuple):
+    """`AdministrationText` with every time as whole microseconds since 1970 (UTC), exact to
+    the microsecond, for the typed wide table (Parquet): decimals stay their stored text."""
+
+    administration_id: int
+    research_id: str
+    slot_at: int
+    completed_at: int | None
+    status: str
+    language: str
+    instrument_version: str
+    basdai: str | None
+    asdas_crp: str | None
+    crp_floored: bool | None
+    asdas_esr: str | None
+    crp_value: str | None
+    crp_drawn_at: int | None
+    esr_value: str | None
+    esr_drawn_at: int | None
+
+
+def fetch_administration_values_batch(
+    *, session: Session, scope: ExportScope, patient_ids: list[int]
+) -> list[AdministrationValues]:
+    """The administrations `fetch_administration_text_batch` reads, with times in microseconds;
+    their answers come from `fetch_answer_text_batch`."""
+    connection = _batch_connection(session)
+    bounds = {"patient_ids": patient_ids}
+    fetched = connection.execute(_administrations_statement(scope, True, True), bounds).all()
+    return [tuple.__new__(AdministrationValues, row) for row in fetched]
+
+
 def fetch_answer_text_batch(
     *,
     session: Session,
@@ -618,6 +663,32 @@ def fetch_answer_text_batch(
     statement = _answers_statement(scope, item_codes, duration_item, False, True)
     bounds = {"patient_ids": patient_ids}
     return {row[0]: row[1:] for row in connection.execute(statement, bounds).all()}
+
+
+class AnswerText(NamedTuple):
+    """One item's current answer read as the text CSV writes (see `AdministrationText`)."""
+
+    item_code: str
+    raw_value: str
+    score: str
+    version: int
+    answered_at: str
+
+
+def fetch_answer_detail_text_batch(
+    *, session: Session, scope: ExportScope, patient_ids: list[int]
+) -> dict[int, dict[str, AnswerText]]:
+    """The answers of the text batch of `patient_ids`, one by item with its version and time,
+    by administration id, as text (the long table's answer rows). An administration without
+    answers is absent."""
+    connection = _batch_connection(session)
+    statement = _answers_statement(scope, (), "", True, True)
+    bounds = {"patient_ids": patient_ids}
+    found: dict[int, dict[str, AnswerText]] = {}
+    for administration_id, *answer in connection.execute(statement, bounds).all():
+        item = tuple.__new__(AnswerText, answer)
+        found.setdefault(administration_id, {})[item.item_code] = item
+    return found
 
 
 def covered_patients(*, session: Session, scope: ExportScope) -> list[PatientRow]:

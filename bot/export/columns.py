@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,7 +20,15 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 from bot.config import SUPPORTED_LANGUAGES
 from bot.domain import scoring
-from bot.export.records import ExportRecord, ExportStatus, asdas_state, basdai_flag
+from bot.export.records import (
+    ExportRecord,
+    ExportStatus,
+    RecordBuilder,
+    asdas_state,
+    basdai_flag,
+    shift_text,
+)
+from storage.exports import AdministrationText, AnswerText
 
 R = TypeVar("R")
 
@@ -439,6 +447,115 @@ def long_rows(record: ExportRecord) -> Iterator[LongRow]:
             source.answer_version(record),
             source.crp_floored(record),
         )
+
+
+_LONG_ANSWERS: Final = (
+    ("q1_fatigue", "q1", False),
+    ("q2_back_pain", "q2", False),
+    ("q3_peripheral_pain", "q3", False),
+    ("q4_enthesitis", "q4", False),
+    ("q5_stiffness_severity", "q5", False),
+    ("q6_stiffness_duration", "q6", False),
+    ("q6_stiffness_minutes", "q6", True),
+    ("patient_global", "patient_global", False),
+)
+"""The long table's answer variables in order: name, item, and whether the value is the raw
+answer (minutes) rather than the 0–10 score."""
+_LONG_SCORES_AND_LABS: Final = ("basdai", "crp_mg_l", "asdas_crp", "esr_mm_h", "asdas_esr")
+assert tuple(column.name for column in LONG_VARIABLES) == (
+    *(name for name, _, _ in _LONG_ANSWERS),
+    *_LONG_SCORES_AND_LABS,
+), "long_text follows LONG_VARIABLES"
+_UNITS: Final = {column.name: column.unit for column in LONG_VARIABLES}
+_LONG_ANSWER_PLAN: Final = tuple(
+    (name, _UNITS[name], code, raw) for name, code, raw in _LONG_ANSWERS
+)
+_WORDS: Final = {True: "true", False: "false"}
+
+
+def long_text(
+    builder: RecordBuilder,
+    rows: Iterable[AdministrationText],
+    answers: Mapping[int, Mapping[str, AnswerText]],
+) -> list[tuple[str, ...]]:
+    """The long table's rows, as CSV cells, of administrations read as text with their answers
+    by id: the rows `long_rows` gives for the same administrations' export records, formatted
+    by LONG_COLUMNS, built from the text storage gives (as `RecordBuilder.wide_text` builds the
+    wide table's), so no value becomes a Python object only to be formatted back."""
+    basdai_unit, crp_unit, asdas_crp_unit, esr_unit, asdas_esr_unit = (
+        _UNITS[name] for name in _LONG_SCORES_AND_LABS
+    )
+    cells: list[tuple[str, ...]] = []
+    append = cells.append
+    no_answers: Mapping[str, AnswerText] = {}
+    for (
+        administration_id,
+        research_id,
+        _slot,
+        completed,
+        _status,
+        _language,
+        _version,
+        basdai,
+        asdas_crp,
+        crp_floored,
+        asdas_esr,
+        crp,
+        crp_drawn,
+        esr,
+        esr_drawn,
+    ) in rows:
+        pseudonym = builder.pseudonym(research_id)
+        exported_id = builder.record_id("administration", administration_id)
+        offset = builder.date_offset(research_id)
+        given = answers.get(administration_id, no_answers)
+        for name, unit, code, raw in _LONG_ANSWER_PLAN:
+            answer = given.get(code)
+            if answer is None:
+                continue
+            answered = answer.answered_at
+            if offset is not None:
+                answered = shift_text(answered, offset)
+            append(
+                (
+                    pseudonym,
+                    exported_id,
+                    "answer",
+                    name,
+                    answer.raw_value if raw else answer.score,
+                    unit,
+                    answered,
+                    str(answer.version),
+                    "",
+                )
+            )
+        if offset is not None:
+            completed = None if completed is None else shift_text(completed, offset)
+            crp_drawn = None if crp_drawn is None else shift_text(crp_drawn, offset)
+            esr_drawn = None if esr_drawn is None else shift_text(esr_drawn, offset)
+        done = completed or ""
+        if basdai is not None:
+            append((pseudonym, exported_id, "score", "basdai", basdai, basdai_unit, done, "", ""))
+        # An ASDAS comes with its lab value, or neither is exported.
+        if crp is not None and asdas_crp is not None and crp_floored is not None:
+            floored = _WORDS[crp_floored]
+            append(
+                (pseudonym, exported_id, "lab", "crp_mg_l", crp, crp_unit, crp_drawn or "", "",
+                 floored)
+            )  # fmt: skip
+            append(
+                (pseudonym, exported_id, "score", "asdas_crp", asdas_crp, asdas_crp_unit, done, "",
+                 floored)
+            )  # fmt: skip
+        if esr is not None and asdas_esr is not None:
+            append(
+                (pseudonym, exported_id, "lab", "esr_mm_h", esr, esr_unit, esr_drawn or "", "", "")
+            )
+            append(
+                (pseudonym, exported_id, "score", "asdas_esr", asdas_esr, asdas_esr_unit, done, "",
+                 "")
+            )  # fmt: skip
+    return cells
 
 
 LONG_COLUMNS: Final[tuple[Column[LongRow], ...]] = (

@@ -25,6 +25,7 @@ from bot.export.pseudonyms import Pseudonymizer
 from storage.exports import (
     AdministrationRow,
     AdministrationText,
+    AdministrationValues,
     AnswerRow,
     LabRow,
 )
@@ -105,7 +106,7 @@ class ResponseRules:
 
     A registry's BASDAIs take a few hundred distinct values (whole-number items, minutes), but
     their pairs outnumber any small cache: each distinct value is numbered, and each pair's
-    answer is kept under its two numbers, a few MB at most whatever the size of the export.
+    answer is kept under its two numbers, about 20 MB at most whatever the size of the export.
     """
 
     LIMIT: Final = 1 << 18
@@ -235,6 +236,9 @@ Python function) takes: it is called for every row of an export."""
 _UNANSWERED: Final = (None,) * (1 + len(ITEM_CODES))
 """No answer: neither the duration item's raw answer nor any score."""
 _NO_ASDAS: Final = ("",) * 5
+_NO_VALUES: Final = (None,) * 5
+"""As `_NO_ASDAS`, for the typed table."""
+_DAY_MICROSECONDS: Final = 86_400_000_000
 """The empty cells of an ASDAS not exported: lab value, draw time, (CRP floor,) score, state."""
 
 
@@ -434,3 +438,78 @@ class RecordBuilder:
             )
             wide.append(_new_row(WideText, row))
         return wide
+
+    def wide_values(
+        self,
+        rows: Iterable[AdministrationValues],
+        answers: Mapping[int, tuple[str | None, ...]],
+    ) -> list[tuple[object, ...]]:
+        """The wide table's rows as the typed table (Parquet) holds them, for administrations
+        read with times in microseconds, with their answers by id (as for `wide_text`).
+
+        One tuple per administration, its cells in WIDE_COLUMNS order: strings, booleans and
+        None as the export record's columns read them; decimals as their stored text and times
+        as whole microseconds since 1970 (UTC, shifted as requested), which the Parquet writer
+        turns into doubles and timestamps a column at a time.
+        """
+        shift = self.shift_dates
+        values: list[tuple[object, ...]] = []
+        for (
+            administration_id,
+            research_id,
+            scheduled,
+            completed,
+            status,
+            language,
+            version,
+            basdai,
+            asdas_crp,
+            crp_floored,
+            asdas_esr,
+            crp,
+            crp_drawn,
+            esr,
+            esr_drawn,
+        ) in rows:
+            minutes, *scores = answers.get(administration_id, _UNANSWERED)
+            q1, q2, q3, q4, q5, q6, patient_global = scores
+            if shift:
+                offset = self._pseudonymizer.date_offset(research_id).days * _DAY_MICROSECONDS
+                scheduled += offset
+                completed = None if completed is None else completed + offset
+                crp_drawn = None if crp_drawn is None else crp_drawn + offset
+                esr_drawn = None if esr_drawn is None else esr_drawn + offset
+            row: tuple[object, ...] = (
+                self._pseudonymizer.pseudonym(research_id),
+                self._pseudonymizer.record_id("administration", administration_id),
+                scheduled,
+                completed,
+                export_status(status, scores.count(None) < len(scores)).value,
+                language,
+                version,
+                q1,
+                q2,
+                q3,
+                q4,
+                q5,
+                q6,
+                minutes,
+                patient_global,
+                basdai,
+                basdai_flag(basdai),
+            )
+            # An ASDAS comes with its lab value, or neither is exported.
+            if crp is None or asdas_crp is None or crp_floored is None:
+                row += _NO_VALUES
+            else:
+                row += (crp, crp_drawn, bool(crp_floored), asdas_crp, asdas_state(asdas_crp))
+            if esr is None or asdas_esr is None:
+                row += _NO_VALUES[1:]
+            else:
+                row += (esr, esr_drawn, asdas_esr, asdas_state(asdas_esr))
+            row += self._responses(
+                self._baseline_of(research_id, administration_id),
+                basdai if status == _COMPLETED else None,
+            )
+            values.append(row)
+        return values

@@ -21,14 +21,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import IO, Any, Final, Protocol, TypeAlias, TypeVar
+from typing import IO, Any, Final, Protocol, TypeVar
 
 from sqlmodel import Session
 
 from bot.context import AppContext
 from bot.domain.instruments import ITEM_CODES
 from bot.export import course, fhir
-from bot.export.columns import CHECKIN_COLUMNS, THERAPY_COLUMNS
+from bot.export.columns import CHECKIN_COLUMNS, THERAPY_COLUMNS, long_text
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.records import Baseline, ExportRecord, RecordBuilder, WideText
 from bot.export.tables import (
@@ -39,6 +39,7 @@ from bot.export.tables import (
     write_wide_csv,
 )
 from storage import exports, physicians
+from storage.exports import AnswerText
 
 FORMATS: Final = (
     "wide",
@@ -213,6 +214,7 @@ class _OfPatient(Protocol):
 
 
 _Row = TypeVar("_Row", bound=_OfPatient)
+R = TypeVar("R")
 
 MAX_PATIENTS_PER_BATCH: Final = 500
 """At most this many patients' ids are sent with one batch query."""
@@ -313,8 +315,74 @@ def _batches(
             pending.cancel()
 
 
-_Pivoted: TypeAlias = dict[int, tuple[str | None, ...]]
-"""A text batch's answers by administration id (see `storage.exports.fetch_answer_text_batch`)."""
+_Answers = TypeVar("_Answers")
+"""A text batch's answers by administration id, as one of storage's text answer reads gives
+them (pivoted for the wide table, one by item for the long one)."""
+
+
+def _text_batches(
+    ctx: AppContext,
+    scope: exports.ExportScope,
+    builder: RecordBuilder,
+    *,
+    administrations: Callable[..., list[_Row]],
+    answers: Callable[[Session, list[int]], _Answers],
+    build: Callable[[RecordBuilder, list[_Row], _Answers], list[R]],
+    progress: Progress | None,
+    batch_size: int,
+) -> Iterator[list[R]]:
+    """Rows in batches of patients, read as text: what CSV writes is read as the text it
+    writes, so no value becomes a Python object only to be formatted back. `administrations`
+    reads a batch (keyword-only: session, scope, patient_ids), `answers` its answers, `build`
+    makes the rows.
+
+    Three workers, each with its own short transaction per query: a batch's administrations,
+    its answers and its patients' baselines are read at once on three connections, while this
+    thread builds and writes the batch before. At most two batches are in memory.
+    """
+
+    def administrations_of(batch: _PatientBatch) -> list[_Row]:
+        with ctx.session() as session:
+            rows = administrations(session=session, scope=scope, patient_ids=batch.patient_ids)
+        return batch.ordered(rows)
+
+    def answers_of(batch: _PatientBatch) -> _Answers:
+        with ctx.session() as session:
+            return answers(session, batch.patient_ids)
+
+    def baselines_of(batch: _PatientBatch) -> dict[str, Baseline]:
+        with ctx.session() as session:
+            return _baselines_in(session, scope, batch.patient_ids)
+
+    patient_batches = _patient_batches(ctx, scope, builder, batch_size)
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="export-fetch") as pool:
+
+        def read(
+            batch: _PatientBatch,
+        ) -> tuple[Future[list[_Row]], Future[_Answers], Future[dict[str, Baseline]]]:
+            return (
+                pool.submit(administrations_of, batch),
+                pool.submit(answers_of, batch),
+                pool.submit(baselines_of, batch),
+            )
+
+        pending = [read(batch) for batch in patient_batches[:1]]
+        try:
+            for following in [*patient_batches[1:], None]:
+                if not pending:
+                    return
+                rows_future, answers_future, baselines_future = pending.pop()
+                rows, given = rows_future.result(), answers_future.result()
+                found = baselines_future.result()
+                if following is not None:
+                    pending.append(read(following))
+                yield build(builder.for_batch(found), rows, given)
+                if progress is not None:
+                    progress.advance(len(rows))
+        finally:
+            for futures in pending:
+                for future in futures:
+                    future.cancel()
 
 
 def _wide_text(
@@ -325,61 +393,88 @@ def _wide_text(
     progress: Progress | None,
     batch_size: int,
 ) -> Iterator[list[WideText]]:
-    """Wide CSV rows in batches of patients, read as text: what CSV writes is read as the text
-    it writes, so no value becomes a Python object only to be formatted back.
+    """The wide table's rows in batches of patients, read as text; each batch's answers are
+    pivoted by the database into one row per administration."""
 
-    Two workers, each with its own short transaction per query: a batch's administrations are
-    read on one connection while its answers are pivoted on the other, and this thread builds
-    and writes the batch before. At most two batches are in memory.
-    """
+    def pivoted(session: Session, patient_ids: list[int]) -> dict[int, tuple[str | None, ...]]:
+        return exports.fetch_answer_text_batch(
+            session=session,
+            scope=scope,
+            patient_ids=patient_ids,
+            item_codes=ITEM_CODES,
+            duration_item=DURATION_ITEM,
+        )
 
-    def administrations(
-        batch: _PatientBatch,
-    ) -> tuple[list[exports.AdministrationText], dict[str, Baseline]]:
-        with ctx.session() as session:
-            found = _baselines_in(session, scope, batch.patient_ids)
-            rows = exports.fetch_administration_text_batch(
-                session=session, scope=scope, patient_ids=batch.patient_ids
-            )
-        return batch.ordered(rows), found
+    return _text_batches(
+        ctx,
+        scope,
+        builder,
+        administrations=exports.fetch_administration_text_batch,
+        answers=pivoted,
+        build=RecordBuilder.wide_text,
+        progress=progress,
+        batch_size=batch_size,
+    )
 
-    def answers(batch: _PatientBatch) -> _Pivoted:
-        with ctx.session() as session:
-            return exports.fetch_answer_text_batch(
-                session=session,
-                scope=scope,
-                patient_ids=batch.patient_ids,
-                item_codes=ITEM_CODES,
-                duration_item=DURATION_ITEM,
-            )
 
-    patient_batches = _patient_batches(ctx, scope, builder, batch_size)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="export-fetch") as pool:
+def _wide_values(
+    ctx: AppContext,
+    scope: exports.ExportScope,
+    builder: RecordBuilder,
+    *,
+    progress: Progress | None,
+    batch_size: int,
+) -> Iterator[list[tuple[object, ...]]]:
+    """The typed wide table's rows (Parquet) in batches of patients: read as `_wide_text`
+    reads them, times in microseconds."""
 
-        def read(
-            batch: _PatientBatch,
-        ) -> tuple[
-            Future[tuple[list[exports.AdministrationText], dict[str, Baseline]]],
-            Future[_Pivoted],
-        ]:
-            return pool.submit(administrations, batch), pool.submit(answers, batch)
+    def pivoted(session: Session, patient_ids: list[int]) -> dict[int, tuple[str | None, ...]]:
+        return exports.fetch_answer_text_batch(
+            session=session,
+            scope=scope,
+            patient_ids=patient_ids,
+            item_codes=ITEM_CODES,
+            duration_item=DURATION_ITEM,
+        )
 
-        pending = [read(batch) for batch in patient_batches[:1]]
-        try:
-            for following in [*patient_batches[1:], None]:
-                if not pending:
-                    return
-                rows_future, pivoted_future = pending.pop()
-                (rows, found), pivoted = rows_future.result(), pivoted_future.result()
-                if following is not None:
-                    pending.append(read(following))
-                yield builder.for_batch(found).wide_text(rows, pivoted)
-                if progress is not None:
-                    progress.advance(len(rows))
-        finally:
-            for rows_future, pivoted_future in pending:
-                rows_future.cancel()
-                pivoted_future.cancel()
+    return _text_batches(
+        ctx,
+        scope,
+        builder,
+        administrations=exports.fetch_administration_values_batch,
+        answers=pivoted,
+        build=RecordBuilder.wide_values,
+        progress=progress,
+        batch_size=batch_size,
+    )
+
+
+def _long_text(
+    ctx: AppContext,
+    scope: exports.ExportScope,
+    builder: RecordBuilder,
+    *,
+    progress: Progress | None,
+    batch_size: int,
+) -> Iterator[list[tuple[str, ...]]]:
+    """The long table's rows (CSV cells) in batches of patients, read as text; each batch's
+    answers come one by item with their versions and times."""
+
+    def by_item(session: Session, patient_ids: list[int]) -> dict[int, dict[str, AnswerText]]:
+        return exports.fetch_answer_detail_text_batch(
+            session=session, scope=scope, patient_ids=patient_ids
+        )
+
+    return _text_batches(
+        ctx,
+        scope,
+        builder,
+        administrations=exports.fetch_administration_text_batch,
+        answers=by_item,
+        build=long_text,
+        progress=progress,
+        batch_size=batch_size,
+    )
 
 
 @contextlib.contextmanager
@@ -570,9 +665,7 @@ def run_export(
         batches: Iterator[list[Any]] = (
             _wide_text(ctx, scope, builder, progress=progress, batch_size=batch_size)
             if request.format == "wide"
-            else _batches(
-                ctx, scope, builder, details=True, progress=progress, batch_size=batch_size
-            )
+            else _long_text(ctx, scope, builder, progress=progress, batch_size=batch_size)
         )
         if out is None:
             assert stdout is not None
@@ -587,10 +680,11 @@ def run_export(
     elif request.format == "parquet":
         assert out is not None
         with _temporary_file(out) as temporary:
-            batches = _batches(
-                ctx, scope, builder, details=False, progress=progress, batch_size=batch_size
+            rows, digest = write_parquet(
+                temporary,
+                _wide_values(ctx, scope, builder, progress=progress, batch_size=batch_size),
+                shifted=shifted,
             )
-            rows, digest = write_parquet(temporary, batches, shifted=shifted)
             audit_id = audit(rows, digest)
     else:
         assert out is not None

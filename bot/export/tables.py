@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -17,12 +17,11 @@ from typing import IO, Any, Final, TypeVar
 
 from bot.export.columns import (
     LONG_COLUMNS,
-    LONG_VARIABLES,
     WIDE_COLUMNS,
     Column,
     ColumnType,
 )
-from bot.export.records import CSV_BOOLEANS, ExportRecord, WideText
+from bot.export.records import CSV_BOOLEANS, WideText
 
 R = TypeVar("R")
 
@@ -32,10 +31,6 @@ SHIFTED_NOTICE: Final = (
     "see docs/export.md"
 )
 """First line of a CSV export made with --shift-dates (read with comment='#')."""
-
-LONG_CSV_CHUNK: Final = 5000
-"""Long-table rows formatted and written at a time (about: a tenth as many administrations,
-as each gives about ten rows)."""
 
 PARQUET_ROW_GROUP: Final = 16_384
 """Rows per Parquet row group: large enough for efficient reading, small enough to keep the
@@ -168,64 +163,6 @@ def _formatted(columns: Sequence[Column[R]], items: list[R]) -> list[tuple[str, 
     return list(zip(*(map(fmt, map(read, items)) for read, fmt in cells), strict=True))
 
 
-def _long_plan() -> tuple[tuple[Any, ...], ...]:
-    """What `long_rows` reads for each long variable, with the cells that never change
-    (record type, variable, unit) formatted once."""
-    text = CSV_FORMATTERS[ColumnType.STRING]
-    plan = []
-    for column in LONG_VARIABLES:
-        source = column.long
-        assert source is not None
-        plan.append(
-            (
-                column.value,
-                source.observed_at,
-                source.answer_version,
-                source.crp_floored,
-                text(source.record_type),
-                text(column.name),
-                text(column.unit),
-            )
-        )
-    return tuple(plan)
-
-
-_LONG_PLAN: Final = _long_plan()
-_LONG_FORMATTERS: Final = tuple(CSV_FORMATTERS[column.type] for column in LONG_COLUMNS)
-
-
-def long_cells(records: Iterable[ExportRecord]) -> list[tuple[str, ...]]:
-    """The long table's rows of `records` as CSV cells: exactly `long_rows` formatted by the
-    types of LONG_COLUMNS, built in one pass without a row object in between (an export
-    writes about nine long rows per administration)."""
-    pseudonym_cell, id_cell, _, _, value_cell, _, time_cell, version_cell, flag_cell = (
-        _LONG_FORMATTERS
-    )
-    cells: list[tuple[str, ...]] = []
-    append = cells.append
-    for record in records:
-        pseudonym = pseudonym_cell(record.pseudonym)
-        administration = id_cell(record.administration_id)
-        for value_of, observed_of, version_of, floored_of, kind, name, unit in _LONG_PLAN:
-            value = value_of(record)
-            if value is None:
-                continue
-            append(
-                (
-                    pseudonym,
-                    administration,
-                    kind,
-                    name,
-                    value_cell(value),
-                    unit,
-                    time_cell(observed_of(record)),
-                    version_cell(version_of(record)),
-                    flag_cell(floored_of(record)),
-                )
-            )
-    return cells
-
-
 def write_wide_csv(
     sink: IO[bytes], batches: Iterable[list[WideText]], *, shifted: bool
 ) -> tuple[int, str]:
@@ -237,19 +174,14 @@ def write_wide_csv(
 
 
 def write_long_csv(
-    sink: IO[bytes], batches: Iterable[list[ExportRecord]], *, shifted: bool
+    sink: IO[bytes], batches: Iterable[list[tuple[str, ...]]], *, shifted: bool
 ) -> tuple[int, str]:
-    """The long table as CSV: one row per answer, lab value and score; returns (rows, SHA-256)."""
+    """The long table as CSV: one row per answer, lab value and score; returns (rows, SHA-256).
 
-    def chunks() -> Iterator[list[tuple[str, ...]]]:
-        # A batch of administrations has about ten times as many long rows: they are formatted
-        # a slice at a time, so memory holds one slice's cells.
-        for batch in batches:
-            for start in range(0, len(batch), LONG_CSV_CHUNK // 10):
-                yield long_cells(batch[start : start + LONG_CSV_CHUNK // 10])
-
+    The rows are already the cells (`bot.export.columns.long_text`), ordered as LONG_COLUMNS.
+    """
     header = [column.name for column in LONG_COLUMNS]
-    return _write_csv(sink, header, chunks(), shifted=shifted)
+    return _write_csv(sink, header, batches, shifted=shifted)
 
 
 def write_table_csv(
@@ -298,43 +230,43 @@ def _parquet_value(kind: ColumnType) -> Callable[[object], object]:
 
 
 def write_parquet(
-    path: Path, batches: Iterable[list[ExportRecord]], *, shifted: bool
+    path: Path, batches: Iterable[list[tuple[object, ...]]], *, shifted: bool
 ) -> tuple[int, str]:
     """The wide table as Parquet with proper types, in row groups; returns (rows, SHA-256).
 
-    Decimals become doubles (about 16 significant digits), which is what analysis tools read;
-    the CSV keeps every digit.
+    Rows are `RecordBuilder.wide_values` tuples: decimals as their stored text become doubles
+    (about 16 significant digits, correctly rounded, as float() rounds them), which is what
+    analysis tools read, the CSV keeping every digit; times in microseconds become UTC
+    timestamps. Each column is converted by Arrow at once, never a cell at a time in Python.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = parquet_schema(shifted=shifted)
-    readers: list[tuple[Callable[[ExportRecord], Any], bool]] = [
-        (column.value, column.type is ColumnType.DECIMAL) for column in WIDE_COLUMNS
-    ]
-    pending: list[list[object]] = [[] for _ in WIDE_COLUMNS]
+    as_text = [column.type is ColumnType.DECIMAL for column in WIDE_COLUMNS]
+    pending: list[tuple[object, ...]] = []
     rows = 0
 
     def flush(writer: Any) -> None:
+        columns = list(zip(*pending, strict=True)) or [() for _ in WIDE_COLUMNS]
         arrays = [
-            pa.array(values, type=field.type) for values, field in zip(pending, schema, strict=True)
+            pa.array(values, type=pa.string()).cast(field.type)
+            if text
+            else pa.array(values, type=pa.int64()).cast(field.type)
+            if field.type.equals(pa.timestamp("us", tz="UTC"))
+            else pa.array(values, type=field.type)
+            for values, field, text in zip(columns, schema, as_text, strict=True)
         ]
         writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
-        for values in pending:
-            values.clear()
+        pending.clear()
 
     with pq.ParquetWriter(str(path), schema, compression="zstd") as writer:
         for batch in batches:
-            # Column by column: one pass of map() per column, not a loop over cells.
-            for values, (read, decimal) in zip(pending, readers, strict=True):
-                if decimal:
-                    values.extend([None if v is None else float(v) for v in map(read, batch)])
-                else:
-                    values.extend(map(read, batch))
+            pending.extend(batch)
             rows += len(batch)
-            if len(pending[0]) >= PARQUET_ROW_GROUP:
+            if len(pending) >= PARQUET_ROW_GROUP:
                 flush(writer)
-        if pending[0] or rows == 0:
+        if pending or rows == 0:
             flush(writer)
     return rows, file_sha256(path)
 

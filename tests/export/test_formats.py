@@ -35,7 +35,7 @@ from bot.export.records import (
     basdai_responses,
 )
 from bot.export.service import DURATION_ITEM, ExportRequest, baselines_of, run_export
-from bot.export.tables import CSV_FORMATTERS, long_cells, write_wide_csv
+from bot.export.tables import CSV_FORMATTERS, write_wide_csv
 from bot.services import labs as lab_service
 from storage import exports
 from storage.exports import AnswerRow
@@ -364,10 +364,22 @@ class TestLongCsv:
 
     @pytest.mark.parametrize("shift_dates", [False, True])
     def test_cells_are_the_long_rows_formatted(
-        self, ctx: AppContext, dataset: Dataset, shift_dates: bool
+        self, ctx: AppContext, clock: FixedClock, dataset: Dataset, shift_dates: bool
     ) -> None:
-        """The long CSV's cells, built in one pass per administration, are exactly the long
-        rows the column definitions give, each cell formatted by its column's type."""
+        """Every cell of the long CSV, written from the text storage reads, is what the long
+        rows of the typed export records hold, formatted by the long columns' types: also a
+        time with a fraction of a second (cut, never rounded) and a value stored as 1E+2."""
+        run_questionnaire(
+            ctx, clock, patient_id=dataset.alice, slot=at("2026-09-07 18:00:59.999999"),
+            language="en", answers=BASELINE, outcome="completed",
+        )  # fmt: skip
+        clock.set(at("2026-09-08 12:00"))
+        lab_service.add_lab_values(
+            ctx, clinic_ref="MRN-ALPHA-7731", drawn="2026-09-08T09:30:00Z", entered_by=NURSE,
+            crp="100",
+        )  # fmt: skip
+        text, result = export_csv(ctx, "long", shift_dates=shift_dates)
+        written = list(csv.reader(line for line in text.splitlines() if not line.startswith("#")))
         key = ctx.settings.pseudonym_key
         assert key is not None
         with ctx.session() as session:
@@ -383,17 +395,19 @@ class TestLongCsv:
                 session=session, scope=exports.ExportScope(), patient_ids=patient_ids,
                 item_codes=ITEM_CODES, duration_item=DURATION_ITEM, answer_details=True,
             )  # fmt: skip
-        records = [builder.record(row) for row in rows]
+        records = sorted((builder.record(row) for row in rows), key=lambda r: r.pseudonym)
         expected = [
-            tuple(
+            [
                 CSV_FORMATTERS[column.type](value)
                 for column, value in zip(LONG_COLUMNS, long_row, strict=True)
-            )
+            ]
             for record in records
             for long_row in long_rows(record)
         ]
         assert {row[2] for row in expected} == {"answer", "lab", "score"}
-        assert long_cells(records) == expected
+        assert written[1:] == expected
+        assert result.rows == len(expected)
+        assert ["crp_mg_l", "100"] in [row[3:5] for row in written]
 
     def test_variables_are_wide_column_names(self, ctx: AppContext, dataset: Dataset) -> None:
         """Every long variable names a wide column, so both tables share one meaning."""
@@ -423,6 +437,60 @@ class TestParquet:
         assert rows[dataset.admin["bob_floored"]]["crp_floored"] is True
         assert rows[dataset.admin["bob_missed"]]["basdai"] is None
         assert table.schema.metadata[b"spondybot.dates_shifted"] == b"false"
+
+    @pytest.mark.parametrize("shift_dates", [False, True])
+    def test_values_are_the_columns_values(
+        self,
+        ctx: AppContext,
+        clock: FixedClock,
+        dataset: Dataset,
+        tmp_path: Path,
+        shift_dates: bool,
+    ) -> None:
+        """Every Parquet value, read from storage's text and microseconds, is what its column
+        reads from the typed export record (decimals as doubles): also a time with a fraction
+        of a second, kept to the microsecond, and a value stored as 1E+2."""
+        run_questionnaire(
+            ctx, clock, patient_id=dataset.alice, slot=at("2026-09-07 18:00:59.999999"),
+            language="en", answers=BASELINE, outcome="completed",
+        )  # fmt: skip
+        clock.set(at("2026-09-08 12:00"))
+        lab_service.add_lab_values(
+            ctx, clinic_ref="MRN-ALPHA-7731", drawn="2026-09-08T09:30:00Z", entered_by=NURSE,
+            crp="100",
+        )  # fmt: skip
+        out = tmp_path / "export.parquet"
+        request = ExportRequest(format="parquet", by="r", out=out, shift_dates=shift_dates)
+        run_export(ctx, request)
+        written = [tuple(row.values()) for row in pq.read_table(out).to_pylist()]
+        key = ctx.settings.pseudonym_key
+        assert key is not None
+        with ctx.session() as session:
+            covered = exports.covered_patients(session=session, scope=exports.ExportScope())
+        patient_ids = [patient.patient_id for patient in covered]
+        builder = RecordBuilder(
+            Pseudonymizer(key.get_secret_value().encode("utf-8")),
+            shift_dates=shift_dates,
+            baselines=baselines_of(ctx, exports.ExportScope(), patient_ids),
+        )
+        with ctx.session() as session:
+            rows = exports.fetch_administration_batch(
+                session=session, scope=exports.ExportScope(), patient_ids=patient_ids,
+                item_codes=ITEM_CODES, duration_item=DURATION_ITEM,
+            )  # fmt: skip
+        records = sorted((builder.record(row) for row in rows), key=lambda r: r.pseudonym)
+
+        def typed(value: object) -> object:
+            return float(value) if isinstance(value, Decimal) else value
+
+        expected = [
+            tuple(typed(column.value(record)) for column in WIDE_COLUMNS) for record in records
+        ]
+        assert written == expected
+        times = [moment for row in written for moment in row if isinstance(moment, datetime)]
+        assert any(moment.microsecond == 999999 for moment in times)
+        crp_at = [column.name for column in WIDE_COLUMNS].index("crp_mg_l")
+        assert 100.0 in [row[crp_at] for row in written]
 
     def test_fields_carry_their_documentation(
         self, ctx: AppContext, dataset: Dataset, tmp_path: Path
