@@ -510,6 +510,7 @@ def confirm(
             now=now,
         ):
             return _stale(session, patient, administration_id)
+        # The questionnaire as the compare-and-set above left it, to be scored.
         completed = replace(
             administration,
             status=AdministrationStatus.COMPLETED.value,
