@@ -1,7 +1,8 @@
 """Writers of the tabular formats: wide and long CSV, and the wide table as Parquet.
 
-Each writer takes an iterable of record batches and writes as it goes, so memory holds one
-batch (Parquet: one row group) whatever the size of the export.
+Each writer takes an iterable of batches of rows, built from what storage read as text
+(`bot.export.records`, `bot.export.columns.long_text`), and writes as it goes, so memory holds
+one batch (Parquet: one row group) whatever the size of the export.
 """
 
 from __future__ import annotations
