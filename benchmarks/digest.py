@@ -23,7 +23,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -387,11 +387,15 @@ def run_night(sample: int = NIGHT_SAMPLE, *, keep: bool = False) -> Report:
     return report
 
 
-def run_scale(patients: int, sample: int = NIGHT_SAMPLE) -> Report:
+def run_scale(
+    patients: int, sample: int = NIGHT_SAMPLE, kinds: Sequence[str] | None = None
+) -> Report:
     """Digests of `sample` physicians of the synthetic registry of `patients` (500
-    physicians, benchmarks/registry.py) on SQLite and PostgreSQL, the night extrapolated."""
+    physicians, benchmarks/registry.py) on SQLite and PostgreSQL (or `kinds`), the night
+    extrapolated."""
     report = Report(title="Digest", columns=["measure", "value", "target"])
-    kinds = ["sqlite", *(["postgresql"] if registry.postgres_available() else [])]
+    if kinds is None:
+        kinds = ["sqlite", *(["postgresql"] if registry.postgres_available() else [])]
     for kind in kinds:
         built = registry.build_registry(kind, patients=patients)
         engine = make_engine(built.url)
