@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final, Protocol, TypeVar
 
@@ -39,7 +40,6 @@ from bot.export.tables import (
     write_wide_csv,
 )
 from storage import exports, physicians
-from storage.exports import AnswerText
 
 FORMATS: Final = (
     "wide",
@@ -326,14 +326,15 @@ def _text_batches(
     builder: RecordBuilder,
     *,
     administrations: Callable[..., list[_Row]],
-    answers: Callable[[Session, list[int]], _Answers],
+    answers: Callable[..., _Answers],
     build: Callable[[RecordBuilder, list[_Row], _Answers], list[R]],
     progress: Progress | None,
     batch_size: int,
 ) -> Iterator[list[R]]:
     """Rows in batches of patients, read as text: what CSV writes is read as the text it
     writes, so no value becomes a Python object only to be formatted back. `administrations`
-    reads a batch (keyword-only: session, scope, patient_ids), `answers` its answers, `build`
+    reads a batch (keyword-only: session, scope, patient_ids), `answers` its answers
+    (keyword-only: session, patient_ids), `build`
     makes the rows.
 
     Three workers, each with its own short transaction per query: a batch's administrations,
@@ -348,7 +349,7 @@ def _text_batches(
 
     def answers_of(batch: _PatientBatch) -> _Answers:
         with ctx.session() as session:
-            return answers(session, batch.patient_ids)
+            return answers(session=session, patient_ids=batch.patient_ids)
 
     def baselines_of(batch: _PatientBatch) -> dict[str, Baseline]:
         with ctx.session() as session:
@@ -395,22 +396,12 @@ def _wide_text(
 ) -> Iterator[list[WideText]]:
     """The wide table's rows in batches of patients, read as text; each batch's answers are
     pivoted by the database into one row per administration."""
-
-    def pivoted(session: Session, patient_ids: list[int]) -> dict[int, tuple[str | None, ...]]:
-        return exports.fetch_answer_text_batch(
-            session=session,
-            scope=scope,
-            patient_ids=patient_ids,
-            item_codes=ITEM_CODES,
-            duration_item=DURATION_ITEM,
-        )
-
     return _text_batches(
         ctx,
         scope,
         builder,
         administrations=exports.fetch_administration_text_batch,
-        answers=pivoted,
+        answers=_pivoted_answers(scope),
         build=RecordBuilder.wide_text,
         progress=progress,
         batch_size=batch_size,
@@ -427,25 +418,27 @@ def _wide_values(
 ) -> Iterator[list[tuple[object, ...]]]:
     """The typed wide table's rows (Parquet) in batches of patients: read as `_wide_text`
     reads them, times in microseconds."""
-
-    def pivoted(session: Session, patient_ids: list[int]) -> dict[int, tuple[str | None, ...]]:
-        return exports.fetch_answer_text_batch(
-            session=session,
-            scope=scope,
-            patient_ids=patient_ids,
-            item_codes=ITEM_CODES,
-            duration_item=DURATION_ITEM,
-        )
-
     return _text_batches(
         ctx,
         scope,
         builder,
         administrations=exports.fetch_administration_values_batch,
-        answers=pivoted,
+        answers=_pivoted_answers(scope),
         build=RecordBuilder.wide_values,
         progress=progress,
         batch_size=batch_size,
+    )
+
+
+def _pivoted_answers(
+    scope: exports.ExportScope,
+) -> Callable[..., dict[int, tuple[str | None, ...]]]:
+    """A batch's answers pivoted by the database into one row of text per administration."""
+    return partial(
+        exports.fetch_answer_text_batch,
+        scope=scope,
+        item_codes=ITEM_CODES,
+        duration_item=DURATION_ITEM,
     )
 
 
@@ -460,17 +453,12 @@ def _long_text(
     """The long table's rows (CSV cells) in batches of patients, read as text; each batch's
     answers come one by item with their versions and times."""
 
-    def by_item(session: Session, patient_ids: list[int]) -> dict[int, dict[str, AnswerText]]:
-        return exports.fetch_answer_detail_text_batch(
-            session=session, scope=scope, patient_ids=patient_ids
-        )
-
     return _text_batches(
         ctx,
         scope,
         builder,
         administrations=exports.fetch_administration_text_batch,
-        answers=by_item,
+        answers=partial(exports.fetch_answer_detail_text_batch, scope=scope),
         build=long_text,
         progress=progress,
         batch_size=batch_size,
