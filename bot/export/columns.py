@@ -488,23 +488,12 @@ def long_text(
     cells: list[tuple[str, ...]] = []
     append = cells.append
     no_answers: Mapping[str, AnswerText] = {}
-    for (
-        administration_id,
-        research_id,
-        _slot,
-        completed,
-        _status,
-        _language,
-        _version,
-        basdai,
-        asdas_crp,
-        crp_floored,
-        asdas_esr,
-        crp,
-        crp_drawn,
-        esr,
-        esr_drawn,
-    ) in rows:
+    for stored in rows:
+        administration_id, research_id = stored.administration_id, stored.research_id
+        basdai, completed = stored.basdai, stored.completed_at
+        crp, crp_drawn, crp_floored = stored.crp_value, stored.crp_drawn_at, stored.crp_floored
+        esr, esr_drawn = stored.esr_value, stored.esr_drawn_at
+        asdas_crp, asdas_esr = stored.asdas_crp, stored.asdas_esr
         pseudonym = builder.pseudonym(research_id)
         exported_id = builder.record_id("administration", administration_id)
         offset = builder.date_offset(research_id)

@@ -367,41 +367,27 @@ class RecordBuilder:
         shift = self.shift_dates
         words = CSV_BOOLEANS
         wide: list[WideText] = []
-        for (
-            administration_id,
-            research_id,
-            scheduled,
-            completed,
-            status,
-            language,
-            version,
-            basdai,
-            asdas_crp,
-            crp_floored,
-            asdas_esr,
-            crp,
-            crp_drawn,
-            esr,
-            esr_drawn,
-        ) in rows:
-            minutes, *scores = answers.get(administration_id, _UNANSWERED)
+        for stored in rows:
+            scheduled, completed = stored.slot_at, stored.completed_at
+            crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
+            minutes, *scores = answers.get(stored.administration_id, _UNANSWERED)
             q1, q2, q3, q4, q5, q6, patient_global = scores
             if shift:
-                offset = self._pseudonymizer.date_offset(research_id)
+                offset = self._pseudonymizer.date_offset(stored.research_id)
                 scheduled = shift_text(scheduled, offset)
                 completed = None if completed is None else shift_text(completed, offset)
                 crp_drawn = None if crp_drawn is None else shift_text(crp_drawn, offset)
                 esr_drawn = None if esr_drawn is None else shift_text(esr_drawn, offset)
-            active = basdai_flag(basdai)
+            active = basdai_flag(stored.basdai)
             row: tuple[str, ...] = (
-                self._pseudonymizer.pseudonym(research_id),
-                self._pseudonymizer.record_id("administration", administration_id),
+                self._pseudonymizer.pseudonym(stored.research_id),
+                self._pseudonymizer.record_id("administration", stored.administration_id),
                 scheduled,
                 completed or "",
                 # A StrEnum is the str CSV writes; its .value is a slow property.
-                export_status(status, scores.count(None) < len(scores)),
-                language,
-                version,
+                export_status(stored.status, scores.count(None) < len(scores)),
+                stored.language,
+                stored.instrument_version,
                 q1 or "",
                 q2 or "",
                 q3 or "",
@@ -410,27 +396,32 @@ class RecordBuilder:
                 q6 or "",
                 minutes or "",
                 patient_global or "",
-                basdai or "",
+                stored.basdai or "",
                 "" if active is None else words[active],
             )
             # An ASDAS comes with its lab value, or neither is exported.
-            if crp is None or asdas_crp is None or crp_floored is None:
+            if stored.crp_value is None or stored.asdas_crp is None or stored.crp_floored is None:
                 row += _NO_ASDAS
             else:
                 row += (
-                    crp,
+                    stored.crp_value,
                     crp_drawn or "",
-                    words[crp_floored],
-                    asdas_crp,
-                    asdas_state(asdas_crp) or "",
+                    words[stored.crp_floored],
+                    stored.asdas_crp,
+                    asdas_state(stored.asdas_crp) or "",
                 )
-            if esr is None or asdas_esr is None:
+            if stored.esr_value is None or stored.asdas_esr is None:
                 row += _NO_ASDAS[1:]
             else:
-                row += (esr, esr_drawn or "", asdas_esr, asdas_state(asdas_esr) or "")
+                row += (
+                    stored.esr_value,
+                    esr_drawn or "",
+                    stored.asdas_esr,
+                    asdas_state(stored.asdas_esr) or "",
+                )
             halved, asas_eular = self._responses(
-                self._baseline_of(research_id, administration_id),
-                basdai if status == _COMPLETED else None,
+                self._baseline_of(stored.research_id, stored.administration_id),
+                stored.basdai if stored.status == _COMPLETED else None,
             )
             row += (
                 "" if halved is None else words[halved],
@@ -454,39 +445,27 @@ class RecordBuilder:
         """
         shift = self.shift_dates
         values: list[tuple[object, ...]] = []
-        for (
-            administration_id,
-            research_id,
-            scheduled,
-            completed,
-            status,
-            language,
-            version,
-            basdai,
-            asdas_crp,
-            crp_floored,
-            asdas_esr,
-            crp,
-            crp_drawn,
-            esr,
-            esr_drawn,
-        ) in rows:
-            minutes, *scores = answers.get(administration_id, _UNANSWERED)
+        for stored in rows:
+            scheduled, completed = stored.slot_at, stored.completed_at
+            crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
+            minutes, *scores = answers.get(stored.administration_id, _UNANSWERED)
             q1, q2, q3, q4, q5, q6, patient_global = scores
             if shift:
-                offset = self._pseudonymizer.date_offset(research_id).days * _DAY_MICROSECONDS
+                offset = (
+                    self._pseudonymizer.date_offset(stored.research_id).days * _DAY_MICROSECONDS
+                )
                 scheduled += offset
                 completed = None if completed is None else completed + offset
                 crp_drawn = None if crp_drawn is None else crp_drawn + offset
                 esr_drawn = None if esr_drawn is None else esr_drawn + offset
             row: tuple[object, ...] = (
-                self._pseudonymizer.pseudonym(research_id),
-                self._pseudonymizer.record_id("administration", administration_id),
+                self._pseudonymizer.pseudonym(stored.research_id),
+                self._pseudonymizer.record_id("administration", stored.administration_id),
                 scheduled,
                 completed,
-                export_status(status, scores.count(None) < len(scores)).value,
-                language,
-                version,
+                export_status(stored.status, scores.count(None) < len(scores)).value,
+                stored.language,
+                stored.instrument_version,
                 q1,
                 q2,
                 q3,
@@ -495,21 +474,32 @@ class RecordBuilder:
                 q6,
                 minutes,
                 patient_global,
-                basdai,
-                basdai_flag(basdai),
+                stored.basdai,
+                basdai_flag(stored.basdai),
             )
             # An ASDAS comes with its lab value, or neither is exported.
-            if crp is None or asdas_crp is None or crp_floored is None:
+            if stored.crp_value is None or stored.asdas_crp is None or stored.crp_floored is None:
                 row += _NO_VALUES
             else:
-                row += (crp, crp_drawn, bool(crp_floored), asdas_crp, asdas_state(asdas_crp))
-            if esr is None or asdas_esr is None:
+                row += (
+                    stored.crp_value,
+                    crp_drawn,
+                    bool(stored.crp_floored),
+                    stored.asdas_crp,
+                    asdas_state(stored.asdas_crp),
+                )
+            if stored.esr_value is None or stored.asdas_esr is None:
                 row += _NO_VALUES[1:]
             else:
-                row += (esr, esr_drawn, asdas_esr, asdas_state(asdas_esr))
+                row += (
+                    stored.esr_value,
+                    esr_drawn,
+                    stored.asdas_esr,
+                    asdas_state(stored.asdas_esr),
+                )
             row += self._responses(
-                self._baseline_of(research_id, administration_id),
-                basdai if status == _COMPLETED else None,
+                self._baseline_of(stored.research_id, stored.administration_id),
+                stored.basdai if stored.status == _COMPLETED else None,
             )
             values.append(row)
         return values
