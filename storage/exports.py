@@ -81,17 +81,28 @@ class _IsoUtcText(FunctionElement[str]):
     inherit_cache = True
 
 
-@compiles(_IsoUtcText, "postgresql")
-def _iso_utc_text_postgresql(element: _IsoUtcText, compiler: SQLCompiler, **kw: Any) -> str:
-    moment = compiler.process(element.clauses, **kw)
-    return f"""to_char(({moment}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+def _compiled_per_dialect(element: type[FunctionElement[Any]], **sql: str) -> None:
+    """Compiles `element` on each dialect to its template, `{moment}` standing for the
+    element's argument, so the database, not Python, formats every value of a batch."""
+    for dialect, template in sql.items():
+
+        def compile_moment(
+            compiled: FunctionElement[Any],
+            compiler: SQLCompiler,
+            _template: str = template,
+            **kw: Any,
+        ) -> str:
+            return _template.format(moment=compiler.process(compiled.clauses, **kw))
+
+        compiles(element, dialect)(compile_moment)
 
 
-@compiles(_IsoUtcText, "sqlite")
-def _iso_utc_text_sqlite(element: _IsoUtcText, compiler: SQLCompiler, **kw: Any) -> str:
+_compiled_per_dialect(
+    _IsoUtcText,
+    postgresql="""to_char(({moment}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')""",
     # Stored as naive UTC text (storage.column_types.UTCDateTime); the format has no bind marks.
-    moment = compiler.process(element.clauses, **kw)
-    return f"strftime('%Y-%m-%dT%H:%M:%SZ', {moment})"
+    sqlite="strftime('%Y-%m-%dT%H:%M:%SZ', {moment})",
+)
 
 
 # Result rows are read-only by convention; not frozen because frozen dataclasses are markedly
@@ -260,22 +271,15 @@ class _Microseconds(FunctionElement[int]):
     inherit_cache = True
 
 
-@compiles(_Microseconds, "postgresql")
-def _microseconds_postgresql(element: _Microseconds, compiler: SQLCompiler, **kw: Any) -> str:
-    moment = compiler.process(element.clauses, **kw)
-    return f"CAST(EXTRACT(EPOCH FROM ({moment})) * 1000000 AS BIGINT)"
-
-
-@compiles(_Microseconds, "sqlite")
-def _microseconds_sqlite(element: _Microseconds, compiler: SQLCompiler, **kw: Any) -> str:
+_compiled_per_dialect(
+    _Microseconds,
+    postgresql="CAST(EXTRACT(EPOCH FROM ({moment})) * 1000000 AS BIGINT)",
     # Stored as naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff' (storage.column_types.UTCDateTime):
     # whole seconds from strftime on the text up to the seconds (SQLite's own time keeps
     # milliseconds and would round 59.9995 s up), the microseconds from the text (0 if none).
-    moment = compiler.process(element.clauses, **kw)
-    return (
-        f"(CAST(strftime('%s', substr({moment}, 1, 19)) AS INTEGER) * 1000000"
-        f" + CAST(substr({moment}, 21, 6) AS INTEGER))"
-    )
+    sqlite="(CAST(strftime('%s', substr({moment}, 1, 19)) AS INTEGER) * 1000000"
+    " + CAST(substr({moment}, 21, 6) AS INTEGER))",
+)
 
 
 @dataclass(frozen=True, slots=True)

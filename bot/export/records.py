@@ -11,13 +11,13 @@ much of a large export's time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
 
 from bot.domain import scoring
 from bot.domain.instruments import ITEM_CODES
@@ -236,10 +236,22 @@ Python function) takes: it is called for every row of an export."""
 _UNANSWERED: Final = (None,) * (1 + len(ITEM_CODES))
 """No answer: neither the duration item's raw answer nor any score."""
 _NO_ASDAS: Final = ("",) * 5
+"""The empty cells of an ASDAS not exported: lab value, draw time, (CRP floor,) score, state."""
 _NO_VALUES: Final = (None,) * 5
 """As `_NO_ASDAS`, for the typed table."""
 _DAY_MICROSECONDS: Final = 86_400_000_000
-"""The empty cells of an ASDAS not exported: lab value, draw time, (CRP floor,) score, state."""
+"""A day in microseconds, the unit of the typed table's times."""
+_Stored = TypeVar("_Stored", AdministrationText, AdministrationValues)
+
+
+def _answered(
+    rows: Iterable[_Stored], answers: Mapping[int, tuple[str | None, ...]]
+) -> Iterator[tuple[_Stored, str | None, list[str | None]]]:
+    """Each administration read with its answers (by id, pivoted: the duration item's raw
+    answer, then each item's score in ITEM_CODES order; all None when it has none)."""
+    for stored in rows:
+        minutes, *scores = answers.get(stored.administration_id, _UNANSWERED)
+        yield stored, minutes, scores
 
 
 class RecordBuilder:
@@ -367,11 +379,10 @@ class RecordBuilder:
         shift = self.shift_dates
         words = CSV_BOOLEANS
         wide: list[WideText] = []
-        for stored in rows:
+        for stored, minutes, scores in _answered(rows, answers):
+            q1, q2, q3, q4, q5, q6, patient_global = scores
             scheduled, completed = stored.slot_at, stored.completed_at
             crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
-            minutes, *scores = answers.get(stored.administration_id, _UNANSWERED)
-            q1, q2, q3, q4, q5, q6, patient_global = scores
             if shift:
                 offset = self._pseudonymizer.date_offset(stored.research_id)
                 scheduled = shift_text(scheduled, offset)
@@ -445,11 +456,10 @@ class RecordBuilder:
         """
         shift = self.shift_dates
         values: list[tuple[object, ...]] = []
-        for stored in rows:
+        for stored, minutes, scores in _answered(rows, answers):
+            q1, q2, q3, q4, q5, q6, patient_global = scores
             scheduled, completed = stored.slot_at, stored.completed_at
             crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
-            minutes, *scores = answers.get(stored.administration_id, _UNANSWERED)
-            q1, q2, q3, q4, q5, q6, patient_global = scores
             if shift:
                 offset = (
                     self._pseudonymizer.date_offset(stored.research_id).days * _DAY_MICROSECONDS
