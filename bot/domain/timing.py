@@ -118,8 +118,9 @@ def due_slots(
     has come); the newest is expired when `expiry_days` have passed. Expired slots are to be
     recorded as missed, never sent late; so after downtime each overdue slot is handled once.
     """
+    _require_aware(now, "now")
     floor = max(
-        _slot_floor(now=now, not_before=not_before, previous_slot_at=previous_slot_at),
+        _slot_floor(not_before=not_before, previous_slot_at=previous_slot_at),
         now - timedelta(weeks=CATCH_UP_SLOTS + 1),
     )
     slots: list[datetime] = []
@@ -156,17 +157,15 @@ def next_check_at(
     the result is a safe lower bound, and a tick need not look at the patient before it.
     Arguments as for `due_slots`.
     """
-    floor = _slot_floor(now=now, not_before=not_before, previous_slot_at=previous_slot_at)
+    _require_aware(now, "now")
+    floor = _slot_floor(not_before=not_before, previous_slot_at=previous_slot_at)
     return next_slot_after(max(now, floor - _ONE_MICROSECOND), weekday, local_time, tz_name)
 
 
-def _slot_floor(
-    *, now: datetime, not_before: datetime, previous_slot_at: datetime | None
-) -> datetime:
+def _slot_floor(*, not_before: datetime, previous_slot_at: datetime | None) -> datetime:
     """The earliest a weekly slot may be: at or after `not_before`, and at least
     `MIN_WEEKLY_GAP` after the previous scheduled slot (shared by `due_slots` and
     `next_check_at`, so the stored next check can never be later than a due slot)."""
-    _require_aware(now, "now")
     _require_aware(not_before, "not_before")
     if previous_slot_at is None:
         return not_before
