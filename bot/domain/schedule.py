@@ -11,6 +11,7 @@ resolved the way `zoneinfo` resolves `fold=0`, made explicit here:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -56,6 +57,20 @@ def next_slot_after(moment_utc: datetime, weekday: int, local_time: time, tz_nam
         if slot > moment_utc:
             return slot
         day += timedelta(days=WEEKDAYS)
+
+
+@dataclass(frozen=True)
+class WeeklySlot:
+    """A patient's weekly promise: `weekday` (0 = Monday) at `local_time` in the IANA zone
+    `tz_name`, the three stored schedule fields that always travel together."""
+
+    weekday: int
+    local_time: time
+    tz_name: str
+
+    def next_after(self, moment_utc: datetime) -> datetime:
+        """The first slot strictly after `moment_utc` (see `next_slot_after`)."""
+        return next_slot_after(moment_utc, self.weekday, self.local_time, self.tz_name)
 
 
 def local_day_bounds(moment_utc: datetime, tz_name: str) -> tuple[datetime, datetime]:

@@ -1,7 +1,7 @@
 """When scheduled messages are due: weekly slots to open, reminders, quiet hours, expiry, snooze.
 
 Pure rules over aware UTC datetimes and the patient's IANA time zone; the weekly slot itself
-and its daylight-saving rules come from `bot.domain.schedule.next_slot_after` (a nonexistent
+and its daylight-saving rules come from `bot.domain.schedule.WeeklySlot` (a nonexistent
 local time moves forward by the gap, a repeated one means its first occurrence), and every
 local wall-clock instant computed here goes through `bot.domain.schedule.local_slot`, so the
 two modules resolve DST transitions identically.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.domain.schedule import local_slot, next_slot_after
+from bot.domain.schedule import WeeklySlot, local_slot
 
 # Two scheduled questionnaires are never opened less than six days apart. Weekly slots are
 # 7 days ± the one-hour DST shift apart, so this only matters when a patient moves their
@@ -103,9 +103,7 @@ def expiry_for(slot_at: datetime, *, expiry_days: int, next_slot_at: datetime) -
 def due_slots(
     *,
     now: datetime,
-    weekday: int,
-    local_time: time,
-    tz_name: str,
+    weekly: WeeklySlot,
     not_before: datetime,
     previous_slot_at: datetime | None,
     expiry_days: int,
@@ -124,10 +122,10 @@ def due_slots(
         now - timedelta(weeks=CATCH_UP_SLOTS + 1),
     )
     slots: list[datetime] = []
-    slot = next_slot_after(floor - _ONE_MICROSECOND, weekday, local_time, tz_name)
+    slot = weekly.next_after(floor - _ONE_MICROSECOND)
     while slot <= now:
         slots.append(slot)
-        slot = next_slot_after(slot, weekday, local_time, tz_name)
+        slot = weekly.next_after(slot)
     upcoming = slot  # the first slot after now
     slots = slots[-CATCH_UP_SLOTS:]
     due: list[DueSlot] = []
@@ -139,13 +137,7 @@ def due_slots(
 
 
 def next_check_at(
-    *,
-    now: datetime,
-    weekday: int,
-    local_time: time,
-    tz_name: str,
-    not_before: datetime,
-    previous_slot_at: datetime | None,
+    *, now: datetime, weekly: WeeklySlot, not_before: datetime, previous_slot_at: datetime | None
 ) -> datetime:
     """The earliest instant after `now` at which `due_slots` can return a slot again, once the
     slots due at `now` (if any) have their administrations and `previous_slot_at` is the newest.
@@ -159,7 +151,7 @@ def next_check_at(
     """
     _require_aware(now, "now")
     floor = _slot_floor(not_before=not_before, previous_slot_at=previous_slot_at)
-    return next_slot_after(max(now, floor - _ONE_MICROSECOND), weekday, local_time, tz_name)
+    return weekly.next_after(max(now, floor - _ONE_MICROSECOND))
 
 
 def _slot_floor(*, not_before: datetime, previous_slot_at: datetime | None) -> datetime:

@@ -46,6 +46,7 @@ from sqlmodel import Session
 
 from bot.context import AppContext
 from bot.domain import timing
+from bot.domain.schedule import WeeklySlot
 from storage import audit, deliveries, schedule
 from storage.models import AdministrationStatus, DeliveryStatus, PatientStatus
 
@@ -219,23 +220,26 @@ def claim_invitations(
             after_patient_id=after_patient_id,
             limit=limit,
         )
-        plans: dict[int, tuple[schedule.InvitationCandidate, list[timing.DueSlot]]] = {}
+        plans: dict[
+            int, tuple[schedule.InvitationCandidate, list[timing.DueSlot], schedule.NextCheck]
+        ] = {}
         checks: list[schedule.NextCheck] = []
         for candidate in candidates:
             anchor = timing.schedule_anchor(
                 activated_at=candidate.activated_at, paused_until=candidate.paused_until, now=now
             )
+            weekly = WeeklySlot(
+                candidate.schedule_weekday, candidate.schedule_time, candidate.timezone
+            )
             try:
                 slots = timing.due_slots(
                     now=now,
-                    weekday=candidate.schedule_weekday,
-                    local_time=candidate.schedule_time,
-                    tz_name=candidate.timezone,
+                    weekly=weekly,
                     not_before=max(window_start, anchor),
                     previous_slot_at=candidate.last_slot_at,
                     expiry_days=settings.expiry_days,
                 )
-                check = _next_check(candidate, now, anchor, slots)
+                check = _next_check(candidate, weekly, now, anchor, slots)
             except (ValueError, ZoneInfoNotFoundError):
                 logger.error(
                     "patient schedule unusable",
@@ -243,7 +247,7 @@ def claim_invitations(
                 )
                 continue
             if slots:
-                plans[candidate.patient_id] = (candidate, slots)
+                plans[candidate.patient_id] = (candidate, slots, check)
             else:
                 checks.append(check)
         locked = schedule.lock_patients_to_invite(
@@ -251,11 +255,8 @@ def claim_invitations(
         )
         rows: list[schedule.NewAdministration] = []
         for patient_id in sorted(locked):
-            candidate, slots = plans[patient_id]
-            anchor = timing.schedule_anchor(
-                activated_at=candidate.activated_at, paused_until=candidate.paused_until, now=now
-            )
-            checks.append(_next_check(candidate, now, anchor, slots))
+            candidate, slots, check = plans[patient_id]
+            checks.append(check)
             for due in slots:
                 reminder = None
                 if not due.expired and settings.max_reminders > 0:
@@ -325,6 +326,7 @@ def claim_invitations(
 
 def _next_check(
     candidate: schedule.InvitationCandidate,
+    weekly: WeeklySlot,
     now: datetime,
     anchor: datetime,
     slots: list[timing.DueSlot],
@@ -338,9 +340,7 @@ def _next_check(
         candidate=candidate,
         at=timing.next_check_at(
             now=now,
-            weekday=candidate.schedule_weekday,
-            local_time=candidate.schedule_time,
-            tz_name=candidate.timezone,
+            weekly=weekly,
             not_before=anchor,
             previous_slot_at=slots[-1].slot_at if slots else candidate.last_slot_at,
         ),

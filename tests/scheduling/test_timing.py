@@ -8,11 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.domain import timing
+from bot.domain.schedule import WeeklySlot
 from bot.domain.timing import QuietHours
 
 BERLIN = "Europe/Berlin"
 NEW_YORK = "America/New_York"
 QUIET = QuietHours(time(22, 0), time(8, 0))
+MONDAY_18_BERLIN = WeeklySlot(0, time(18, 0), BERLIN)
+THURSDAY_18_BERLIN = WeeklySlot(3, time(18, 0), BERLIN)
 
 
 def utc(*args: int) -> datetime:
@@ -78,9 +81,7 @@ class TestDueSlots:
     def due(self, now: datetime, **overrides: object) -> list[timing.DueSlot]:
         values: dict[str, object] = {
             "now": now,
-            "weekday": 0,
-            "local_time": time(18, 0),
-            "tz_name": BERLIN,
+            "weekly": MONDAY_18_BERLIN,
             "not_before": utc(2026, 3, 1),
             "previous_slot_at": None,
             "expiry_days": 3,
@@ -131,8 +132,10 @@ class TestDueSlots:
     def test_moving_the_weekday_never_asks_twice_within_six_days(self) -> None:
         """Answered Monday, moved to Thursday: this Thursday is skipped, next Thursday is due."""
         monday = utc(2026, 3, 2, 17)
-        assert self.due(utc(2026, 3, 5, 18), weekday=3, previous_slot_at=monday) == []
-        (slot,) = self.due(utc(2026, 3, 12, 18), weekday=3, previous_slot_at=monday)
+        assert (
+            self.due(utc(2026, 3, 5, 18), weekly=THURSDAY_18_BERLIN, previous_slot_at=monday) == []
+        )
+        (slot,) = self.due(utc(2026, 3, 12, 18), weekly=THURSDAY_18_BERLIN, previous_slot_at=monday)
         assert slot.slot_at == utc(2026, 3, 12, 17)
 
     def test_expiry_never_outlives_the_next_slot(self) -> None:
@@ -158,9 +161,7 @@ class TestDueSlots:
         while now < start + timedelta(weeks=3):
             for slot in timing.due_slots(
                 now=now,
-                weekday=6,
-                local_time=time(18, 0),
-                tz_name=zone,
+                weekly=WeeklySlot(6, time(18, 0), zone),
                 not_before=start,
                 previous_slot_at=opened[-1] if opened else None,
                 expiry_days=3,
@@ -176,9 +177,7 @@ class TestDueSlots:
         """A Sunday 02:30 slot in Berlin on the spring-forward night is opened at 03:30 CEST."""
         (slot,) = timing.due_slots(
             now=utc(2026, 3, 29, 1, 30),
-            weekday=6,
-            local_time=time(2, 30),
-            tz_name=BERLIN,
+            weekly=WeeklySlot(6, time(2, 30), BERLIN),
             not_before=utc(2026, 3, 28),
             previous_slot_at=None,
             expiry_days=3,
@@ -188,9 +187,7 @@ class TestDueSlots:
     def test_repeated_slot_time_is_opened_once_at_its_first_occurrence(self) -> None:
         """A Sunday 02:30 slot on the fall-back night is due at the first 02:30 and not again."""
         common = {
-            "weekday": 6,
-            "local_time": time(2, 30),
-            "tz_name": BERLIN,
+            "weekly": WeeklySlot(6, time(2, 30), BERLIN),
             "not_before": utc(2026, 10, 24),
             "expiry_days": 3,
         }
@@ -208,9 +205,7 @@ class TestNextCheck:
     def check(self, now: datetime, **overrides: object) -> datetime:
         values: dict[str, object] = {
             "now": now,
-            "weekday": 0,
-            "local_time": time(18, 0),
-            "tz_name": BERLIN,
+            "weekly": MONDAY_18_BERLIN,
             "not_before": utc(2026, 3, 1),
             "previous_slot_at": None,
         }
@@ -234,19 +229,27 @@ class TestNextCheck:
 
     def test_moving_the_weekday_waits_six_days_after_the_last_slot(self) -> None:
         """Answered Monday, moved to Thursday: the check is next Thursday, not this one."""
-        check = self.check(utc(2026, 3, 3, 9), weekday=3, previous_slot_at=utc(2026, 3, 2, 17))
+        check = self.check(
+            utc(2026, 3, 3, 9), weekly=THURSDAY_18_BERLIN, previous_slot_at=utc(2026, 3, 2, 17)
+        )
         assert check == utc(2026, 3, 12, 17)
 
     def test_across_spring_forward_the_slot_keeps_its_local_time(self) -> None:
         """A Sunday 18:00 slot checked the week before the clocks change is 18:00 CEST."""
-        check = self.check(utc(2026, 3, 22, 18), weekday=6, previous_slot_at=utc(2026, 3, 22, 17))
+        check = self.check(
+            utc(2026, 3, 22, 18),
+            weekly=WeeklySlot(6, time(18, 0), BERLIN),
+            previous_slot_at=utc(2026, 3, 22, 17),
+        )
         assert local(check, BERLIN) == "2026-03-29 18:00 CEST"
         assert check == utc(2026, 3, 29, 16)
 
     def test_across_fall_back_the_slot_keeps_its_local_time(self) -> None:
         """In New York, a Sunday 18:00 slot the week the clocks go back is 18:00 EST."""
         check = self.check(
-            utc(2026, 10, 25, 23), weekday=6, tz_name=NEW_YORK, not_before=utc(2026, 10, 1)
+            utc(2026, 10, 25, 23),
+            weekly=WeeklySlot(6, time(18, 0), NEW_YORK),
+            not_before=utc(2026, 10, 1),
         )
         assert local(check, NEW_YORK) == "2026-11-01 18:00 EST"
 
@@ -274,9 +277,7 @@ class TestNextCheck:
     def due_slots(now: datetime, not_before: datetime, previous: datetime | None) -> list[datetime]:
         slots = timing.due_slots(
             now=now,
-            weekday=0,
-            local_time=time(18, 0),
-            tz_name=BERLIN,
+            weekly=MONDAY_18_BERLIN,
             not_before=not_before,
             previous_slot_at=previous,
             expiry_days=3,
@@ -297,18 +298,13 @@ class TestNextCheck:
     ) -> None:
         """Ticking every 10 minutes for five weeks across a DST change, opening what is due:
         each check computed when nothing was due is exactly the next instant a slot is due."""
+        weekly = WeeklySlot(weekday, at, zone)
         previous: datetime | None = None
         check: datetime | None = None
         now = start
         while now < start + timedelta(weeks=5):
             due = timing.due_slots(
-                now=now,
-                weekday=weekday,
-                local_time=at,
-                tz_name=zone,
-                not_before=start,
-                previous_slot_at=previous,
-                expiry_days=3,
+                now=now, weekly=weekly, not_before=start, previous_slot_at=previous, expiry_days=3
             )
             if due:
                 assert check is None or check == due[0].slot_at <= now
@@ -316,12 +312,7 @@ class TestNextCheck:
             elif check is not None:
                 assert now < check
             check = timing.next_check_at(
-                now=now,
-                weekday=weekday,
-                local_time=at,
-                tz_name=zone,
-                not_before=start,
-                previous_slot_at=previous,
+                now=now, weekly=weekly, not_before=start, previous_slot_at=previous
             )
             now += timedelta(minutes=10)
         assert previous is not None
