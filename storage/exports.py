@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -343,10 +343,15 @@ def count_administrations(*, session: Session, scope: ExportScope) -> int:
     return int(session.exec(query).one())
 
 
-class AdministrationText(NamedTuple):
-    """One administration read as the text CSV writes: exact decimals as their stored text
-    (plain notation, every digit: storage.column_types.ExactDecimal), times as ISO 8601 UTC text to
-    the second, made by the database. Its answers are read apart (`fetch_answer_text_batch`).
+_Moment = TypeVar("_Moment", str, int)
+
+
+class ExportedAdministration(NamedTuple, Generic[_Moment]):
+    """One administration read as an export writes it, nothing converted in Python: exact
+    decimals as their stored text (plain notation, every digit: storage.column_types.ExactDecimal),
+    and times made by the database, as ISO 8601 UTC text to the second for the CSV
+    (`AdministrationText`) or as whole microseconds since 1970 UTC for the typed table
+    (`AdministrationValues`). Its answers are read apart (`fetch_answer_text_batch`).
 
     A lab value and its draw time are None when the value is not exported (deleted, or drawn
     after the patient withdrew), as `AdministrationRow.crp` and `.esr` are then None.
@@ -354,8 +359,8 @@ class AdministrationText(NamedTuple):
 
     administration_id: int
     research_id: str
-    slot_at: str
-    completed_at: str | None
+    slot_at: _Moment
+    completed_at: _Moment | None
     status: str
     language: str
     instrument_version: str
@@ -364,9 +369,13 @@ class AdministrationText(NamedTuple):
     crp_floored: bool | None
     asdas_esr: str | None
     crp_value: str | None
-    crp_drawn_at: str | None
+    crp_drawn_at: _Moment | None
     esr_value: str | None
-    esr_drawn_at: str | None
+    esr_drawn_at: _Moment | None
+
+
+AdministrationText = ExportedAdministration[str]
+AdministrationValues = ExportedAdministration[int]
 
 
 _PATIENT_IDS = bindparam("patient_ids", expanding=True, type_=Integer())
@@ -616,29 +625,8 @@ def fetch_administration_text_batch(
     connection = _batch_connection(session)
     bounds = {"patient_ids": patient_ids}
     fetched = connection.execute(_administrations_statement(scope, True), bounds).all()
-    # tuple.__new__ makes each row an AdministrationText in C; _make is a Python call per row.
-    return [tuple.__new__(AdministrationText, row) for row in fetched]
-
-
-class AdministrationValues(NamedTuple):
-    """`AdministrationText` with every time as whole microseconds since 1970 (UTC), exact to
-    the microsecond, for the typed wide table (Parquet): decimals stay their stored text."""
-
-    administration_id: int
-    research_id: str
-    slot_at: int
-    completed_at: int | None
-    status: str
-    language: str
-    instrument_version: str
-    basdai: str | None
-    asdas_crp: str | None
-    crp_floored: bool | None
-    asdas_esr: str | None
-    crp_value: str | None
-    crp_drawn_at: int | None
-    esr_value: str | None
-    esr_drawn_at: int | None
+    # tuple.__new__ makes each row an ExportedAdministration in C; _make is a Python call per row.
+    return [tuple.__new__(ExportedAdministration, row) for row in fetched]
 
 
 def fetch_administration_values_batch(
@@ -649,7 +637,7 @@ def fetch_administration_values_batch(
     connection = _batch_connection(session)
     bounds = {"patient_ids": patient_ids}
     fetched = connection.execute(_administrations_statement(scope, True, True), bounds).all()
-    return [tuple.__new__(AdministrationValues, row) for row in fetched]
+    return [tuple.__new__(ExportedAdministration, row) for row in fetched]
 
 
 def fetch_answer_text_batch(
