@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
 from storage import pending
-from storage.models import PendingTherapyChange, TherapyEpisodeRow
-
-
-@dataclass(frozen=True)
-class EpisodeColumns:
-    """The columns an episode, a correction of it and a change waiting for Save share."""
-
-    drug: str
-    therapy_class: str
-    dose: str | None
-    start_date: date
-    stop_date: date | None
-    stop_reason: str | None
+from storage.models import PendingTherapyChange, TherapyColumns, TherapyEpisodeRow
 
 
 def add_therapy(
     *,
     session: Session,
     patient_id: int,
-    episode: EpisodeColumns,
+    episode: TherapyColumns,
     entered_by: str,
     now: datetime,
 ) -> TherapyEpisodeRow:
     """Stores one episode as entered."""
     row = TherapyEpisodeRow(
         patient_id=patient_id,
-        **asdict(episode),
+        **episode.model_dump(),
         entered_by=entered_by,
         created_at=now,
         updated_at=now,
@@ -81,11 +68,11 @@ def change_therapy(
     *,
     session: Session,
     therapy: TherapyEpisodeRow,
-    episode: EpisodeColumns,
+    episode: TherapyColumns,
     now: datetime,
 ) -> TherapyEpisodeRow:
     """Writes new values over an episode loaded in this session (the caller audits the old)."""
-    for name, value in asdict(episode).items():
+    for name, value in episode.model_dump().items():
         setattr(therapy, name, value)
     therapy.updated_at = now
     session.add(therapy)
@@ -100,7 +87,7 @@ def create_pending_change(
     patient_id: int,
     action: str,
     therapy_id: int | None,
-    episode: EpisodeColumns,
+    episode: TherapyColumns,
     now: datetime,
     expires_at: datetime,
 ) -> PendingTherapyChange:
@@ -114,5 +101,5 @@ def create_pending_change(
         expires_at=expires_at,
         action=action,
         therapy_id=therapy_id,
-        **asdict(episode),
+        **episode.model_dump(),
     )

@@ -29,7 +29,7 @@ from bot.domain.treatment import (
 )
 from bot.services.audit_trail import record_change
 from storage import administrations, audit, labs, patients, physicians, scores, therapies
-from storage.models import Patient, PatientStatus, TherapyEpisodeRow
+from storage.models import Patient, PatientStatus, TherapyColumns, TherapyEpisodeRow
 
 AUDIT_ENTITY = "therapy"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -184,9 +184,9 @@ def add_therapy(
         return store_episode(session, patient=patient, episode=episode, actor=actor, now=now)
 
 
-def columns_of(episode: TherapyEpisode) -> therapies.EpisodeColumns:
+def columns_of(episode: TherapyEpisode) -> TherapyColumns:
     """A checked episode as the columns it is stored in."""
-    return therapies.EpisodeColumns(
+    return TherapyColumns(
         drug=episode.drug,
         therapy_class=episode.therapy_class.value,
         dose=episode.dose,

@@ -10,7 +10,7 @@ from sqlmodel import select
 from bot.context import AppContext
 from bot.services import labs, staff, therapy
 from storage import audit, patients, therapies
-from storage.models import PendingTherapyChange, TherapyEpisodeRow
+from storage.models import PendingTherapyChange, TherapyColumns, TherapyEpisodeRow
 from tests.bot.e2e import RunningBot
 from tests.factories import make_patient, make_physician
 from tests.therapy.conftest import CASE_AFTER, CASE_BEFORE, typed_questionnaire
@@ -264,7 +264,7 @@ def test_deleting_a_patient_removes_pending_therapy_changes(ctx: AppContext) -> 
         therapies.create_pending_change(
             session=session, physician_id=physician.physician_id,
             patient_id=created.patient_id, action="stop", therapy_id=added.therapy_id,
-            episode=therapies.EpisodeColumns(
+            episode=TherapyColumns(
                 drug="adalimumab", therapy_class="tnf_inhibitor", dose=None,
                 start_date=date(2025, 6, 1), stop_date=date(2025, 9, 1),
                 stop_reason="inefficacy",
