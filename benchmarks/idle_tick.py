@@ -25,15 +25,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from benchmarks.registry import NOW, Registry, build_registry, reset_registry
+from tests.statements import captured_statements
 
 IDLE_AT = NOW - timedelta(days=1)  # Sunday 17:00 UTC: the day before everyone's slot
 TICKS = 5
@@ -93,21 +91,6 @@ def invitation_step(ctx: Any, now: datetime) -> tuple[int, int]:
         after = page.next_after
     scheduling.mark_slots_handled(ctx, now)
     return pages, claimed
-
-
-@contextmanager
-def captured() -> Iterator[list[tuple[str, Any]]]:
-    """Every statement any engine sends while the block runs, with its parameters."""
-    statements: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(Engine, "before_cursor_execute", capture)
-    try:
-        yield statements
-    finally:
-        event.remove(Engine, "before_cursor_execute", capture)
 
 
 def _first_page_statement(statements: list[tuple[str, Any]]) -> tuple[str, Any] | None:
@@ -171,7 +154,7 @@ def idle_ticks(
         for number in range(ticks):
             now = IDLE_AT + timedelta(minutes=number)
             returned = candidates_returned(ctx, now)
-            with captured() as statements:
+            with captured_statements() as statements:
                 wall, cpu = time.perf_counter(), time.process_time()
                 pages, claimed = invitation_step(ctx, now)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

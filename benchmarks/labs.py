@@ -28,51 +28,24 @@ from bot.config import load_settings
 from bot.context import AppContext
 from bot.domain import instruments
 from bot.services import labs, staff
-from bot.services.scores import recompute_administration
-from storage import administrations, migrate
+from storage import migrate
+from tests.factories import make_completed_questionnaire
 
 POSTGRES_URL_ENV = "SPONDYBOT_TEST_POSTGRES_URL"
 TARGET_MS_PER_LINE = 10.0
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-ANSWERS = {"q1": 4, "q2": 5, "q3": 2, "q4": 3, "q5": 5, "q6": 60, "patient_global": 5}
-
-
-def _questionnaire(ctx: AppContext, patient_id: int, completed_at: datetime) -> None:
-    """A completed, scored questionnaire, written as the questionnaire service writes it."""
-    with ctx.session() as session:
-        administration = administrations.create_administration(
-            session=session,
-            patient_id=patient_id,
-            kind="scheduled",
-            slot_at=completed_at - timedelta(hours=1),
-            now=completed_at,
-            expires_at=completed_at + timedelta(days=3),
-            instrument_version=instruments.INSTRUMENT_VERSION,
-            language="en",
-            current_item="patient_global",
-        )
-        assert administration is not None
-        assert administration.id is not None
-        for code, value in ANSWERS.items():
-            parsed = instruments.button_answer(code, value)
-            assert parsed is not None
-            administrations.save_answer(
-                session=session,
-                administration_id=administration.id,
-                item_code=code,
-                raw_value=parsed.raw_value,
-                score=parsed.score,
-                now=completed_at,
-            )
-        administrations.complete_administration(
-            session=session,
-            administration_id=administration.id,
-            expected_item="patient_global",
-            now=completed_at,
-        )
-        recompute_administration(
-            session, administration_id=administration.id, window=timedelta(days=7), now=NOW
-        )
+ANSWERS = {
+    code: instruments.button_answer(code, value)
+    for code, value in {
+        "q1": 4,
+        "q2": 5,
+        "q3": 2,
+        "q4": 3,
+        "q5": 5,
+        "q6": 60,
+        "patient_global": 5,
+    }.items()
+}
 
 
 def _clinic(ctx: AppContext, patients: int, weeks: int) -> bytes:
@@ -84,7 +57,12 @@ def _clinic(ctx: AppContext, patients: int, weeks: int) -> bytes:
         ref = f"B-{number:05d}"
         created = staff.add_patient(ctx, physician_id=physician.physician_id, clinic_ref=ref)
         for week in range(weeks):
-            _questionnaire(ctx, created.patient_id, start + timedelta(weeks=week, hours=18))
+            make_completed_questionnaire(
+                ctx,
+                patient_id=created.patient_id,
+                completed_at=start + timedelta(weeks=week, hours=18),
+                answers=ANSWERS,
+            )
             if week % 2 == 0:
                 drawn = (start + timedelta(weeks=week, days=2)).strftime("%d.%m.%Y")
                 value = f"{(number + week) % 40 + 0.5:.1f}".replace(".", ",")

@@ -8,37 +8,17 @@ every statement the press sends is captured and explained by the database itself
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from benchmarks.registry import load_registry
 from tests.bot.e2e import RunningBot
 from tests.factories import make_active_patient, make_physician
+from tests.statements import captured_statements
 
 REGISTRY_PATIENTS = 300
 SKIPPED = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|PRAGMA|SET|SELECT 1\b)", re.I)
-
-
-@contextmanager
-def captured_statements() -> Iterator[list[tuple[str, Any]]]:
-    """Every statement any engine sends while the block runs, with its parameters."""
-    statements: list[tuple[str, Any]] = []
-
-    def capture(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        if not SKIPPED.match(statement):
-            statements.append((statement, parameters))
-
-    event.listen(Engine, "before_cursor_execute", capture)
-    try:
-        yield statements
-    finally:
-        event.remove(Engine, "before_cursor_execute", capture)
 
 
 def whole_table_scans(engine: Engine, statement: str, parameters: Any) -> list[str]:
@@ -95,7 +75,7 @@ class TestPressPlans:
     async def test_an_answer_press_scans_no_whole_table(self, running_bot: RunningBot) -> None:
         """Answering a question reads and writes only through indexes and keys."""
         user = await _patient_in_registry(running_bot)
-        with captured_statements() as statements:
+        with captured_statements(SKIPPED) as statements:
             user.press_button("4")
             await running_bot.settle()
         assert "Question 2 of 7" in user.last_message()["text"]
@@ -108,7 +88,7 @@ class TestPressPlans:
             user.press_button(label)
             await running_bot.settle()
         assert "Your answers" in user.last_message()["text"]
-        with captured_statements() as statements:
+        with captured_statements(SKIPPED) as statements:
             user.press_button("✅ Confirm")
             await running_bot.settle()
         assert "Your BASDAI today is" in user.last_message()["text"]
