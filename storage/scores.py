@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as sa_select
@@ -165,18 +165,35 @@ def delete_scores_of_patient(*, session: Session, patient_id: int) -> None:
     session.flush()
 
 
+class CompletedScores(NamedTuple):
+    """A completed administration's scores as the course and the digest read them."""
+
+    patient_id: int
+    completed_at: datetime
+    basdai: Decimal | None
+    asdas_crp: Decimal | None
+    asdas_esr: Decimal | None
+    crp_mg_l: Decimal | None
+    """The CRP its ASDAS-CRP used, as measured; None without an ASDAS-CRP."""
+
+
 def completed_scores_of_patients(
     *, session: Session, patient_ids: list[int]
-) -> list[tuple[int, datetime, ScoreRecord, Decimal | None]]:
-    """Every completed administration's scores of these patients in one query, oldest first:
-    (patient id, completion time, scores, the CRP in mg/L its ASDAS-CRP used)."""
+) -> list[CompletedScores]:
+    """Every completed administration's scores of these patients in one query, oldest first.
+
+    Only the columns are read, never score entities: a digest reads a year of every patient
+    of a panel (about 10,000 rows for 200 patients), and building an ORM object per row was
+    most of its database work."""
     if not patient_ids:
         return []
     rows = session.execute(
-        select(
+        sa_select(
             col(Administration.patient_id),
             col(Administration.completed_at),
-            ScoreRecord,
+            col(ScoreRecord.basdai),
+            col(ScoreRecord.asdas_crp),
+            col(ScoreRecord.asdas_esr),
             col(LabResult.value_normalised),
         )
         .join(ScoreRecord, col(ScoreRecord.administration_id) == col(Administration.id))
@@ -187,4 +204,14 @@ def completed_scores_of_patients(
         )
         .order_by(col(Administration.completed_at), col(Administration.id))
     )
-    return [(row[0], row[1], row[2], row[3]) for row in rows]
+    return [
+        CompletedScores(
+            patient_id,
+            completed_at,
+            basdai,
+            asdas_crp,
+            asdas_esr,
+            None if asdas_crp is None else crp,
+        )
+        for patient_id, completed_at, basdai, asdas_crp, asdas_esr, crp in rows
+    ]

@@ -413,16 +413,14 @@ def score_points_of_many(
     """`score_points` of several patients in one query (the digest and the export)."""
     zone = ZoneInfo(timezone)
     found: dict[int, list[ScorePoint]] = {patient_id: [] for patient_id in patient_ids}
-    for patient_id, completed_at, record, crp in scores.completed_scores_of_patients(
-        session=session, patient_ids=patient_ids
-    ):
-        found[patient_id].append(
+    for stored in scores.completed_scores_of_patients(session=session, patient_ids=patient_ids):
+        found[stored.patient_id].append(
             ScorePoint(
-                day=completed_at.astimezone(zone).date(),
-                basdai=record.basdai,
-                asdas_crp=record.asdas_crp,
-                asdas_esr=record.asdas_esr,
-                crp_mg_l=None if record.asdas_crp is None else crp,
+                day=stored.completed_at.astimezone(zone).date(),
+                basdai=stored.basdai,
+                asdas_crp=stored.asdas_crp,
+                asdas_esr=stored.asdas_esr,
+                crp_mg_l=stored.crp_mg_l,
             )
         )
     return found
