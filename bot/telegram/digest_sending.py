@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from telegram import Bot, InputFile
 from telegram.constants import ParseMode
@@ -42,6 +43,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 _ERROR_LENGTH = 300
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+
+DIGESTS_AT_ONCE = 2
+"""Physicians' weekly digests in progress at once. While one digest is drawn (this process's
+CPU), the next one is claimed and read (mostly the database's time), so a round of digests
+takes about the longer of the two rather than their sum (docs/benchmarks.md, "Digest").
+Drawing itself is never done twice at once (`render`'s `drawing` lock)."""
 
 
 @dataclass(frozen=True)
@@ -167,13 +176,43 @@ async def send_by_email(
 
 
 async def render(
-    ctx: AppContext, renderer: Renderer, *, physician_id: int, week: IsoWeek | None = None
+    ctx: AppContext,
+    renderer: Renderer,
+    *,
+    physician_id: int,
+    week: IsoWeek | None = None,
+    drawing: asyncio.Lock | None = None,
 ) -> RenderedDigest | None:
-    """Builds and renders a digest in a worker thread; None when there is nothing to send."""
+    """Builds and renders a digest in worker threads; None when there is nothing to send.
+
+    With `drawing`, the rendering waits for the lock, so digests built side by side are drawn
+    one after the other (charts are CPU work; two at once would only take turns)."""
     built = await asyncio.to_thread(digest.build_digest, ctx, physician_id=physician_id, week=week)
     if built is None:
         return None
-    return await asyncio.to_thread(render_digest, built, renderer)
+    async with drawing or nullcontext():
+        return await asyncio.to_thread(render_digest, built, renderer)
+
+
+async def at_most(
+    at_once: int, items: Sequence[_Item], handle: Callable[[_Item], Awaitable[_Result]]
+) -> list[_Result]:
+    """`handle` of every item, at most `at_once` running at a time; results in the items'
+    order. A failure cancels the rest and is raised."""
+    limit = asyncio.Semaphore(at_once)
+
+    async def one(item: _Item) -> _Result:
+        async with limit:
+            return await handle(item)
+
+    tasks = [asyncio.create_task(one(item)) for item in items]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _finish(ctx: AppContext, delivery_id: int, result: SendResult) -> None:
@@ -194,8 +233,10 @@ async def deliver_due(
     item: DueDigest,
     now: datetime,
     policy: RetryPolicy = DEFAULT_POLICY,
+    drawing: asyncio.Lock | None = None,
 ) -> list[SendResult]:
-    """Claims one physician's weekly digest on each channel still open, then sends it there."""
+    """Claims one physician's weekly digest on each channel still open, then sends it there
+    (`drawing`: as for `render`)."""
     claims: dict[Channel, int] = {}
     for channel, wanted in ((Channel.TELEGRAM, item.chat_id), (Channel.EMAIL, item.email)):
         if wanted is None:
@@ -213,7 +254,9 @@ async def deliver_due(
     if not claims:
         return []
     try:
-        rendered = await render(ctx, renderer, physician_id=item.physician_id, week=item.week)
+        rendered = await render(
+            ctx, renderer, physician_id=item.physician_id, week=item.week, drawing=drawing
+        )
     except Exception as error:
         logger.exception(
             "digest could not be built", extra={"fields": {"physician_id": item.physician_id}}
@@ -254,10 +297,17 @@ async def deliver_due_digests(
     now: datetime,
     policy: RetryPolicy = DEFAULT_POLICY,
 ) -> DigestRun:
-    """Sends every physician's weekly digest that is due at `now` and not yet claimed."""
+    """Sends every physician's weekly digest that is due at `now` and not yet claimed,
+    `DIGESTS_AT_ONCE` physicians at a time."""
+    due = await asyncio.to_thread(digest.due_digests, ctx, now)
+    drawing = asyncio.Lock()
+    delivered = await at_most(
+        DIGESTS_AT_ONCE,
+        due,
+        lambda item: deliver_due(bot, ctx, renderer, item, now, policy, drawing),
+    )
     run = DigestRun()
-    for item in await asyncio.to_thread(digest.due_digests, ctx, now):
-        results = await deliver_due(bot, ctx, renderer, item, now, policy)
+    for item, results in zip(due, delivered, strict=True):
         if results:
             run.physicians.append(item.physician_id)
         for result in results:

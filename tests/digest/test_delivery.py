@@ -6,12 +6,21 @@ import asyncio
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+import pytest
+
 from bot.app import TICK_TASKS
 from bot.context import AppContext
 from bot.present.digest.text import render_digest
 from bot.services.digest import DeliveryStatus
 from bot.telegram.delivery import RetryPolicy
-from bot.telegram.digest_sending import deliver_due_digests, send_due_digests, send_to_chat
+from bot.telegram.digest_sending import (
+    DIGESTS_AT_ONCE,
+    at_most,
+    deliver_due_digests,
+    render,
+    send_due_digests,
+    send_to_chat,
+)
 from bot.telegram.tick import run_tick
 from storage import deliveries, physicians
 from storage.db import make_engine
@@ -29,16 +38,18 @@ def slot(weeks_before: int = 0) -> datetime:
     return datetime(2026, 2, 23, 17, 0, tzinfo=UTC) - timedelta(weeks=weeks_before)
 
 
-async def physician_with_panel(running_bot: RunningBot, **kwargs: Any) -> tuple[FakeUser, int]:
-    """A linked physician with one flaring and one quiet patient."""
+async def physician_with_panel(
+    running_bot: RunningBot, ref_prefix: str = "MRN", **kwargs: Any
+) -> tuple[FakeUser, int]:
+    """A linked physician with one flaring and one quiet patient (`<ref_prefix>-42`, `-43`)."""
     user, doctor = await running_bot.linked_physician(**kwargs)
     ctx = running_bot.ctx
-    flaring = b.patient(ctx, doctor, ref="MRN-42")
+    flaring = b.patient(ctx, doctor, ref=f"{ref_prefix}-42")
     b.crp(ctx, flaring, slot(1), 2)
     b.completed(ctx, flaring, slot(1), item=2)
     b.crp(ctx, flaring, slot(), 60)
     b.completed(ctx, flaring, slot(), item=7, patient_global=8)
-    quiet = b.patient(ctx, doctor, ref="MRN-43")
+    quiet = b.patient(ctx, doctor, ref=f"{ref_prefix}-43")
     b.crp(ctx, quiet, slot(), 1)
     b.completed(ctx, quiet, slot(), item=1)
     return user, doctor
@@ -139,6 +150,41 @@ class TestWeeklyDelivery:
         assert sorted(run.sent for run in runs) == [0, 1]
         assert len(digests_in(user)) == 1
 
+    async def test_several_physicians_in_one_round_each_get_their_own(
+        self, running_bot: RunningBot
+    ) -> None:
+        """More physicians than are served at once: every one gets exactly their own digest,
+        and the round lists them in the order they were due."""
+        names = ("Ames", "Berg", "Cole", "Dahl", "Eder")
+        panels = [
+            await physician_with_panel(running_bot, ref_prefix=name.upper(), name=f"Dr. {name}")
+            for name in names
+        ]
+        assert len(panels) > DIGESTS_AT_ONCE
+        run = await deliver(running_bot.ctx, running_bot, DUE)
+        assert run.sent == len(panels)
+        assert run.physicians == sorted(doctor for _, doctor in panels)
+        for name, (user, _) in zip(names, panels, strict=True):
+            (text,) = digests_in(user)
+            assert f"{name.upper()}-42: very high disease activity" in text["text"]
+            assert all(other.upper() not in text["text"] for other in names if other != name)
+            assert len(photos_in(user)) == 1
+
+    async def test_drawing_waits_for_the_digest_being_drawn(self, running_bot: RunningBot) -> None:
+        """A digest built while another is being drawn is drawn only once that one is done."""
+        _, doctor = await physician_with_panel(running_bot)
+        drawing = asyncio.Lock()
+        await drawing.acquire()
+        pending = asyncio.create_task(
+            render(running_bot.ctx, running_bot.renderer, physician_id=doctor, drawing=drawing)
+        )
+        await asyncio.sleep(3.0)  # building and drawing this panel take a fraction of that
+        assert not pending.done()
+        drawing.release()
+        rendered = await asyncio.wait_for(pending, timeout=30)
+        assert rendered is not None
+        assert len(rendered.charts) == 1
+
     async def test_the_next_week_has_its_own_digest(self, running_bot: RunningBot) -> None:
         """A week later the new week's digest goes out."""
         user, _ = await physician_with_panel(running_bot)
@@ -221,3 +267,39 @@ class TestLongDigests:
         content = upload.files["document"].content.decode()
         assert "MRN-00400" in content
         assert content.count("data:image/png;base64,") == len(rendered.charts)
+
+
+class TestAtMost:
+    async def test_results_keep_the_order_and_the_bound_holds(self) -> None:
+        """Items finishing out of order still give their results in order; never more than
+        the bound run at once."""
+        running = 0
+        most = 0
+
+        async def handle(item: int) -> int:
+            nonlocal running, most
+            running += 1
+            most = max(most, running)
+            await asyncio.sleep(0.01 * (item % 3))
+            running -= 1
+            return item * 10
+
+        assert await at_most(2, list(range(9)), handle) == [item * 10 for item in range(9)]
+        assert most == 2
+
+    async def test_a_failure_is_raised_and_the_rest_cancelled(self) -> None:
+        """The first failure is raised as it is; items not yet done are cancelled, not left
+        running behind the caller."""
+        finished: list[int] = []
+
+        async def handle(item: int) -> int:
+            if item == 1:
+                raise ValueError("broken")
+            await asyncio.sleep(0.05)
+            finished.append(item)
+            return item
+
+        with pytest.raises(ValueError, match=r"^broken$"):
+            await at_most(2, [0, 1, 2, 3], handle)
+        await asyncio.sleep(0.2)
+        assert finished == []
