@@ -16,7 +16,7 @@ Answers themselves are not loaded, since the digest reads only scores.
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import math
 import os
 import random
@@ -43,6 +43,7 @@ from bot.domain import scoring
 from bot.present.digest.text import render_charts, render_html, render_text
 from bot.present.render import default_renderer
 from bot.services.digest import build_digest
+from bot.telegram.digest_sending import DIGESTS_AT_ONCE, at_most, render
 from storage import migrate
 from storage.db import make_engine
 from storage.models import (
@@ -238,42 +239,52 @@ def _rss_mb(field: str = "VmRSS") -> float:
 
 @dataclass
 class NightFigures:
-    """Per-physician seconds of a sample of digests, with what they drew."""
+    """A round of digests as the weekly tick makes them, and each one's time and drawings."""
 
     seconds: list[float]
+    """Each digest from the start of its reading to the end of its drawing; with
+    `DIGESTS_AT_ONCE` in progress, it includes waiting for the one being drawn."""
     images: list[int]
-    attention: list[int]
     rss_mb: list[float]
-    cpu_seconds: list[float] = dataclasses.field(default_factory=list)
-    """This process's CPU time per digest: less sensitive than the wall time to other work
-    sharing the machine's cores."""
+    round_seconds: float = math.nan
+    """The whole round, first reading to last drawing."""
+    round_cpu_seconds: float = math.nan
+    """This process's CPU time over the round (all threads): less sensitive than the wall
+    time to other work sharing the machine's cores."""
     load: tuple[float, float] = (math.nan, math.nan)
     """The 1-minute load average when the digests began and when they ended."""
 
 
 def _digest_each(ctx: AppContext, physician_ids: list[int]) -> NightFigures:
-    """Builds, renders and draws every physician's digest, as the weekly tick does."""
+    """Builds, renders and draws every physician's digest as the weekly tick does:
+    `DIGESTS_AT_ONCE` in progress through `digest_sending.render`, drawn one at a time."""
     renderer = default_renderer()
     # Warm-up: templates compiled and fonts loaded once per process, as in production.
     warm = build_digest(ctx, physician_id=physician_ids[0])
     assert warm is not None
     render_text(warm, renderer)
     render_html(warm, renderer, ["cid:x"] * len(render_charts(warm, renderer)))
-    figures = NightFigures([], [], [], [])
+    figures = NightFigures([], [], [])
+
+    async def night() -> None:
+        drawing = asyncio.Lock()
+
+        async def one(physician_id: int) -> None:
+            begin = time.perf_counter()
+            rendered = await render(ctx, renderer, physician_id=physician_id, drawing=drawing)
+            assert rendered is not None
+            figures.seconds.append(time.perf_counter() - begin)
+            figures.images.append(len(rendered.charts))
+            figures.rss_mb.append(_rss_mb())
+
+        await at_most(DIGESTS_AT_ONCE, physician_ids, one)
+
     started_load = os.getloadavg()[0]
-    for physician_id in physician_ids:
-        begin = time.perf_counter()
-        begin_cpu = time.process_time()
-        built = build_digest(ctx, physician_id=physician_id)
-        assert built is not None
-        render_text(built, renderer)
-        drawn = render_charts(built, renderer)
-        render_html(built, renderer, ["cid:x"] * len(drawn))
-        figures.seconds.append(time.perf_counter() - begin)
-        figures.cpu_seconds.append(time.process_time() - begin_cpu)
-        figures.images.append(len(drawn))
-        figures.attention.append(len(built.attention))
-        figures.rss_mb.append(_rss_mb())
+    begin = time.perf_counter()
+    begin_cpu = time.process_time()
+    asyncio.run(night())
+    figures.round_seconds = time.perf_counter() - begin
+    figures.round_cpu_seconds = time.process_time() - begin_cpu
     figures.load = (started_load, os.getloadavg()[0])
     return figures
 
@@ -289,33 +300,38 @@ def _spread(values: list[float]) -> str:
 
 def _night_rows(report: Report, label: str, figures: NightFigures, physicians: int) -> None:
     """Median, spread and the night: measured when every physician's digest was made,
-    otherwise extrapolated from the sample to `physicians`."""
-    measured = len(figures.seconds) >= physicians
-    night = sum(figures.seconds) if measured else statistics.fmean(figures.seconds) * physicians
-    report.add(f"{label}: per physician, median (quartiles; min–max)", _spread(figures.seconds), "")
-    if figures.cpu_seconds:
-        report.add(
-            f"{label}: CPU time per physician, median (quartiles; min–max)",
-            _spread(figures.cpu_seconds),
-            "",
-        )
+    otherwise extrapolated from the sample's round to `physicians`."""
+    done = len(figures.seconds)
+    measured = done >= physicians
+    scale = 1 if measured else physicians / done
+    night = figures.round_seconds * scale
     report.add(
-        f"{label}: attention patients (chart images) per physician, median",
-        f"{statistics.median(figures.attention):.0f} ({statistics.median(figures.images):.0f})",
+        f"{label}: per physician, start to drawn, median (quartiles; min–max)",
+        _spread(figures.seconds),
+        "",
+    )
+    report.add(
+        f"{label}: CPU time per physician (the round's CPU / physicians)",
+        f"{figures.round_cpu_seconds / done:.2f} s",
+        "",
+    )
+    report.add(
+        f"{label}: chart images per physician, median",
+        f"{statistics.median(figures.images):.0f}",
         "",
     )
     verdict = "met" if night < NIGHT_TARGET_SECONDS else "NOT met"
     if measured:
         report.add(
-            f"{label}: the night of {len(figures.seconds)} physicians, MEASURED (every digest)",
-            f"{night / 60:.1f} min (CPU {sum(figures.cpu_seconds) / 60:.1f} min)",
+            f"{label}: the night of {done} physicians, MEASURED (every digest)",
+            f"{night / 60:.1f} min (CPU {figures.round_cpu_seconds / 60:.1f} min)",
             f"< {NIGHT_TARGET_SECONDS / 60:.0f} min: {verdict}",
         )
     else:
         report.add(
-            f"{label}: the night of {physicians} physicians, EXTRAPOLATED from "
-            f"{len(figures.seconds)} (mean × {physicians})",
-            f"{night / 60:.1f} min",
+            f"{label}: the night of {physicians} physicians, EXTRAPOLATED from a round of "
+            f"{done} (× {scale:g})",
+            f"{night / 60:.1f} min (CPU {figures.round_cpu_seconds * scale / 60:.1f} min)",
             f"< {NIGHT_TARGET_SECONDS / 60:.0f} min: {verdict} (estimate)",
         )
     report.add(
