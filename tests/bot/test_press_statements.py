@@ -41,6 +41,19 @@ CONFIRM_PRESS = [
 ]
 """The statements of the press that confirms a first questionnaire (a check-in), in order."""
 
+CHECKIN_COMMAND = [
+    "INSERT processedupdate",
+    "SELECT patient",  # the patient of the account, locked; no reading of the account before
+    "SELECT administration",  # an open questionnaire to resume
+    "SELECT administration",  # how many check-ins today (one a day)
+    "SAVEPOINT ?",  # the questionnaire inserted at its first question, unless the slot is taken
+    "INSERT administration",
+    "RELEASE sa_savepoint_1",
+    # After the question is sent, which message shows it, in a unit of work of its own.
+    "UPDATE administration",
+]
+"""The statements of `/checkin` that opens a new questionnaire, in order."""
+
 _FIRST_TABLE = re.compile(r"\bFROM\s+(\w+)", re.I)
 
 
@@ -106,3 +119,19 @@ class TestPressStatements:
             await running_bot.settle()
         assert any("Your BASDAI today is" in str(m.get("text", "")) for m in user.messages())
         assert [_named(statement) for statement, _ in statements] == CONFIRM_PRESS
+
+    async def test_checkin_opens_a_questionnaire_in_one_unit_of_work(
+        self, running_bot: RunningBot
+    ) -> None:
+        """`/checkin` reads its patient once, in the transaction that opens the questionnaire
+        (with the update's claim), then stores which message shows the question."""
+        doctor = make_physician(running_bot.ctx)
+        user = running_bot.api.new_user("Ana", language_code="en", user_id=42)
+        make_active_patient(
+            running_bot.ctx, physician_id=doctor.physician_id, telegram_user_id=user.id
+        )
+        with captured_statements() as statements:
+            user.send_command("/checkin")
+            await running_bot.settle()
+        assert "Question 1 of 7" in user.last_message()["text"]
+        assert [_named(statement) for statement, _ in statements] == CHECKIN_COMMAND
