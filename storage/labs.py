@@ -11,7 +11,7 @@ from sqlmodel import Session, col, or_, select
 
 from storage import pending
 from storage.column_types import UTCDateTime
-from storage.models import LabResult, Patient, PendingLabEntry, ScoreRecord
+from storage.models import Analyte, LabResult, Patient, PendingLabEntry, ScoreRecord
 
 
 def add_lab_result(
@@ -196,7 +196,7 @@ def create_pending_entry(
 
 _IN_WINDOW = select(LabResult).where(
     col(LabResult.patient_id) == bindparam("patient_id"),
-    col(LabResult.analyte) == bindparam("analyte"),
+    col(LabResult.analyte).in_([analyte.value for analyte in Analyte]),
     col(LabResult.deleted_at).is_(None),
     col(LabResult.drawn_at) >= bindparam("start", type_=UTCDateTime()),
     col(LabResult.drawn_at) <= bindparam("end", type_=UTCDateTime()),
@@ -204,13 +204,9 @@ _IN_WINDOW = select(LabResult).where(
 
 
 def labs_in_window(
-    *, session: Session, patient_id: int, analyte: str, around: datetime, window: timedelta
+    *, session: Session, patient_id: int, around: datetime, window: timedelta
 ) -> list[LabResult]:
-    """Current lab results of one analyte drawn within ±window of a moment."""
-    params = {
-        "patient_id": patient_id,
-        "analyte": analyte,
-        "start": around - window,
-        "end": around + window,
-    }
+    """Current lab results of every analyte (CRP and ESR) drawn within ±window of a moment,
+    in one query: a completion matches both."""
+    params = {"patient_id": patient_id, "start": around - window, "end": around + window}
     return list(session.exec(_IN_WINDOW, params=params))

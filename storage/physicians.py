@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, time
 
+from sqlalchemy import bindparam, exists
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from storage.models import Patient, PatientStatus, Physician
+from storage.db import run_prepared
+from storage.models import ChatLink, Patient, PatientStatus, Physician, table_of
 
 
 def create_physician(
@@ -116,3 +119,28 @@ def set_role(*, session: Session, physician_id: int, role: str) -> str | None:
     session.add(physician)
     session.flush()
     return before
+
+
+_PATIENT = table_of(Patient)
+_PHYSICIAN = table_of(Physician)
+_LINK = table_of(ChatLink)
+_ALERTABLE = sa_select(
+    exists(
+        sa_select(_LINK.c.id)
+        .select_from(_PATIENT)
+        .join(_PHYSICIAN, _PHYSICIAN.c.id == _PATIENT.c.physician_id)
+        .join(_LINK, _LINK.c.physician_id == _PHYSICIAN.c.id)
+        .where(
+            _PATIENT.c.id == bindparam("patient_id"),
+            _PHYSICIAN.c.alerts_enabled.is_(True),
+            _PHYSICIAN.c.deactivated_at.is_(None),
+        )
+    )
+)
+
+
+def physician_takes_alerts(*, session: Session, patient_id: int) -> bool:
+    """Whether the patient's physician could be sent an alert now: they turned alerts on, are
+    not deactivated and have linked their Telegram (one statement, read with a completion, so
+    that a completion whose physician takes no alerts looks no further)."""
+    return bool(run_prepared(session, _ALERTABLE, {"patient_id": patient_id}).scalar())

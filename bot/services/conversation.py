@@ -223,6 +223,13 @@ def command(ctx: AppContext, *, telegram_user_id: int, name: str, language: str)
     """A patient command (`/checkin`, `/sideeffect`, `/status`, `/settings`, `/language`,
     `/pause`, `/stop`, `/help`): unknown accounts get the how-to-join text, physicians their
     introduction."""
+    if name == "checkin":
+        # A patient's `/checkin` needs no reading of who is speaking first: the check-in reads
+        # its patient in its own transaction, and only an account it finds no patient for
+        # (unknown, a physician, one no longer followed) is looked at as below.
+        asked = questionnaire.checkin(ctx, telegram_user_id=telegram_user_id)
+        if asked.outcome is not questionnaire.Outcome.NOT_YOURS:
+            return _checked_in(asked)
     account = enrollment.identify(ctx, telegram_user_id=telegram_user_id, language=language)
     if account.kind == "unknown":
         return [Notice("enrollment.how_to_join", language)]
@@ -231,12 +238,7 @@ def command(ctx: AppContext, *, telegram_user_id: int, name: str, language: str)
     if name == "help":
         return [Notice("help.patient", account.language)]
     if name == "checkin":
-        asked = questionnaire.checkin(ctx, telegram_user_id=telegram_user_id)
-        if asked.outcome not in (questionnaire.Outcome.SHOW, questionnaire.Outcome.CHECKIN_LIMIT):
-            return [asked]
-        # Any time, also during a questionnaire, a patient may report an event (spec §8); the
-        # offer comes first so that the question stays the newest message.
-        return [Notice("safety.offer", asked.language, offers_side_effect=True), asked]
+        return _checked_in(questionnaire.checkin(ctx, telegram_user_id=telegram_user_id))
     if name == "sideeffect":
         return [safety.report(ctx, telegram_user_id=telegram_user_id)]
     if name == "status":
@@ -247,3 +249,12 @@ def command(ctx: AppContext, *, telegram_user_id: int, name: str, language: str)
             ctx, telegram_user_id=telegram_user_id, menu=name, language=account.language
         )
     ]
+
+
+def _checked_in(asked: QuestionnaireReply) -> list[Reply]:
+    """What `/checkin` answers, from what the check-in did."""
+    if asked.outcome not in (questionnaire.Outcome.SHOW, questionnaire.Outcome.CHECKIN_LIMIT):
+        return [asked]
+    # Any time, also during a questionnaire, a patient may report an event (spec §8); the
+    # offer comes first so that the question stays the newest message.
+    return [Notice("safety.offer", asked.language, offers_side_effect=True), asked]

@@ -25,7 +25,7 @@ from bot.domain.schedule import local_day_bounds, next_slot_after
 from bot.services.patients import AnyPatientT, lift_ended_pause, linked_patient
 from bot.services.refusal import Refused, run_refusable
 from bot.services.scores import score_completed
-from storage import administrations, audit, patients, scores
+from storage import administrations, audit, patients, physicians, scores
 from storage.administrations import AdministrationRecord, StoredAnswer
 from storage.models import (
     Administration,
@@ -130,6 +130,10 @@ class QuestionnaireReply:
     resumed: bool = False
     new_message: bool = False  # show it in a new message (a check-in), not in the pressed one
     extra: dict[str, str] = field(default_factory=dict)
+    physician_takes_alerts: bool = False
+    """On a completion: whether the physician could be alerted about it (alerts on, Telegram
+    linked), read in the completing transaction, so that no other one is opened to find out
+    that they take none (clinical spec §3, §6)."""
 
 
 def _view(
@@ -557,7 +561,14 @@ def confirm(
             asdas=asdas,
             asdas_kind=kind,
         )
-        return _reply(patient, Outcome.COMPLETED, view=view, result=result)
+        alertable = physicians.physician_takes_alerts(session=session, patient_id=patient.id)
+        return _reply(
+            patient,
+            Outcome.COMPLETED,
+            view=view,
+            result=result,
+            physician_takes_alerts=alertable,
+        )
 
     return run_refusable(ctx, action)
 

@@ -86,24 +86,33 @@ def compute_scores(
     )
 
 
-def _matched_lab(
+def _matched_labs(
     session: Session,
     administration: Administration | AdministrationRecord,
-    analyte: Analyte,
     window: timedelta,
-) -> LabResult | None:
+) -> tuple[LabResult | None, LabResult | None]:
+    """The CRP and the ESR nearest the administration's completion within ±window (clinical
+    spec §4), from one read of the patient's lab results in the window."""
     assert administration.completed_at is not None
     candidates = labs.labs_in_window(
         session=session,
         patient_id=administration.patient_id,
-        analyte=analyte.value,
         around=administration.completed_at,
         window=window,
     )
-    by_id = {lab.id: lab for lab in candidates if lab.id is not None}
+    return (
+        _nearest(candidates, Analyte.CRP, administration.completed_at, window),
+        _nearest(candidates, Analyte.ESR, administration.completed_at, window),
+    )
+
+
+def _nearest(
+    candidates: list[LabResult], analyte: Analyte, completed_at: datetime, window: timedelta
+) -> LabResult | None:
+    by_id = {lab.id: lab for lab in candidates if lab.id is not None and lab.analyte == analyte}
     chosen = nearest_lab(
         [LabCandidate(lab_id, lab.drawn_at) for lab_id, lab in by_id.items()],
-        administration.completed_at,
+        completed_at,
         window,
     )
     return None if chosen is None else by_id[chosen.lab_id]
@@ -140,11 +149,7 @@ def score_completed(
     if "q6" in stored:
         # The 0–10 value of a duration is recomputed from the minutes, exactly (spec §1).
         answers["q6"] = scoring.stiffness_minutes_to_score(stored["q6"].raw_value)
-    computed = compute_scores(
-        answers,
-        _matched_lab(session, administration, Analyte.CRP, window),
-        _matched_lab(session, administration, Analyte.ESR, window),
-    )
+    computed = compute_scores(answers, *_matched_labs(session, administration, window))
     return scores.upsert_score(
         session=session,
         administration_id=administration_id,

@@ -420,10 +420,12 @@ async def send_lab_alerts(tick: Tick) -> None:
 
 async def alert_if_completed(bot: Bot, ctx: AppContext, renderer: Renderer, reply: object) -> None:
     """For the patient conversation: after a reply that completed a questionnaire, alerts
-    the physician if they asked for it (see `send_completion_alerts`)."""
+    the physician if they asked for it (see `send_completion_alerts`). A completion whose
+    physician takes no alerts (as its own transaction found) is not looked at again."""
     if (
         isinstance(reply, QuestionnaireReply)
         and reply.outcome is QuestionnaireOutcome.COMPLETED
+        and reply.physician_takes_alerts
         and reply.view is not None
     ):
         await send_completion_alerts(bot, ctx, renderer, reply.view.administration_id)

@@ -28,20 +28,31 @@ CONFIRM_PRESS = [
     "INSERT processedupdate",
     "SELECT patient",  # the patient, the questionnaire and its answers
     "UPDATE administration",  # the compare-and-set completion
-    "SELECT labresult",  # the CRP and the ESR nearest the questionnaire (spec §6)
-    "SELECT labresult",
+    "SELECT labresult",  # the CRP and the ESR nearest the questionnaire (spec §6), in one
     "INSERT scorerecord",  # scores stored once, whatever the route (an upsert)
     "UPDATE patient",  # the baseline date, on the first questionnaire only
     "INSERT auditevent",
     "SELECT administration",  # the previous questionnaire and its scores, for the comparison
-    # Whether its physician asked for alerts (clinical spec §3, §6), in its own unit of work.
-    # A check-in questionnaire, as here, is followed by no safety check-in (spec §8), so
+    # Whether its physician could be alerted (alerts on, Telegram linked; clinical spec §3,
+    # §6): only then is the completion looked at again for an alert, in a unit of work of its
+    # own. A check-in questionnaire, as here, is followed by no safety check-in (spec §8), so
     # nothing is read for one.
-    "SELECT administration",
     "SELECT patient",
-    "SELECT physician",
 ]
 """The statements of the press that confirms a first questionnaire (a check-in), in order."""
+
+CHECKIN_COMMAND = [
+    "INSERT processedupdate",
+    "SELECT patient",  # the patient of the account, locked; no reading of the account before
+    "SELECT administration",  # an open questionnaire to resume
+    "SELECT administration",  # how many check-ins today (one a day)
+    "SAVEPOINT ?",  # the questionnaire inserted at its first question, unless the slot is taken
+    "INSERT administration",
+    "RELEASE sa_savepoint_1",
+    # After the question is sent, which message shows it, in a unit of work of its own.
+    "UPDATE administration",
+]
+"""The statements of `/checkin` that opens a new questionnaire, in order."""
 
 _FIRST_TABLE = re.compile(r"\bFROM\s+(\w+)", re.I)
 
@@ -97,8 +108,8 @@ class TestPressStatements:
         self, running_bot: RunningBot
     ) -> None:
         """Confirming reads the questionnaire and its answers once, stores the scores and the
-        audit entry, compares with earlier weeks, then sees whether the physician wants an
-        alert."""
+        audit entry, compares with earlier weeks and sees whether the physician takes alerts,
+        all in its one transaction."""
         user = await _patient_at_first_question(running_bot)
         for label in ("4", "5", "0", "3", "4", "1 h", "5"):
             user.press_button(label)
@@ -108,3 +119,19 @@ class TestPressStatements:
             await running_bot.settle()
         assert any("Your BASDAI today is" in str(m.get("text", "")) for m in user.messages())
         assert [_named(statement) for statement, _ in statements] == CONFIRM_PRESS
+
+    async def test_checkin_opens_a_questionnaire_in_one_unit_of_work(
+        self, running_bot: RunningBot
+    ) -> None:
+        """`/checkin` reads its patient once, in the transaction that opens the questionnaire
+        (with the update's claim), then stores which message shows the question."""
+        doctor = make_physician(running_bot.ctx)
+        user = running_bot.api.new_user("Ana", language_code="en", user_id=42)
+        make_active_patient(
+            running_bot.ctx, physician_id=doctor.physician_id, telegram_user_id=user.id
+        )
+        with captured_statements() as statements:
+            user.send_command("/checkin")
+            await running_bot.settle()
+        assert "Question 1 of 7" in user.last_message()["text"]
+        assert [_named(statement) for statement, _ in statements] == CHECKIN_COMMAND

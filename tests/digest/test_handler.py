@@ -231,6 +231,32 @@ class TestImmediateAlerts:
         assert digest.alerts_for_completion(ctx, quiet) == []
         assert digest.alerts_for_completion(ctx, 9999) == []
 
+    async def test_a_completion_knows_whether_its_physician_takes_alerts(
+        self, ctx: AppContext
+    ) -> None:
+        """Only a physician with alerts on, not deactivated and with Telegram linked could be
+        alerted; for any other the completion looks no further."""
+
+        def takes_alerts(physician_id: int) -> bool:
+            who = b.patient(ctx, physician_id)
+            with ctx.session() as session:
+                return physicians.physician_takes_alerts(session=session, patient_id=who)
+
+        def with_alerts(physician_id: int) -> int:
+            with ctx.session() as session:
+                physicians.update_physician(
+                    session=session, physician_id=physician_id, alerts_enabled=True
+                )
+            return physician_id
+
+        assert takes_alerts(with_alerts(b.physician(ctx)))
+        assert not takes_alerts(b.physician(ctx))
+        assert not takes_alerts(with_alerts(b.physician(ctx, telegram_user_id=0)))
+        gone = with_alerts(b.physician(ctx))
+        with ctx.session() as session:
+            physicians.deactivate_physician(session=session, physician_id=gone, now=T0)
+        assert not takes_alerts(gone)
+
 
 def alerts_in(user: FakeUser) -> list[dict[str, Any]]:
     """The alert messages a physician received (the tick may also bring the weekly digest)."""
