@@ -229,6 +229,8 @@ def _basdai_history_select(
         .join(ScoreRecord, col(ScoreRecord.administration_id) == col(Administration.id))
         .where(
             col(Administration.patient_id).in_(_PATIENT_IDS),
+            # The same bound on the patient side: see `_administrations_statement`.
+            col(Patient.id).in_(_PATIENT_IDS),
             col(Patient.status) != PatientStatus.DELETED.value,
             _not_after_withdrawal(col(Administration.slot_at)),
             col(Administration.status) == AdministrationStatus.COMPLETED.value,
@@ -447,7 +449,14 @@ def _administrations_statement(
         .outerjoin(ScoreRecord, col(ScoreRecord.administration_id) == col(Administration.id))
         .outerjoin(crp, and_(col(crp.id) == col(ScoreRecord.asdas_crp_lab_id), _usable_lab(crp)))
         .outerjoin(esr, and_(col(esr.id) == col(ScoreRecord.asdas_esr_lab_id), _usable_lab(esr)))
-        .where(col(Administration.patient_id).in_(_PATIENT_IDS), *_covered(scope))
+        .where(
+            col(Administration.patient_id).in_(_PATIENT_IDS),
+            # Said again of the patient: with the bound on one side only, PostgreSQL merges
+            # the batch's administrations with the whole patient table read in key order, a
+            # cost per batch that grows with the registry (all of it for every batch).
+            col(Patient.id).in_(_PATIENT_IDS),
+            *_covered(scope),
+        )
         .order_by(
             col(Administration.patient_id), col(Administration.slot_at), col(Administration.id)
         )
