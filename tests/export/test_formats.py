@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -178,11 +179,32 @@ class TestWideCsv:
 
         values = [Decimal("0"), Decimal("2"), Decimal("3.8"), Decimal("6"), Decimal("4.5")]
         values += ["1.4", "3", "4", "10", None]
+        # Exactly half or two points apart, at the last place kept and beyond it, -0, and
+        # more places than an exact integer keeps (left to the rules).
+        values += [Decimal("1.9"), Decimal("-0"), "2.000", Decimal("1E+1"), Decimal("7.6")]
+        values += ["0.00000000000000000001", "0.00000000000000000002", Decimal("5.9")]
+        values += [Decimal("4.000000000000000000001"), "8.000000000000000000002", "3.95"]
         for rules in (ResponseRules(), Small()):
             for _ in range(2):
                 for baseline in values:
                     for basdai in values:
                         assert rules(baseline, basdai) == basdai_responses(baseline, basdai)
+
+    @pytest.mark.parametrize("refused", ["10.5", Decimal("-1"), "x", Decimal("NaN")])
+    def test_responses_refuse_what_the_rules_refuse(self, refused: Decimal | str) -> None:
+        """A stored BASDAI the rules refuse raises as the rules raise, whichever side it is on,
+        however often it is asked."""
+        rules = ResponseRules()
+        for _ in range(2):
+            for baseline, basdai in ((refused, "3"), ("3", refused)):
+                try:
+                    basdai_responses(baseline, basdai)
+                except ValueError as refusal:
+                    expected = str(refusal)
+                else:
+                    pytest.fail(f"the rules accepted {refused!r}")
+                with pytest.raises(ValueError, match=re.escape(expected)):
+                    rules(baseline, basdai)
 
     def test_scores_are_unrounded(self, ctx: AppContext, dataset: Dataset) -> None:
         """ASDAS is written with every stored digit, so researchers round as they choose."""
