@@ -24,7 +24,7 @@ from bot.context import AppContext
 from bot.domain import scoring
 from bot.domain.instruments import ITEM_CODES
 from bot.export import fhir
-from bot.export.columns import LONG_COLUMNS, WIDE_COLUMNS, long_rows
+from bot.export.columns import LONG_COLUMNS, WIDE_COLUMNS, CsvLines, long_rows
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.records import (
     ExportRecord,
@@ -36,7 +36,7 @@ from bot.export.records import (
     basdai_responses,
 )
 from bot.export.service import DURATION_ITEM, ExportRequest, baselines_of, run_export
-from bot.export.tables import CSV_FORMATTERS, write_wide_csv
+from bot.export.tables import CSV_FORMATTERS, write_long_csv, write_wide_csv
 from bot.services import labs as lab_service
 from storage import exports
 from storage.exports import AnswerRow
@@ -335,6 +335,33 @@ class TestWideCsv:
 
 
 class TestLongCsv:
+    def test_cells_to_quote_are_written_as_the_csv_module_writes_them(self) -> None:
+        """Rows already written as text go out as they are only when the csv module would write
+        the same; a batch with a cell to quote is written from its cells instead."""
+        width = len(LONG_COLUMNS)
+        plain = tuple(f"cell{number}" for number in range(width))
+        batches = [
+            [plain, plain],
+            [plain, (*plain[:4], "a,b", *plain[5:])],
+            [(*plain[:-1], 'say "hi"')],
+            [(*plain[:2], "x\ny", *plain[3:])],
+        ]
+
+        def lines(cells: list[tuple[str, ...]]) -> CsvLines:
+            text = "".join(",".join(row) + "\n" for row in cells)
+            return CsvLines(text, len(cells), lambda: cells)
+
+        sink = io.BytesIO()
+        rows, digest = write_long_csv(sink, [lines(batch) for batch in batches], shifted=False)
+        expected = io.StringIO()
+        writer = csv.writer(expected, lineterminator="\n")
+        writer.writerow([column.name for column in LONG_COLUMNS])
+        for batch in batches:
+            writer.writerows(batch)
+        assert sink.getvalue().decode("utf-8") == expected.getvalue()
+        assert rows == 6
+        assert digest == hashlib.sha256(sink.getvalue()).hexdigest()
+
     def test_header(self, ctx: AppContext, dataset: Dataset) -> None:
         """The header lists the long columns in the documented order."""
         text, _ = export_csv(ctx, "long")
