@@ -11,13 +11,13 @@ much of a large export's time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Final, NamedTuple, TypeVar
+from typing import Final, NamedTuple
 
 from bot.domain import scoring
 from bot.domain.instruments import ITEM_CODES
@@ -272,17 +272,12 @@ _NO_VALUES: Final = (None,) * 5
 """As `_NO_ASDAS`, for the typed table."""
 _DAY_MICROSECONDS: Final = 86_400_000_000
 """A day in microseconds, the unit of the typed table's times."""
-_Stored = TypeVar("_Stored", AdministrationText, AdministrationValues)
 
 
-def _answered(
-    rows: Iterable[_Stored], answers: Mapping[int, tuple[str | None, ...]]
-) -> Iterator[tuple[_Stored, str | None, list[str | None]]]:
-    """Each administration read with its answers (by id, pivoted: the duration item's raw
-    answer, then each item's score in ITEM_CODES order; all None when it has none)."""
-    for stored in rows:
-        minutes, *scores = answers.get(stored.administration_id, _UNANSWERED)
-        yield stored, minutes, scores
+_STATUS_VALUES: Final = {status: status.value for status in ExportStatus}
+"""Each exported status as the plain string the typed table holds (`.value` is a slow
+property, asked for every row)."""
+_ITEMS: Final = len(ITEM_CODES)
 
 
 class RecordBuilder:
@@ -410,8 +405,11 @@ class RecordBuilder:
         shift = self.shift_dates
         words = CSV_BOOLEANS
         wide: list[WideText] = []
-        for stored, minutes, scores in _answered(rows, answers):
-            q1, q2, q3, q4, q5, q6, patient_global = scores
+        for stored in rows:
+            # The duration item's raw answer, then each item's score in ITEM_CODES order.
+            given = answers.get(stored.administration_id, _UNANSWERED)
+            minutes, q1, q2, q3, q4, q5, q6, patient_global = given
+            answered = given.count(None) - (minutes is None) < _ITEMS
             scheduled, completed = stored.slot_at, stored.completed_at
             crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
             if shift:
@@ -427,7 +425,7 @@ class RecordBuilder:
                 scheduled,
                 completed or "",
                 # A StrEnum is the str CSV writes; its .value is a slow property.
-                export_status(stored.status, scores.count(None) < len(scores)),
+                export_status(stored.status, answered),
                 stored.language,
                 stored.instrument_version,
                 q1 or "",
@@ -487,8 +485,11 @@ class RecordBuilder:
         """
         shift = self.shift_dates
         values: list[tuple[object, ...]] = []
-        for stored, minutes, scores in _answered(rows, answers):
-            q1, q2, q3, q4, q5, q6, patient_global = scores
+        for stored in rows:
+            # The duration item's raw answer, then each item's score in ITEM_CODES order.
+            given = answers.get(stored.administration_id, _UNANSWERED)
+            minutes, q1, q2, q3, q4, q5, q6, patient_global = given
+            answered = given.count(None) - (minutes is None) < _ITEMS
             scheduled, completed = stored.slot_at, stored.completed_at
             crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
             if shift:
@@ -504,7 +505,7 @@ class RecordBuilder:
                 self._pseudonymizer.record_id("administration", stored.administration_id),
                 scheduled,
                 completed,
-                export_status(stored.status, scores.count(None) < len(scores)).value,
+                _STATUS_VALUES[export_status(stored.status, answered)],
                 stored.language,
                 stored.instrument_version,
                 q1,
