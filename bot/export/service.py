@@ -29,7 +29,7 @@ from sqlmodel import Session
 from bot.context import AppContext
 from bot.domain.instruments import ITEM_CODES
 from bot.export import course, fhir
-from bot.export.columns import CHECKIN_COLUMNS, THERAPY_COLUMNS, long_text
+from bot.export.columns import CHECKIN_COLUMNS, THERAPY_COLUMNS, CsvLines, long_csv
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.records import Baseline, ExportRecord, RecordBuilder, WideText
 from bot.export.tables import (
@@ -327,10 +327,10 @@ def _text_batches(
     *,
     administrations: Callable[..., list[_Row]],
     answers: Callable[..., _Answers],
-    build: Callable[[RecordBuilder, list[_Row], _Answers], list[R]],
+    build: Callable[[RecordBuilder, list[_Row], _Answers], R],
     progress: Progress | None,
     batch_size: int,
-) -> Iterator[list[R]]:
+) -> Iterator[R]:
     """Rows in batches of patients, read as text: what CSV writes is read as the text it
     writes, so no value becomes a Python object only to be formatted back. `administrations`
     reads a batch (keyword-only: session, scope, patient_ids), `answers` its answers
@@ -449,8 +449,8 @@ def _long_text(
     *,
     progress: Progress | None,
     batch_size: int,
-) -> Iterator[list[tuple[str, ...]]]:
-    """The long table's rows (CSV cells) in batches of patients, read as text; each batch's
+) -> Iterator[CsvLines]:
+    """The long table's rows (CSV text) in batches of patients, read as text; each batch's
     answers come one by item with their versions and times."""
 
     return _text_batches(
@@ -459,7 +459,7 @@ def _long_text(
         builder,
         administrations=exports.fetch_administration_text_batch,
         answers=partial(exports.fetch_answer_detail_text_batch, scope=scope),
-        build=long_text,
+        build=long_csv,
         progress=progress,
         batch_size=batch_size,
     )
@@ -650,7 +650,7 @@ def run_export(
                 audit_id = audit(rows, digest)
     elif request.format in csv_writers:
         write = csv_writers[request.format]
-        batches: Iterator[list[Any]] = (
+        batches: Iterator[list[WideText]] | Iterator[CsvLines] = (
             _wide_text(ctx, scope, builder, progress=progress, batch_size=batch_size)
             if request.format == "wide"
             else _long_text(ctx, scope, builder, progress=progress, batch_size=batch_size)

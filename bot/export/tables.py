@@ -21,6 +21,7 @@ from bot.export.columns import (
     WIDE_COLUMNS,
     Column,
     ColumnType,
+    CsvLines,
 )
 from bot.export.records import CSV_BOOLEANS, WideText
 
@@ -112,21 +113,26 @@ _QUOTED: Final = ('"', "\r", "\0")
 cell."""
 
 
+def _plain(text: str, rows: int, width: int) -> bool:
+    """Whether `text`, `rows` rows of `width` cells joined with commas and line feeds, is
+    exactly what the csv module writes for them: it quotes a cell only if it holds a comma, a
+    double quote or a line break, so counting and searching the text (at C speed) tells."""
+    return (
+        width > 1  # a lone empty cell is written as ""
+        and text.count(",") == (width - 1) * rows
+        and text.count("\n") == rows
+        and not any(special in text for special in _QUOTED)
+    )
+
+
 def _csv_text(rows: Sequence[Sequence[str]], width: int) -> str:
     """Rows of `width` text cells as the csv module writes them, one line each.
 
-    The module quotes a cell only if it holds a comma, a double quote or a line break, so for
-    rows without any, joining the cells with commas is exactly its output, at a tenth of the
-    cost. Counting and searching the joined text (at C speed) shows whether that holds; if it
-    does not, the csv module writes the rows.
+    For rows without anything to quote, joining the cells with commas is exactly its output,
+    at a tenth of the cost (`_plain` checks); otherwise the csv module writes the rows.
     """
     text = "\n".join(map(",".join, rows)) + "\n" if rows else ""
-    if (
-        width > 1  # a lone empty cell is written as ""
-        and text.count(",") == (width - 1) * len(rows)
-        and text.count("\n") == len(rows)
-        and not any(special in text for special in _QUOTED)
-    ):
+    if _plain(text, len(rows), width):
         return text
     lines = _Lines()
     csv.writer(lines, lineterminator="\n").writerows(rows)
@@ -136,24 +142,31 @@ def _csv_text(rows: Sequence[Sequence[str]], width: int) -> str:
 def _write_csv(
     sink: IO[bytes],
     header: Sequence[str],
-    batches: Iterable[Sequence[Sequence[str]]],
+    batches: Iterable[Sequence[Sequence[str]] | CsvLines],
     *,
     shifted: bool,
 ) -> tuple[int, str]:
-    """Writes a header and rows of text cells; returns (rows, SHA-256 of the bytes written).
-    Each batch goes out as one UTF-8 chunk."""
+    """Writes a header and rows, each batch either text cells or rows already written as text
+    (`CsvLines`, written as they are when `_plain` allows, else from their cells); returns
+    (rows, SHA-256 of the bytes written). Each batch goes out as one UTF-8 chunk."""
     digest = hashlib.sha256()
+    width = len(header)
 
     def emit(text: str) -> None:
         chunk = text.encode("utf-8")
         digest.update(chunk)
         sink.write(chunk)
 
-    emit((SHIFTED_NOTICE + "\n" if shifted else "") + _csv_text([header], len(header)))
+    emit((SHIFTED_NOTICE + "\n" if shifted else "") + _csv_text([header], width))
     rows = 0
     for batch in batches:
-        emit(_csv_text(batch, len(header)))
-        rows += len(batch)
+        if isinstance(batch, CsvLines):
+            plain = _plain(batch.text, batch.rows, width)
+            emit(batch.text if plain else _csv_text(batch.cells(), width))
+            rows += batch.rows
+        else:
+            emit(_csv_text(batch, width))
+            rows += len(batch)
     return rows, digest.hexdigest()
 
 
@@ -175,11 +188,11 @@ def write_wide_csv(
 
 
 def write_long_csv(
-    sink: IO[bytes], batches: Iterable[list[tuple[str, ...]]], *, shifted: bool
+    sink: IO[bytes], batches: Iterable[CsvLines], *, shifted: bool
 ) -> tuple[int, str]:
     """The long table as CSV: one row per answer, lab value and score; returns (rows, SHA-256).
 
-    The rows are already the cells (`bot.export.columns.long_text`), ordered as LONG_COLUMNS.
+    The rows are already written (`bot.export.columns.long_csv`), ordered as LONG_COLUMNS.
     """
     header = [column.name for column in LONG_COLUMNS]
     return _write_csv(sink, header, batches, shifted=shifted)

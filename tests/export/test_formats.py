@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +24,7 @@ from bot.context import AppContext
 from bot.domain import scoring
 from bot.domain.instruments import ITEM_CODES
 from bot.export import fhir
-from bot.export.columns import LONG_COLUMNS, WIDE_COLUMNS, long_rows
+from bot.export.columns import LONG_COLUMNS, WIDE_COLUMNS, CsvLines, long_rows
 from bot.export.pseudonyms import Pseudonymizer
 from bot.export.records import (
     ExportRecord,
@@ -35,7 +36,7 @@ from bot.export.records import (
     basdai_responses,
 )
 from bot.export.service import DURATION_ITEM, ExportRequest, baselines_of, run_export
-from bot.export.tables import CSV_FORMATTERS, write_wide_csv
+from bot.export.tables import CSV_FORMATTERS, write_long_csv, write_wide_csv
 from bot.services import labs as lab_service
 from storage import exports
 from storage.exports import AnswerRow
@@ -178,11 +179,32 @@ class TestWideCsv:
 
         values = [Decimal("0"), Decimal("2"), Decimal("3.8"), Decimal("6"), Decimal("4.5")]
         values += ["1.4", "3", "4", "10", None]
+        # Exactly half or two points apart, at the last place kept and beyond it, -0, and
+        # more places than an exact integer keeps (left to the rules).
+        values += [Decimal("1.9"), Decimal("-0"), "2.000", Decimal("1E+1"), Decimal("7.6")]
+        values += ["0.00000000000000000001", "0.00000000000000000002", Decimal("5.9")]
+        values += [Decimal("4.000000000000000000001"), "8.000000000000000000002", "3.95"]
         for rules in (ResponseRules(), Small()):
             for _ in range(2):
                 for baseline in values:
                     for basdai in values:
                         assert rules(baseline, basdai) == basdai_responses(baseline, basdai)
+
+    @pytest.mark.parametrize("refused", ["10.5", Decimal("-1"), "x", Decimal("NaN")])
+    def test_responses_refuse_what_the_rules_refuse(self, refused: Decimal | str) -> None:
+        """A stored BASDAI the rules refuse raises as the rules raise, whichever side it is on,
+        however often it is asked."""
+        rules = ResponseRules()
+        for _ in range(2):
+            for baseline, basdai in ((refused, "3"), ("3", refused)):
+                try:
+                    basdai_responses(baseline, basdai)
+                except ValueError as refusal:
+                    expected = str(refusal)
+                else:
+                    pytest.fail(f"the rules accepted {refused!r}")
+                with pytest.raises(ValueError, match=re.escape(expected)):
+                    rules(baseline, basdai)
 
     def test_scores_are_unrounded(self, ctx: AppContext, dataset: Dataset) -> None:
         """ASDAS is written with every stored digit, so researchers round as they choose."""
@@ -313,6 +335,33 @@ class TestWideCsv:
 
 
 class TestLongCsv:
+    def test_cells_to_quote_are_written_as_the_csv_module_writes_them(self) -> None:
+        """Rows already written as text go out as they are only when the csv module would write
+        the same; a batch with a cell to quote is written from its cells instead."""
+        width = len(LONG_COLUMNS)
+        plain = tuple(f"cell{number}" for number in range(width))
+        batches = [
+            [plain, plain],
+            [plain, (*plain[:4], "a,b", *plain[5:])],
+            [(*plain[:-1], 'say "hi"')],
+            [(*plain[:2], "x\ny", *plain[3:])],
+        ]
+
+        def lines(cells: list[tuple[str, ...]]) -> CsvLines:
+            text = "".join(",".join(row) + "\n" for row in cells)
+            return CsvLines(text, len(cells), lambda: cells)
+
+        sink = io.BytesIO()
+        rows, digest = write_long_csv(sink, [lines(batch) for batch in batches], shifted=False)
+        expected = io.StringIO()
+        writer = csv.writer(expected, lineterminator="\n")
+        writer.writerow([column.name for column in LONG_COLUMNS])
+        for batch in batches:
+            writer.writerows(batch)
+        assert sink.getvalue().decode("utf-8") == expected.getvalue()
+        assert rows == 6
+        assert digest == hashlib.sha256(sink.getvalue()).hexdigest()
+
     def test_header(self, ctx: AppContext, dataset: Dataset) -> None:
         """The header lists the long columns in the documented order."""
         text, _ = export_csv(ctx, "long")

@@ -70,6 +70,18 @@ class TestPseudonyms:
         expected = hmac.new(b"k" * 32, b"abc123", hashlib.sha256).hexdigest()[:24]
         assert Pseudonymizer(b"k" * 32).pseudonym("abc123") == expected
 
+    @pytest.mark.parametrize("key", [b"k", b"k" * 64, b"k" * 65, TEST_PSEUDONYM_KEY.encode()])
+    def test_record_ids_are_keyed_hmacs_of_kind_and_id(self, key: bytes) -> None:
+        """A record id is HMAC-SHA256(key, prefix, kind, id) cut to 24 hex digits, for keys
+        shorter and longer than SHA-256's block, and a kind's ids do not collide with
+        another's."""
+        pseudonymizer = Pseudonymizer(key)
+        for kind, row_id in (("administration", 1), ("administration", 987654321), ("lab", 1)):
+            message = b"spondybot-record\x00" + kind.encode() + b"\x00" + str(row_id).encode()
+            expected = hmac.new(key, message, hashlib.sha256).hexdigest()[:24]
+            assert pseudonymizer.record_id(kind, row_id) == expected
+            assert pseudonymizer.record_id(kind, row_id) == expected  # and again, from the copy
+
     def test_stable_per_key_unlinkable_across_keys(self) -> None:
         """The same key gives the same pseudonym; another key gives an unrelated one."""
         first = Pseudonymizer(b"first-key-0123456789")
