@@ -15,7 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import URL, Connection, CursorResult, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import StaticPool
@@ -30,6 +30,19 @@ gets a fresh one), at most 20."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+def _postgres_connect_args(url: str | URL) -> dict[str, str]:
+    """Every PostgreSQL session in UTC, the zone every stored time is kept in, beside any
+    `options` the URL already sets (a search path, say).
+
+    psycopg then returns times with `datetime.UTC` itself, which `UTCDateTime` passes on as
+    they are, instead of the server's default zone (`Etc/UTC` as a ZoneInfo, or a local zone)
+    converted once per value read; and a time the database itself turns into text or a day
+    is taken in UTC whatever the server's own TimeZone setting."""
+    given = make_url(url).query.get("options", "")
+    options = " ".join(given) if isinstance(given, tuple) else given
+    return {"options": f"{options} -c TimeZone=UTC".strip()}
 
 
 def _configure_sqlite(dbapi_connection: Any, busy_timeout_ms: int) -> None:
@@ -193,7 +206,7 @@ def make_engine(
         with _sqlite_writers_guard:
             _sqlite_writers[engine] = _WriterLock(sqlite_busy_timeout_ms / 1000)
         return engine
-    return create_engine(url, echo=echo, **POSTGRES_POOL)
+    return create_engine(url, echo=echo, connect_args=_postgres_connect_args(url), **POSTGRES_POOL)
 
 
 class DatabaseBusyError(RuntimeError):
@@ -345,7 +358,9 @@ def make_awaiting_engine(engine: Engine) -> AsyncEngine:
     loop (psycopg's asyncio interface) instead of blocking it. (SQLite needs none: its
     statements never wait on a network.) Its `sync_engine` works only inside `run_awaiting`,
     on the loop it was made on; close it with `await twin.dispose()`."""
-    return create_async_engine(engine.url, **POSTGRES_POOL)
+    return create_async_engine(
+        engine.url, connect_args=_postgres_connect_args(engine.url), **POSTGRES_POOL
+    )
 
 
 async def run_awaiting(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

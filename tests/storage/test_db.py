@@ -102,6 +102,44 @@ class TestColumnTypes:
             assert stored.tzinfo is not None
             assert stored.utcoffset() == timedelta(0)
 
+    def test_times_come_back_in_utc_itself_whatever_the_servers_zone(
+        self, database_url: str
+    ) -> None:
+        """Read times carry `datetime.UTC`, and times the database writes as text are UTC,
+        even on a server whose own time zone is another (set here through the URL's own
+        options, beside its search path)."""
+        if database_url.startswith("sqlite"):
+            pytest.skip("SQLite has no session time zone")
+        berlin = database_url.replace("options=", "options=-cTimeZone%3DEurope/Berlin%20", 1)
+        engine = make_engine(berlin)
+        migrate.upgrade(engine)
+        patient_id = self._patient(engine)
+        moment = datetime(2026, 3, 29, 7, 30, 15, tzinfo=UTC)
+        try:
+            with session_scope(engine) as session:
+                session.add(
+                    Administration(
+                        patient_id=patient_id,
+                        slot_at=moment,
+                        instrument_version="v",
+                        language="en",
+                        opened_at=moment,
+                        expires_at=moment,
+                    )
+                )
+            with session_scope(engine) as session:
+                stored = session.exec(select(Administration)).one().slot_at
+                assert stored == moment
+                assert stored.tzinfo is UTC
+                as_text = session.connection().execute(
+                    text("SELECT to_char(slot_at, 'YYYY-MM-DD HH24:MI') FROM administration")
+                )
+                assert as_text.scalar_one() == "2026-03-29 07:30"
+                search_path = session.connection().execute(text("SHOW search_path"))
+                assert search_path.scalar_one().startswith("t_")
+        finally:
+            engine.dispose()
+
     def test_naive_datetimes_are_refused(self, migrated_engine: Engine) -> None:
         """Writing a naive datetime is a programming error caught at once."""
         with pytest.raises(Exception, match="timezone-aware"):
