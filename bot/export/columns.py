@@ -13,7 +13,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import partial
@@ -474,6 +474,37 @@ _LONG_ANSWER_PLAN: Final = tuple(
 _WORDS: Final = {True: "true", False: "false"}
 
 
+def _exported_times(
+    builder: RecordBuilder, stored: AdministrationText
+) -> tuple[timedelta | None, str, str, str]:
+    """The date offset of the administration's patient (None: dates not shifted), then its
+    completion and its CRP and ESR draw times as the long table writes them: shifted by that
+    offset, "" when there is none."""
+    offset = builder.date_offset(stored.research_id)
+    completed, crp_drawn, esr_drawn = stored.completed_at, stored.crp_drawn_at, stored.esr_drawn_at
+    if offset is not None:
+        completed = None if completed is None else shift_text(completed, offset)
+        crp_drawn = None if crp_drawn is None else shift_text(crp_drawn, offset)
+        esr_drawn = None if esr_drawn is None else shift_text(esr_drawn, offset)
+    return offset, completed or "", crp_drawn or "", esr_drawn or ""
+
+
+def _given_answers(
+    plan: Iterable[tuple[str, str, str, bool]],
+    given: Mapping[str, AnswerText],
+    offset: timedelta | None,
+) -> Iterator[tuple[str, str, str, str, int]]:
+    """Each answer an administration has, in the plan's order (its entries: what goes before
+    the value, the unit, the item code, and whether the raw answer or the score is exported):
+    what goes before, the unit, the value, the time (shifted by `offset`), the version."""
+    for before, unit, code, raw in plan:
+        answer = given.get(code)
+        if answer is None:
+            continue
+        answered = answer.answered_at if offset is None else shift_text(answer.answered_at, offset)
+        yield before, unit, answer.raw_value if raw else answer.score, answered, answer.version
+
+
 def long_text(
     builder: RecordBuilder,
     rows: Iterable[AdministrationText],
@@ -490,47 +521,25 @@ def long_text(
     append = cells.append
     no_answers: Mapping[str, AnswerText] = {}
     for stored in rows:
-        administration_id, research_id = stored.administration_id, stored.research_id
-        basdai, completed = stored.basdai, stored.completed_at
-        crp, crp_drawn, crp_floored = stored.crp_value, stored.crp_drawn_at, stored.crp_floored
-        esr, esr_drawn = stored.esr_value, stored.esr_drawn_at
-        asdas_crp, asdas_esr = stored.asdas_crp, stored.asdas_esr
-        pseudonym = builder.pseudonym(research_id)
-        exported_id = builder.record_id("administration", administration_id)
-        offset = builder.date_offset(research_id)
-        given = answers.get(administration_id, no_answers)
-        for name, unit, code, raw in _LONG_ANSWER_PLAN:
-            answer = given.get(code)
-            if answer is None:
-                continue
-            answered = answer.answered_at
-            if offset is not None:
-                answered = shift_text(answered, offset)
+        offset, done, crp_drawn, esr_drawn = _exported_times(builder, stored)
+        pseudonym = builder.pseudonym(stored.research_id)
+        exported_id = builder.record_id("administration", stored.administration_id)
+        given = answers.get(stored.administration_id, no_answers)
+        for name, unit, value, answered, version in _given_answers(
+            _LONG_ANSWER_PLAN, given, offset
+        ):
             append(
-                (
-                    pseudonym,
-                    exported_id,
-                    "answer",
-                    name,
-                    answer.raw_value if raw else answer.score,
-                    unit,
-                    answered,
-                    str(answer.version),
-                    "",
-                )
+                (pseudonym, exported_id, "answer", name, value, unit, answered, str(version), "")
             )
-        if offset is not None:
-            completed = None if completed is None else shift_text(completed, offset)
-            crp_drawn = None if crp_drawn is None else shift_text(crp_drawn, offset)
-            esr_drawn = None if esr_drawn is None else shift_text(esr_drawn, offset)
-        done = completed or ""
+        basdai, crp, crp_floored = stored.basdai, stored.crp_value, stored.crp_floored
+        esr, asdas_crp, asdas_esr = stored.esr_value, stored.asdas_crp, stored.asdas_esr
         if basdai is not None:
             append((pseudonym, exported_id, "score", "basdai", basdai, basdai_unit, done, "", ""))
         # An ASDAS comes with its lab value, or neither is exported.
         if crp is not None and asdas_crp is not None and crp_floored is not None:
             floored = _WORDS[crp_floored]
             append(
-                (pseudonym, exported_id, "lab", "crp_mg_l", crp, crp_unit, crp_drawn or "", "",
+                (pseudonym, exported_id, "lab", "crp_mg_l", crp, crp_unit, crp_drawn, "",
                  floored)
             )  # fmt: skip
             append(
@@ -538,9 +547,7 @@ def long_text(
                  floored)
             )  # fmt: skip
         if esr is not None and asdas_esr is not None:
-            append(
-                (pseudonym, exported_id, "lab", "esr_mm_h", esr, esr_unit, esr_drawn or "", "", "")
-            )
+            append((pseudonym, exported_id, "lab", "esr_mm_h", esr, esr_unit, esr_drawn, "", ""))
             append(
                 (pseudonym, exported_id, "score", "asdas_esr", asdas_esr, asdas_esr_unit, done, "",
                  "")
@@ -582,40 +589,27 @@ def long_csv(
     append = lines.append
     no_answers: Mapping[str, AnswerText] = {}
     for stored in rows:
-        administration_id, research_id = stored.administration_id, stored.research_id
-        basdai, completed = stored.basdai, stored.completed_at
-        crp, crp_drawn, crp_floored = stored.crp_value, stored.crp_drawn_at, stored.crp_floored
-        esr, esr_drawn = stored.esr_value, stored.esr_drawn_at
-        asdas_crp, asdas_esr = stored.asdas_crp, stored.asdas_esr
+        offset, done, crp_drawn, esr_drawn = _exported_times(builder, stored)
         ids = (
-            f"{builder.pseudonym(research_id)},"
-            f"{builder.record_id('administration', administration_id)},"
+            f"{builder.pseudonym(stored.research_id)},"
+            f"{builder.record_id('administration', stored.administration_id)},"
         )
-        offset = builder.date_offset(research_id)
-        given = answers.get(administration_id, no_answers)
-        for before, unit, code, raw in _LONG_ANSWER_LINES:
-            answer = given.get(code)
-            if answer is None:
-                continue
-            answered = answer.answered_at
-            if offset is not None:
-                answered = shift_text(answered, offset)
-            value = answer.raw_value if raw else answer.score
-            append(f"{ids}{before}{value}{unit}{answered},{answer.version},\n")
-        if offset is not None:
-            completed = None if completed is None else shift_text(completed, offset)
-            crp_drawn = None if crp_drawn is None else shift_text(crp_drawn, offset)
-            esr_drawn = None if esr_drawn is None else shift_text(esr_drawn, offset)
-        done = completed or ""
+        given = answers.get(stored.administration_id, no_answers)
+        for before, unit, value, answered, version in _given_answers(
+            _LONG_ANSWER_LINES, given, offset
+        ):
+            append(f"{ids}{before}{value}{unit}{answered},{version},\n")
+        basdai, crp, crp_floored = stored.basdai, stored.crp_value, stored.crp_floored
+        esr, asdas_crp, asdas_esr = stored.esr_value, stored.asdas_crp, stored.asdas_esr
         if basdai is not None:
             append(f"{ids}score,basdai,{basdai},{basdai_unit},{done},,\n")
         # An ASDAS comes with its lab value, or neither is exported.
         if crp is not None and asdas_crp is not None and crp_floored is not None:
             floored = _WORDS[crp_floored]
-            append(f"{ids}lab,crp_mg_l,{crp},{crp_unit},{crp_drawn or ''},,{floored}\n")
+            append(f"{ids}lab,crp_mg_l,{crp},{crp_unit},{crp_drawn},,{floored}\n")
             append(f"{ids}score,asdas_crp,{asdas_crp},{asdas_crp_unit},{done},,{floored}\n")
         if esr is not None and asdas_esr is not None:
-            append(f"{ids}lab,esr_mm_h,{esr},{esr_unit},{esr_drawn or ''},,\n")
+            append(f"{ids}lab,esr_mm_h,{esr},{esr_unit},{esr_drawn},,\n")
             append(f"{ids}score,asdas_esr,{asdas_esr},{asdas_esr_unit},{done},,\n")
     return CsvLines("".join(lines), len(lines), partial(long_text, builder, rows, answers))
 
