@@ -68,19 +68,23 @@ class TestColumnTypes:
             assert patient.id is not None
             return patient.id
 
+    @staticmethod
+    def _administration(patient_id: int, moment: datetime) -> Administration:
+        return Administration(
+            patient_id=patient_id,
+            slot_at=moment,
+            instrument_version="v",
+            language="en",
+            opened_at=moment,
+            expires_at=moment,
+        )
+
     def test_decimals_and_datetimes_round_trip_exactly(self, migrated_engine: Engine) -> None:
         """A q6 score of 105/12 min and an aware datetime come back exactly as written."""
         patient_id = self._patient(migrated_engine)
         moment = datetime(2026, 3, 29, 7, 30, 15, tzinfo=timezone(timedelta(hours=2)))
         with session_scope(migrated_engine) as session:
-            admin = Administration(
-                patient_id=patient_id,
-                slot_at=moment,
-                instrument_version="v",
-                language="en",
-                opened_at=moment,
-                expires_at=moment,
-            )
+            admin = self._administration(patient_id, moment)
             session.add(admin)
             session.flush()
             assert admin.id is not None
@@ -117,16 +121,7 @@ class TestColumnTypes:
         moment = datetime(2026, 3, 29, 7, 30, 15, tzinfo=UTC)
         try:
             with session_scope(engine) as session:
-                session.add(
-                    Administration(
-                        patient_id=patient_id,
-                        slot_at=moment,
-                        instrument_version="v",
-                        language="en",
-                        opened_at=moment,
-                        expires_at=moment,
-                    )
-                )
+                session.add(self._administration(patient_id, moment))
             with session_scope(engine) as session:
                 stored = session.exec(select(Administration)).one().slot_at
                 assert stored == moment
