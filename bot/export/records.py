@@ -11,13 +11,13 @@ much of a large export's time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeVar
 
 from bot.domain import scoring
 from bot.domain.instruments import ITEM_CODES
@@ -278,6 +278,18 @@ _STATUS_VALUES: Final = {status: status.value for status in ExportStatus}
 """Each exported status as the plain string the typed table holds (`.value` is a slow
 property, asked for every row)."""
 _ITEMS: Final = len(ITEM_CODES)
+_Stored = TypeVar("_Stored", AdministrationText, AdministrationValues)
+
+
+def _answered(
+    rows: Iterable[_Stored], answers: Mapping[int, tuple[str | None, ...]]
+) -> Iterator[tuple[_Stored, tuple[str | None, ...], bool]]:
+    """Each administration read with its answers by id (pivoted: the duration item's raw
+    answer, then each item's score in ITEM_CODES order; all None when it has none), and
+    whether any item was answered."""
+    for stored in rows:
+        given = answers.get(stored.administration_id, _UNANSWERED)
+        yield stored, given, given.count(None) - (given[0] is None) < _ITEMS
 
 
 class RecordBuilder:
@@ -405,11 +417,8 @@ class RecordBuilder:
         shift = self.shift_dates
         words = CSV_BOOLEANS
         wide: list[WideText] = []
-        for stored in rows:
-            # The duration item's raw answer, then each item's score in ITEM_CODES order.
-            given = answers.get(stored.administration_id, _UNANSWERED)
+        for stored, given, answered in _answered(rows, answers):
             minutes, q1, q2, q3, q4, q5, q6, patient_global = given
-            answered = given.count(None) - (minutes is None) < _ITEMS
             scheduled, completed = stored.slot_at, stored.completed_at
             crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
             if shift:
@@ -485,11 +494,8 @@ class RecordBuilder:
         """
         shift = self.shift_dates
         values: list[tuple[object, ...]] = []
-        for stored in rows:
-            # The duration item's raw answer, then each item's score in ITEM_CODES order.
-            given = answers.get(stored.administration_id, _UNANSWERED)
+        for stored, given, answered in _answered(rows, answers):
             minutes, q1, q2, q3, q4, q5, q6, patient_global = given
-            answered = given.count(None) - (minutes is None) < _ITEMS
             scheduled, completed = stored.slot_at, stored.completed_at
             crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
             if shift:
