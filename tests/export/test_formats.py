@@ -7,9 +7,11 @@ import hashlib
 import io
 import json
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -317,12 +319,7 @@ class TestWideCsv:
         ]
         sink = io.BytesIO()
         rows, digest = write_wide_csv(sink, batches, shifted=False)
-        expected = io.StringIO()
-        writer = csv.writer(expected, lineterminator="\n")
-        writer.writerow([column.name for column in WIDE_COLUMNS])
-        for batch in batches:
-            writer.writerows(batch)
-        assert sink.getvalue().decode("utf-8") == expected.getvalue()
+        assert sink.getvalue().decode("utf-8") == csv_module_text(WIDE_COLUMNS, batches)
         assert rows == 6
         assert digest == hashlib.sha256(sink.getvalue()).hexdigest()
 
@@ -332,6 +329,16 @@ class TestWideCsv:
         sink = io.BytesIO()
         run_export(ctx, ExportRequest(format="wide", by="r"), stdout=sink, batch_size=2)
         assert sink.getvalue().decode() == whole
+
+
+def csv_module_text(columns: Sequence[Any], batches: Sequence[Sequence[Sequence[Any]]]) -> str:
+    """What the csv module writes for a header of `columns` and then every batch's rows."""
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\n")
+    writer.writerow([column.name for column in columns])
+    for batch in batches:
+        writer.writerows(batch)
+    return expected.getvalue()
 
 
 class TestLongCsv:
@@ -353,12 +360,7 @@ class TestLongCsv:
 
         sink = io.BytesIO()
         rows, digest = write_long_csv(sink, [lines(batch) for batch in batches], shifted=False)
-        expected = io.StringIO()
-        writer = csv.writer(expected, lineterminator="\n")
-        writer.writerow([column.name for column in LONG_COLUMNS])
-        for batch in batches:
-            writer.writerows(batch)
-        assert sink.getvalue().decode("utf-8") == expected.getvalue()
+        assert sink.getvalue().decode("utf-8") == csv_module_text(LONG_COLUMNS, batches)
         assert rows == 6
         assert digest == hashlib.sha256(sink.getvalue()).hexdigest()
 
