@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib
 
@@ -43,6 +43,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.text import Text
 from matplotlib.ticker import FixedFormatter, FixedLocator
+from matplotlib.transforms import IdentityTransform
 
 from bot.domain import scoring
 from bot.present.charts import ASDAS_BANDS
@@ -116,11 +117,9 @@ def _title(panel: ChartPanel) -> str:
 
 @dataclass
 class _Slot:
-    """One panel position of a template: its axes and the artists that change per patient."""
+    """One panel position of a template: its axes and its title, which changes per patient."""
 
     axes: Axes
-    asdas: Line2D
-    basdai: Line2D
     title: Text
     title_at: tuple[float, float] = (0.0, 0.0)
     """Where the title's baseline starts, in display pixels (see `_write_title`)."""
@@ -138,9 +137,16 @@ class _Template:
     background: Any
     slots: list[_Slot]
     blank: Rectangle
+    asdas: Line2D
+    """Every panel's ASDAS line of an image, in pixels, one panel's points apart from the
+    next by a gap (NaN): one line drawn per image instead of one per panel, since the
+    drawing of a line costs matplotlib about the same whatever its points."""
+    basdai: Line2D
     title_descender: float = 0.0
 
 
+_GAP = np.full((1, 2), np.nan)
+"""Between two panels' points in a line of an image: no line joins them."""
 _templates: dict[tuple[int, int, tuple[str, ...]], _Template] = {}
 _MAX_TEMPLATES = 8
 # Templates are shared by every digest of the process and matplotlib figures are not
@@ -270,8 +276,11 @@ def _write_glyphs(template: _Template, slot: _Slot, text: str) -> None:
     gc.restore()
 
 
-def _marker_line(axes: Axes, colour: str, marker: str, style: str, width: float) -> Line2D:
-    (line,) = axes.plot(
+def _marker_line(
+    figure: Figure, colour: str, marker: str, style: Literal["-", "--"], width: float
+) -> Line2D:
+    """A line of the figure drawn in pixels (the panels' points are placed by their axes)."""
+    line = Line2D(
         [],
         [],
         color=colour,
@@ -279,8 +288,10 @@ def _marker_line(axes: Axes, colour: str, marker: str, style: str, width: float)
         markersize=4 if marker == "o" else 3,
         linewidth=width,
         linestyle=style,
+        transform=IdentityTransform(),
         animated=True,
     )
+    figure.add_artist(line)
     return line
 
 
@@ -338,8 +349,6 @@ def _build_template(rows: int, weeks: int, dates: tuple[str, ...]) -> _Template:
         slots.append(
             _Slot(
                 axes=axes,
-                asdas=_marker_line(axes, ASDAS_COLOUR, "o", "-", 2.0),
-                basdai=_marker_line(axes, BASDAI_COLOUR, "s", "--", 1.5),
                 title=axes.text(
                     0,
                     1.03,
@@ -393,7 +402,16 @@ def _build_template(rows: int, weeks: int, dates: tuple[str, ...]) -> _Template:
         except (AttributeError, TypeError, ValueError) as error:
             _glyph_titles["on"] = False
             logger.warning("digest chart titles fall back to Text.draw: %s", error)
-    return _Template(figure, canvas, canvas.copy_from_bbox(figure.bbox), slots, blank, descender)
+    return _Template(
+        figure,
+        canvas,
+        canvas.copy_from_bbox(figure.bbox),
+        slots,
+        blank,
+        asdas=_marker_line(figure, ASDAS_COLOUR, "o", "-", 2.0),
+        basdai=_marker_line(figure, BASDAI_COLOUR, "s", "--", 1.5),
+        title_descender=descender,
+    )
 
 
 def _template(rows: int, weeks: int, dates: tuple[str, ...]) -> _Template:
@@ -428,23 +446,28 @@ def panel_image(panels: Sequence[ChartPanel], *, end: datetime, weeks: int) -> b
         template = _template(math.ceil(len(panels) / COLUMNS), weeks, dates)
         template.canvas.restore_region(template.background)
         scale = ASDAS_TOP / BASDAI_TOP
+        asdas: list[np.ndarray[Any, Any]] = []
+        basdai: list[np.ndarray[Any, Any]] = []
         for slot, panel in zip(template.slots, panels, strict=False):
-            asdas = [
-                (days(p.at), min(float(p.asdas), ASDAS_TOP))
-                for p in panel.points
-                if p.asdas is not None
-            ]
-            basdai = [
-                (days(p.at), float(p.basdai) * scale) for p in panel.points if p.basdai is not None
-            ]
-            slot.asdas.set_data([x for x, _ in asdas], [y for _, y in asdas])
-            slot.basdai.set_data([x for x, _ in basdai], [y for _, y in basdai])
-            # A line without points draws nothing (most patients have an ASDAS only in the
-            # weeks a CRP was drawn), so only lines with points are drawn.
-            for artist, points in ((slot.basdai, basdai), (slot.asdas, asdas)):
+            # Points outside the panel's weeks are left out, as its axes would clip them.
+            shown = [(x, p) for p in panel.points if 0 <= (x := days(p.at)) <= weeks * 7]
+            for pixels, points in (
+                (
+                    asdas,
+                    [(x, min(float(p.asdas), ASDAS_TOP)) for x, p in shown if p.asdas is not None],
+                ),
+                (basdai, [(x, float(p.basdai) * scale) for x, p in shown if p.basdai is not None]),
+            ):
                 if points:
-                    slot.axes.draw_artist(artist)
+                    pixels += (slot.axes.transData.transform(points), _GAP)
             _write_title(template, slot, _title(panel))
+        # A line without points draws nothing (most patients have an ASDAS only in the
+        # weeks a CRP was drawn), so only lines with points are drawn.
+        for line, pixels in ((template.basdai, basdai), (template.asdas, asdas)):
+            if pixels:
+                joined = np.concatenate(pixels)
+                line.set_data(joined[:, 0], joined[:, 1])
+                template.figure.draw_artist(line)
         if len(panels) % COLUMNS:
             template.figure.draw_artist(template.blank)
         png = _png(np.asarray(template.canvas.buffer_rgba()))
