@@ -116,22 +116,8 @@ def administration_history(
     # Through the session's connection: a plain Core result, without the ORM's row loading,
     # which cost as much again for a year of a panel's questionnaires.
     rows: Iterable[Any] = session.connection().execute(query)
-    return [
-        AdministrationRow(
-            administration_id=row[0],
-            patient_id=row[1],
-            kind=row[2],
-            slot_at=row[3],
-            status=row[4],
-            completed_at=row[5],
-            basdai=row[6],
-            asdas_crp=row[7],
-            asdas_esr=row[8],
-            crp_drawn_at=row[9],
-            esr_drawn_at=row[10],
-        )
-        for row in rows
-    ]
+    # The columns are selected in the record's field order.
+    return list(map(AdministrationRow._make, rows))
 
 
 def last_crp_drawn(*, session: Session, physician_id: int, before: datetime) -> dict[int, datetime]:

@@ -137,6 +137,34 @@ class TestColumnTypes:
         finally:
             engine.dispose()
 
+    @pytest.mark.parametrize(
+        ("stored", "read"),
+        [
+            ("2026-03-29 07:30:15.250000", datetime(2026, 3, 29, 7, 30, 15, 250000, tzinfo=UTC)),
+            ("2026-03-29 07:30:15", datetime(2026, 3, 29, 7, 30, 15, tzinfo=UTC)),
+            ("2026-03-29T09:30:15+02:00", datetime(2026, 3, 29, 7, 30, 15, tzinfo=UTC)),
+        ],
+    )
+    def test_sqlite_text_is_read_as_utc(self, tmp_path: Path, stored: str, read: datetime) -> None:
+        """SQLite keeps times as text: naive text is UTC (as written), and text someone wrote
+        with an offset is moved to UTC rather than taken for UTC."""
+        engine = make_engine(f"sqlite:///{tmp_path / 'text.db'}")
+        migrate.upgrade(engine)
+        patient_id = self._patient(engine)
+        try:
+            with session_scope(engine) as session:
+                session.add(self._administration(patient_id, datetime(2026, 1, 1, tzinfo=UTC)))
+            with session_scope(engine) as session:
+                session.connection().execute(
+                    text("UPDATE administration SET slot_at = :stored"), {"stored": stored}
+                )
+            with session_scope(engine) as session:
+                slot_at = session.exec(select(Administration)).one().slot_at
+            assert slot_at == read
+            assert slot_at.tzinfo is UTC
+        finally:
+            engine.dispose()
+
     def test_naive_datetimes_are_refused(self, migrated_engine: Engine) -> None:
         """Writing a naive datetime is a programming error caught at once."""
         with pytest.raises(Exception, match="timezone-aware"):
