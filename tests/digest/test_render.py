@@ -6,6 +6,7 @@ import dataclasses
 import io
 import itertools
 import math
+import random
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -309,6 +310,32 @@ class TestChartImages:
         assert decoded.shape == drawn.shape
         assert (decoded == drawn).all()
 
+    def test_titles_laid_out_in_pairs_are_laid_out_as_matplotlib_does(self) -> None:
+        """Titles laid out from their characters and pairs of neighbours put every glyph
+        where matplotlib's own layout of the whole title does; a title that shapes otherwise
+        (a ligature) is left to that layout."""
+        charts.panel_image(self._panels(1, 12), end=samples.END, weeks=12)
+        template = next(t for (rows, w, _), t in charts._templates.items() if (rows, w) == (1, 12))
+        renderer = template.canvas.get_renderer()
+        prop = template.slots[0].title.get_fontproperties()
+        font = renderer._prepare_font(prop)
+        flags = charts._hinting_flag()
+        key = (font.fname, prop.get_size_in_points(), renderer.dpi, flags)
+        drawable = [chr(c) for c in range(0x20, 0x250) if charts.drawable(chr(c))]
+        rng = random.Random(22)
+        compared = 0
+        for _ in range(2000):
+            text = "".join(rng.choice(drawable) for _ in range(rng.randint(1, 30)))
+            paired = charts._laid_out(font, text, key)
+            whole = font._layout(text, flags=flags, features=None, language=None)
+            if paired is not None:
+                compared += 1
+                assert [tuple(glyph) for glyph in paired] == [
+                    (item.ft_object.fname, item.glyph_index, item.x, item.y) for item in whole
+                ], text
+        assert compared > 1000
+        assert charts._laid_out(font, "Wafi", key) is None  # "fi" is one glyph
+
     def test_titles_are_the_same_without_glyph_images(self) -> None:
         """With the glyph images off (as after a matplotlib release that changed the private
         calls they need), every title goes through matplotlib's own text drawing, and the
@@ -328,7 +355,7 @@ class TestChartImages:
 
     @pytest.mark.parametrize(
         "title",
-        ["MRN-00123", "Jürgen Gjøl (p)", "Åse Ølberg-Çelik", "pseudo_1|2", "x"],
+        ["MRN-00123", "Jürgen Gjøl (p)", "Åse Ølberg-Çelik", "pseudo_1|2", "x", "Wafi Tøffi AV"],
     )
     def test_titles_are_the_pixels_matplotlib_draws(self, title: str) -> None:
         """Panel titles, written from glyph images rendered once, are the very pixels of

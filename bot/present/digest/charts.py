@@ -17,6 +17,7 @@ server without CJK fonts) falls back to the clinic reference, then to the number
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import struct
@@ -26,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import matplotlib
 
@@ -225,6 +226,76 @@ def _write_title(template: _Template, slot: _Slot, text: str) -> None:
     slot.axes.draw_artist(title)
 
 
+class _Glyph(NamedTuple):
+    """A glyph of a laid-out title: its font file, its index there and its position (pixels
+    from the title's start), as `FT2Font._layout` gives them."""
+
+    font_file: str
+    glyph_index: int
+    x: float
+    y: float
+
+
+_LayoutKey = tuple[str, float, float, Any]
+"""Font file, size, dpi and load flags: what a layout depends on besides the text."""
+_glyph_of: dict[tuple[_LayoutKey, str], tuple[str, int] | None] = {}
+_pair_steps: dict[tuple[_LayoutKey, str], float | None] = {}
+_MAX_LAYOUTS = 50_000
+
+
+def _laid_out(font: Any, text: str, layout_key: _LayoutKey) -> list[_Glyph] | None:
+    """The glyphs of `text` where `font._layout(text)` puts them, from the layouts of its
+    characters one by one and of each pair of neighbours, kept per process.
+
+    A title's layout (text shaping) took matplotlib about a millisecond each time, a sixth
+    of a digest's chart time, while the characters and pairs of titles repeat. Laid out
+    in pairs, each character's glyph is the one it has alone and stands after its left
+    neighbour by the pair's step (advance and kerning), exactly the arithmetic of a layout
+    that only kerns; a character or pair that shapes otherwise (a ligature, a mark, a
+    vertical offset, a glyph from a fallback font) makes this None, and the title is laid
+    out whole.
+    """
+    if len(_glyph_of) + len(_pair_steps) >= _MAX_LAYOUTS:
+        _glyph_of.clear()
+        _pair_steps.clear()
+    glyphs: list[tuple[str, int]] = []
+    for character in text:
+        if (layout_key, character) not in _glyph_of:
+            items = font._layout(character, flags=layout_key[3], features=None, language=None)
+            # A character of a fallback font is shaped in a run of its own: laid out whole.
+            alone = (
+                len(items) == 1
+                and items[0].ft_object.fname == layout_key[0]
+                and items[0].x == 0
+                and items[0].y == 0
+            )
+            _glyph_of[(layout_key, character)] = (
+                (items[0].ft_object.fname, items[0].glyph_index) if alone else None
+            )
+        known = _glyph_of[(layout_key, character)]
+        if known is None:
+            return None
+        glyphs.append(known)
+    placed = [_Glyph(*glyphs[0], 0.0, 0.0)] if glyphs else []
+    for (left, right), glyph in zip(itertools.pairwise(text), glyphs[1:], strict=True):
+        if (layout_key, left + right) not in _pair_steps:
+            items = font._layout(left + right, flags=layout_key[3], features=None, language=None)
+            kerned = (
+                len(items) == 2
+                and [(item.ft_object.fname, item.glyph_index) for item in items]
+                == [_glyph_of[(layout_key, left)], _glyph_of[(layout_key, right)]]
+                and items[0].x == 0
+                and items[0].y == 0
+                and items[1].y == 0
+            )
+            _pair_steps[(layout_key, left + right)] = items[1].x if kerned else None
+        step = _pair_steps[(layout_key, left + right)]
+        if step is None:
+            return None
+        placed.append(_Glyph(*glyph, placed[-1].x + step, 0.0))
+    return placed
+
+
 def _write_glyphs(template: _Template, slot: _Slot, text: str) -> None:
     """`_write_title`'s glyph path: the title's glyphs laid out and rendered as `Text.draw`
     would, each glyph image rendered once per process."""
@@ -233,7 +304,12 @@ def _write_glyphs(template: _Template, slot: _Slot, text: str) -> None:
     prop = title.get_fontproperties()
     size = prop.get_size_in_points()
     flags = _hinting_flag()
-    items = renderer._prepare_font(prop)._layout(text, flags=flags, features=None, language=None)
+    font = renderer._prepare_font(prop)
+    items: list[Any] | None = None
+    glyphs = _laid_out(font, text, (font.fname, size, renderer.dpi, flags))
+    if glyphs is None:
+        items = font._layout(text, flags=flags, features=None, language=None)
+        glyphs = [_Glyph(i.ft_object.fname, i.glyph_index, i.x, i.y) for i in items]
     gc = renderer.new_gc()
     gc.set_foreground(to_rgba(title.get_color()), isRGBA=True)
     gc.set_alpha(title.get_alpha())
@@ -243,26 +319,29 @@ def _write_glyphs(template: _Template, slot: _Slot, text: str) -> None:
     x, y = slot.title_at
     y = renderer.get_canvas_width_height()[1] - y
     height = int(renderer.height)
-    for item in items:
-        dx = round(0x40 * (x + item.x))
-        dy = round(0x40 * (renderer.height - y + item.y))
-        font = item.ft_object
+    for number, glyph in enumerate(glyphs):
+        dx = round(0x40 * (x + glyph.x))
+        dy = round(0x40 * (renderer.height - y + glyph.y))
         key = (
-            font.fname,
+            glyph.font_file,
             size,
             renderer.dpi,
             flags,
             int(mode is RenderMode.NORMAL),
-            item.glyph_index,
+            glyph.glyph_index,
             dx & 0x3F,
             dy & 0x3F,
         )
         image = _glyph_images.get(key)
         if image is None:
-            # Rendered at the sub-pixel part of the position; the whole pixels shift it.
-            font.set_size(size, renderer.dpi)
-            font._set_transform(_IDENTITY, [dx & 0x3F, dy & 0x3F])
-            bitmap = font._render_glyph(item.glyph_index, flags, mode)
+            # Rendered by this thread's own font objects (matplotlib keeps them per thread),
+            # at the sub-pixel part of the position; the whole pixels shift it.
+            if items is None:
+                items = font._layout(text, flags=flags, features=None, language=None)
+            glyph_font = items[number].ft_object
+            glyph_font.set_size(size, renderer.dpi)
+            glyph_font._set_transform(_IDENTITY, [dx & 0x3F, dy & 0x3F])
+            bitmap = glyph_font._render_glyph(glyph.glyph_index, flags, mode)
             coverage = np.array(bitmap.buffer, dtype=np.uint8)
             if mode is RenderMode.MONO:
                 coverage *= 0xFF
