@@ -17,6 +17,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup, escape
+
 from bot.domain import scoring
 from bot.present.course import CourseWords, rendered
 from bot.present.digest.charts import ChartPanel, batches, panel_image
@@ -259,14 +261,26 @@ def render_summary(digest: Digest, renderer: Renderer) -> str:
         shown = max(0, shown - max(1, (len(text) - TELEGRAM_TEXT_LIMIT) // 60))
 
 
+_CHART_MARKER = re.compile(r"<chart (\d+)>")
+
+
+def _with_sources(marked_html: str, sources: Sequence[str]) -> str:
+    """The HTML document with each chart's marker replaced by its source."""
+    return _CHART_MARKER.sub(lambda marker: escape(sources[int(marker[1])]), marked_html)
+
+
 def render_digest(digest: Digest, renderer: Renderer, *, charts: bool = True) -> RenderedDigest:
     """Renders a digest for every channel; charts can be left out (e.g. for a quick preview)."""
     drawn = render_charts(digest, renderer) if charts else []
     text = render_text(digest, renderer)
     parts = split_message(text)
-    document_html = render_html(
-        digest,
-        renderer,
+    # The document and the e-mail differ only in where their images come from: rendered
+    # once, with markers the escaping of patient text can never produce, filled in for each.
+    marked = render_html(
+        digest, renderer, [Markup("<chart {}>").format(n) for n in range(len(drawn))]
+    )
+    document_html = _with_sources(
+        marked,
         [f"data:image/png;base64,{base64.b64encode(chart.png).decode()}" for chart in drawn],
     )
     document: bytes | None = None
@@ -282,7 +296,7 @@ def render_digest(digest: Digest, renderer: Renderer, *, charts: bool = True) ->
             "digest.document_caption", digest.language, week=str(digest.week)
         ),
         subject=renderer.text("digest.subject", digest.language, week=str(digest.week)),
-        email_html=render_html(digest, renderer, [f"cid:{chart.content_id}" for chart in drawn]),
+        email_html=_with_sources(marked, [f"cid:{chart.content_id}" for chart in drawn]),
         email_text=html_to_text(text),
         charts=tuple(drawn),
     )
