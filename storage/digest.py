@@ -115,8 +115,8 @@ def administration_history(
         query = query.where(col(Administration.patient_id).in_(panel))
     # Through the session's connection: a plain Core result, without the ORM's row loading,
     # which cost as much again for a year of a panel's questionnaires.
-    rows: Iterable[Any] = session.connection().execute(query)
-    # The columns are selected in the record's field order.
+    # All rows in one fetch; the columns are selected in the record's field order.
+    rows: Iterable[Any] = session.connection().execute(query).all()
     return list(map(AdministrationRow._make, rows))
 
 
