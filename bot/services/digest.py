@@ -253,12 +253,7 @@ def _share(part: int, whole: int) -> Fraction | None:
 
 def _observation(row: digest_storage.AdministrationRow) -> attention.Observation:
     return attention.Observation(
-        at=row.slot_at,
-        basdai=row.basdai,
-        asdas=row.asdas_crp,
-        asdas_esr=row.asdas_esr,
-        crp_drawn_at=row.crp_drawn_at,
-        esr_drawn_at=row.esr_drawn_at,
+        row.slot_at, row.basdai, row.asdas_crp, row.asdas_esr, row.crp_drawn_at, row.esr_drawn_at
     )
 
 
