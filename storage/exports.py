@@ -750,6 +750,8 @@ def fetch_referenced_lab_batch(
         .join(owner, col(owner.id) == col(LabResult.patient_id))
         .where(
             col(LabResult.patient_id).in_(_PATIENT_IDS),
+            # The same bound on the owner: see `_administrations_statement`.
+            col(owner.id).in_(_PATIENT_IDS),
             col(LabResult.deleted_at).is_(None),
             or_(
                 col(owner.status) != PatientStatus.WITHDRAWN.value,
