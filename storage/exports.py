@@ -44,6 +44,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, col, select
 
+from storage.db import planned_for_index_reads
 from storage.models import (
     Administration,
     AdministrationStatus,
@@ -522,34 +523,12 @@ def _answers_statement(
 
 
 def _batch_connection(session: Session) -> Connection:
-    """The session's connection, with PostgreSQL told to plan each batch for its own bounds
-    and to read a batch's rows by their indexes.
-
-    psycopg prepares a statement it has run five times, and PostgreSQL may then switch to a
-    generic plan, which cannot tell a batch's few patients from the whole table: each batch
-    then costs several times as much, and more as the table grows.
-
-    A batch reads a few thousand rows by index; at the default cost of a random page (4, a
-    spinning disk's) PostgreSQL prefers to hash a whole table instead (every stored score and
-    every patient, for each batch of a 10,000-patient registry: 210 ms a batch where the index
-    takes 65 ms), so the cost of an export would grow with the square of the registry. 1.1 is
-    the usual value for data on SSD or in memory; it lasts for the batch's transaction only.
-
-    Nor are a batch's statements run in parallel: at 100,000 patients PostgreSQL's statistics
-    overestimate the answers of an administration (51 for 7), so the answer reads of each batch
-    turned into parallel plans with a sort of every gathered row, twice as slow as reading the
-    batch by index alone (77 against 46 ms), on a server whose cores the export's own reads
-    and the writing process already share.
-    """
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        # set_config(..., true) is SET LOCAL; all in one round trip.
-        connection.exec_driver_sql(
-            "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),"
-            " set_config('random_page_cost', '1.1', true),"
-            " set_config('max_parallel_workers_per_gather', '0', true)"
-        )
-    return connection
+    """The session's connection, each batch planned for its own bounds and read by its
+    indexes (`storage.db.planned_for_index_reads`): at 100,000 patients the answer reads of
+    each batch otherwise turned into parallel plans (77 against 46 ms a batch), and at the
+    default cost of a random page every batch hashed every stored score and every patient
+    (210 against 65 ms a batch of a 10,000-patient registry)."""
+    return planned_for_index_reads(session)
 
 
 def fetch_administration_batch(

@@ -32,6 +32,7 @@ from bot.services.identifiers import identifier_of
 from storage import administrations, deliveries, physicians, scores, therapies
 from storage import digest as digest_storage
 from storage import safety as safety_storage
+from storage.db import planned_for_index_reads
 from storage.models import (
     AdministrationKind,
     AdministrationStatus,
@@ -441,6 +442,9 @@ def build_digest(
     """The physician's digest for `week` (default: the last complete week in their time
     zone); None when they have no enrolled patients yet, who would get an empty digest."""
     with ctx.session() as session:
+        # A panel's year of questionnaires and scores is read by index, whatever the size of
+        # the registry around it.
+        planned_for_index_reads(session)
         physician = physicians.get_physician(session=session, physician_id=physician_id)
         if physician is None:
             raise DigestError(f"no physician with id {physician_id}")
