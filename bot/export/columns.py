@@ -471,7 +471,7 @@ _UNITS: Final = {column.name: column.unit for column in LONG_VARIABLES}
 _LONG_ANSWER_PLAN: Final = tuple(
     (name, _UNITS[name], code, raw) for name, code, raw in _LONG_ANSWERS
 )
-_WORDS: Final = {True: "true", False: "false"}
+_WORDS: Final[dict[int, str]] = {True: "true", False: "false"}
 
 
 def _exported_times(

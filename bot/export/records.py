@@ -31,7 +31,7 @@ from storage.exports import (
 )
 from storage.models import AdministrationStatus
 
-CSV_BOOLEANS: Final = {True: "true", False: "false"}
+CSV_BOOLEANS: Final[dict[int, str]] = {True: "true", False: "false"}
 """How CSV writes a boolean."""
 
 
@@ -279,17 +279,15 @@ _STATUS_VALUES: Final = {status: status.value for status in ExportStatus}
 property, asked for every row)."""
 _ITEMS: Final = len(ITEM_CODES)
 _Stored = TypeVar("_Stored", AdministrationText, AdministrationValues)
+_Given = tuple[str | None, ...]
+"""An administration's answers pivoted: the duration item's raw answer, then each score."""
 
 
-def _answered(
-    rows: Iterable[_Stored], answers: Mapping[int, tuple[str | None, ...]]
-) -> Iterator[tuple[_Stored, tuple[str | None, ...], bool]]:
-    """Each administration read with its answers by id (pivoted: the duration item's raw
-    answer, then each item's score in ITEM_CODES order; all None when it has none), and
-    whether any item was answered."""
-    for stored in rows:
-        given = answers.get(stored.administration_id, _UNANSWERED)
-        yield stored, given, given.count(None) - (given[0] is None) < _ITEMS
+def _compared_with(baseline: Baseline | None, administration_id: int) -> Decimal | None:
+    """The baseline BASDAI an administration compares with; None for the baseline itself."""
+    if baseline is None or baseline.administration_id == administration_id:
+        return None
+    return baseline.basdai
 
 
 class RecordBuilder:
@@ -319,12 +317,36 @@ class RecordBuilder:
             responses=self._responses,
         )
 
-    def _baseline_of(self, research_id: str, administration_id: int) -> Decimal | None:
-        """The baseline BASDAI a row compares with; None for the baseline row itself."""
-        baseline = self._baselines.get(research_id)
-        if baseline is None or baseline.administration_id == administration_id:
-            return None
-        return baseline.basdai
+    def _answered(
+        self, rows: Iterable[_Stored], answers: Mapping[int, tuple[str | None, ...]]
+    ) -> Iterator[
+        tuple[_Stored, tuple[str | None, ...], bool, str, timedelta | None, Decimal | None]
+    ]:
+        """Each administration read with its answers by id (pivoted: the duration item's raw
+        answer, then each item's score in ITEM_CODES order; all None when it has none), whether
+        any item was answered, and its patient's pseudonym, date offset (None when dates are
+        not shifted) and the baseline BASDAI it compares with (`_compared_with`).
+
+        A batch's rows come patient by patient, so the patient's values are looked up once
+        per patient, not once per row.
+        """
+        research_id = None
+        pseudonym, offset, baseline = "", None, None
+        for stored in rows:
+            if stored.research_id != research_id:
+                research_id = stored.research_id
+                pseudonym = self.pseudonym(research_id)
+                offset = self._offset(research_id)
+                baseline = self._baselines.get(research_id)
+            given = answers.get(stored.administration_id, _UNANSWERED)
+            yield (
+                stored,
+                given,
+                given.count(None) - (given[0] is None) < _ITEMS,
+                pseudonym,
+                offset,
+                _compared_with(baseline, stored.administration_id),
+            )
 
     def _offset(self, research_id: str) -> timedelta | None:
         return self._pseudonymizer.date_offset(research_id) if self.shift_dates else None
@@ -377,7 +399,7 @@ class RecordBuilder:
         asdas_esr = row.asdas_esr if row.esr is not None else None
         compared = None if row.status != _COMPLETED else row.basdai
         halved, asas_eular = self._responses(
-            self._baseline_of(row.research_id, row.administration_id), compared
+            _compared_with(self._baselines.get(row.research_id), row.administration_id), compared
         )
         return ExportRecord(
             pseudonym=self.pseudonym(row.research_id),
@@ -412,71 +434,74 @@ class RecordBuilder:
         raw answer of the duration item, then each item's score in ITEM_CODES order.
 
         The rules are those of `record` and of the wide columns' readers, applied to the text
-        storage gives, which CSV writes as it is: one tuple per administration.
+        storage gives, which CSV writes as it is: one tuple per administration, made at once.
         """
-        shift = self.shift_dates
         words = CSV_BOOLEANS
+        record_id = self._pseudonymizer.record_id
         wide: list[WideText] = []
-        for stored, given, answered in _answered(rows, answers):
+        append = wide.append
+        for stored, given, answered, pseudonym, offset, baseline in self._answered(rows, answers):
             minutes, q1, q2, q3, q4, q5, q6, patient_global = given
             scheduled, completed = stored.slot_at, stored.completed_at
             crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
-            if shift:
-                offset = self._pseudonymizer.date_offset(stored.research_id)
+            if offset is not None:
                 scheduled = shift_text(scheduled, offset)
                 completed = None if completed is None else shift_text(completed, offset)
                 crp_drawn = None if crp_drawn is None else shift_text(crp_drawn, offset)
                 esr_drawn = None if esr_drawn is None else shift_text(esr_drawn, offset)
-            active = basdai_flag(stored.basdai)
-            row: tuple[str, ...] = (
-                self._pseudonymizer.pseudonym(stored.research_id),
-                self._pseudonymizer.record_id("administration", stored.administration_id),
-                scheduled,
-                completed or "",
-                # A StrEnum is the str CSV writes; its .value is a slow property.
-                export_status(stored.status, answered),
-                stored.language,
-                stored.instrument_version,
-                q1 or "",
-                q2 or "",
-                q3 or "",
-                q4 or "",
-                q5 or "",
-                q6 or "",
-                minutes or "",
-                patient_global or "",
-                stored.basdai or "",
-                "" if active is None else words[active],
-            )
+            basdai = stored.basdai
+            active = basdai_flag(basdai)
             # An ASDAS comes with its lab value, or neither is exported.
-            if stored.crp_value is None or stored.asdas_crp is None or stored.crp_floored is None:
-                row += _NO_ASDAS
+            crp, asdas_crp, floored = stored.crp_value, stored.asdas_crp, stored.crp_floored
+            if crp is None or asdas_crp is None or floored is None:
+                crp, crp_when, crp_floored, asdas_crp, crp_state = _NO_ASDAS
             else:
-                row += (
-                    stored.crp_value,
-                    crp_drawn or "",
-                    words[stored.crp_floored],
-                    stored.asdas_crp,
-                    asdas_state(stored.asdas_crp) or "",
-                )
-            if stored.esr_value is None or stored.asdas_esr is None:
-                row += _NO_ASDAS[1:]
+                crp_when, crp_floored = crp_drawn or "", words[floored]
+                crp_state = asdas_state(asdas_crp) or ""
+            esr, asdas_esr = stored.esr_value, stored.asdas_esr
+            if esr is None or asdas_esr is None:
+                esr, esr_when, asdas_esr, esr_state = _NO_ASDAS[1:]
             else:
-                row += (
-                    stored.esr_value,
-                    esr_drawn or "",
-                    stored.asdas_esr,
-                    asdas_state(stored.asdas_esr) or "",
-                )
+                esr_when, esr_state = esr_drawn or "", asdas_state(asdas_esr) or ""
             halved, asas_eular = self._responses(
-                self._baseline_of(stored.research_id, stored.administration_id),
-                stored.basdai if stored.status == _COMPLETED else None,
+                baseline, basdai if stored.status == _COMPLETED else None
             )
-            row += (
-                "" if halved is None else words[halved],
-                "" if asas_eular is None else words[asas_eular],
+            append(
+                _new_row(
+                    WideText,
+                    (
+                        pseudonym,
+                        record_id("administration", stored.administration_id),
+                        scheduled,
+                        completed or "",
+                        # A StrEnum is the str CSV writes; its .value is a slow property.
+                        export_status(stored.status, answered),
+                        stored.language,
+                        stored.instrument_version,
+                        q1 or "",
+                        q2 or "",
+                        q3 or "",
+                        q4 or "",
+                        q5 or "",
+                        q6 or "",
+                        minutes or "",
+                        patient_global or "",
+                        basdai or "",
+                        "" if active is None else words[active],
+                        crp,
+                        crp_when,
+                        crp_floored,
+                        asdas_crp,
+                        crp_state,
+                        esr,
+                        esr_when,
+                        asdas_esr,
+                        esr_state,
+                        "" if halved is None else words[halved],
+                        "" if asas_eular is None else words[asas_eular],
+                    ),
+                )
             )
-            wide.append(_new_row(WideText, row))
         return wide
 
     def wide_values(
@@ -492,62 +517,65 @@ class RecordBuilder:
         as whole microseconds since 1970 (UTC, shifted as requested), which the Parquet writer
         turns into doubles and timestamps a column at a time.
         """
-        shift = self.shift_dates
+        record_id = self._pseudonymizer.record_id
         values: list[tuple[object, ...]] = []
-        for stored, given, answered in _answered(rows, answers):
+        append = values.append
+        for stored, given, answered, pseudonym, offset, baseline in self._answered(rows, answers):
             minutes, q1, q2, q3, q4, q5, q6, patient_global = given
             scheduled, completed = stored.slot_at, stored.completed_at
             crp_drawn, esr_drawn = stored.crp_drawn_at, stored.esr_drawn_at
-            if shift:
-                offset = (
-                    self._pseudonymizer.date_offset(stored.research_id).days * _DAY_MICROSECONDS
-                )
-                scheduled += offset
-                completed = None if completed is None else completed + offset
-                crp_drawn = None if crp_drawn is None else crp_drawn + offset
-                esr_drawn = None if esr_drawn is None else esr_drawn + offset
-            row: tuple[object, ...] = (
-                self._pseudonymizer.pseudonym(stored.research_id),
-                self._pseudonymizer.record_id("administration", stored.administration_id),
-                scheduled,
-                completed,
-                _STATUS_VALUES[export_status(stored.status, answered)],
-                stored.language,
-                stored.instrument_version,
-                q1,
-                q2,
-                q3,
-                q4,
-                q5,
-                q6,
-                minutes,
-                patient_global,
-                stored.basdai,
-                basdai_flag(stored.basdai),
-            )
+            if offset is not None:
+                moved = offset.days * _DAY_MICROSECONDS
+                scheduled += moved
+                completed = None if completed is None else completed + moved
+                crp_drawn = None if crp_drawn is None else crp_drawn + moved
+                esr_drawn = None if esr_drawn is None else esr_drawn + moved
+            basdai = stored.basdai
             # An ASDAS comes with its lab value, or neither is exported.
-            if stored.crp_value is None or stored.asdas_crp is None or stored.crp_floored is None:
-                row += _NO_VALUES
+            crp, asdas_crp, floored = stored.crp_value, stored.asdas_crp, stored.crp_floored
+            crp_floored: bool | None
+            if crp is None or asdas_crp is None or floored is None:
+                crp, crp_drawn, crp_floored, asdas_crp, crp_state = _NO_VALUES
             else:
-                row += (
-                    stored.crp_value,
-                    crp_drawn,
-                    bool(stored.crp_floored),
-                    stored.asdas_crp,
-                    asdas_state(stored.asdas_crp),
-                )
-            if stored.esr_value is None or stored.asdas_esr is None:
-                row += _NO_VALUES[1:]
+                crp_floored, crp_state = bool(floored), asdas_state(asdas_crp)
+            esr, asdas_esr = stored.esr_value, stored.asdas_esr
+            if esr is None or asdas_esr is None:
+                esr, esr_drawn, asdas_esr, esr_state = _NO_VALUES[1:]
             else:
-                row += (
-                    stored.esr_value,
-                    esr_drawn,
-                    stored.asdas_esr,
-                    asdas_state(stored.asdas_esr),
-                )
-            row += self._responses(
-                self._baseline_of(stored.research_id, stored.administration_id),
-                stored.basdai if stored.status == _COMPLETED else None,
+                esr_state = asdas_state(asdas_esr)
+            halved, asas_eular = self._responses(
+                baseline, basdai if stored.status == _COMPLETED else None
             )
-            values.append(row)
+            append(
+                (
+                    pseudonym,
+                    record_id("administration", stored.administration_id),
+                    scheduled,
+                    completed,
+                    _STATUS_VALUES[export_status(stored.status, answered)],
+                    stored.language,
+                    stored.instrument_version,
+                    q1,
+                    q2,
+                    q3,
+                    q4,
+                    q5,
+                    q6,
+                    minutes,
+                    patient_global,
+                    basdai,
+                    basdai_flag(basdai),
+                    crp,
+                    crp_drawn,
+                    crp_floored,
+                    asdas_crp,
+                    crp_state,
+                    esr,
+                    esr_drawn,
+                    asdas_esr,
+                    esr_state,
+                    halved,
+                    asas_eular,
+                )
+            )
         return values
