@@ -22,6 +22,7 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar
 from bot.config import SUPPORTED_LANGUAGES
 from bot.domain import scoring
 from bot.export.records import (
+    CSV_BOOLEANS,
     ExportRecord,
     ExportStatus,
     RecordBuilder,
@@ -471,7 +472,6 @@ _UNITS: Final = {column.name: column.unit for column in LONG_VARIABLES}
 _LONG_ANSWER_PLAN: Final = tuple(
     (name, _UNITS[name], code, raw) for name, code, raw in _LONG_ANSWERS
 )
-_WORDS: Final[dict[int, str]] = {True: "true", False: "false"}
 
 
 def _exported_times(
@@ -537,7 +537,7 @@ def long_text(
             append((pseudonym, exported_id, "score", "basdai", basdai, basdai_unit, done, "", ""))
         # An ASDAS comes with its lab value, or neither is exported.
         if crp is not None and asdas_crp is not None and crp_floored is not None:
-            floored = _WORDS[crp_floored]
+            floored = CSV_BOOLEANS[crp_floored]
             append(
                 (pseudonym, exported_id, "lab", "crp_mg_l", crp, crp_unit, crp_drawn, "",
                  floored)
@@ -605,7 +605,7 @@ def long_csv(
             append(f"{ids}score,basdai,{basdai},{basdai_unit},{done},,\n")
         # An ASDAS comes with its lab value, or neither is exported.
         if crp is not None and asdas_crp is not None and crp_floored is not None:
-            floored = _WORDS[crp_floored]
+            floored = CSV_BOOLEANS[crp_floored]
             append(f"{ids}lab,crp_mg_l,{crp},{crp_unit},{crp_drawn},,{floored}\n")
             append(f"{ids}score,asdas_crp,{asdas_crp},{asdas_crp_unit},{done},,{floored}\n")
         if esr is not None and asdas_esr is not None:

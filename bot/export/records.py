@@ -318,10 +318,8 @@ class RecordBuilder:
         )
 
     def _answered(
-        self, rows: Iterable[_Stored], answers: Mapping[int, tuple[str | None, ...]]
-    ) -> Iterator[
-        tuple[_Stored, tuple[str | None, ...], bool, str, timedelta | None, Decimal | None]
-    ]:
+        self, rows: Iterable[_Stored], answers: Mapping[int, _Given]
+    ) -> Iterator[tuple[_Stored, _Given, bool, str, timedelta | None, Decimal | None]]:
         """Each administration read with its answers by id (pivoted: the duration item's raw
         answer, then each item's score in ITEM_CODES order; all None when it has none), whether
         any item was answered, and its patient's pseudonym, date offset (None when dates are
@@ -428,7 +426,7 @@ class RecordBuilder:
     def wide_text(
         self,
         rows: Iterable[AdministrationText],
-        answers: Mapping[int, tuple[str | None, ...]],
+        answers: Mapping[int, _Given],
     ) -> list[WideText]:
         """The wide table's rows for administrations read as text, with their answers by id: the
         raw answer of the duration item, then each item's score in ITEM_CODES order.
@@ -507,7 +505,7 @@ class RecordBuilder:
     def wide_values(
         self,
         rows: Iterable[AdministrationValues],
-        answers: Mapping[int, tuple[str | None, ...]],
+        answers: Mapping[int, _Given],
     ) -> list[tuple[object, ...]]:
         """The wide table's rows as the typed table (Parquet) holds them, for administrations
         read with times in microseconds, with their answers by id (as for `wide_text`).
