@@ -19,6 +19,7 @@ from PIL import Image
 
 from bot.config import SUPPORTED_LANGUAGES
 from bot.present.digest import charts
+from bot.present.digest import text as text_module
 from bot.present.digest.charts import PANELS_PER_IMAGE
 from bot.present.digest.text import (
     MAX_MESSAGES,
@@ -197,6 +198,34 @@ class TestRenderDigest:
         document = rendered.document.decode()
         assert all(f"<b>{line.identifier}</b>" in document for line in value.patients)
         assert rendered.document_name == "digest-2026-W14.html"
+
+    @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)
+    def test_the_summary_lists_as_many_attention_lines_as_fit(self, language: str) -> None:
+        """The summary is one message holding the first attention lines, as many as fit, and
+        says how many more the document has; it never claims that no one needs attention."""
+        value = samples.mixed_panel(400, language=language)
+        renderer = default_renderer()
+        summary = render_digest(value, renderer, charts=False).messages[0]
+        telegram_accepts(summary)
+        numbers = [int(n) for n in re.findall(r"^(\d+)\. <b>", summary, re.MULTILINE)]
+        shown = len(numbers)
+        assert numbers == list(range(1, shown + 1))
+        assert 0 < shown < len(value.attention)
+        assert str(len(value.attention) - shown) in summary.splitlines()[-3]
+        nobody = renderer.render_file(
+            f"digests/{language}/summary.txt.j2",
+            shown=0,
+            **text_module._variables(
+                samples.digest([samples.line(1)], language=language), renderer
+            ),
+        )
+        assert nobody.strip().splitlines()[5] not in summary
+        one_more = renderer.render_file(
+            f"digests/{language}/summary.txt.j2",
+            shown=shown + 1,
+            **text_module._variables(value, renderer),
+        )
+        assert len(one_more.strip()) > TELEGRAM_TEXT_LIMIT
 
     def test_no_one_needs_attention(self) -> None:
         """A quiet week says so instead of listing nobody, and draws no chart."""

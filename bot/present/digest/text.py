@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup, escape
@@ -214,51 +216,80 @@ def safety_lines(digest: Digest, renderer: Renderer) -> list[str]:
 
 
 def _variables(digest: Digest, renderer: Renderer) -> dict[str, object]:
+    """What the digest templates are rendered with. The dates and numbers of a panel repeat
+    from patient to patient (the same lab days, the same scores), so each is worded once per
+    digest."""
+    language, timezone = digest.language, digest.timezone
     return {
         "d": digest,
-        "t": lambda key: rendered(renderer.text(key, digest.language)),
+        "t": lambda key: rendered(renderer.text(key, language)),
         "treatment": treatment_lines(digest, renderer),
         "safety": safety_lines(digest, renderer),
-        "num": lambda value: number(value, digest.language),
-        "signed": lambda value: signed(value, digest.language),
+        "num": cache(lambda value: number(value, language)),
+        "signed": cache(lambda value: signed(value, language)),
         "percent": percent,
         # A day in a CLDR pattern ("d MMM y"): month names from CLDR, in the digest's language.
-        "date": lambda value, pattern: day_text(value, pattern, digest.language),
-        "local": lambda value: local_date(value, digest.timezone),
+        "date": cache(lambda value, pattern: day_text(value, pattern, language)),
+        "local": cache(lambda value: local_date(value, timezone)),
         "this_week": lambda value: (
-            value is not None
-            and digest.first_day <= local_date(value, digest.timezone) <= digest.last_day
+            value is not None and digest.first_day <= local_date(value, timezone) <= digest.last_day
         ),
     }
 
 
-def render_text(digest: Digest, renderer: Renderer) -> str:
-    """The whole digest as Telegram HTML, before splitting."""
+def render_text(
+    digest: Digest, renderer: Renderer, variables: dict[str, object] | None = None
+) -> str:
+    """The whole digest as Telegram HTML, before splitting (`variables`: `_variables`, when
+    the caller renders more than one part of the digest)."""
     return renderer.render_file(
-        f"digests/{digest.language}/digest.txt.j2", **_variables(digest, renderer)
+        f"digests/{digest.language}/digest.txt.j2", **(variables or _variables(digest, renderer))
     ).strip()
 
 
-def render_html(digest: Digest, renderer: Renderer, images: Sequence[str]) -> str:
+def render_html(
+    digest: Digest,
+    renderer: Renderer,
+    images: Sequence[str],
+    variables: dict[str, object] | None = None,
+) -> str:
     """The whole digest as an HTML document; `images` are the chart sources (cid: or data:)."""
     return renderer.render_file(
         f"digests/{digest.language}/digest.html.j2",
         images=list(images),
-        **_variables(digest, renderer),
+        **(variables or _variables(digest, renderer)),
     )
 
 
-def render_summary(digest: Digest, renderer: Renderer) -> str:
+def render_summary(
+    digest: Digest, renderer: Renderer, variables: dict[str, object] | None = None
+) -> str:
     """The short message that goes with the HTML document: header and as many attention
-    lines as fit in one message, then how many more are in the document."""
-    shown = len(digest.attention)
-    while True:
-        text = renderer.render_file(
-            f"digests/{digest.language}/summary.txt.j2", shown=shown, **_variables(digest, renderer)
+    lines as fit in one message, then how many more are in the document.
+
+    Lines differ in length, so the number that fits is estimated from their average and then
+    settled by rendering: the fewest renders that still give the most lines."""
+    words = variables or _variables(digest, renderer)
+
+    def summary(shown: int) -> str:
+        return renderer.render_file(
+            f"digests/{digest.language}/summary.txt.j2", shown=shown, **words
         ).strip()
-        if len(text) <= TELEGRAM_TEXT_LIMIT or shown == 0:
-            return text
-        shown = max(0, shown - max(1, (len(text) - TELEGRAM_TEXT_LIMIT) // 60))
+
+    total = len(digest.attention)
+    text = summary(total)
+    if len(text) <= TELEGRAM_TEXT_LIMIT:
+        return text
+    bare = summary(0)
+    per_line = max(1.0, (len(text) - len(bare)) / total)
+    shown = min(total - 1, max(0, int((TELEGRAM_TEXT_LIMIT - len(bare)) / per_line)))
+    text = summary(shown)
+    while len(text) > TELEGRAM_TEXT_LIMIT and shown > 0:
+        shown = max(0, shown - math.ceil((len(text) - TELEGRAM_TEXT_LIMIT) / per_line))
+        text = summary(shown)
+    while shown + 1 < total and len(longer := summary(shown + 1)) <= TELEGRAM_TEXT_LIMIT:
+        shown, text = shown + 1, longer
+    return text
 
 
 _CHART_MARKER = re.compile(r"<chart (\d+)>")
@@ -272,12 +303,13 @@ def _with_sources(marked_html: str, sources: Sequence[str]) -> str:
 def render_digest(digest: Digest, renderer: Renderer, *, charts: bool = True) -> RenderedDigest:
     """Renders a digest for every channel; charts can be left out (e.g. for a quick preview)."""
     drawn = render_charts(digest, renderer) if charts else []
-    text = render_text(digest, renderer)
+    variables = _variables(digest, renderer)
+    text = render_text(digest, renderer, variables)
     parts = split_message(text)
     # The document and the e-mail differ only in where their images come from: rendered
     # once, with markers the escaping of patient text can never produce, filled in for each.
     marked = render_html(
-        digest, renderer, [Markup("<chart {}>").format(n) for n in range(len(drawn))]
+        digest, renderer, [Markup("<chart {}>").format(n) for n in range(len(drawn))], variables
     )
     document_html = _with_sources(
         marked,
@@ -285,7 +317,7 @@ def render_digest(digest: Digest, renderer: Renderer, *, charts: bool = True) ->
     )
     document: bytes | None = None
     if len(parts) > MAX_MESSAGES:
-        parts = [render_summary(digest, renderer)]
+        parts = [render_summary(digest, renderer, variables)]
         document = document_html.encode("utf-8")
     return RenderedDigest(
         messages=tuple(parts),
