@@ -6,6 +6,7 @@ rules of clinical spec §7 count days and weeks from a start date that has no ti
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -214,31 +215,27 @@ def _baseline_value(
     points: Sequence[ScorePoint], start: date, value_of: _ValueOf
 ) -> BaselineValue | None:
     """Clinical spec §7: the last value in [start − 28 days, start], else the first in
-    (start, start + 7 days], marked "after start"."""
-    before = [
-        (p, v)
-        for p in points
-        if (v := value_of(p)) is not None
-        and start - timedelta(days=BASELINE_DAYS_BEFORE) <= p.day <= start
-    ]
-    if before:
-        point, value = before[-1]
-        return BaselineValue(value, point.day, after_start=False, crp_mg_l=point.crp_mg_l)
-    after = [
-        (p, v)
-        for p in points
-        if (v := value_of(p)) is not None
-        and start < p.day <= start + timedelta(days=BASELINE_DAYS_AFTER)
-    ]
-    if after:
-        point, value = after[0]
-        return BaselineValue(value, point.day, after_start=True, crp_mg_l=point.crp_mg_l)
+    (start, start + 7 days], marked "after start". `points` are in day order, so the two
+    windows are found by bisection rather than by looking at a year of points."""
+    first = bisect_left(points, start - timedelta(days=BASELINE_DAYS_BEFORE), key=_day)
+    boundary = bisect_right(points, start, key=_day)
+    for point in reversed(points[first:boundary]):
+        if (value := value_of(point)) is not None:
+            return BaselineValue(value, point.day, after_start=False, crp_mg_l=point.crp_mg_l)
+    last = bisect_right(points, start + timedelta(days=BASELINE_DAYS_AFTER), key=_day)
+    for point in points[boundary:last]:
+        if (value := value_of(point)) is not None:
+            return BaselineValue(value, point.day, after_start=True, crp_mg_l=point.crp_mg_l)
     return None
+
+
+def _day(point: ScorePoint) -> date:
+    return point.day
 
 
 def _chronological(points: Sequence[ScorePoint]) -> list[ScorePoint]:
     """Points by day; the caller's order is kept within a day (it knows the times)."""
-    return sorted(points, key=lambda point: point.day)
+    return sorted(points, key=_day)
 
 
 def baseline(episode: TherapyEpisode, points: Sequence[ScorePoint]) -> Baseline:
@@ -400,9 +397,16 @@ def _assessment(
     episode: TherapyEpisode, base: Baseline, points: Sequence[ScorePoint]
 ) -> Assessment | None:
     """The first ASDAS (of the baseline's variant) 12 to 24 weeks after the start, both ends
-    included; without an ASDAS baseline, the first BASDAI in that window (§7)."""
+    included; without an ASDAS baseline, the first BASDAI in that window (§7). `points` are
+    in day order."""
     first, last = assessment_window(episode.start)
-    in_window = [p for p in points if first <= p.day <= last and episode.open_on(p.day)]
+    in_window = [
+        point
+        for point in points[
+            bisect_left(points, first, key=_day) : bisect_right(points, last, key=_day)
+        ]
+        if episode.open_on(point.day)
+    ]
     if base.asdas is not None and base.asdas_variant is not None:
         variant = base.asdas_variant
         for point in in_window:

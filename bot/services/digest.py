@@ -384,9 +384,10 @@ def _baseline_moment(
     same = [
         row
         for row in completed
-        if row.completed_at is not None
+        # The score first: it rules out nearly every row before any time zone arithmetic.
+        if value_of(row) == value.value
+        and row.completed_at is not None
         and row.completed_at.astimezone(zone).date() == value.day
-        and value_of(row) == value.value
     ]
     if not same:
         return None
