@@ -47,6 +47,10 @@ class AdministrationRow(NamedTuple):
     asdas_esr: Decimal | None = None
     crp_drawn_at: datetime | None = None
     esr_drawn_at: datetime | None = None
+    score_id: int | None = None
+    """Its score record, which every completed questionnaire has."""
+    crp_mg_l: Decimal | None = None
+    """The CRP its ASDAS-CRP used, as measured (mg/L)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ def administration_history(
     """Questionnaires with slots before `before` (and from `since`), with their scores, for
     the patients of one physician (in the given patient statuses) or for one patient;
     ordered by patient, then slot. Each ASDAS comes with the date its lab value was drawn
-    (clinical spec §6)."""
+    (clinical spec §6), an ASDAS-CRP with the CRP it used."""
     crp_lab = aliased(LabResult)
     esr_lab = aliased(LabResult)
     query = (
@@ -96,6 +100,8 @@ def administration_history(
             col(ScoreRecord.asdas_esr),
             col(crp_lab.drawn_at),
             col(esr_lab.drawn_at),
+            col(ScoreRecord.id),
+            col(crp_lab.value_normalised),
         )
         .select_from(Administration)
         .outerjoin(ScoreRecord, col(ScoreRecord.administration_id) == col(Administration.id))

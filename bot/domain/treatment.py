@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from operator import attrgetter
 from typing import Final
 
 from bot.domain import scoring
@@ -229,8 +230,7 @@ def _baseline_value(
     return None
 
 
-def _day(point: ScorePoint) -> date:
-    return point.day
+_day: Callable[[ScorePoint], date] = attrgetter("day")
 
 
 def _chronological(points: Sequence[ScorePoint]) -> list[ScorePoint]:

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from operator import attrgetter
 from typing import Final
 from zoneinfo import ZoneInfo
 
@@ -464,8 +465,14 @@ def build_digest(
         episodes = therapies.list_therapies_of_many(
             session=session, patient_ids=[p.id for p in panel if p.id is not None]
         )
-        points_of = therapy_service.score_points_of_many(
-            session,
+        # The treated patients' courses (clinical spec §7) are read from the history rather
+        # than again: every questionnaire completed by the week's end has its slot before it,
+        # and nothing completed later is looked at.
+        points_of = therapy_service.score_points_by_patient(
+            sorted(
+                (row for row in history if row.status == _COMPLETED and row.score_id is not None),
+                key=attrgetter("completed_at", "administration_id"),
+            ),
             patient_ids=[patient_id for patient_id, rows in episodes.items() if rows],
             timezone=timezone,
         )

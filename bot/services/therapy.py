@@ -9,10 +9,11 @@ against the patient's scores as clinical spec §7 says.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -411,16 +412,49 @@ def score_points_of_many(
     session: Session, *, patient_ids: list[int], timezone: str
 ) -> dict[int, list[ScorePoint]]:
     """`score_points` of several patients in one query (the digest and the export)."""
+    return score_points_by_patient(
+        scores.completed_scores_of_patients(session=session, patient_ids=patient_ids),
+        patient_ids=patient_ids,
+        timezone=timezone,
+    )
+
+
+class CompletedScores(Protocol):
+    """A completed questionnaire's scores as storage reads them (`storage.scores` for a
+    patient's course, `storage.digest` for a panel's history)."""
+
+    @property
+    def patient_id(self) -> int: ...
+    @property
+    def completed_at(self) -> datetime | None: ...
+    @property
+    def basdai(self) -> Decimal | None: ...
+    @property
+    def asdas_crp(self) -> Decimal | None: ...
+    @property
+    def asdas_esr(self) -> Decimal | None: ...
+    @property
+    def crp_mg_l(self) -> Decimal | None: ...
+
+
+def score_points_by_patient(
+    completed: Iterable[CompletedScores], *, patient_ids: Iterable[int], timezone: str
+) -> dict[int, list[ScorePoint]]:
+    """The score points of these patients (others are passed over) from their completed
+    questionnaires in the order they were completed, each on its clinic-local day."""
     zone = ZoneInfo(timezone)
     found: dict[int, list[ScorePoint]] = {patient_id: [] for patient_id in patient_ids}
-    for stored in scores.completed_scores_of_patients(session=session, patient_ids=patient_ids):
-        found[stored.patient_id].append(
+    for stored in completed:
+        points = found.get(stored.patient_id)
+        if points is None or stored.completed_at is None:
+            continue
+        points.append(
             ScorePoint(
                 day=stored.completed_at.astimezone(zone).date(),
                 basdai=stored.basdai,
                 asdas_crp=stored.asdas_crp,
                 asdas_esr=stored.asdas_esr,
-                crp_mg_l=stored.crp_mg_l,
+                crp_mg_l=None if stored.asdas_crp is None else stored.crp_mg_l,
             )
         )
     return found
