@@ -42,6 +42,7 @@ from bot.context import AppContext
 from bot.domain import scoring
 from bot.present.digest.text import render_charts, render_html, render_text
 from bot.present.render import default_renderer
+from bot.rare_collections import rare_collections
 from bot.services.digest import build_digest
 from bot.telegram.digest_sending import DIGESTS_AT_ONCE, at_most, render
 from storage import migrate
@@ -282,7 +283,8 @@ def _digest_each(ctx: AppContext, physician_ids: list[int]) -> NightFigures:
     started_load = os.getloadavg()[0]
     begin = time.perf_counter()
     begin_cpu = time.process_time()
-    asyncio.run(night())
+    with rare_collections():  # as the weekly round (`deliver_due_digests`) runs
+        asyncio.run(night())
     figures.round_seconds = time.perf_counter() - begin
     figures.round_cpu_seconds = time.process_time() - begin_cpu
     figures.load = (started_load, os.getloadavg()[0])

@@ -10,7 +10,6 @@ writers are never held up for the length of an export.
 from __future__ import annotations
 
 import contextlib
-import gc
 import hashlib
 import json
 import os
@@ -39,6 +38,7 @@ from bot.export.tables import (
     write_table_parquet,
     write_wide_csv,
 )
+from bot.rare_collections import rare_collections
 from storage import exports, physicians
 
 FORMATS: Final = (
@@ -57,9 +57,6 @@ DURATION_ITEM: Final = "q6"
 BATCH_SIZE: Final = 5000
 """Administrations per batch (with about seven answers each): a few MB in memory, and few
 enough round trips that a busy database server does not dominate the export's time."""
-GC_THRESHOLD: Final = 100_000
-"""Allocations between runs of the cyclic garbage collector while an export streams (Python's
-default is 700)."""
 
 
 class ExportError(ValueError):
@@ -550,25 +547,7 @@ def _write_fhir(
     return sum(files.counts.values()), digest
 
 
-@contextlib.contextmanager
-def _rare_collections() -> Iterator[None]:
-    """Runs the cyclic garbage collector rarely while an export streams.
-
-    An export allocates millions of short-lived objects without cycles (rows, cells), which
-    reference counting frees at once; at the default threshold the collector would still run
-    every 700 allocations and, as each batch outlives several runs, walk the batch and every
-    long-lived object of the process again and again. Cycles are still collected, only later.
-    The threshold is process-wide; exports run in their own command.
-    """
-    first, *older = gc.get_threshold()
-    gc.set_threshold(max(first, GC_THRESHOLD), *older)
-    try:
-        yield
-    finally:
-        gc.set_threshold(first, *older)
-
-
-@_rare_collections()
+@rare_collections()
 def run_export(
     ctx: AppContext,
     request: ExportRequest,

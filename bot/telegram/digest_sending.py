@@ -31,6 +31,7 @@ from bot.outbound import mail as email
 from bot.present.digest.alerts import alert_text, safety_alert_text
 from bot.present.digest.text import RenderedDigest, render_digest
 from bot.present.render import Renderer
+from bot.rare_collections import rare_collections
 from bot.services import digest
 from bot.services.digest import Channel, DeliveryStatus, DueDigest, IsoWeek, Recipients
 from bot.services.questionnaire import Outcome as QuestionnaireOutcome
@@ -300,12 +301,17 @@ async def deliver_due_digests(
     """Sends every physician's weekly digest that is due at `now` and not yet claimed,
     `DIGESTS_AT_ONCE` physicians at a time."""
     due = await asyncio.to_thread(digest.due_digests, ctx, now)
+    if not due:
+        return DigestRun()
     drawing = asyncio.Lock()
-    delivered = await at_most(
-        DIGESTS_AT_ONCE,
-        due,
-        lambda item: deliver_due(bot, ctx, renderer, item, now, policy, drawing),
-    )
+    # Each digest reads, judges and draws a year of a panel: tens of thousands of short-lived
+    # objects that the collector need not walk again and again.
+    with rare_collections():
+        delivered = await at_most(
+            DIGESTS_AT_ONCE,
+            due,
+            lambda item: deliver_due(bot, ctx, renderer, item, now, policy, drawing),
+        )
     run = DigestRun()
     for item, results in zip(due, delivered, strict=True):
         if results:
