@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,6 +55,10 @@ FORMATS: Final = (
 NEEDS_OUT: Final = frozenset({"parquet", "fhir", "therapy-parquet", "checkins-parquet"})
 DURATION_ITEM: Final = "q6"
 """The item answered in minutes; its raw answer is exported beside its 0–10 value (spec §1)."""
+READ_AHEAD: Final = 2
+"""Batches whose reads are under way while one is built and written: with one, the database
+sat idle whenever a batch's reads ended before the batch before it was written, and the
+export waited on each slowest read in turn (docs/benchmarks.md, "Export")."""
 BATCH_SIZE: Final = 5000
 """Administrations per batch (with about seven answers each): a few MB in memory, and few
 enough round trips that a busy database server does not dominate the export's time."""
@@ -336,7 +341,8 @@ def _text_batches(
 
     Three workers, each with its own short transaction per query: a batch's administrations,
     its answers and its patients' baselines are read at once on three connections, while this
-    thread builds and writes the batch before. At most two batches are in memory.
+    thread builds and writes the batch before, `READ_AHEAD` batches ahead. At most
+    `READ_AHEAD` + 1 batches are in memory.
     """
 
     def administrations_of(batch: _PatientBatch) -> list[_Row]:
@@ -364,21 +370,21 @@ def _text_batches(
                 pool.submit(baselines_of, batch),
             )
 
-        pending = [read(batch) for batch in patient_batches[:1]]
+        waiting = deque(read(batch) for batch in patient_batches[:READ_AHEAD])
+        upcoming = iter(patient_batches[READ_AHEAD:])
         try:
-            for following in [*patient_batches[1:], None]:
-                if not pending:
-                    return
-                rows_future, answers_future, baselines_future = pending.pop()
+            while waiting:
+                rows_future, answers_future, baselines_future = waiting.popleft()
                 rows, given = rows_future.result(), answers_future.result()
                 found = baselines_future.result()
+                following = next(upcoming, None)
                 if following is not None:
-                    pending.append(read(following))
+                    waiting.append(read(following))
                 yield build(builder.for_batch(found), rows, given)
                 if progress is not None:
                     progress.advance(len(rows))
         finally:
-            for futures in pending:
+            for futures in waiting:
                 for future in futures:
                     future.cancel()
 
