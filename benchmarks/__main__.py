@@ -55,12 +55,22 @@ def _sections(text: str) -> dict[str, str]:
     return sections
 
 
+def _written_by_hand(section: str) -> str:
+    """A section's "### " subsections: rounds of measurements with what they changed and found,
+    which no run writes (a report has none of its own)."""
+    lines = section.splitlines()
+    first = next((n for n, line in enumerate(lines) if line.startswith("### ")), len(lines))
+    return "\n".join(lines[first:]).strip()
+
+
 def compose(previous: str, header: list[str], reports: list[Report]) -> str:
     """The new report: `header`, then every section of `previous` in its place with those of
-    `reports` replaced (new ones at the end). Rewriting with the same reports changes nothing."""
+    `reports` replaced (new ones at the end), their "### " subsections kept below the new
+    figures. Rewriting with the same reports changes nothing."""
     sections = _sections(previous)
     for report in reports:
-        sections[report.title] = report.markdown()
+        kept = _written_by_hand(sections.get(report.title, ""))
+        sections[report.title] = report.markdown() + (f"\n\n{kept}\n" if kept else "")
     body = "\n\n".join(section.strip() for section in sections.values())
     return "\n".join(header).rstrip() + "\n\n" + body + "\n"
 

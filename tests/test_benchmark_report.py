@@ -31,3 +31,17 @@ def test_rewriting_keeps_the_layout_as_it_was() -> None:
     assert again == first
     assert "\n\n\n" not in first
     assert first.startswith("# Benchmarks\n\nLast run today.\n\n## Export\n")
+
+
+def test_the_rounds_written_by_hand_stay_below_the_new_figures() -> None:
+    """A run replaces a section's figures, never the rounds written under them."""
+    first = compose("", HEADER, [_report("Export", "1.0"), _report("Digest", "2.0")])
+    assert first.rstrip().endswith("Digest note")
+    curated = first + "\n### Round 1\n\nWhat changed, and why.\n"
+    second = compose(curated, HEADER, [_report("Digest", "3.0")])
+    assert "| speed | 3.0 |" in second
+    assert "| speed | 2.0 |" not in second
+    assert second.count("### Round 1") == 1
+    assert second.index("| speed | 3.0 |") < second.index("### Round 1")
+    assert second.rstrip().endswith("What changed, and why.")
+    assert compose(second, HEADER, [_report("Digest", "3.0")]) == second
