@@ -470,7 +470,13 @@ def build_digest(
         # and nothing completed later is looked at.
         points_of = therapy_service.score_points_by_patient(
             sorted(
-                (row for row in history if row.status == _COMPLETED and row.score_id is not None),
+                (
+                    row
+                    for row in history
+                    if row.status == _COMPLETED
+                    and row.score_id is not None
+                    and row.completed_at is not None
+                ),
                 key=attrgetter("completed_at", "administration_id"),
             ),
             patient_ids=[patient_id for patient_id, rows in episodes.items() if rows],
