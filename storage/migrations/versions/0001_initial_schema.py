@@ -12,6 +12,7 @@ import sqlmodel
 from alembic import op
 
 import storage.column_types
+from storage.migrations.shared_columns import awaiting_save_columns
 
 
 revision: str = '0001'
@@ -243,12 +244,7 @@ def upgrade() -> None:
     sa.Column('crp_below_detection_limit', sa.Boolean(), nullable=False),
     sa.Column('esr_value', storage.column_types.ExactDecimal(length=64), nullable=True),
     sa.Column('drawn_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('created_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('resolved_at', storage.column_types.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
-    sa.ForeignKeyConstraint(['physician_id'], ['physician.id'], ),
+    *awaiting_save_columns(),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('pendinglabentry', schema=None) as batch_op:

@@ -12,6 +12,7 @@ import sqlmodel
 from alembic import op
 
 import storage.column_types
+from storage.migrations.shared_columns import therapy_columns
 
 
 revision: str = '0002'
@@ -25,12 +26,7 @@ def upgrade() -> None:
     op.create_table('therapyepisode',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('patient_id', sa.Integer(), nullable=False),
-    sa.Column('drug', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
-    sa.Column('therapy_class', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('dose', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
-    sa.Column('start_date', sa.Date(), nullable=False),
-    sa.Column('stop_date', sa.Date(), nullable=True),
-    sa.Column('stop_reason', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
+    *therapy_columns(),
     sa.Column('entered_by', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
     sa.Column('created_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),

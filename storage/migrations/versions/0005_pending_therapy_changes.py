@@ -12,6 +12,7 @@ import sqlmodel
 from alembic import op
 
 import storage.column_types
+from storage.migrations.shared_columns import awaiting_save_columns, therapy_columns
 
 
 revision: str = '0005'
@@ -27,18 +28,8 @@ def upgrade() -> None:
     sa.Column('patient_id', sa.Integer(), nullable=False),
     sa.Column('action', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
     sa.Column('therapy_id', sa.Integer(), nullable=True),
-    sa.Column('drug', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=False),
-    sa.Column('therapy_class', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-    sa.Column('dose', sqlmodel.sql.sqltypes.AutoString(length=120), nullable=True),
-    sa.Column('start_date', sa.Date(), nullable=False),
-    sa.Column('stop_date', sa.Date(), nullable=True),
-    sa.Column('stop_reason', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=True),
-    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-    sa.Column('created_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', storage.column_types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('resolved_at', storage.column_types.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['patient_id'], ['patient.id'], ),
-    sa.ForeignKeyConstraint(['physician_id'], ['physician.id'], ),
+    *therapy_columns(),
+    *awaiting_save_columns(),
     sa.ForeignKeyConstraint(['therapy_id'], ['therapyepisode.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
