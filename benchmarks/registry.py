@@ -79,6 +79,8 @@ SCRATCH_TABLES = (
     "pendinglabentry",
     "pendingtherapychange",
     "sendbudget",
+    "exportjob",  # before exportaudit, which its rows point to
+    "exportaudit",
 )
 # Tables the registry fills, in foreign-key order.
 LOADED: tuple[Table, ...] = tuple(
