@@ -500,26 +500,31 @@ def profile_presses(kind: str, out: Path, *, floor: bool = False) -> int:
     return run.presses
 
 
-def work(kind: str) -> tuple[float, float]:
-    """Instructions per press of `spondybot run` and of its floor (`benchmarks.app_floor`) on
-    one database, counted by callgrind (`callgrind_instructions_per_press`)."""
-    with database(kind) as url, FakeBotApi() as api:
-        env = bot_environment(api, url)
-        ours = callgrind_instructions_per_press(
-            api,
-            [SPONDYBOT, "run"],
-            env,
-            [seed_patients(url, api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
-            "/checkin",
-        )
-        floor = callgrind_instructions_per_press(
-            api,
-            [PYTHON, "-m", "benchmarks.app_floor"],
-            env,
-            [bare_users(api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
-            "hello",
-        )
+def press_work(
+    api: FakeBotApi,
+    env: dict[str, str],
+    patients: list[list[FakeUser]],
+    bare: list[list[FakeUser]],
+) -> tuple[float, float]:
+    """Instructions per press of `spondybot run` for `patients` and of its floor
+    (`benchmarks.app_floor`) for `bare` users, each a warm-up group and the measured ones,
+    counted by callgrind (`callgrind_instructions_per_press`)."""
+    ours = callgrind_instructions_per_press(api, [SPONDYBOT, "run"], env, patients, "/checkin")
+    floor = callgrind_instructions_per_press(
+        api, [PYTHON, "-m", "benchmarks.app_floor"], env, bare, "hello"
+    )
     return ours, floor
+
+
+def work(kind: str) -> tuple[float, float]:
+    """`press_work` on a fresh database of one kind, with patients seeded for it."""
+    with database(kind) as url, FakeBotApi() as api:
+        return press_work(
+            api,
+            bot_environment(api, url),
+            [seed_patients(url, api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
+            [bare_users(api, WORK_PATIENTS) for _ in range(1 + MEASURED_ROUNDS)],
+        )
 
 
 WEBHOOK_SECRET = "benchmark-webhook-secret"
@@ -649,14 +654,18 @@ def _listens(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _stored_answers(database_url: str, users: list[FakeUser]) -> tuple[int, int]:
-    """Answers stored and questionnaires completed for these patients."""
+def _stored_answers(
+    database_url: str, users: list[FakeUser], after_administration: int = 0
+) -> tuple[int, int]:
+    """Answers stored and questionnaires completed for these patients, in questionnaires past
+    `after_administration` (a registry's history is not counted)."""
     engine = make_engine(database_url)
     ids = [user.id for user in users]
     with engine.connect() as conn:
         patients = select(ChatLink.patient_id).where(col(ChatLink.telegram_user_id).in_(ids))
         administration_ids = select(Administration.id).where(
-            col(Administration.patient_id).in_(patients)
+            col(Administration.patient_id).in_(patients),
+            col(Administration.id) > after_administration,
         )
         answers = conn.execute(
             select(func.count())
@@ -668,6 +677,7 @@ def _stored_answers(database_url: str, users: list[FakeUser]) -> tuple[int, int]
             .select_from(Administration)
             .where(
                 col(Administration.patient_id).in_(patients),
+                col(Administration.id) > after_administration,
                 Administration.status == AdministrationStatus.COMPLETED.value,
             )
         ).scalar_one()
@@ -690,22 +700,36 @@ class ProcessesResult:
 def run_processes(
     kind: str, count: int, *, duplicate_every: int = 0, patients: int = PROCESS_PATIENTS
 ) -> ProcessesResult:
-    """Presses per second of `count` webhook processes on one database, and whether every
-    answer was stored and every press answered exactly once."""
+    """`processes_on` a fresh database of one kind, with patients seeded for it."""
     with database(kind) as url, FakeBotApi() as api:
-        env = bot_environment(api, url)
         groups = [seed_patients(url, api, patients) for _ in range(1 + MEASURED_ROUNDS)]
-        with webhook_processes(env, api, count) as ports, Relay(api, ports, duplicate_every):
-            run = drive_rounds(api, groups, "/checkin", os.getpid())
-            load = os.getloadavg()[0]
-        measured = [user for group in groups[1:] for user in group]
-        answers, completed = _stored_answers(url, measured)
-        chats = {user.id for user in measured}
-        edits = sum(
-            1
-            for request in api.requests
-            if request.method == "editMessageText" and request.chat_id in chats
-        )
+        return processes_on(url, api, groups, count, duplicate_every=duplicate_every)
+
+
+def processes_on(
+    url: str,
+    api: FakeBotApi,
+    groups: list[list[FakeUser]],
+    count: int,
+    *,
+    duplicate_every: int = 0,
+    after_administration: int = 0,
+) -> ProcessesResult:
+    """Presses per second of `count` webhook processes on the database at `url`, the first of
+    `groups` a warm-up, and whether every answer was stored and every press answered exactly
+    once (counting questionnaires past `after_administration`)."""
+    env = bot_environment(api, url)
+    with webhook_processes(env, api, count) as ports, Relay(api, ports, duplicate_every):
+        run = drive_rounds(api, groups, "/checkin", os.getpid())
+        load = os.getloadavg()[0]
+    measured = [user for group in groups[1:] for user in group]
+    answers, completed = _stored_answers(url, measured, after_administration)
+    chats = {user.id for user in measured}
+    edits = sum(
+        1
+        for request in api.requests
+        if request.method == "editMessageText" and request.chat_id in chats
+    )
     per_questionnaire = PRESSES_PER_QUESTIONNAIRE - 1
     return ProcessesResult(
         count, run, answers, per_questionnaire * len(measured), completed, edits, run.presses, load

@@ -1,4 +1,5 @@
-"""Scale: a press, the Monday wave and the bot's memory with N patients stored (issue 22).
+"""Scale: a press, its work, the Monday wave, two processes and the bot's memory with N
+patients stored (issue 22).
 
 `python -m benchmarks --scale N` runs this at N patients on SQLite and PostgreSQL, each holding
 the synthetic registry of `benchmarks.registry` (500 physicians, a year of weekly history):
@@ -15,6 +16,10 @@ the synthetic registry of `benchmarks.registry` (500 physicians, a year of weekl
    limit lifted, counts the database work (statements and their time) per 1,000 due patients.
 3. **Memory** (target < 200 MB): resident set of `spondybot run` after start-up and its first
    tick walked every patient.
+4. **A press's work** (target ≤ 1.15× spondybot's floor): instructions per press counted by
+   callgrind for registry patients, against the floor on the same database.
+5. **Two processes** (PostgreSQL, target ≥ 1.6× one): presses per second of two webhook
+   processes against one, with redeliveries to the other process, exactly once.
 
 Figures of each N go to benchmarks/results/scale-<N>.json; the report's "Scale" section is made
 from every such file, so runs at different N sit side by side.
@@ -40,10 +45,16 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 
 from benchmarks.conversation import (
+    MEASURED_ROUNDS,
+    PROCESS_PATIENTS,
     SPONDYBOT,
+    WORK_PATIENTS,
     answer_button,
+    bare_users,
     bot_environment,
     bot_process,
+    press_work,
+    processes_on,
     reply_latencies,
     rss_mb,
 )
@@ -70,6 +81,9 @@ REPLY_METHODS = {"editMessageText", "sendMessage", "editMessageReplyMarkup", "se
 
 
 WAVE_RATE_CEILING = 100.0
+OVERHEAD_TARGET = 1.15  # instructions per press against spondybot's floor
+PROCESSES_TARGET = 1.6  # presses per second of two processes against one
+PROCESSES_REDELIVER_EVERY = 5  # every fifth update also reaches the other process
 
 
 def wave_rate(patients: int) -> float:
@@ -210,6 +224,78 @@ def press_latency(registry: Registry) -> dict[str, Any]:
         },
         "rss_after_mb": rss,
     }
+
+
+def registry_users(api: FakeBotApi, registry: Registry, count: int) -> list[FakeUser]:
+    """`count` of the registry's patients, spread over it, as users of the fake server."""
+    step = max(1, registry.patients // count)
+    chosen = list(range(1, registry.patients + 1, step))[:count]
+    if len(chosen) < count:
+        raise ValueError(f"the registry of {registry.patients} holds fewer than {count} patients")
+    return [
+        api.new_user("P", language_code="en", user_id=registry.telegram_id(patient))
+        for patient in chosen
+    ]
+
+
+def _in_groups(users: list[FakeUser], size: int) -> list[list[FakeUser]]:
+    return [users[start : start + size] for start in range(0, len(users), size)]
+
+
+def _settle_first_tick(registry: Registry, api: FakeBotApi, env: dict[str, str]) -> float:
+    """Runs `spondybot run` until its first tick has stored every patient's next check, then
+    stops it; the seconds the tick took. A bot started afterwards begins in its steady state
+    (see `_first_tick_done`), which matters most under valgrind, where the first walk over
+    100,000 patients would take about an hour."""
+    with bot_process([SPONDYBOT, "run"], env, api):
+        return _first_tick_done(registry)
+
+
+def press_overhead(registry: Registry) -> dict[str, float]:
+    """Instructions per press of `spondybot run` for registry patients against its floor
+    (`benchmarks.conversation.press_work`, target 3), with the registry stored."""
+    groups = 1 + MEASURED_ROUNDS
+    with FakeBotApi() as api:
+        env = bot_environment(api, registry.url)
+        _settle_first_tick(registry, api, env)
+        patients = _in_groups(registry_users(api, registry, WORK_PATIENTS * groups), WORK_PATIENTS)
+        bare = [bare_users(api, WORK_PATIENTS) for _ in range(groups)]
+        ours, floor = press_work(api, env, patients, bare)
+    reset_registry(registry)
+    return {"spondybot": ours, "floor": floor, "ratio": ours / floor}
+
+
+def two_process_presses(registry: Registry) -> dict[str, Any]:
+    """Presses per second of two webhook processes against one on the registry's database,
+    every fifth update redelivered to the other process (target 7), and whether every answer
+    was stored and every press answered exactly once."""
+    per_run = PROCESS_PATIENTS * (1 + MEASURED_ROUNDS)
+    after = registry.last_ids["administration"]
+    results: dict[str, Any] = {}
+    with FakeBotApi() as api:
+        _settle_first_tick(registry, api, bot_environment(api, registry.url))
+        users = registry_users(api, registry, 2 * per_run)
+        for count, chosen in zip((1, 2), (users[:per_run], users[per_run:]), strict=True):
+            result = processes_on(
+                registry.url,
+                api,
+                _in_groups(chosen, PROCESS_PATIENTS),
+                count,
+                duplicate_every=PROCESSES_REDELIVER_EVERY,
+                after_administration=after,
+            )
+            results[str(count)] = {
+                "presses_per_s": result.run.rate,
+                "presses": result.presses,
+                "answers": result.answers,
+                "expected_answers": result.expected_answers,
+                "completed": result.completed,
+                "edits": result.edits,
+                "load": result.load,
+            }
+    reset_registry(registry)
+    results["ratio"] = results["2"]["presses_per_s"] / results["1"]["presses_per_s"]
+    return results
 
 
 # -- the Monday wave -------------------------------------------------------------------
@@ -386,12 +472,16 @@ def measure(patients: int, kinds: tuple[str, ...]) -> dict[str, Any]:
             "built": registry.build_seconds is not None,
             "last_ids": registry.last_ids,
         }
-        for name, step in (
+        steps = [
             ("press", press_latency),
+            ("overhead", press_overhead),
             ("wave", two_process_wave),
             ("tick_db", tick_db_work),
             ("rss_mb", idle_rss),
-        ):
+        ]
+        if kind == "postgresql":  # target 7 is two processes on one PostgreSQL
+            steps.append(("processes", two_process_presses))
+        for name, step in steps:
             print(f"scale {patients}: {kind} {name} …", file=sys.stderr, flush=True)
             step_started = time.perf_counter()
             entry[name] = step(registry)
@@ -416,6 +506,8 @@ def report() -> Report:
             "wave rate: configured / achieved (server side)",
             "tick DB work per 1,000 due: statements, seconds",
             "idle RSS MB (target < 200)",
+            "M instructions per press, spondybot / floor (target ≤ 1.15×)",
+            "two processes / one, presses/s (target ≥ 1.6×)",
             "registry build s",
         ],
     )
@@ -445,6 +537,8 @@ def report() -> Report:
                 f"{wave['configured_rate']:g} / {wave['rate_server']:.1f} ({share:.0%})",
                 f"{tick['statements_per_1000']:.0f}, {tick['db_seconds_per_1000']:.2f}",
                 f"{rss:.0f} ± {spread:.0f}",
+                _overhead_cell(entry.get("overhead")),
+                _processes_cell(entry.get("processes")),
                 f"{entry['last_ids']['answer']:,} answers; "
                 + (f"built in {entry['registry_seconds']:.0f}" if entry["built"] else "cached"),
             )
@@ -457,12 +551,46 @@ def report() -> Report:
         "`spondybot tick --at` processes start together. Achieved rate: sendMessage requests "
         "the server received, first to last. The configured rate is Telegram's 30/s, raised to "
         "N/100 per second for large N so that the wave fits in a run.",
+        "Instructions per press: valgrind's callgrind over two rounds of "
+        f"{WORK_PATIENTS} registry patients answering a questionnaire after a warm-up round, "
+        "against spondybot's floor (`benchmarks.app_floor`) on the same database "
+        "(`benchmarks.conversation.press_work`); both bots start after a first tick has "
+        "stored every patient's next check.",
+        f"Two processes (PostgreSQL only): {PROCESS_PATIENTS} registry patients at once "
+        "answer questionnaires through one, then two, `spondybot run --webhook-url` processes, "
+        f"every {PROCESSES_REDELIVER_EVERY}th update also relayed to the other process; ✓ "
+        "after the ratio means every answer was stored once and every press edited once.",
         "Tick DB work: one tick in the benchmark process with the send limit lifted; every "
         "statement any engine sent and the time spent in the driver, divided per 1,000 due.",
         "Run with `.venv/bin/python -m benchmarks --scale N`; figures of each N are kept in "
         "benchmarks/results/scale-<N>.json.",
     ]
     return table
+
+
+def _overhead_cell(overhead: dict[str, float] | None) -> str:
+    if overhead is None:
+        return "–"
+    ratio = overhead["ratio"]
+    return (
+        f"{overhead['spondybot'] / 1e6:.2f} / {overhead['floor'] / 1e6:.2f} = {ratio:.2f}× "
+        f"{'✓' if ratio <= OVERHEAD_TARGET else '✗'}"
+    )
+
+
+def _processes_cell(processes: dict[str, Any] | None) -> str:
+    if processes is None:
+        return "–"
+    one, two, ratio = processes["1"], processes["2"], processes["ratio"]
+    exact = all(
+        run["answers"] == run["expected_answers"] and run["edits"] == run["presses"]
+        for run in (one, two)
+    )
+    return (
+        f"{two['presses_per_s']:.1f} / {one['presses_per_s']:.1f} = {ratio:.2f}× "
+        f"{'✓' if ratio >= PROCESSES_TARGET else '✗'}; exactly once "
+        f"{'✓' if exact else '✗'}"
+    )
 
 
 def run(quick: bool = False, scale: int = 1_000) -> Report:
