@@ -3,17 +3,23 @@
 Each benchmark module in SUITE exposes `run(quick: bool) -> Report`; each report replaces its
 own section of docs/benchmarks.md (sections of benchmarks not run are kept), under a header
 with the machine and the date. `--scale N` runs, at N patients stored, every benchmark whose
-`run` also takes `scale` (see benchmarks/registry.py and benchmarks/scale.py).
+`run` also takes `scale` (see benchmarks/registry.py and benchmarks/scale.py). When several
+benchmarks run, each runs in a process of its own, so none is measured with what another left
+in memory.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import inspect
+import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,6 +81,34 @@ def compose(previous: str, header: list[str], reports: list[Report]) -> str:
     return "\n".join(header).rstrip() + "\n\n" + body + "\n"
 
 
+def _takes_scale(name: str) -> bool:
+    module = importlib.import_module(f"benchmarks.{name}")
+    return "scale" in inspect.signature(module.run).parameters
+
+
+def _run_here(name: str, *, quick: bool, scale: int | None) -> Report:
+    module = importlib.import_module(f"benchmarks.{name}")
+    if scale is None:
+        print(f"running {name} …", file=sys.stderr, flush=True)
+        report: Report = module.run(quick=quick)
+    else:
+        print(f"running {name} at {scale:,} patients …", file=sys.stderr, flush=True)
+        report = module.run(quick=quick, scale=scale)
+    return report
+
+
+def _run_apart(name: str, *, quick: bool, scale: int | None) -> Report:
+    """`name` run in a process of its own, so that what one benchmark leaves in memory is not
+    counted in the next one's resident set (the digest's target is on RSS)."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "report.json"
+        command = [sys.executable, "-m", "benchmarks", name, "--report-to", str(out)]
+        command += ["--quick"] if quick else []
+        command += [] if scale is None else ["--scale", str(scale)]
+        subprocess.run(command, check=True)
+        return Report(**json.loads(out.read_text(encoding="utf-8")))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"subset of: {', '.join(SUITE)}")
@@ -86,20 +120,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="run the benchmarks that take a registry size at N patients stored",
     )
+    # One benchmark's report as JSON, for the run that started it in a process of its own.
+    parser.add_argument("--report-to", metavar="FILE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     names = args.names or SUITE
     unknown = [name for name in names if name not in SUITE]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
-    reports: list[Report] = []
-    for name in names:
-        module = importlib.import_module(f"benchmarks.{name}")
-        if args.scale is None:
-            print(f"running {name} …", file=sys.stderr, flush=True)
-            reports.append(module.run(quick=args.quick))
-        elif "scale" in inspect.signature(module.run).parameters:
-            print(f"running {name} at {args.scale:,} patients …", file=sys.stderr, flush=True)
-            reports.append(module.run(quick=args.quick, scale=args.scale))
+    if args.scale is not None:
+        names = [name for name in names if _takes_scale(name)]
+    if args.report_to is not None:
+        (report,) = [_run_here(name, quick=args.quick, scale=args.scale) for name in names]
+        Path(args.report_to).write_text(json.dumps(dataclasses.asdict(report)), encoding="utf-8")
+        return 0
+    run = _run_apart if len(names) > 1 else _run_here
+    reports = [run(name, quick=args.quick, scale=args.scale) for name in names]
     header = [
         "# Benchmarks",
         "",

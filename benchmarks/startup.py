@@ -68,7 +68,12 @@ def _unpack(revision: str, into: Path) -> None:
 def _spondybot(
     args: list[str], *, code: Path, folder: Path, importtime: bool
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(code), DATABASE_URL=f"sqlite:///{folder / 'clinic.db'}")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(code),
+        DATABASE_URL=f"sqlite:///{folder / 'clinic.db'}",
+        PSEUDONYM_KEY="benchmark-pseudonym-key-0123456789",  # `physician add` issues a code
+    )
     flags = ["-X", "importtime"] if importtime else []
     result = subprocess.run(
         [sys.executable, *flags, "-m", "bot", *args],
