@@ -76,7 +76,7 @@ def compose(previous: str, header: list[str], reports: list[Report]) -> str:
     sections = _sections(previous)
     for report in reports:
         kept = _written_by_hand(sections.get(report.title, ""))
-        sections[report.title] = report.markdown() + (f"\n\n{kept}\n" if kept else "")
+        sections[report.title] = report.markdown().rstrip() + "\n" + (f"\n{kept}\n" if kept else "")
     body = "\n\n".join(section.strip() for section in sections.values())
     return "\n".join(header).rstrip() + "\n\n" + body + "\n"
 

@@ -45,3 +45,12 @@ def test_the_rounds_written_by_hand_stay_below_the_new_figures() -> None:
     assert second.index("| speed | 3.0 |") < second.index("### Round 1")
     assert second.rstrip().endswith("What changed, and why.")
     assert compose(second, HEADER, [_report("Digest", "3.0")]) == second
+
+
+def test_a_section_without_notes_keeps_one_blank_line_before_its_rounds() -> None:
+    bare = Report("Digest", ["measure", "value"])
+    bare.add("night", "3 min")
+    first = compose("", HEADER, [bare])
+    with_round = first.replace("| night | 3 min |", "| night | 3 min |\n\n### Round 1\n\nkept")
+    again = compose(with_round, HEADER, [bare])
+    assert "| night | 3 min |\n\n### Round 1\n\nkept" in again
