@@ -34,6 +34,7 @@ import httpx
 from sqlalchemy import create_engine, func, text
 from sqlmodel import col, select
 
+from benchmarks import PSEUDONYM_KEY
 from benchmarks.report import Report, median_spread
 from bot.clock import SystemClock
 from bot.config import load_settings
@@ -115,7 +116,7 @@ def bot_environment(api: FakeBotApi, database_url: str) -> dict[str, str]:
             "TELEGRAM_FILE_BASE_URL": api.base_file_url,
             "TELEGRAM_BOT_USERNAME": "spondy_test_bot",
             "DATABASE_URL": database_url,
-            "PSEUDONYM_KEY": "benchmark-pseudonym-key-0123456789",
+            "PSEUDONYM_KEY": PSEUDONYM_KEY,
             "LOG_LEVEL": "WARNING",
             "PTB_TIMEDELTA": "true",
             "SEND_RATE_PER_SECOND": "1000",
@@ -153,7 +154,7 @@ def seed_patients(database_url: str, api: FakeBotApi, count: int) -> list[FakeUs
         _env_file=None,
         database_url=database_url,
         clinic_timezone="Europe/Berlin",
-        pseudonym_key="benchmark-pseudonym-key-0123456789",
+        pseudonym_key=PSEUDONYM_KEY,
     )
     ctx = AppContext(
         settings=settings, engine=make_engine(settings.database_url), clock=SystemClock()

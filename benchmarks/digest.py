@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from benchmarks import registry
+from benchmarks import PSEUDONYM_KEY, registry
 from benchmarks.report import Report
 from bot.clock import FixedClock
 from bot.config import load_settings
@@ -387,9 +387,7 @@ def run_night(sample: int = NIGHT_SAMPLE, *, keep: bool = False) -> Report:
         url, physician_ids, loaded = _night_database(folder, size)
         engine = make_engine(url)
         now = FIRST_MONDAY + timedelta(weeks=size.weeks, hours=7)
-        settings = load_settings(
-            _env_file=None, database_url=url, pseudonym_key="benchmark-pseudonym-key-0123456789"
-        )
+        settings = load_settings(_env_file=None, database_url=url, pseudonym_key=PSEUDONYM_KEY)
         ctx = AppContext(settings=settings, engine=engine, clock=FixedClock(now))
         figures = _digest_each(ctx, physician_ids)
         engine.dispose()
@@ -420,7 +418,7 @@ def run_scale(
         settings = load_settings(
             _env_file=None,
             database_url=built.url,
-            pseudonym_key="benchmark-pseudonym-key-0123456789",
+            pseudonym_key=PSEUDONYM_KEY,
         )
         ctx = AppContext(settings=settings, engine=engine, clock=FixedClock(registry.NOW))
         # Physicians spread over the ids, so the sample is not the first few only.
@@ -453,9 +451,7 @@ def run(quick: bool, scale: int | None = None) -> Report:
         load_seconds = time.perf_counter() - started
         # Monday 08:00 after the last history week: its digest is the one due.
         now = FIRST_MONDAY + timedelta(weeks=size.weeks, hours=7)
-        settings = load_settings(
-            _env_file=None, database_url=url, pseudonym_key="benchmark-pseudonym-key-0123456789"
-        )
+        settings = load_settings(_env_file=None, database_url=url, pseudonym_key=PSEUDONYM_KEY)
         ctx = AppContext(settings=settings, engine=engine, clock=FixedClock(now))
         # Warm-up: templates compiled, fonts loaded, once per process as in production.
         warm = build_digest(ctx, physician_id=physician_ids[0])

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
-from benchmarks import registry
+from benchmarks import PSEUDONYM_KEY, registry
 from benchmarks.registry import postgres_available
 from benchmarks.report import Report
 from storage.db import make_engine
@@ -39,7 +39,6 @@ from storage.db import make_engine
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL_ENV = "SPONDYBOT_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
-PSEUDONYM_KEY = "benchmark-pseudonym-key-0123456789"
 WEEKS = 50
 REPEATS = 3
 MEMORY_TARGET_MB = 300

@@ -33,6 +33,7 @@ from datetime import time as wall_time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import PSEUDONYM_KEY
 from benchmarks.report import Report
 from bot.app import build_application
 from bot.clock import FixedClock
@@ -172,7 +173,7 @@ def run(quick: bool) -> Report:
                     _env_file=None,
                     database_url=url,
                     telegram_bot_token=TOKEN,
-                    pseudonym_key="benchmark-pseudonym-key-0123456789",
+                    pseudonym_key=PSEUDONYM_KEY,
                     telegram_api_base_url=f"{server.url}/bot",
                     telegram_file_base_url=f"{server.url}/file/bot",
                     send_rate_per_second=RATE_LIMIT,

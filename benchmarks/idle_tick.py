@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from benchmarks import PSEUDONYM_KEY
 from benchmarks.registry import NOW, Registry, build_registry, reset_registry
 from tests.statements import captured_statements
 
@@ -45,7 +46,7 @@ def _context(registry: Registry, at: datetime) -> Any:
     settings = load_settings(
         _env_file=None,
         database_url=registry.url,
-        pseudonym_key="benchmark-pseudonym-key-0123456789",
+        pseudonym_key=PSEUDONYM_KEY,
     )
     return AppContext.from_settings(settings, clock=FixedClock(at))
 

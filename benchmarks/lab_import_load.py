@@ -29,6 +29,7 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from benchmarks import PSEUDONYM_KEY
 from benchmarks.report import Report
 from bot.clock import SystemClock
 from bot.config import load_settings
@@ -80,7 +81,7 @@ def _context(database_url: str) -> AppContext:
         database_url=database_url,
         clinic_timezone="UTC",
         sqlite_busy_timeout_ms=WRITER_BUSY_TIMEOUT_MS,
-        pseudonym_key="benchmark-pseudonym-key-0123456789",
+        pseudonym_key=PSEUDONYM_KEY,
     )
     return AppContext.from_settings(settings, clock=SystemClock())
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from benchmarks import PSEUDONYM_KEY
 from benchmarks.report import Report
 from bot.clock import FixedClock
 from bot.config import load_settings
@@ -101,7 +102,7 @@ def _measure(kind: str, patients: int, weeks: int) -> list[str] | None:
             _env_file=None,
             database_url=url,
             clinic_timezone="Europe/Berlin",
-            pseudonym_key="benchmark-pseudonym-key-0123456789",
+            pseudonym_key=PSEUDONYM_KEY,
         )
         ctx = AppContext.from_settings(settings, clock=FixedClock(NOW))
         try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 
+from benchmarks import PSEUDONYM_KEY
 from benchmarks.report import Report, median_spread
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -72,7 +73,7 @@ def _spondybot(
         os.environ,
         PYTHONPATH=str(code),
         DATABASE_URL=f"sqlite:///{folder / 'clinic.db'}",
-        PSEUDONYM_KEY="benchmark-pseudonym-key-0123456789",  # `physician add` issues a code
+        PSEUDONYM_KEY=PSEUDONYM_KEY,  # `physician add` issues a code
     )
     flags = ["-X", "importtime"] if importtime else []
     result = subprocess.run(
