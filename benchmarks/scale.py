@@ -44,6 +44,7 @@ from typing import Any
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 
+from benchmarks import PSEUDONYM_KEY
 from benchmarks.conversation import (
     MEASURED_ROUNDS,
     PROCESS_PATIENTS,
@@ -183,22 +184,32 @@ def _first_tick_done(registry: Registry, timeout: float = 900) -> float:
     raise RuntimeError(f"the first tick did not finish in {timeout:.0f} s")
 
 
+def registry_users(api: FakeBotApi, registry: Registry, count: int) -> list[FakeUser]:
+    """`count` of the registry's patients, spread over it, as users of the fake server."""
+    step = max(1, registry.patients // count)
+    chosen = list(range(1, registry.patients + 1, step))[:count]
+    if len(chosen) < count:
+        raise ValueError(f"the registry of {registry.patients} holds fewer than {count} patients")
+    return [
+        api.new_user("P", language_code="en", user_id=registry.telegram_id(patient))
+        for patient in chosen
+    ]
+
+
+def _in_groups(users: list[FakeUser], size: int) -> list[list[FakeUser]]:
+    return [users[start : start + size] for start in range(0, len(users), size)]
+
+
 def press_latency(registry: Registry) -> dict[str, Any]:
     """Latency percentiles of presses at PRESS_RATE updates/s, over PRESS_RUNS runs."""
     runs: list[dict[str, float]] = []
-    step = max(1, registry.patients // (PRESS_PATIENTS * PRESS_RUNS))
-    chosen = list(range(1, registry.patients + 1, step))[: PRESS_PATIENTS * PRESS_RUNS]
     all_latencies: list[float] = []
     with FakeBotApi() as api:
-        users = [
-            api.new_user("P", language_code="en", user_id=registry.telegram_id(patient))
-            for patient in chosen
-        ]
+        users = registry_users(api, registry, PRESS_PATIENTS * PRESS_RUNS)
         env = bot_environment(api, registry.url)
         with bot_process([SPONDYBOT, "run"], env, api) as pid:
             first_tick = _first_tick_done(registry)
-            for number in range(PRESS_RUNS):
-                group = users[number * PRESS_PATIENTS : (number + 1) * PRESS_PATIENTS]
+            for group in _in_groups(users, PRESS_PATIENTS):
                 started = time.perf_counter()
                 presses = asyncio.run(press_round(group, PRESS_RATE))
                 seconds = time.perf_counter() - started
@@ -224,22 +235,6 @@ def press_latency(registry: Registry) -> dict[str, Any]:
         },
         "rss_after_mb": rss,
     }
-
-
-def registry_users(api: FakeBotApi, registry: Registry, count: int) -> list[FakeUser]:
-    """`count` of the registry's patients, spread over it, as users of the fake server."""
-    step = max(1, registry.patients // count)
-    chosen = list(range(1, registry.patients + 1, step))[:count]
-    if len(chosen) < count:
-        raise ValueError(f"the registry of {registry.patients} holds fewer than {count} patients")
-    return [
-        api.new_user("P", language_code="en", user_id=registry.telegram_id(patient))
-        for patient in chosen
-    ]
-
-
-def _in_groups(users: list[FakeUser], size: int) -> list[list[FakeUser]]:
-    return [users[start : start + size] for start in range(0, len(users), size)]
 
 
 def _settle_first_tick(registry: Registry, api: FakeBotApi, env: dict[str, str]) -> float:
@@ -333,7 +328,7 @@ def _mark_handled(registry: Registry) -> None:
     settings = load_settings(
         _env_file=None,
         database_url=registry.url,
-        pseudonym_key="benchmark-pseudonym-key-0123456789",
+        pseudonym_key=PSEUDONYM_KEY,
     )
     ctx = AppContext.from_settings(settings, clock=FixedClock(NOW))
     try:
@@ -403,7 +398,7 @@ def tick_db_work(registry: Registry) -> dict[str, float]:
             _env_file=None,
             database_url=registry.url,
             telegram_bot_token=api.token,
-            pseudonym_key="benchmark-pseudonym-key-0123456789",
+            pseudonym_key=PSEUDONYM_KEY,
             telegram_api_base_url=api.base_url,
             telegram_file_base_url=api.base_file_url,
         )
